@@ -1,0 +1,145 @@
+"""Saving and loading: shipped models (config.json + model.safetensors) and resumable training state.
+
+Shipped models are `PyTorchModelHubMixin` modules whose `__init__` takes one dataclass `config`, so
+`save_pretrained` / `push_to_hub` write exactly what `load_pretrained` below reads. We load local folders
+ourselves rather than through `from_pretrained` because that one loads non-strictly and would fall back to a
+pickled `pytorch_model.bin`; here a checkpoint is safetensors only and must match its config exactly.
+
+Training state (weights, EMA, optimiser moments, step) is one safetensors file too, its scalar settings in
+the header's metadata: nothing is ever unpickled.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import TypeVar
+
+import safetensors.torch
+import torch
+from safetensors import SafetensorError
+
+from engines.errors import EngineError
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+STATE_NAME = "training_state.safetensors"
+
+M = TypeVar("M", bound=torch.nn.Module)
+
+
+def read_config(config_cls: type, directory: Path):
+    """The dataclass stored in directory/config.json; unknown or mistyped fields are an error."""
+    path = directory / CONFIG_NAME
+    if not path.is_file():
+        raise EngineError(f"{path} is missing: a checkpoint folder needs {CONFIG_NAME} and {WEIGHTS_NAME}")
+    try:
+        raw = json.loads(path.read_text())
+        names = {f.name for f in dataclasses.fields(config_cls)}
+        unknown = set(raw) - names
+        if unknown:
+            raise TypeError(f"unknown fields {sorted(unknown)}")
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+        return config_cls(**values)
+    except (json.JSONDecodeError, TypeError, AttributeError) as e:
+        raise EngineError(f"{path} is not a valid {config_cls.__name__}: {e}. Re-export the checkpoint "
+                          f"with `python -m engines.train`.") from e
+
+
+def load_pretrained(model_cls: type[M], config_cls: type, directory: str | Path) -> M:
+    """Build model_cls(config) from directory/config.json and load directory/model.safetensors strictly."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise EngineError(f"checkpoint folder {directory} does not exist")
+    config = read_config(config_cls, directory)
+    weights = directory / WEIGHTS_NAME
+    if not weights.is_file():
+        raise EngineError(f"{weights} is missing: train one with `python -m engines.train` or restore it "
+                          f"from git")
+    try:
+        model = model_cls(config)
+    except (ValueError, TypeError, RuntimeError) as e:
+        raise EngineError(f"{directory / CONFIG_NAME} describes a model that cannot be built: {e}") from e
+    try:
+        missing, unexpected = safetensors.torch.load_model(model, weights, strict=False)
+        if missing or unexpected:
+            raise RuntimeError(f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}")
+    except (SafetensorError, RuntimeError, OSError) as e:
+        raise EngineError(f"{weights} does not match {CONFIG_NAME} or is corrupt ({e}). Check that both files "
+                          f"come from the same training run.") from e
+    return model.eval()
+
+
+def save_pretrained(model: torch.nn.Module, directory: str | Path) -> None:
+    """Write config.json + model.safetensors through the hub mixin, via a temporary folder, atomically
+    per file, so a crash mid-save never leaves a half-written weight file."""
+    directory = Path(directory)
+    tmp = directory / ".export.tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(tmp)
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
+        os.replace(tmp / name, directory / name)
+    for leftover in tmp.iterdir():
+        leftover.unlink()
+    tmp.rmdir()
+
+
+# --- training state -------------------------------------------------------------------------------
+
+def optimizer_tensors(name: str, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
+    """Split an optimiser state dict into tensors (for safetensors) and plain settings (for JSON)."""
+    sd = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for param_id, state in sd["state"].items():
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"{name}.state.{param_id}.{key}"] = value.contiguous()
+            else:
+                scalars[f"{param_id}.{key}"] = value
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def restore_optimizer(name: str, optimizer: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
+    state: dict[int, dict] = {}
+    prefix = f"{name}.state."
+    for key, value in tensors.items():
+        if key.startswith(prefix):
+            param_id, field = key[len(prefix):].split(".", 1)
+            state.setdefault(int(param_id), {})[field] = value
+    for key, value in meta["scalars"].items():
+        param_id, field = key.split(".", 1)
+        state.setdefault(int(param_id), {})[field] = value
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def save_training_state(directory: Path, modules: dict, optimizers: dict, meta: dict) -> None:
+    """One safetensors file, replaced atomically; its header metadata carries the step and settings, so
+    tensors and step can never disagree after a kill -9."""
+    tensors, opt_meta = {}, {}
+    for name, module in modules.items():
+        tensors.update({f"{name}.{k}": v.detach().contiguous() for k, v in module.state_dict().items()})
+    for name, optimizer in optimizers.items():
+        t, m = optimizer_tensors(name, optimizer)
+        tensors.update(t)
+        opt_meta[name] = m
+    tmp = directory / (STATE_NAME + ".tmp")
+    safetensors.torch.save_file(tensors, tmp, metadata={"meta": json.dumps({**meta, "optimizers": opt_meta})})
+    os.replace(tmp, directory / STATE_NAME)
+
+
+def load_training_state(directory: Path, modules: dict, optimizers: dict) -> dict:
+    """Restore modules and optimisers in place; returns the saved meta (step, elapsed time, ...)."""
+    path = directory / STATE_NAME
+    try:
+        with safetensors.safe_open(path, framework="pt") as f:
+            meta = json.loads(f.metadata()["meta"])
+        tensors = safetensors.torch.load_file(path)
+    except (OSError, KeyError, json.JSONDecodeError, SafetensorError) as e:
+        raise EngineError(f"cannot resume from {path}: {e}. Remove it to start over.") from e
+    for name, module in modules.items():
+        prefix = name + "."
+        module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+    for name, optimizer in optimizers.items():
+        restore_optimizer(name, optimizer, tensors, meta["optimizers"][name])
+    return meta

@@ -1,0 +1,140 @@
+"""The training command: one loop for all three families.
+
+    python -m engines.train vae|gan|diffusion|classifier --dataset mnist5k --out DIR [--steps N] [--resume]
+
+Every step draws its batch and noise from a generator seeded by (seed, step), so a run resumed from a
+checkpoint continues exactly as the uninterrupted run would. Every --checkpoint-every steps it writes the
+shipped model (config.json + model.safetensors), the resumable training state, training_info.json, and
+appends losses to train_log.jsonl (one JSON object per line; lines past the checkpoint are dropped on resume,
+so a kill -9 loses only the work since the last checkpoint).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from engines.checkpoint import STATE_NAME, load_training_state, save_pretrained, save_training_state
+from engines.data import DATASETS, load_dataset
+from engines.engine import TRAINING_INFO_NAME
+from engines.errors import EngineError
+from engines.trainers import TRAINERS, parse_overrides
+
+LOG_NAME = "train_log.jsonl"
+
+
+def hardware() -> str:
+    cpu = platform.processor() or platform.machine()
+    return f"{os.cpu_count()} CPU cores ({cpu}), {torch.get_num_threads()} torch threads, no GPU"
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    # Distinct, reproducible stream per (seed, step); the multiplier keeps seeds' streams apart.
+    return torch.Generator().manual_seed(seed * 1_000_003 + step)
+
+
+def read_log(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def truncate_log(path: Path, last_step: int) -> None:
+    """Keep only log lines up to the checkpoint we resume from."""
+    kept = [row for row in read_log(path) if row["step"] <= last_step]
+    path.write_text("".join(json.dumps(row) + "\n" for row in kept))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m engines.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("family", choices=sorted(TRAINERS))
+    p.add_argument("--dataset", default="mnist5k", choices=DATASETS)
+    p.add_argument("--data-dir", default=None, help="IDX files or image folder (for the non-mnist5k datasets)")
+    p.add_argument("--out", required=True, help="output folder (a checkpoint folder)")
+    p.add_argument("--steps", type=int, default=None, help="total optimisation steps (default per family)")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint-every", type=int, default=500)
+    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a model config or hyper-parameter field, e.g. --set latent_dim=16")
+    p.add_argument("--resume", action="store_true", help="continue from the training state in --out")
+    return p.parse_args(argv)
+
+
+def train(args: argparse.Namespace, command: str) -> Path:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    state_path = out / STATE_NAME
+    if state_path.exists() and not args.resume:
+        raise EngineError(f"{out} already holds a training run: pass --resume to continue it, or choose "
+                          f"another --out")
+    out.mkdir(parents=True, exist_ok=True)
+
+    torch.manual_seed(args.seed)  # initial weights
+    trainer = TRAINERS[args.family](parse_overrides(args.overrides), lr=args.lr, batch_size=args.batch_size,
+                                    steps=args.steps)
+    data = load_dataset(args.dataset, "train", args.data_dir)
+
+    step, elapsed = 0, 0.0
+    if args.resume and state_path.exists():
+        meta = load_training_state(out, trainer.modules, trainer.optimizers)
+        step, elapsed = meta["step"], meta["elapsed_s"]
+        truncate_log(out / LOG_NAME, step)
+        print(f"resuming {args.family} from step {step} ({elapsed / 60:.1f} min trained so far)", file=sys.stderr)
+
+    def checkpoint(step: int, elapsed: float) -> None:
+        save_pretrained(trainer.export(), out)
+        save_training_state(out, trainer.modules, trainer.optimizers, {"step": step, "elapsed_s": elapsed})
+        info = {
+            "family": args.family, "dataset": args.dataset, "step": step, "total_steps": trainer.steps,
+            "batch_size": trainer.batch_size, "lr": trainer.lr, "seed": args.seed,
+            "wall_time_s": round(elapsed, 1), "hardware": hardware(), "torch": torch.__version__,
+            "command": command, "train_images": len(data),
+        }
+        (out / TRAINING_INFO_NAME).write_text(json.dumps(info, indent=1) + "\n")
+
+    started = time.time() - elapsed
+    with open(out / LOG_NAME, "a") as log, tqdm(total=trainer.steps, initial=step, desc=args.family,
+                                                  dynamic_ncols=True) as bar:
+        while step < trainer.steps:
+            generator = step_generator(args.seed, step)
+            idx = torch.randint(0, len(data), (trainer.batch_size,), generator=generator)
+            losses = trainer.train_step(data.images[idx], data.labels[idx], generator, step)
+            step += 1
+            bar.update(1)
+            if step % args.log_every == 0 or step == trainer.steps:
+                row = {"step": step, "time_s": round(time.time() - started, 2), **losses}
+                log.write(json.dumps(row) + "\n")
+                log.flush()
+                bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()})
+            if step % args.checkpoint_every == 0 or step == trainer.steps:
+                checkpoint(step, time.time() - started)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    try:
+        train(args, "python -m engines.train " + shlex.join(argv))
+    except EngineError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,243 @@
+"""One trainer per family: the models, optimisers and EMA it owns, and one optimisation step.
+
+A trainer exposes `modules` and `optimizers` (what a checkpoint saves and a resume restores),
+`train_step(images, labels, generator, step) -> {loss name: float}`, and `export()`, the module that ships
+(config.json + model.safetensors). Hyper-parameters live in a dataclass per family; `--set key=value` on the
+command line overrides a field of it or of the model's config.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from engines.data import to_signed
+from engines.errors import EngineError
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """['latent_dim=16', 'channel_mults=[1,2]'] -> {'latent_dim': 16, 'channel_mults': [1, 2]}."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise EngineError(f"--set expects KEY=VALUE, got {pair!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def split_overrides(overrides: dict, *dataclass_types) -> list[dict]:
+    """Route each override to the dataclass that has that field; unknown keys are an error."""
+    parts = [{} for _ in dataclass_types]
+    for key, value in overrides.items():
+        for part, cls in zip(parts, dataclass_types):
+            if key in {f.name for f in dataclasses.fields(cls)}:
+                part[key] = tuple(value) if isinstance(value, list) else value
+                break
+        else:
+            known = sorted(f.name for cls in dataclass_types for f in dataclasses.fields(cls))
+            raise EngineError(f"unknown setting {key!r}: known settings are {', '.join(known)}")
+    return parts
+
+
+def ema_of(module: nn.Module, decay: float) -> AveragedModel:
+    return AveragedModel(module, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+class Trainer:
+    """Shared bookkeeping: hyper-parameters with command-line overrides, warm-up, gradient clipping."""
+
+    hparams_cls: type
+    config_cls: type
+    uses_labels = False
+
+    def __init__(self, overrides: dict, lr: float | None = None, batch_size: int | None = None,
+                 steps: int | None = None):
+        hp_values, config_values = split_overrides(overrides, self.hparams_cls, self.config_cls)
+        self.hparams = self.hparams_cls(**hp_values)
+        self.config = self.config_cls(**config_values)
+        self.lr = lr if lr is not None else self.hparams.lr
+        self.batch_size = batch_size if batch_size is not None else self.hparams.batch_size
+        self.steps = steps if steps is not None else self.hparams.steps
+        self.modules: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+
+    def warmup_lr(self, optimizer: torch.optim.Optimizer, step: int, lr: float) -> None:
+        warmup = getattr(self.hparams, "warmup_steps", 0)
+        for group in optimizer.param_groups:
+            group["lr"] = lr * min(1.0, (step + 1) / warmup) if warmup else lr
+
+    @staticmethod
+    def update(optimizer: torch.optim.Optimizer, loss: torch.Tensor, params, clip: float | None = 1.0) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip:
+            nn.utils.clip_grad_norm_(params, clip)
+        optimizer.step()
+
+
+# --- diffusion ------------------------------------------------------------------------------------
+
+@dataclass
+class DiffusionHParams:
+    lr: float = 5e-4
+    batch_size: int = 64
+    steps: int = 20000
+    warmup_steps: int = 200
+    ema_decay: float = 0.999
+
+
+class DiffusionTrainer(Trainer):
+    from engines.diffusion import DiffusionConfig as config_cls
+    hparams_cls = DiffusionHParams
+
+    def __init__(self, overrides, **kw):
+        super().__init__(overrides, **kw)
+        from engines.diffusion import DiffusionModel
+        self.model = DiffusionModel(self.config)
+        self.ema = ema_of(self.model, self.hparams.ema_decay)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=self.lr)
+        self.modules = {"model": self.model, "ema": self.ema}
+        self.optimizers = {"opt": self.opt}
+
+    def train_step(self, images, labels, generator, step):
+        from engines.diffusion import diffusion_loss
+        self.warmup_lr(self.opt, step, self.lr)
+        loss = diffusion_loss(self.model, to_signed(images), generator)
+        self.update(self.opt, loss, self.model.parameters())
+        self.ema.update_parameters(self.model)
+        return {"loss": loss.item()}
+
+    def export(self) -> nn.Module:
+        return self.ema.module
+
+
+
+# --- VAE ------------------------------------------------------------------------------------------
+
+@dataclass
+class VAEHParams:
+    lr: float = 1e-3
+    batch_size: int = 128
+    steps: int = 3000
+    warmup_steps: int = 100
+
+
+class VAETrainer(Trainer):
+    from engines.vae import VAEConfig as config_cls
+    hparams_cls = VAEHParams
+
+    def __init__(self, overrides, **kw):
+        super().__init__(overrides, **kw)
+        from engines.vae import VAE
+        self.model = VAE(self.config)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=self.lr)
+        self.modules = {"model": self.model}
+        self.optimizers = {"opt": self.opt}
+
+    def train_step(self, images, labels, generator, step):
+        self.warmup_lr(self.opt, step, self.lr)
+        elbo, reconstruction, kl = self.model.elbo(images, generator)
+        loss = -elbo.mean()
+        self.update(self.opt, loss, self.model.parameters(), clip=100.0)
+        return {"loss": loss.item(), "reconstruction": -reconstruction.mean().item(), "kl": kl.mean().item()}
+
+    def export(self) -> nn.Module:
+        return self.model
+
+
+# --- GAN ------------------------------------------------------------------------------------------
+
+@dataclass
+class GANHParams:
+    lr: float = 2e-4
+    batch_size: int = 64
+    steps: int = 5000
+    beta1: float = 0.5
+    ema_decay: float = 0.999
+
+
+class GANTrainer(Trainer):
+    from engines.gan import GANConfig as config_cls
+    hparams_cls = GANHParams
+
+    def __init__(self, overrides, **kw):
+        super().__init__(overrides, **kw)
+        from engines.gan import Discriminator, Generator
+        self.generator = Generator(self.config)
+        self.discriminator = Discriminator(self.config)
+        self.ema = ema_of(self.generator, self.hparams.ema_decay)
+        betas = (self.hparams.beta1, 0.999)
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.lr, betas=betas)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.lr, betas=betas)
+        self.modules = {"generator": self.generator, "discriminator": self.discriminator, "ema": self.ema}
+        self.optimizers = {"opt_g": self.opt_g, "opt_d": self.opt_d}
+
+    def train_step(self, images, labels, generator, step):
+        from engines.gan import discriminator_loss, generator_loss
+        real = to_signed(images)
+        z = torch.randn((len(images), self.config.latent_dim), generator=generator)
+        fake = self.generator(z)
+        real_logits, fake_logits = self.discriminator(real), self.discriminator(fake.detach())
+        d_loss = discriminator_loss(real_logits, fake_logits)
+        self.update(self.opt_d, d_loss, self.discriminator.parameters(), clip=None)
+
+        g_loss = generator_loss(self.discriminator(fake))
+        self.update(self.opt_g, g_loss, self.generator.parameters(), clip=None)
+        self.ema.update_parameters(self.generator)
+        return {"d_loss": d_loss.item(), "g_loss": g_loss.item(),
+                "d_real": torch.sigmoid(real_logits).mean().item(),
+                "d_fake": torch.sigmoid(fake_logits).mean().item()}
+
+    def export(self) -> nn.Module:
+        return self.ema.module
+
+
+# --- classifier (the lab's judge and feature net) -------------------------------------------------
+
+@dataclass
+class ClassifierHParams:
+    lr: float = 1e-3
+    batch_size: int = 128
+    steps: int = 2500
+    warmup_steps: int = 50
+
+
+class ClassifierTrainer(Trainer):
+    from engines.classifier import ClassifierConfig as config_cls
+    hparams_cls = ClassifierHParams
+
+    def __init__(self, overrides, **kw):
+        super().__init__(overrides, **kw)
+        from engines.classifier import Classifier
+        self.model = Classifier(self.config)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=self.lr)
+        self.modules = {"model": self.model}
+        self.optimizers = {"opt": self.opt}
+
+    def train_step(self, images, labels, generator, step):
+        from engines.classifier import random_shift
+        # Cosine decay after warm-up: a classifier, unlike the generators, should end converged.
+        lr = self.lr * 0.5 * (1 + math.cos(math.pi * step / self.steps))
+        self.warmup_lr(self.opt, step, lr)
+        self.model.train()
+        logits = self.model(random_shift(images, generator))
+        loss = F.cross_entropy(logits, labels)
+        self.update(self.opt, loss, self.model.parameters())
+        return {"loss": loss.item(), "accuracy": (logits.argmax(1) == labels).float().mean().item()}
+
+    def export(self) -> nn.Module:
+        return self.model.eval()
+
+
+TRAINERS: dict[str, type[Trainer]] = {
+    "vae": VAETrainer, "gan": GANTrainer, "diffusion": DiffusionTrainer, "classifier": ClassifierTrainer}

@@ -1,0 +1,84 @@
+"""Data loaders: the fixed mnist5k split, IDX files the tests write, and image folders."""
+import gzip
+import struct
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from engines import EngineError
+from engines.data import (load_dataset, load_idx_dataset, load_image_folder, load_mnist5k, read_idx,
+                          from_signed, to_signed)
+
+
+def test_mnist5k_split_is_fixed_stratified_and_disjoint():
+    train, test, every = load_mnist5k("train"), load_mnist5k("test"), load_mnist5k("all")
+    assert len(train) == 4000 and len(test) == 1000 and len(every) == 5000
+    assert torch.equal(train.labels.bincount(), torch.full((10,), 400))
+    assert torch.equal(test.labels.bincount(), torch.full((10,), 100))
+    assert train.images.shape == (4000, 1, 28, 28) and train.images.dtype == torch.float32
+    assert 0 <= train.images.min() and train.images.max() == 1
+    # no test digit appears in train
+    train_keys = {bytes(x.numpy().tobytes()) for x in train.images}
+    assert not any(bytes(x.numpy().tobytes()) in train_keys for x in test.images)
+    assert torch.equal(load_mnist5k("test").images, test.images)  # fixed, not random per call
+
+
+def test_signed_range_round_trip():
+    x = torch.rand(3, 1, 4, 4)
+    assert torch.allclose(from_signed(to_signed(x)), x)
+
+
+def write_idx(path, array, gz=False):
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    data = header + array.astype(np.uint8).tobytes()
+    (gzip.open if gz else open)(path, "wb").write(data)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_idx_dataset_round_trip(tmp_path, gz):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (7, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, 7, dtype=np.uint8)
+    suffix = ".gz" if gz else ""
+    write_idx(tmp_path / f"t10k-images-idx3-ubyte{suffix}", images, gz)
+    write_idx(tmp_path / f"t10k-labels-idx1-ubyte{suffix}", labels, gz)
+    digits = load_idx_dataset(tmp_path, "test")
+    assert torch.equal((digits.images[:, 0] * 255).round().byte(), torch.from_numpy(images))
+    assert torch.equal(digits.labels, torch.from_numpy(labels.astype(np.int64)))
+    assert torch.equal(load_dataset("fashion-idx", "test", tmp_path).images, digits.images)
+
+
+def test_idx_bad_files(tmp_path):
+    (tmp_path / "bad").write_bytes(b"\x01\x02\x08\x01")
+    with pytest.raises(EngineError, match="bad magic"):
+        read_idx(tmp_path / "bad")
+    write_idx(tmp_path / "short", np.zeros((2, 3), np.uint8))
+    (tmp_path / "short").write_bytes((tmp_path / "short").read_bytes()[:-1])
+    with pytest.raises(EngineError, match="header says 6 bytes"):
+        read_idx(tmp_path / "short")
+    with pytest.raises(EngineError, match="not found"):
+        load_idx_dataset(tmp_path, "train")
+    with pytest.raises(EngineError, match="needs --data-dir"):
+        load_dataset("mnist-idx")
+    with pytest.raises(EngineError, match="unknown dataset"):
+        load_dataset("cifar")
+
+
+def test_image_folder(tmp_path):
+    Image.new("RGBA", (56, 40), (255, 255, 255, 255)).save(tmp_path / "a.png")
+    Image.new("L", (10, 10), 0).save(tmp_path / "b.jpg")
+    (tmp_path / "notes.txt").write_text("ignored")
+    digits = load_image_folder(tmp_path)
+    assert digits.images.shape == (2, 1, 28, 28)
+    assert digits.images[0].min() == 1.0 and digits.images[1].max() == 0.0
+    assert load_image_folder(tmp_path, invert=True).images[0].max() == 0.0
+    assert (digits.labels == -1).all()
+    (tmp_path / "c.png").write_bytes(b"not an image")
+    with pytest.raises(EngineError, match="cannot read image"):
+        load_image_folder(tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(EngineError, match="no image files"):
+        load_image_folder(empty)
