@@ -17,7 +17,7 @@ from engines.checkpoint import load_pretrained
 from engines.data import from_signed, to_signed
 from engines.engine import Engine, check_count, make_generator
 from engines.errors import EngineError
-from engines.samplers import DEFAULT_SPACING, make_timesteps, sample_ddim, sample_ddpm
+from engines.samplers import DEFAULT_SPACING, VARIANCE_TYPES, ddim_step, ddpm_step, iterate, make_timesteps
 from engines.schedule import NoiseSchedule
 from engines.unet import UNet, UNetConfig
 
@@ -78,27 +78,47 @@ class DiffusionEngine(Engine):
     def num_train_timesteps(self) -> int:
         return self.config.num_train_timesteps
 
-    def _run_sampler(self, n: int, seed: int, sampler: str, steps: int | None, spacing: str, eta: float,
-                     variance_type: str, callback=None) -> torch.Tensor:
+    def _start(self, n: int, seed: int, sampler: str, steps: int | None, spacing: str, eta: float,
+               variance_type: str):
+        """Validate the options and return (step function, its arguments, x_T, timesteps)."""
         if sampler not in SAMPLERS:
             raise EngineError(f"unknown sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
+        if variance_type not in VARIANCE_TYPES:
+            raise EngineError(f"unknown variance_type {variance_type!r}: choose one of {', '.join(VARIANCE_TYPES)}")
+        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0.0 <= eta <= 1.0:
+            raise EngineError(f"eta must be a number in [0, 1], got {eta!r}")
         steps = self.num_train_timesteps if steps is None else steps
         timesteps = make_timesteps(self.num_train_timesteps, steps, spacing)
+        n = check_count(n)
         generator = make_generator(seed)
         c, s = self.config.image_channels, self.config.image_size
-        x = torch.randn((check_count(n), c, s, s), generator=generator)
+        x = torch.randn((n, c, s, s), generator=generator)  # x_T: the seed's first draw, for every sampler
         if sampler == "ddpm":
-            x0 = sample_ddpm(self.model, self.schedule, x, timesteps, variance_type=variance_type,
-                             generator=generator, callback=callback)
-        else:
-            x0 = sample_ddim(self.model, self.schedule, x, timesteps, eta=eta, generator=generator,
-                             callback=callback)
-        return from_signed(x0)
+            return ddpm_step, {"variance_type": variance_type, "generator": generator}, x, timesteps
+        return ddim_step, {"eta": float(eta), "generator": generator}, x, timesteps
 
+    @torch.no_grad()
     def sample(self, n: int, seed: int = 0, sampler: str = "ddpm", steps: int | None = None,
                spacing: str = DEFAULT_SPACING, eta: float = 0.0, variance_type: str = "fixed_small") -> torch.Tensor:
         """n images in [0, 1]. Default: ancestral DDPM over all T steps with the posterior variance."""
-        return self._run_sampler(n, seed, sampler, steps, spacing, eta, variance_type)
+        step_fn, kwargs, x, timesteps = self._start(n, seed, sampler, steps, spacing, eta, variance_type)
+        for step in iterate(step_fn, self.model, self.schedule, x, timesteps, **kwargs):
+            x = step.prev_sample
+        return from_signed(x)
+
+    @torch.no_grad()
+    def trace(self, n: int, seed: int = 0, sampler: str = "ddpm", steps: int | None = None,
+              spacing: str = DEFAULT_SPACING, eta: float = 0.0, variance_type: str = "fixed_small"):
+        """Yield each SamplerStep of one trajectory (timestep, x_t, predicted noise, predicted x0, next x),
+        in the model's [-1, 1] space; the last step's prev_sample, mapped to [0, 1], equals sample()."""
+        step_fn, kwargs, x, timesteps = self._start(n, seed, sampler, steps, spacing, eta, variance_type)
+        yield from iterate(step_fn, self.model, self.schedule, x, timesteps, **kwargs)
+
+    def forward_trace(self, x0: torch.Tensor, timesteps: list[int], seed: int = 0) -> torch.Tensor:
+        """The forward (noising) process of images x0 in [0, 1] at the given timesteps, with one fixed noise
+        draw: [len(timesteps), N, C, H, W] in [-1, 1] space."""
+        noise = torch.randn(x0.shape, generator=make_generator(seed))
+        return torch.stack([self.q_sample(x0, t, noise) for t in timesteps])
 
     def q_sample(self, x0: torch.Tensor, t: int | torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Forward process: x0 in [0, 1] -> x_t in the model's [-1, 1] space."""

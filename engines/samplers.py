@@ -111,14 +111,21 @@ def ddim_step(schedule: NoiseSchedule, eps: torch.Tensor, t: int, prev_t: int, x
     return prev_sample, predicted_x0
 
 
-def _run(step_fn, model, schedule, x, timesteps, callback, **step_kwargs) -> torch.Tensor:
+def iterate(step_fn, model, schedule: NoiseSchedule, x: torch.Tensor, timesteps: list[int], **step_kwargs):
+    """The denoising loop as a generator of SamplerStep: one trajectory, observed as it advances."""
     stride = schedule.num_train_timesteps // len(timesteps)
     for i, t in enumerate(timesteps):
         eps = model(x, torch.full((x.shape[0],), t, dtype=torch.long))
         prev, predicted_x0 = step_fn(schedule, eps, t, t - stride, x, **step_kwargs)
-        if callback is not None:
-            callback(SamplerStep(i, t, x, eps, predicted_x0, prev))
+        yield SamplerStep(i, t, x, eps, predicted_x0, prev)
         x = prev
+
+
+def _run(step_fn, model, schedule, x, timesteps, callback, **step_kwargs) -> torch.Tensor:
+    for step in iterate(step_fn, model, schedule, x, timesteps, **step_kwargs):
+        if callback is not None:
+            callback(step)
+        x = step.prev_sample
     return x
 
 

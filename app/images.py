@@ -1,0 +1,38 @@
+"""Tensors in [0, 1] -> PIL images for the UI (nearest-neighbour upscaling keeps the pixels honest)."""
+from __future__ import annotations
+
+import math
+
+import torch
+from PIL import Image
+
+SCALE = 3
+
+
+def to_pil(grid: torch.Tensor, scale: int = SCALE) -> Image.Image:
+    """[C, H, W] in [0, 1] -> an upscaled grayscale image."""
+    array = (grid[0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    image = Image.fromarray(array, mode="L")
+    return image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+
+
+def make_grid(images: torch.Tensor, columns: int | None = None, padding: int = 2) -> torch.Tensor:
+    """[N, C, H, W] -> [C, rows*(H+p)+p, cols*(W+p)+p] with a dark grey border between images."""
+    n, c, h, w = images.shape
+    columns = columns or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / columns)
+    grid = torch.full((c, rows * (h + padding) + padding, columns * (w + padding) + padding), 0.25)
+    for i, image in enumerate(images):
+        r, col = divmod(i, columns)
+        top, left = padding + r * (h + padding), padding + col * (w + padding)
+        grid[:, top:top + h, left:left + w] = image
+    return grid
+
+
+def grid_image(images: torch.Tensor, columns: int | None = None) -> Image.Image:
+    return to_pil(make_grid(images, columns))
+
+
+def signed_to_unit(x: torch.Tensor) -> torch.Tensor:
+    """Model space [-1, 1] (x_t, predicted x0) -> [0, 1] for display, clamped."""
+    return ((x + 1) / 2).clamp(0, 1)
