@@ -43,7 +43,8 @@ def card(name: str, info: dict, report: dict | None) -> str:
     parts = [
         f"# {name} (mnist5k)", "", DESCRIPTIONS[name], "",
         "## Training", "",
-        f"- Command: `{info['command']}`" + (" (resumed; the state carries over exactly)" if "--resume" in info["command"] else ""),
+        "- Commands (in order; `--resume` continues exactly where the previous one stopped):",
+        *[f"  - `{c}`" for c in info.get("commands", [info["command"]])],
         f"- Data: {DATA}",
         f"- Steps: {info['step']} at batch {info['batch_size']}, learning rate {info['lr']}, seed {info['seed']}",
         f"- Hardware: {info['hardware']}",

@@ -88,8 +88,12 @@ def train(args: argparse.Namespace, command: str) -> Path:
                                     steps=args.steps)
     data = load_dataset(args.dataset, "train", args.data_dir)
 
-    step, elapsed = 0, 0.0
+    step, elapsed, commands = 0, 0.0, [command]
     if args.resume and state_path.exists():
+        previous = out / TRAINING_INFO_NAME
+        if previous.is_file():
+            info = json.loads(previous.read_text())
+            commands = info.get("commands", [info["command"]]) + commands
         meta = load_training_state(out, trainer.modules, trainer.optimizers)
         step, elapsed = meta["step"], meta["elapsed_s"]
         truncate_log(out / LOG_NAME, step)
@@ -102,7 +106,7 @@ def train(args: argparse.Namespace, command: str) -> Path:
             "family": args.family, "dataset": args.dataset, "step": step, "total_steps": trainer.steps,
             "batch_size": trainer.batch_size, "lr": trainer.lr, "seed": args.seed,
             "wall_time_s": round(elapsed, 1), "hardware": hardware(), "torch": torch.__version__,
-            "command": command, "train_images": len(data),
+            "command": commands[0], "commands": commands, "train_images": len(data),
         }
         (out / TRAINING_INFO_NAME).write_text(json.dumps(info, indent=1) + "\n")
 

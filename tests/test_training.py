@@ -115,18 +115,23 @@ def test_kill_minus_9_loses_at_most_the_work_since_the_last_checkpoint(tmp_path)
     cmd = [sys.executable, "-m", "engines.train", "diffusion", "--out", str(tmp_path), "--steps", "400",
            "--checkpoint-every", "5", "--log-every", "1", "--batch-size", "4", "--threads", "1"]
     cmd += [a for s in TINY["diffusion"] for a in ("--set", s)]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    log = tmp_path / "train_log.jsonl"
-    deadline = time.time() + 120
-    while time.time() < deadline:
+    out = tmp_path / "run"
+    cmd[5] = str(out)
+    stderr = open(tmp_path / "stderr.txt", "w")
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr)
+    log = out / "train_log.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
         if log.exists() and len(log.read_text().splitlines()) >= 12:
             break
         time.sleep(0.05)
+    assert proc.poll() is None, "trainer exited early: " + (tmp_path / "stderr.txt").read_text()[-2000:]
+    assert log.exists(), "no log after 300 s: " + (tmp_path / "stderr.txt").read_text()[-2000:]
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     logged = len(log.read_text().splitlines())
     assert 12 <= logged < 400
-    info = json.loads((tmp_path / "training_info.json").read_text())
+    info = json.loads((out / "training_info.json").read_text())
     saved = info["step"]
     assert saved % 5 == 0 and logged - saved < 5 + 2  # at most a checkpoint interval (+ the step in flight)
     result = subprocess.run(cmd[:7] + ["20"] + cmd[8:] + ["--resume"], cwd=REPO, capture_output=True, text=True)

@@ -1,0 +1,49 @@
+"""The page in a real headless Chromium (Debian's, driven by Playwright): every tab, its main button, an image.
+
+Screenshots go to tests/artifacts/ (ignored by git). Skips, saying why, only where no Chromium is installed;
+run_tests.sh installs Debian's chromium where it can.
+"""
+import shutil
+from pathlib import Path
+
+import pytest
+
+from app import build_demo
+
+pytestmark = pytest.mark.slow
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).parent / "artifacts"
+TABS = [("Side by side", "Sample all three", 3), ("VAE latent space", "Interpolate", 2),
+        ("GAN sampling", "Sample", 1), ("Diffusion, step by step", "Denoise", 2)]
+
+
+@pytest.fixture(scope="module")
+def page():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}: install Debian's chromium (run_tests.sh does, as root)")
+    from playwright.sync_api import sync_playwright
+    demo = build_demo()
+    demo.queue(default_concurrency_limit=2)
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        page.wait_for_selector("text=The generative lab", timeout=60_000)
+        yield page
+        browser.close()
+    demo.close()
+
+
+@pytest.mark.parametrize("tab,button,images", TABS)
+def test_tab_button_shows_images(page, tab, button, images):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.get_by_role("tab", name=tab).click()
+    panel = page.get_by_role("tabpanel")
+    panel.get_by_role("button", name=button, exact=True).click()
+    # every output image of the tab is rendered (an <img> with a real source inside the visible panel)
+    panel.locator("img[src]").nth(images - 1).wait_for(state="visible", timeout=120_000)
+    assert panel.locator("img[src]").count() >= images
+    page.screenshot(path=str(ARTIFACTS / f"{tab.lower().replace(' ', '_').replace(',', '')}.png"), full_page=True)
