@@ -7,6 +7,7 @@ classifier's softmax.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 from torch import nn
@@ -21,7 +22,7 @@ CONFIDENT = 0.9
 class FeatureNet(nn.Module):
     """Adapter giving torchmetrics what it needs: forward(images) -> features, and `num_features`."""
 
-    def __init__(self, features: nn.Module | callable, num_features: int):
+    def __init__(self, features: Callable[[torch.Tensor], torch.Tensor], num_features: int):
         super().__init__()
         self.extract = features
         self.num_features = num_features

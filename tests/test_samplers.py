@@ -5,7 +5,7 @@ from diffusers import DDIMScheduler, DDPMScheduler
 
 from engines import EngineError, load_engine
 from engines.data import from_signed
-from engines.samplers import ddim_step, ddpm_step, make_timesteps
+from engines.samplers import ddim_step, ddpm_step, make_timesteps, sample_ddim, sample_ddpm
 from engines.schedule import NoiseSchedule
 
 T = 1000
@@ -98,3 +98,18 @@ def test_bad_sampler_options():
         engine.sample(1, seed=0, steps=5, variance_type="learned")
     with pytest.raises(EngineError, match="unknown sampler 'euler': choose one of ddpm, ddim"):
         next(engine.trace(1, seed=0, sampler="euler"))
+
+
+def test_plain_sampler_functions_are_the_engines_loop():
+    """sample_ddpm / sample_ddim (k-diffusion-style functions) give the engine's result from the same x_T."""
+    engine = load_engine("diffusion")
+    from engines.engine import make_generator
+    for fn, kwargs in ((sample_ddim, {"eta": 0.3}), (sample_ddpm, {"variance_type": "fixed_large"})):
+        generator = make_generator(4)
+        x_T = torch.randn((2, 1, 28, 28), generator=generator)
+        seen = []
+        out = fn(engine.model, engine.schedule, x_T, make_timesteps(T, 6), generator=generator,
+                 callback=seen.append, **kwargs)
+        sampler = "ddim" if fn is sample_ddim else "ddpm"
+        assert torch.equal(from_signed(out), engine.sample(2, seed=4, sampler=sampler, steps=6, **kwargs))
+        assert [s.timestep for s in seen] == make_timesteps(T, 6)
