@@ -18,11 +18,11 @@ from pathlib import Path
 
 import torch
 
-from engines.classifier import load_classifier
+from engines.classifier import classify, load_classifier
 from engines.data import load_mnist5k
 from engines.engine import CHECKPOINTS, check_count, load_engine
 from engines.errors import EngineError
-from engines.metrics import classifier_features, frechet_distance, judge, kernel_distance
+from engines.metrics import CONFIDENT, classifier_features, frechet_distance, judge, kernel_distance
 
 BATCH = 250
 
@@ -45,8 +45,12 @@ def evaluate(names: list[str], n: int, seed: int, diffusion_options: dict) -> di
     torch.set_grad_enabled(False)
     classifier = load_classifier()
     features = classifier_features(classifier)
-    reference = load_mnist5k("test").images
+    test = load_mnist5k("test")
+    reference = test.images
     started = time.time()
+    predicted, confidence, _ = classify(classifier, test.images)
+    judge_row = {"test_accuracy": round(float((predicted == test.labels).float().mean()), 4),
+                 "confident_share_on_test": round(float((confidence >= CONFIDENT).float().mean()), 4)}
     rows = {}
     train = load_mnist5k("train").images
     real = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:n]]
@@ -62,6 +66,7 @@ def evaluate(names: list[str], n: int, seed: int, diffusion_options: dict) -> di
         "n": n, "seed": seed, "reference": "mnist5k test split (1,000 digits)",
         "feature_net": "lab classifier (checkpoints/mnist/classifier), penultimate layer",
         "quality": rows,
+        "classifier": judge_row,
         "run_time_s": round(time.time() - started, 1),
         "hardware": f"{platform.machine()}, {torch.get_num_threads()} torch threads, CPU",
     }

@@ -62,6 +62,13 @@ def card(name: str, info: dict, report: dict | None) -> str:
         if r.get("sampler"):
             parts += [f"Diffusion samples for this table: {r['sampler']}.", ""]
         parts += [f"Class histogram of the samples: {r['class_histogram']}", ""]
+    if report and name == "classifier":
+        c = report["classifier"]
+        parts += ["## Scores", "", f"On the 1,000 held-out test digits (`{report['command']}`): accuracy "
+                  f"{c['test_accuracy']:.1%}; {c['confident_share_on_test']:.1%} classified with confidence >= 0.9.",
+                  "", "Caveat: like most softmax classifiers it is over-confident off the data manifold (pure "
+                  "noise can get a confident label), so the lab never reads the confident share alone: the class "
+                  "histogram and the Frechet distance expose such failures.", ""]
     parts += ["## Files", "", "`config.json` + `model.safetensors` (written by huggingface_hub's "
               "`PyTorchModelHubMixin.save_pretrained`; load with `engines.load_engine` — safetensors only, strict).", ""]
     return "\n".join(parts)
