@@ -88,7 +88,10 @@ def test_vae_encode_decode_interpolate_elbo():
     assert torch.allclose(path[0], vae.decode(mean[:1])[0], atol=1e-5)
     elbo = vae.elbo(digits)
     assert elbo.shape == (8,) and (elbo < 0).all()
-    assert (vae.iwae(digits, k=64) >= elbo - 1.0).all()
+    # IWAE_k >= E[ELBO] holds in expectation (Burda et al.); a single ELBO draw is too noisy to compare
+    # image by image, so compare with the ELBO averaged over 32 draws, over the 8 digits.
+    mean_elbo = torch.stack([vae.elbo(digits, seed=s) for s in range(32)]).mean()
+    assert vae.iwae(digits, k=64).mean() > mean_elbo
 
 
 def test_gan_latents_generate_truncation_interpolate():
