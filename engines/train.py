@@ -22,7 +22,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from engines.checkpoint import STATE_NAME, load_training_state, save_pretrained, save_training_state
+from engines.checkpoint import (STATE_NAME, WEIGHTS_NAME, load_pretrained, load_training_state, save_pretrained,
+                                save_training_state)
 from engines.data import DATASETS, load_dataset
 from engines.engine import TRAINING_INFO_NAME
 from engines.errors import EngineError
@@ -69,7 +70,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a model config or hyper-parameter field, e.g. --set latent_dim=16")
-    p.add_argument("--resume", action="store_true", help="continue from the training state in --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the training state in --out; where only the shipped weights are there "
+                        "(a fresh clone), warm-restart from them with a fresh optimiser")
     return p.parse_args(argv)
 
 
@@ -89,15 +92,29 @@ def train(args: argparse.Namespace, command: str) -> Path:
     data = load_dataset(args.dataset, "train", args.data_dir)
 
     step, elapsed, commands = 0, 0.0, [command]
+    previous = out / TRAINING_INFO_NAME
+    if args.resume and previous.is_file():
+        info = json.loads(previous.read_text())
+        commands = info.get("commands", [info["command"]]) + commands
     if args.resume and state_path.exists():
-        previous = out / TRAINING_INFO_NAME
-        if previous.is_file():
-            info = json.loads(previous.read_text())
-            commands = info.get("commands", [info["command"]]) + commands
         meta = load_training_state(out, trainer.modules, trainer.optimizers)
         step, elapsed = meta["step"], meta["elapsed_s"]
         truncate_log(out / LOG_NAME, step)
         print(f"resuming {args.family} from step {step} ({elapsed / 60:.1f} min trained so far)", file=sys.stderr)
+    elif args.resume and (out / WEIGHTS_NAME).is_file() and previous.is_file():
+        step, elapsed = info["step"], info["wall_time_s"]
+        shipped = load_pretrained(type(trainer.export()), type(trainer.config), out)
+        try:
+            trainer.warm_start(shipped, step)
+        except RuntimeError as e:
+            raise EngineError(f"the weights in {out} do not match this run's settings ({e}); repeat the "
+                              f"--set options of the original command") from e
+        truncate_log(out / LOG_NAME, step)
+        commands[-1] += "  # warm restart from the shipped weights: optimiser state was not kept"
+        print(f"warm restart of {args.family} from the shipped weights at step {step}: fresh optimiser",
+              file=sys.stderr)
+    elif args.resume:
+        print(f"nothing to resume in {out}: starting from step 0", file=sys.stderr)
 
     def checkpoint(step: int, elapsed: float) -> None:
         save_pretrained(trainer.export(), out)

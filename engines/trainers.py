@@ -70,11 +70,23 @@ class Trainer:
         self.steps = steps if steps is not None else self.hparams.steps
         self.modules: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.warmup_from = 0  # a warm restart warms its fresh optimiser up again from here
+
+    def warm_start(self, shipped: nn.Module, step: int) -> None:
+        """Continue from shipped weights alone (no optimiser state): they initialise every module that
+        ships; the optimiser starts fresh and warms up again. Families whose training needs more than
+        what ships (the GAN's discriminator) cannot do this."""
+        for module in self.warm_start_modules():
+            module.load_state_dict(shipped.state_dict())
+        self.warmup_from = step
+
+    def warm_start_modules(self) -> list[nn.Module]:
+        return [self.model]
 
     def warmup_lr(self, optimizer: torch.optim.Optimizer, step: int, lr: float) -> None:
         warmup = getattr(self.hparams, "warmup_steps", 0)
         for group in optimizer.param_groups:
-            group["lr"] = lr * min(1.0, (step + 1) / warmup) if warmup else lr
+            group["lr"] = lr * min(1.0, (step - self.warmup_from + 1) / warmup) if warmup else lr
 
     @staticmethod
     def update(optimizer: torch.optim.Optimizer, loss: torch.Tensor, params, clip: float | None = 1.0) -> None:
@@ -120,6 +132,9 @@ class DiffusionTrainer(Trainer):
     def export(self) -> nn.Module:
         return self.ema.module
 
+    def warm_start_modules(self) -> list[nn.Module]:
+        # The shipped weights are the EMA; the online model restarts from them too.
+        return [self.model, self.ema.module]
 
 
 # --- VAE ------------------------------------------------------------------------------------------
@@ -200,6 +215,10 @@ class GANTrainer(Trainer):
 
     def export(self) -> nn.Module:
         return self.ema.module
+
+    def warm_start_modules(self) -> list[nn.Module]:
+        raise EngineError("a GAN cannot continue from shipped weights alone: its discriminator does not ship. "
+                          "Resume needs the training_state.safetensors of the run, or start a new run.")
 
 
 # --- classifier (the lab's judge and feature net) -------------------------------------------------

@@ -139,3 +139,26 @@ def test_kill_minus_9_loses_at_most_the_work_since_the_last_checkpoint(tmp_path)
     assert f"resuming diffusion from step {saved}" in result.stderr
     steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
     assert steps == list(range(1, 21))  # lines past the checkpoint were dropped, none duplicated
+
+
+def test_resume_without_training_state_warm_restarts_from_the_shipped_weights(tmp_path, capsys):
+    # A fresh clone has the shipped weights but not the (git-ignored) optimiser state.
+    run_cli("diffusion", tmp_path, 2)
+    (tmp_path / "training_state.safetensors").unlink()
+    shipped = load_engine("diffusion", tmp_path).model.state_dict()
+    run_cli("diffusion", tmp_path, 3, "--resume")
+    assert "warm restart of diffusion from the shipped weights at step 2" in capsys.readouterr().err
+    info = json.loads((tmp_path / "training_info.json").read_text())
+    assert info["step"] == 3 and "warm restart" in info["commands"][-1]
+    after = load_engine("diffusion", tmp_path).model.state_dict()
+    assert any(not torch.equal(shipped[k], after[k]) for k in shipped)  # it trained on from there
+    log = [json.loads(line)["step"] for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert log == [1, 2, 3]
+
+
+def test_a_gan_cannot_warm_restart_without_its_discriminator(tmp_path, capsys):
+    run_cli("gan", tmp_path, 2)
+    (tmp_path / "training_state.safetensors").unlink()
+    args = ["gan", "--out", str(tmp_path), "--steps", "3", "--resume"]
+    assert main(args + [a for s in TINY["gan"] for a in ("--set", s)]) == 2
+    assert "discriminator does not ship" in capsys.readouterr().err
