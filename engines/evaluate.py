@@ -41,6 +41,15 @@ def score(classifier, features, reference: torch.Tensor, images: torch.Tensor) -
             "kid": round(kid_mean, 5), "kid_std": round(kid_std, 5)}
 
 
+def score_samples(images: torch.Tensor) -> dict:
+    """Confident share and Frechet distance of images against the test split: the checkpoint score that
+    training logs (short, so it fits in a JSON line)."""
+    classifier = load_classifier()
+    result = judge(classifier, images)
+    distance = frechet_distance(classifier_features(classifier), load_mnist5k("test").images, images)
+    return {"confident_share": result["confident_share"], "frechet_distance": round(distance, 3)}
+
+
 def evaluate(names: list[str], n: int, seed: int, diffusion_options: dict) -> dict:
     torch.set_grad_enabled(False)
     classifier = load_classifier()

@@ -6,7 +6,9 @@ Every step draws its batch and noise from a generator seeded by (seed, step), so
 checkpoint continues exactly as the uninterrupted run would. Every --checkpoint-every steps it writes the
 shipped model (config.json + model.safetensors), the resumable training state, training_info.json, and
 appends losses to train_log.jsonl (one JSON object per line; lines past the checkpoint are dropped on resume,
-so a kill -9 loses only the work since the last checkpoint).
+so a kill -9 loses only the work since the last checkpoint). With --eval-every N, every N steps it also scores
+the checkpoint's samples with the lab classifier into quality_log.jsonl, so that oscillation or collapse
+during training is visible (`engines.evaluate` plots both logs).
 """
 from __future__ import annotations
 
@@ -30,6 +32,9 @@ from engines.errors import EngineError
 from engines.trainers import TRAINERS, parse_overrides
 
 LOG_NAME = "train_log.jsonl"
+QUALITY_LOG_NAME = "quality_log.jsonl"
+# Checkpoint scoring: cheap enough to run every few hundred steps on a CPU.
+EVAL_SAMPLE_OPTIONS = {"diffusion": {"sampler": "ddim", "steps": 20}}
 
 
 def hardware() -> str:
@@ -54,6 +59,17 @@ def truncate_log(path: Path, last_step: int) -> None:
     path.write_text("".join(json.dumps(row) + "\n" for row in kept))
 
 
+def score_checkpoint(family: str, out: Path, step: int, n: int) -> dict:
+    """Quality of the checkpoint just saved, by the same engine code users run: the share of n samples the
+    lab classifier recognises and their Frechet distance to the test split."""
+    from engines.engine import load_engine
+    from engines.evaluate import score_samples
+    options = EVAL_SAMPLE_OPTIONS.get(family, {})
+    with torch.no_grad():
+        images = load_engine(family, out).sample(n, seed=0, **options)
+        return {"step": step, "n": n, **options, **score_samples(images)}
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m engines.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -67,6 +83,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-every", type=int, default=500)
     p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--eval-every", type=int, default=0,
+                   help="score the checkpoint every N steps (a multiple of --checkpoint-every; 0 = never)")
+    p.add_argument("--eval-n", type=int, default=250, help="samples per checkpoint score")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a model config or hyper-parameter field, e.g. --set latent_dim=16")
@@ -100,6 +119,7 @@ def train(args: argparse.Namespace, command: str) -> Path:
         meta = load_training_state(out, trainer.modules, trainer.optimizers)
         step, elapsed = meta["step"], meta["elapsed_s"]
         truncate_log(out / LOG_NAME, step)
+        truncate_log(out / QUALITY_LOG_NAME, step)
         print(f"resuming {args.family} from step {step} ({elapsed / 60:.1f} min trained so far)", file=sys.stderr)
     elif args.resume and (out / WEIGHTS_NAME).is_file() and previous.is_file():
         step, elapsed = info["step"], info["wall_time_s"]
@@ -110,6 +130,7 @@ def train(args: argparse.Namespace, command: str) -> Path:
             raise EngineError(f"the weights in {out} do not match this run's settings ({e}); repeat the "
                               f"--set options of the original command") from e
         truncate_log(out / LOG_NAME, step)
+        truncate_log(out / QUALITY_LOG_NAME, step)
         commands[-1] += "  # warm restart from the shipped weights: optimiser state was not kept"
         print(f"warm restart of {args.family} from the shipped weights at step {step}: fresh optimiser",
               file=sys.stderr)
@@ -143,6 +164,13 @@ def train(args: argparse.Namespace, command: str) -> Path:
                 bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()})
             if step % args.checkpoint_every == 0 or step == trainer.steps:
                 checkpoint(step, time.time() - started)
+                if args.eval_every and step % args.eval_every == 0 and args.family != "classifier":
+                    scoring_started = time.time()
+                    row = score_checkpoint(args.family, out, step, args.eval_n)
+                    with open(out / QUALITY_LOG_NAME, "a") as quality_log:
+                        quality_log.write(json.dumps(row) + "\n")
+                    bar.write(f"step {step}: {row}")
+                    started += time.time() - scoring_started  # scoring is not training time
     return out
 
 

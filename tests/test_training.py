@@ -162,3 +162,11 @@ def test_a_gan_cannot_warm_restart_without_its_discriminator(tmp_path, capsys):
     args = ["gan", "--out", str(tmp_path), "--steps", "3", "--resume"]
     assert main(args + [a for s in TINY["gan"] for a in ("--set", s)]) == 2
     assert "discriminator does not ship" in capsys.readouterr().err
+
+
+def test_eval_every_scores_each_checkpoint_into_the_quality_log(tmp_path):
+    run_cli("gan", tmp_path, 4, "--eval-every", "2", "--eval-n", "20")
+    rows = [json.loads(line) for line in (tmp_path / "quality_log.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [2, 4]
+    for row in rows:
+        assert 0 <= row["confident_share"] <= 1 and row["frechet_distance"] > 0 and row["n"] == 20
