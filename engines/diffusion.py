@@ -5,6 +5,7 @@ Training minimises E_{t, x0, eps} |eps - eps_theta(sqrt(abar_t) x0 + sqrt(1 - ab
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from torch import nn
 
 from engines.checkpoint import load_pretrained
 from engines.data import from_signed, to_signed
+from engines.diffusers_sampling import PREFIX, SCHEDULERS, iterate_scheduler, make_scheduler, network_evaluations
 from engines.engine import Engine, check_count, make_generator
 from engines.errors import EngineError
 from engines.samplers import DEFAULT_SPACING, VARIANCE_TYPES, ddim_step, ddpm_step, iterate, make_timesteps
@@ -78,41 +80,71 @@ class DiffusionEngine(Engine):
     def num_train_timesteps(self) -> int:
         return self.config.num_train_timesteps
 
-    def _start(self, n: int, seed: int, sampler: str, steps: int | None, spacing: str, eta: float,
-               variance_type: str):
-        """Validate the options and return (step function, its arguments, x_T, timesteps)."""
-        if sampler not in SAMPLERS:
-            raise EngineError(f"unknown sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
-        if variance_type not in VARIANCE_TYPES:
-            raise EngineError(f"unknown variance_type {variance_type!r}: choose one of {', '.join(VARIANCE_TYPES)}")
+    def _trajectory(self, n: int, seed: int, sampler: str, steps: int | None, spacing: str | None,
+                    eta: float, variance_type: str | None):
+        """Validate the options and return the generator of SamplerSteps of one trajectory from the
+        seed's x_T (the seed's first draw, for every sampler, so samplers compare on the same noise)."""
+        if not isinstance(sampler, str) or not (sampler in SAMPLERS or sampler.startswith(PREFIX)):
+            raise EngineError(f"unknown sampler {sampler!r}: choose one of {', '.join(self.samplers())}")
         if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0.0 <= eta <= 1.0:
             raise EngineError(f"eta must be a number in [0, 1], got {eta!r}")
+        if variance_type is not None and variance_type not in VARIANCE_TYPES:
+            raise EngineError(f"unknown variance_type {variance_type!r}: choose one of {', '.join(VARIANCE_TYPES)}")
         steps = self.num_train_timesteps if steps is None else steps
-        timesteps = make_timesteps(self.num_train_timesteps, steps, spacing)
+        timesteps = make_timesteps(self.num_train_timesteps, steps, spacing or DEFAULT_SPACING)  # checks steps
         n = check_count(n)
         generator = make_generator(seed)
         c, s = self.config.image_channels, self.config.image_size
-        x = torch.randn((n, c, s, s), generator=generator)  # x_T: the seed's first draw, for every sampler
+        x = torch.randn((n, c, s, s), generator=generator)
         if sampler == "ddpm":
-            return ddpm_step, {"variance_type": variance_type, "generator": generator}, x, timesteps
-        return ddim_step, {"eta": float(eta), "generator": generator}, x, timesteps
+            if eta:
+                raise EngineError("eta applies to DDIM only (ddim or diffusers:DDIMScheduler)")
+            return iterate(ddpm_step, self.model, self.schedule, x, timesteps, generator=generator,
+                           variance_type=variance_type or "fixed_small")
+        if variance_type is not None and sampler != PREFIX + "DDPMScheduler":
+            raise EngineError("variance_type applies to DDPM only (ddpm or diffusers:DDPMScheduler)")
+        if sampler == "ddim":
+            return iterate(ddim_step, self.model, self.schedule, x, timesteps, eta=float(eta), generator=generator)
+        scheduler = self.scheduler(sampler, steps, spacing, variance_type)
+        if eta and "eta" not in inspect.signature(scheduler.step).parameters:
+            raise EngineError(f"{sampler} takes no eta: eta applies to DDIM only")
+        return iterate_scheduler(self.model, self.schedule, scheduler, x, generator, **({"eta": eta} if eta else {}))
+
+    def scheduler(self, sampler: str, steps: int, spacing: str | None = None, variance_type: str | None = None):
+        """A fresh diffusers scheduler for sampler "diffusers:<Class>" over this model's schedule."""
+        config = {"variance_type": variance_type} if variance_type else {}
+        return make_scheduler(sampler[len(PREFIX):], self.schedule, steps, spacing, **config)
+
+    def samplers(self) -> list[str]:
+        return list(SAMPLERS) + [PREFIX + name for name in SCHEDULERS]
+
+    def network_evaluations(self, sampler: str, steps: int | None = None) -> int:
+        """Network calls per sample for a sampler and step count (Heun makes two per step but the last)."""
+        steps = self.num_train_timesteps if steps is None else steps
+        if isinstance(sampler, str) and sampler.startswith(PREFIX):
+            return network_evaluations(self.scheduler(sampler, steps))
+        return len(make_timesteps(self.num_train_timesteps, steps))
 
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0, sampler: str = "ddpm", steps: int | None = None,
-               spacing: str = DEFAULT_SPACING, eta: float = 0.0, variance_type: str = "fixed_small") -> torch.Tensor:
-        """n images in [0, 1]. Default: ancestral DDPM over all T steps with the posterior variance."""
-        step_fn, kwargs, x, timesteps = self._start(n, seed, sampler, steps, spacing, eta, variance_type)
-        for step in iterate(step_fn, self.model, self.schedule, x, timesteps, **kwargs):
+               spacing: str | None = None, eta: float = 0.0, variance_type: str | None = None) -> torch.Tensor:
+        """n images in [0, 1]. Default: ancestral DDPM over all T steps with the posterior variance.
+
+        sampler: "ddpm", "ddim", or "diffusers:<SchedulerClass>"; spacing: "leading" | "trailing" |
+        "linspace" (default: leading for ours, the scheduler's own default for diffusers'); eta: DDIM's
+        noise (0 = deterministic); variance_type: DDPM's "fixed_small" (beta-tilde_t, default) or
+        "fixed_large" (beta_t)."""
+        x = None
+        for step in self._trajectory(n, seed, sampler, steps, spacing, eta, variance_type):
             x = step.prev_sample
         return from_signed(x)
 
     @torch.no_grad()
     def trace(self, n: int, seed: int = 0, sampler: str = "ddpm", steps: int | None = None,
-              spacing: str = DEFAULT_SPACING, eta: float = 0.0, variance_type: str = "fixed_small"):
+              spacing: str | None = None, eta: float = 0.0, variance_type: str | None = None):
         """Yield each SamplerStep of one trajectory (timestep, x_t, predicted noise, predicted x0, next x),
         in the model's [-1, 1] space; the last step's prev_sample, mapped to [0, 1], equals sample()."""
-        step_fn, kwargs, x, timesteps = self._start(n, seed, sampler, steps, spacing, eta, variance_type)
-        yield from iterate(step_fn, self.model, self.schedule, x, timesteps, **kwargs)
+        yield from self._trajectory(n, seed, sampler, steps, spacing, eta, variance_type)
 
     def forward_trace(self, x0: torch.Tensor, timesteps: list[int], seed: int = 0) -> torch.Tensor:
         """The forward (noising) process of images x0 in [0, 1] at the given timesteps, with one fixed noise

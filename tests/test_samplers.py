@@ -1,10 +1,13 @@
 """Our samplers against the reference implementation (diffusers), step for step, and their contracts."""
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 
 from engines import EngineError, load_engine
 from engines.data import from_signed
+from engines.diffusers_sampling import PREFIX, SCHEDULERS
 from engines.samplers import ddim_step, ddpm_step, make_timesteps, sample_ddim, sample_ddpm
 from engines.schedule import NoiseSchedule
 
@@ -96,8 +99,21 @@ def test_bad_sampler_options():
         engine.sample(1, seed=0, sampler="ddim", steps=5, spacing="middle")
     with pytest.raises(EngineError, match="unknown variance_type"):
         engine.sample(1, seed=0, steps=5, variance_type="learned")
-    with pytest.raises(EngineError, match="unknown sampler 'euler': choose one of ddpm, ddim"):
+    with pytest.raises(EngineError, match="unknown sampler 'euler': choose one of ddpm, ddim, diffusers:DDPM"):
         next(engine.trace(1, seed=0, sampler="euler"))
+    with pytest.raises(EngineError, match="'Nope' is not a diffusers scheduler: choose one of .*diffusers:Heun"):
+        engine.sample(1, seed=0, sampler="diffusers:Nope", steps=5)
+    with pytest.raises(EngineError, match="cannot use our model's noise schedule"):
+        engine.sample(1, seed=0, sampler="diffusers:FlowMatchEulerDiscreteScheduler", steps=5)
+    with pytest.raises(EngineError, match="eta applies to DDIM only"):
+        engine.sample(1, seed=0, sampler="diffusers:EulerDiscreteScheduler", steps=5, eta=0.5)
+    with pytest.raises(EngineError, match="variance_type applies to DDPM only"):
+        engine.sample(1, seed=0, sampler="ddim", steps=5, variance_type="fixed_large")
+    for steps in (0, 1001, 2.5):
+        with pytest.raises(EngineError, match="steps must be an integer between 1 and 1000"):
+            engine.sample(1, seed=0, sampler="diffusers:UniPCMultistepScheduler", steps=steps)
+    with pytest.raises(EngineError, match="eta must be a number in"):
+        engine.sample(1, seed=0, sampler="ddim", steps=5, eta=1.5)
 
 
 def test_plain_sampler_functions_are_the_engines_loop():
@@ -113,3 +129,67 @@ def test_plain_sampler_functions_are_the_engines_loop():
         sampler = "ddim" if fn is sample_ddim else "ddpm"
         assert torch.equal(from_signed(out), engine.sample(2, seed=4, sampler=sampler, steps=6, **kwargs))
         assert [s.timestep for s in seen] == make_timesteps(T, 6)
+
+
+# --- diffusers schedulers through the engine ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def engine():
+    return load_engine("diffusion")
+
+
+@pytest.mark.parametrize("name", SCHEDULERS)
+def test_every_diffusers_scheduler_samples_deterministically_and_traces_one_trajectory(engine, name):
+    sampler = PREFIX + name
+    frames = list(engine.trace(2, seed=5, sampler=sampler, steps=6))
+    assert len(frames) == engine.network_evaluations(sampler, 6)  # one frame per network call
+    out = engine.sample(2, seed=5, sampler=sampler, steps=6)
+    assert torch.equal(from_signed(frames[-1].prev_sample), out)  # the trace's end is sample(), bit for bit
+    assert torch.equal(out, engine.sample(2, seed=5, sampler=sampler, steps=6))  # same seed, same images
+    assert not torch.equal(out, engine.sample(2, seed=6, sampler=sampler, steps=6))
+    assert out.shape == (2, 1, 28, 28) and out.dtype == torch.float32 and 0 <= out.min() and out.max() <= 1
+    for frame in frames:  # x_t is shown in the variance-preserving space, as our samplers' frames are
+        assert frame.x_t.shape == frame.predicted_x0.shape == frame.predicted_noise.shape == (2, 1, 28, 28)
+        assert torch.isfinite(frame.predicted_x0).all()
+    # By the end, the predicted x0 and the sample agree: the last step lands on the data.
+    assert (from_signed(frames[-1].predicted_x0) - out).abs().mean() < 0.05
+
+
+def test_heun_makes_two_network_calls_per_step_but_the_last(engine):
+    assert engine.network_evaluations(PREFIX + "HeunDiscreteScheduler", 10) == 19
+    assert engine.network_evaluations(PREFIX + "DPMSolverMultistepScheduler", 10) == 10
+    assert engine.network_evaluations("ddpm", 10) == 10
+
+
+@pytest.mark.parametrize("ours,theirs,kwargs", [("ddpm", "DDPMScheduler", {"steps": 20}),
+                                                ("ddpm", "DDPMScheduler", {"steps": 8, "variance_type": "fixed_large"}),
+                                                ("ddim", "DDIMScheduler", {"steps": 20}),
+                                                ("ddim", "DDIMScheduler", {"steps": 10, "eta": 1.0}),
+                                                ("ddim", "DDIMScheduler", {"steps": 10, "spacing": "trailing"})])
+def test_our_samplers_and_diffusers_give_the_same_images_on_the_shipped_model(engine, ours, theirs, kwargs):
+    # Same x_T, same noise draws (both use the seed's generator in the same order), same trajectory.
+    a = engine.sample(3, seed=7, sampler=ours, **kwargs)
+    b = engine.sample(3, seed=7, sampler=PREFIX + theirs, **kwargs)
+    assert (a - b).abs().max() < 1e-3
+
+
+def test_probability_flow_solvers_converge_to_one_solution(engine):
+    """DPM-Solver++, UniPC and Euler integrate the same ODE from the same x_T: with enough steps they must
+    land where a fine Heun solve does. A wrong init_noise_sigma or scale_model_input would not."""
+    reference = engine.sample(4, seed=3, sampler=PREFIX + "HeunDiscreteScheduler", steps=100, spacing="trailing")
+    for name, steps, tolerance in (("DPMSolverMultistepScheduler", 20, 0.01),
+                                   ("UniPCMultistepScheduler", 20, 0.01),
+                                   ("EulerDiscreteScheduler", 50, 0.01)):
+        out = engine.sample(4, seed=3, sampler=PREFIX + name, steps=steps, spacing="trailing")
+        assert (out - reference).abs().mean() < tolerance, name
+
+
+def test_two_threads_with_different_samplers_match_sequential_runs(engine):
+    jobs = [("diffusers:DPMSolverMultistepScheduler", 8), ("diffusers:EulerAncestralDiscreteScheduler", 8),
+            ("diffusers:UniPCMultistepScheduler", 6), ("ddpm", 8)]
+    sequential = [engine.sample(2, seed=i, sampler=s, steps=n) for i, (s, n) in enumerate(jobs)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        parallel = list(pool.map(lambda job: engine.sample(2, seed=job[0], sampler=job[1][0], steps=job[1][1]),
+                                 enumerate(jobs)))
+    for a, b in zip(sequential, parallel):
+        assert torch.equal(a, b)
