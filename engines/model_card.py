@@ -42,6 +42,23 @@ def quality_table(report: dict) -> str:
     return "\n".join(rows)
 
 
+def sampler_benchmark_section() -> list[str]:
+    """The steps/quality table of `engines.sampler_benchmark`, where it has been run on these weights."""
+    from engines.sampler_benchmark import OUT, table, weights_hash
+    if not OUT.is_file():
+        return []
+    benchmark = json.loads(OUT.read_text())
+    if benchmark["weights_sha256"] != weights_hash(OUT.parent):
+        return ["## Sampling: steps vs quality", "", "Not yet measured on these weights: run "
+                "`python -m engines.sampler_benchmark`.", ""]
+    return ["## Sampling: steps vs quality", "",
+            f"Measured by `{benchmark['command']}` ({benchmark['hardware']}): network evaluations per sample, "
+            f"seconds for one batch of 64 samples, and the Frechet distance of {benchmark['n']} samples (seed "
+            f"{benchmark['seed']}) to the test split in the lab classifier's features. Same x_T per seed for "
+            "every sampler.", "", table(benchmark), "",
+            benchmark.get("verdict") or "The 1000-step DDPM reference is not measured yet.", ""]
+
+
 def card(name: str, info: dict, report: dict | None) -> str:
     hours = info["wall_time_s"] / 3600
     parts = [
@@ -77,6 +94,8 @@ def card(name: str, info: dict, report: dict | None) -> str:
                   "", "Caveat: like most softmax classifiers it is over-confident off the data manifold (pure "
                   "noise can get a confident label), so the lab never reads the confident share alone: the class "
                   "histogram and the Frechet distance expose such failures.", ""]
+    if name == "diffusion":
+        parts += sampler_benchmark_section()
     parts += ["## Files", "", "`config.json` + `model.safetensors` (written by huggingface_hub's "
               "`PyTorchModelHubMixin.save_pretrained`; load with `engines.load_engine` — safetensors only, strict).", ""]
     return "\n".join(parts)

@@ -1,4 +1,5 @@
 """Our samplers against the reference implementation (diffusers), step for step, and their contracts."""
+import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -193,3 +194,33 @@ def test_two_threads_with_different_samplers_match_sequential_runs(engine):
                                  enumerate(jobs)))
     for a, b in zip(sequential, parallel):
         assert torch.equal(a, b)
+
+
+def test_sampler_benchmark_measures_each_row_once_and_keeps_them_across_runs(tmp_path, monkeypatch, capsys):
+    from engines import sampler_benchmark
+    out = tmp_path / "bench.json"
+    args = ["--samplers", "ddim", "diffusers:HeunDiscreteScheduler", "--steps", "2", "--n", "70", "--out", str(out)]
+    assert sampler_benchmark.main(args) == 0
+    bench = json.loads(out.read_text())
+    assert [(r["sampler"], r["steps"], r["nfe"]) for r in bench["rows"]] == [
+        ("ddim", 2, 2), ("diffusers:HeunDiscreteScheduler", 2, 3)]
+    for row in bench["rows"]:
+        assert row["seconds_for_64"] > 0 and row["frechet_distance"] > 0 and 0 <= row["confident_share"] <= 1
+    assert bench["verdict"] is None  # no 1000-step DDPM reference measured
+    assert "| diffusers:HeunDiscreteScheduler | 2 | 3 |" in capsys.readouterr().out
+    # A rerun on the same weights measures nothing again; new step counts are added.
+    monkeypatch.setattr(sampler_benchmark, "measure", lambda *a: pytest.fail("re-measured a kept row"))
+    assert sampler_benchmark.main(args) == 0
+    assert sampler_benchmark.main(["--samplers", "nope", "--out", str(out)]) == 2
+    assert "unknown sampler 'nope'" in capsys.readouterr().err
+
+
+def test_benchmark_verdict_compares_the_best_20_step_sampler_with_1000_step_ddpm():
+    from engines.sampler_benchmark import verdict
+    rows = [{"sampler": "ddpm", "steps": 1000, "frechet_distance": 100.0, "seconds_for_64": 600.0},
+            {"sampler": "ddim", "steps": 20, "frechet_distance": 120.0, "seconds_for_64": 10.0},
+            {"sampler": "x", "steps": 20, "frechet_distance": 105.0, "seconds_for_64": 11.0}]
+    assert verdict(rows).startswith("Best 20-step sampler: x at Frechet distance 105.0 = 1.05x")
+    assert verdict(rows).endswith("is met.")
+    rows[2]["frechet_distance"] = 115.0
+    assert verdict(rows).endswith("is not met.")
