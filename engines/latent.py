@@ -24,7 +24,12 @@ def interpolate_latents(a: torch.Tensor, b: torch.Tensor, steps: int, method: st
         raise EngineError(f"end points have different shapes {tuple(a.shape)} and {tuple(b.shape)}")
     if method not in INTERPOLATIONS:
         raise EngineError(f"unknown interpolation {method!r}: choose one of {', '.join(INTERPOLATIONS)}")
-    u = torch.linspace(0, 1, steps, dtype=a.dtype).reshape(-1, *([1] * a.dim()))
+    return latents_at(a, b, torch.linspace(0, 1, steps, dtype=a.dtype), method)
+
+
+def latents_at(a: torch.Tensor, b: torch.Tensor, u: torch.Tensor, method: str = "slerp") -> torch.Tensor:
+    """The points at positions u [K] (0 = a, 1 = b) of the lerp or slerp path: [K, *a.shape]."""
+    u = u.to(a.dtype).reshape(-1, *([1] * a.dim()))
     if method == "lerp":
         return (1 - u) * a + u * b
     a_flat, b_flat = a.flatten(), b.flatten()

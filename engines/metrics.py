@@ -1,8 +1,10 @@
 """Sample-quality metrics as functions over tensors, in the lab classifier's feature space.
 
 Frechet distance and KID come from torchmetrics with our classifier as the custom feature extractor (the
-MNIST practice; Inception features mean little on 28x28 digits). Class coverage and confidence use the
-classifier's softmax.
+MNIST practice; Inception features mean little on 28x28 digits). Precision and recall are the k-NN manifold
+estimates of Kynkaanniemi et al. 2019 (torchmetrics has none), in the same feature space. Class coverage and
+confidence use the classifier's softmax. Sharpness is the mean gradient energy of the pixels: blur lowers it,
+so "blurry vs sharp" becomes a ratio to real digits.
 """
 from __future__ import annotations
 
@@ -78,3 +80,48 @@ def judge(classifier: Classifier, images: torch.Tensor) -> dict:
         "class_histogram": coverage["histogram"],
         "class_entropy": coverage["normalized_entropy"],
     }
+
+
+def _kth_neighbour_radii(features: torch.Tensor, k: int, chunk: int = 1024) -> torch.Tensor:
+    """Distance from each point to its k-th nearest neighbour in the same set (itself excluded)."""
+    radii = []
+    for block in features.split(chunk):
+        d = torch.cdist(block.double(), features.double())
+        radii.append(d.kthvalue(k + 1, dim=1).values)  # the smallest distance is the point itself (0)
+    return torch.cat(radii)
+
+
+def _inside_manifold(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor,
+                     chunk: int = 1024) -> torch.Tensor:
+    """For each point: is it within the k-NN ball of at least one centre?"""
+    inside = []
+    for block in points.split(chunk):
+        d = torch.cdist(block.double(), centres.double())
+        inside.append((d <= radii[None]).any(dim=1))
+    return torch.cat(inside)
+
+
+def precision_recall(real_features: torch.Tensor, fake_features: torch.Tensor, k: int = 3) -> dict:
+    """Improved precision and recall (Kynkaanniemi et al. 2019): each set's manifold is the union of balls
+    around its points with radius = distance to the k-th nearest neighbour (k = 3 as in the paper).
+    Precision = share of fakes inside the real manifold (fidelity); recall = share of reals inside the fake
+    manifold (diversity)."""
+    real_radii = _kth_neighbour_radii(real_features, k)
+    fake_radii = _kth_neighbour_radii(fake_features, k)
+    precision = _inside_manifold(fake_features, real_features, real_radii).double().mean()
+    recall = _inside_manifold(real_features, fake_features, fake_radii).double().mean()
+    return {"precision": float(precision), "recall": float(recall)}
+
+
+def gradient_energy(images: torch.Tensor) -> float:
+    """Mean squared finite-difference gradient (horizontal + vertical) per pixel of images in [0, 1]:
+    a blurred image has less of it than a sharp one with the same content."""
+    images = images.double()
+    dx = images[..., :, 1:] - images[..., :, :-1]
+    dy = images[..., 1:, :] - images[..., :-1, :]
+    return float(dx.pow(2).mean() + dy.pow(2).mean())
+
+
+def sharpness(images: torch.Tensor, reference: torch.Tensor) -> float:
+    """Gradient energy relative to real digits: 1 = as sharp as the reference, < 1 blurrier, > 1 noisier."""
+    return gradient_energy(images) / gradient_energy(reference)

@@ -1,7 +1,9 @@
 """Metrics on cases with known answers."""
 import torch
 
-from engines.metrics import FeatureNet, class_coverage, frechet_distance, kernel_distance
+from engines.latent_metrics import path_smoothness, path_statistics
+from engines.metrics import (FeatureNet, class_coverage, frechet_distance, gradient_energy, kernel_distance,
+                             precision_recall, sharpness)
 from engines.vae import bits_per_dim, discretized_logistic_log_prob
 
 IDENTITY = FeatureNet(lambda x: x, 4)  # "images" that are already 4-d feature vectors
@@ -45,3 +47,52 @@ def test_bits_per_dim_of_a_uniform_model_is_eight():
     # a model putting 1/256 on every level of every pixel: log p = D log(1/256) -> 8 bits/dim
     dims = 784
     assert abs(bits_per_dim(torch.tensor(dims * torch.log(torch.tensor(1 / 256.0))), dims).item() - 8.0) < 1e-5
+
+
+def test_precision_recall_of_identical_sets_is_one():
+    x = gaussian(500, 0.0, 0)
+    assert precision_recall(x, x) == {"precision": 1.0, "recall": 1.0}
+
+
+def test_precision_recall_of_far_apart_sets_is_zero():
+    assert precision_recall(gaussian(300, 0.0, 0), gaussian(300, 50.0, 1)) == {"precision": 0.0, "recall": 0.0}
+
+
+def test_mode_dropping_lowers_recall_not_precision():
+    # fakes cover one of two real clusters: every fake is realistic (precision 1), half the reals are missed
+    real = torch.cat([gaussian(400, 0.0, 0), gaussian(400, 20.0, 1)])
+    fake = gaussian(400, 0.0, 2)
+    result = precision_recall(real, fake)
+    assert result["precision"] > 0.95 and 0.4 < result["recall"] < 0.55
+
+
+def test_k_nearest_neighbour_radii_on_a_line():
+    # points 0, 1, 2, ..., 9 on a line: the 3rd neighbour is 2 away (inner points) and fakes at +0.5 are inside
+    real = torch.arange(10.0).reshape(-1, 1)
+    assert precision_recall(real, real + 0.5, k=3)["precision"] == 1.0
+    assert precision_recall(real, real + 30.0, k=3)["precision"] == 0.0
+
+
+def test_sharpness_is_one_for_the_reference_and_lower_when_blurred():
+    images = (torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(0)) > 0.7).float()
+    blurred = torch.nn.functional.avg_pool2d(images, 3, stride=1, padding=1)
+    assert sharpness(images, images) == 1.0
+    assert sharpness(blurred, images) < 0.5
+    assert gradient_energy(torch.full((2, 1, 8, 8), 0.3)) == 0.0
+
+
+def test_a_linear_decoder_gives_an_even_straight_path():
+    a, b = gaussian(5, 0.0, 0), gaussian(5, 0.0, 1)
+    result = path_smoothness(lambda z: 2 * z, lambda x: x, a, b, steps=9, method="lerp")
+    assert result["step_cv"] < 1e-5 and abs(result["path_length_ratio"] - 1) < 1e-5
+    assert abs(result["max_step_share"] - 1 / 8) < 1e-6
+    # PPL of x -> 2x along a lerp: |2 (b - a)|^2 on average over the pairs
+    assert abs(result["ppl"] - float((2 * (b - a)).pow(2).sum(1).mean())) < 1e-2 * result["ppl"]
+
+
+def test_a_jump_in_the_path_is_caught():
+    # the image flips from one state to another half way: all change in one step
+    features = torch.zeros(3, 11, 4)
+    features[:, 6:] = 1.0
+    result = path_statistics(features)
+    assert result["max_step_share"] == 1.0 and result["path_length_ratio"] == 1.0 and result["step_cv"] > 3
