@@ -114,6 +114,14 @@ def bits_per_dim(log_prob_nats: torch.Tensor, dims: int) -> torch.Tensor:
     return -log_prob_nats / (dims * math.log(2))
 
 
+@dataclass
+class LatentMap:
+    decoded: torch.Tensor           # [grid * grid, C, H, W], row-major, top row = highest 2nd coordinate
+    coordinates: torch.Tensor       # [N, 2] the images' posterior means on the two axes, in std units
+    ticks: torch.Tensor             # [grid] the axis values decoded, in std units
+    explained_variance: list[float]  # share of the latent means' variance along each axis
+
+
 class VAEEngine(Engine):
     family = "vae"
 
@@ -163,6 +171,24 @@ class VAEEngine(Engine):
         """Decode a path between the posterior means of images a and b (each [C, H, W] or [1, C, H, W])."""
         za, zb = self.encode(torch.cat([self._check_images(a), self._check_images(b)]))[0]
         return self.decode(interpolate_latents(za, zb, steps, method))
+
+    def latent_map(self, x: torch.Tensor, grid: int = 9, span: float = 2.5) -> LatentMap:
+        """A 2-D view of the latent space: the plane through the mean of the images' posterior means along
+        their two principal directions. Decodes a grid x grid lattice over +-span standard deviations of each
+        direction, and places the images on the same axes (in those standard deviations)."""
+        grid = check_count(grid, 16, "grid")
+        means = self.encode(x)[0]
+        centre = means.mean(0)
+        _, singular, directions = torch.linalg.svd(means - centre, full_matrices=False)
+        axes = directions[:2]                                     # [2, latent_dim], orthonormal
+        stds = singular[:2] / (len(means) - 1) ** 0.5
+        coordinates = (means - centre) @ axes.T / stds            # [N, 2]
+        ticks = torch.linspace(-span, span, grid)
+        # Row r, column c decodes (ticks[c], -ticks[r]): the image grid reads like a plot, y upwards.
+        u, v = ticks.repeat(grid), (-ticks).repeat_interleave(grid)
+        lattice = centre + (u[:, None] * stds[0]) * axes[0] + (v[:, None] * stds[1]) * axes[1]
+        explained = (singular[:2] ** 2 / (singular ** 2).sum()).tolist()
+        return LatentMap(self.decode(lattice), coordinates, ticks, explained)
 
     @torch.no_grad()
     def elbo(self, x: torch.Tensor, seed: int = 0) -> torch.Tensor:

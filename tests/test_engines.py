@@ -226,3 +226,23 @@ def test_family_specific_bad_input():
         vae.interpolate(torch.zeros(1, 28, 28), torch.zeros(1, 28, 28), method="cubic")
     with pytest.raises(EngineError, match="t must be"):
         diff.q_sample(torch.zeros(1, 1, 28, 28), 1000, torch.zeros(1, 1, 28, 28))
+
+
+def test_vae_latent_map_spans_the_two_main_directions_of_the_test_digits():
+    vae = load_engine("vae")
+    digits = load_mnist5k("test").images[:300]
+    view = vae.latent_map(digits, grid=5, span=2.0)
+    assert view.decoded.shape == (25, 1, 28, 28) and 0 <= view.decoded.min() and view.decoded.max() <= 1
+    assert view.ticks.tolist() == [-2.0, -1.0, 0.0, 1.0, 2.0]
+    coords = view.coordinates
+    assert coords.shape == (300, 2)
+    assert torch.allclose(coords.mean(0), torch.zeros(2), atol=1e-4)
+    assert torch.allclose(coords.std(0), torch.ones(2), atol=1e-4)  # in standard deviations, as the ticks
+    assert abs(float(torch.corrcoef(coords.T)[0, 1])) < 1e-4  # principal directions: uncorrelated
+    assert 1 > view.explained_variance[0] >= view.explained_variance[1] > 0
+    # The centre tile is the decoded mean latent; moving along an axis changes the digit.
+    centre = vae.decode(vae.encode(digits)[0].mean(0, keepdim=True))
+    assert torch.allclose(view.decoded[12], centre[0], atol=1e-5)
+    assert (view.decoded[10] - view.decoded[14]).abs().mean() > 0.05
+    with pytest.raises(EngineError, match="grid must be"):
+        vae.latent_map(digits, grid=0)
