@@ -51,13 +51,16 @@ def frechet_distance(feature_net: FeatureNet, real: torch.Tensor, fake: torch.Te
 
 @torch.no_grad()
 def kernel_distance(feature_net: FeatureNet, real: torch.Tensor, fake: torch.Tensor, subsets: int = 50,
-                    subset_size: int = 500) -> tuple[float, float]:
-    """KID (mean, std over subsets): unbiased MMD^2 with a cubic polynomial kernel (Binkowski et al. 2018)."""
+                    subset_size: int = 500, seed: int = 0) -> tuple[float, float]:
+    """KID (mean, std over subsets): unbiased MMD^2 with a cubic polynomial kernel (Binkowski et al. 2018).
+    The random subsets come from torch's global generator: seeded here, and its state restored after."""
     subset_size = min(subset_size, len(real), len(fake))
     kid = KernelInceptionDistance(feature=feature_net, normalize=True, subsets=subsets, subset_size=subset_size)
     kid.update(real, real=True)
     kid.update(fake, real=False)
-    mean, std = kid.compute()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        mean, std = kid.compute()
     return float(mean), float(std)
 
 
