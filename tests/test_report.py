@@ -112,3 +112,14 @@ def test_committed_report_has_every_measured_section():
     assert REPORT["likelihood"]["gan"]["bpd"] is None
     assert REPORT["likelihood"]["vae"]["iwae_k"] >= 64
     assert len(REPORT["summary"]) == 6 and all(r["verdict"] for r in REPORT["summary"])
+
+
+def test_model_cards_show_bits_per_dim_and_precision_recall_where_measured():
+    from engines.model_card import card
+    info = json.loads((CHECKPOINTS / "vae" / "training_info.json").read_text())
+    assert "Likelihood" not in card("vae", info, REPORT) or "likelihood" in REPORT  # older reports still render
+    report = copy.deepcopy(REPORT)
+    report["quality"]["vae"].update(precision=0.81, recall=0.55, sharpness=0.6)
+    report["likelihood"] = {"vae": {"elbo_bpd": 1.52, "iwae_bpd": 1.5, "iwae_k": 64, "n": 1000}}
+    text = card("vae", info, report)
+    assert "IWAE (k = 64) 1.500 bits/dim" in text and "| 0.81 | 0.55 | 0.6 |" in text
