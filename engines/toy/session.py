@@ -1,0 +1,118 @@
+"""One visitor's playground: a distribution and a trainer per family, trained side by side and measured.
+
+The UI keeps one `Playground` per visitor (in gr.State) and calls `train` in chunks, drawing a `snapshot`
+between them; a lesson is the same object driven by a preset. Nothing here is shared between visitors.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from engines.engine import check_count
+from engines.errors import EngineError
+from engines.toy import metrics, views
+from engines.toy.distributions import ToyDistribution
+from engines.toy.training import FAMILIES, ToyTrainer, make_trainer
+
+SAMPLES = 1500             # points per family in the view and in the measurements
+TEST_POINTS = 500          # held-out true points the likelihoods are measured on
+VIEW_DIFFUSION_STEPS = 50  # sampler steps for the live view (the measurements use each row's own setting)
+MAX_STEPS = 20_000         # per family per playground: a bound on one visitor's CPU time
+
+
+@dataclass
+class Snapshot:
+    """What the live view draws after a chunk of training."""
+    step: dict[str, int]
+    samples: dict[str, torch.Tensor]
+    losses: dict[str, dict[str, list[tuple[int, float]]]]
+    coverage: dict[str, metrics.Coverage]
+    extra: dict[str, object] = field(default_factory=dict)   # the family-specific pictures' data
+
+
+class Playground:
+    def __init__(self, distribution: ToyDistribution, families=FAMILIES, seed: int = 0,
+                 lr: dict[str, float] | float | None = None):
+        if not families:
+            raise EngineError("choose at least one family to train")
+        self.distribution, self.seed = distribution, seed
+        lrs = lr if isinstance(lr, dict) else {f: lr for f in families}
+        self.trainers: dict[str, ToyTrainer] = {f: make_trainer(f, distribution, seed, lrs.get(f))
+                                                for f in families}
+        self.test_points = distribution.sample(TEST_POINTS, seed=seed + 1)
+        self.history: dict[str, list[tuple[int, int, float]]] = {f: [] for f in families}  # step, covered, on
+
+    def set_lr(self, lr: float) -> None:
+        for trainer in self.trainers.values():
+            trainer.set_lr(lr)
+
+    def train(self, steps: int | dict[str, int], every: int = 250):
+        """Train each family `steps` more steps (a dict gives each its own), yielding after every `every`
+        steps of the slowest; interleaved so that the three views advance together."""
+        todo = {f: check_count(steps.get(f, 0) if isinstance(steps, dict) else steps, cap=MAX_STEPS,
+                               what=f"{f} steps") if not isinstance(steps, dict) or steps.get(f) else 0
+                for f in self.trainers}
+        for family, n in todo.items():
+            if self.trainers[family].step + n > MAX_STEPS:
+                raise EngineError(f"{family} has trained {self.trainers[family].step} steps; at most {MAX_STEPS} "
+                                  f"per playground: reset to start again")
+        while any(todo.values()):
+            for family, trainer in self.trainers.items():
+                chunk = min(every, todo[family])
+                if chunk:
+                    trainer.train(chunk)
+                    todo[family] -= chunk
+            yield self.snapshot()
+
+    def samples(self, family: str, n: int = SAMPLES, **options) -> torch.Tensor:
+        if family == "diffusion":
+            options.setdefault("steps", VIEW_DIFFUSION_STEPS)
+        return self.trainers[family].sample(n, seed=self.seed + 2, **options)
+
+    def snapshot(self) -> Snapshot:
+        samples = {f: self.samples(f) for f in self.trainers}
+        coverage = {f: metrics.mode_coverage(self.distribution, x) for f, x in samples.items()}
+        for family, c in coverage.items():
+            step = self.trainers[family].step
+            if not self.history[family] or self.history[family][-1][0] != step:
+                self.history[family].append((step, c.covered, c.on_support))
+        extra = {}
+        for family, trainer in self.trainers.items():
+            if family == "gan":
+                extra["gan"] = views.discriminator_map(trainer.eval_model)
+            elif family == "vae":
+                extra["vae"] = views.latent_maps(trainer.eval_model, self.test_points[:300])
+            elif family == "diffusion":
+                extra["diffusion"] = views.trajectories(trainer.eval_model, seed=self.seed + 3)
+        return Snapshot({f: t.step for f, t in self.trainers.items()}, samples,
+                        {f: t.losses for f, t in self.trainers.items()}, coverage, extra)
+
+    def measure(self, rows: dict[str, tuple[str, dict]] | None = None) -> dict:
+        """Numbers per row (a family, or a family with sampler options, e.g. diffusion at 5 steps):
+        coverage, on-support share, true log-likelihood of its samples, and its own log-likelihood of the
+        held-out data where it has one. `data_true_loglik` is the truth's own (minus the entropy)."""
+        rows = rows or {f: (f, {"steps": None} if f == "diffusion" else {}) for f in self.trainers}
+        out = {"data_true_loglik": metrics.true_log_likelihood(self.distribution, self.test_points), "rows": {}}
+        likelihoods = {}
+        for label, (family, options) in rows.items():
+            x = self.samples(family, **options)
+            cov = metrics.mode_coverage(self.distribution, x)
+            row = {"family": family, "step": self.trainers[family].step, "modes_covered": cov.covered,
+                   "n_modes": cov.n_modes, "on_support": cov.on_support,
+                   "sample_true_loglik": metrics.true_log_likelihood(self.distribution, x)}
+            if family not in likelihoods:
+                likelihoods[family] = self._model_likelihoods(family)
+            row.update(likelihoods[family])
+            out["rows"][label] = row
+        out["coverage_history"] = {f: list(h) for f, h in self.history.items()}
+        return out
+
+    def _model_likelihoods(self, family: str) -> dict:
+        model = self.trainers[family].eval_model
+        if family == "vae":
+            return {"elbo": metrics.vae_elbo(model, self.test_points, seed=self.seed),
+                    "model_loglik": metrics.vae_log_likelihood(model, self.test_points)}
+        if family == "diffusion":
+            return {"model_loglik": metrics.diffusion_log_likelihood(model, self.test_points)}
+        return {}   # a GAN has no likelihood

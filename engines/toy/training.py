@@ -1,0 +1,163 @@
+"""Stepwise trainers for the playground: train N steps, look, train N more, change the learning rate, reset.
+
+As in `engines.train`, step k draws its batch and noise from a generator seeded by (seed, k), and the initial
+weights from one seeded by the seed alone, never from torch's global RNG (which concurrent visitors share). So
+train(300) then train(700) gives bit-for-bit the weights of train(1000), and the same seed the same numbers.
+"""
+from __future__ import annotations
+
+import numbers
+
+import torch
+from torch import nn
+
+from engines.engine import check_count, check_seed, make_generator
+from engines.errors import EngineError
+from engines.toy.distributions import ToyDistribution
+from engines.toy.models import ToyDiffusion, ToyGAN, ToyVAE
+from engines.train import step_generator
+from engines.trainers import ema_of
+
+FAMILIES = ("vae", "gan", "diffusion")
+DEFAULT_LR = {"vae": 2e-3, "gan": 1e-3, "diffusion": 2e-3}
+MAX_LR = 0.1               # above this Adam diverges on every toy; the UI refuses it
+BATCH_SIZE = 256
+MAX_SAMPLES = 20_000       # per sample() call: enough for a dense scatter plot
+
+
+def check_lr(lr) -> float:
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not 0 < lr <= MAX_LR:
+        raise EngineError(f"learning rate must be a number in (0, {MAX_LR}], got {lr!r}")
+    return float(lr)
+
+
+def init_weights(module: nn.Module, generator: torch.Generator) -> None:
+    """PyTorch's default Linear initialisation (uniform in +-1/sqrt(fan_in)), drawn from our generator."""
+    with torch.no_grad():
+        for layer in module.modules():
+            if isinstance(layer, nn.Linear):
+                bound = layer.in_features ** -0.5
+                layer.weight.uniform_(-bound, bound, generator=generator)
+                layer.bias.uniform_(-bound, bound, generator=generator)
+
+
+class ToyTrainer:
+    """One family's model and optimiser(s) on one distribution; `losses` maps a name to [(step, value)]."""
+
+    family = ""
+    model_cls: type[nn.Module]
+    adam_betas = (0.9, 0.999)
+
+    def __init__(self, distribution: ToyDistribution, seed: int = 0, lr: float | None = None,
+                 batch_size: int = BATCH_SIZE, config=None):
+        self.distribution = distribution
+        self.seed = check_seed(seed)
+        self.batch_size = check_count(batch_size, cap=4096, what="batch size")
+        self.model = self.model_cls(config) if config is not None else self.model_cls()
+        init_weights(self.model, make_generator(self.seed))
+        self.optimizers = [torch.optim.Adam(params, lr=check_lr(lr if lr is not None else DEFAULT_LR[self.family]),
+                                            betas=self.adam_betas) for params in self.parameter_groups()]
+        self.step = 0
+        self.losses: dict[str, list[tuple[int, float]]] = {}
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights that sample and are measured (an EMA for diffusion)."""
+        return self.model
+
+    def parameter_groups(self) -> list:
+        return [self.model.parameters()]
+
+    @property
+    def lr(self) -> float:
+        return self.optimizers[0].param_groups[0]["lr"]
+
+    def set_lr(self, lr: float) -> None:
+        """Takes effect from the next step; Adam's moment estimates are kept."""
+        lr = check_lr(lr)
+        for optimizer in self.optimizers:
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+
+    def train(self, steps: int) -> None:
+        steps = check_count(steps, cap=1_000_000, what="steps")
+        self.model.train()
+        for _ in range(steps):
+            generator = step_generator(self.seed, self.step)
+            batch = self.distribution.sample(self.batch_size, generator=generator)
+            for name, value in self.train_step(batch, generator).items():
+                self.losses.setdefault(name, []).append((self.step, value))
+            self.after_step()
+            self.step += 1
+        self.model.eval()
+
+    def after_step(self) -> None:
+        pass
+
+    def train_step(self, batch: torch.Tensor, generator: torch.Generator) -> dict[str, float]:
+        optimizer, = self.optimizers
+        loss = self.model.loss(batch, generator)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return {self.loss_name: loss.item()}
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int = 0, **options) -> torch.Tensor:
+        """float32 [n, 2]: the engines' `sample` contract, for points instead of images."""
+        n = check_count(n, cap=MAX_SAMPLES)
+        return self.eval_model.sample(n, make_generator(seed), **options).float()
+
+
+class VAETrainer(ToyTrainer):
+    family, model_cls, loss_name = "vae", ToyVAE, "negative ELBO"
+
+
+class DiffusionTrainer(ToyTrainer):
+    """Samples and likelihoods use an EMA of the weights, as the image trainer's do: the raw weights jitter
+    with Adam's steps, and the ODE likelihood near t = 0 divides the noise error by sqrt(1 - abar_0) ~ 0.01,
+    so a jittery net sends a few points' trajectories far out and ruins the average."""
+    family, model_cls, loss_name = "diffusion", ToyDiffusion, "noise MSE"
+    ema_decay = 0.995   # a horizon of ~200 steps: follows a playground run within a few live-view updates
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.ema = ema_of(self.model, self.ema_decay)
+
+    @property
+    def eval_model(self):
+        return self.ema.module
+
+    def after_step(self):
+        self.ema.update_parameters(self.model)
+
+
+class GANTrainer(ToyTrainer):
+    family, model_cls = "gan", ToyGAN
+    adam_betas = (0.5, 0.999)   # the DCGAN setting, as the image GAN uses
+
+    def parameter_groups(self):
+        return [self.model.discriminator.parameters(), self.model.generator.parameters()]
+
+    def train_step(self, batch, generator):
+        opt_d, opt_g = self.optimizers
+        fake = self.model.sample(len(batch), generator)
+        d_loss = self.model.discriminator_loss(batch, fake)
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        g_loss = self.model.generator_loss(fake)
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+        return {"discriminator": d_loss.item(), "generator": g_loss.item()}
+
+
+TRAINERS = {"vae": VAETrainer, "gan": GANTrainer, "diffusion": DiffusionTrainer}
+
+
+def make_trainer(family: str, distribution: ToyDistribution, seed: int = 0, lr: float | None = None,
+                 **kwargs) -> ToyTrainer:
+    if family not in TRAINERS:
+        raise EngineError(f"unknown family {family!r}: choose one of {', '.join(FAMILIES)}")
+    return TRAINERS[family](distribution, seed=seed, lr=lr, **kwargs)
