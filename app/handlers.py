@@ -1,23 +1,39 @@
 """Event handlers: small adapters from UI values to engine calls. No model maths here.
 
 Engines are loaded once per process and shared: they hold no per-request state (every call makes its own
-seeded generator), so concurrent visitors get their own seed-determined results.
+seeded generator, and every diffusers sampler its own scheduler), so concurrent visitors get their own
+seed-determined results.
 """
 from __future__ import annotations
 
+import json
 import time
 from functools import lru_cache
 
 import gradio as gr
 import torch
+from PIL import Image
 
-from app.images import grid_image, signed_to_unit
+from app import plots
+from app.images import grid_image, save_gif, side_by_side_frame, signed_to_unit
 from engines import EngineError, load_engine
 from engines.data import load_mnist5k
+from engines.diffusers_sampling import PREFIX, SCHEDULERS
+from engines.diffusion import SAMPLERS
+from engines.engine import CHECKPOINTS
+from engines.latent import INTERPOLATIONS
+from engines.train import QUALITY_LOG_NAME, LOG_NAME, read_log
+from engines.user_images import is_blank, prepare_digit
 
 MAX_GRID = 64
 MAX_UI_STEPS = 1000
-DIFFUSION_SAMPLERS = ["ddim", "ddpm"]
+MAX_TRACE_SAMPLES = 16
+MAX_PATH_STEPS = 32
+MAX_SEED = 2**31 - 1
+STREAMED_FRAMES = 25   # frames shown while denoising, whatever the step count
+STORED_FRAMES = 100    # frames kept for the scrubber and the GIF
+DIFFUSION_SAMPLERS = list(SAMPLERS) + [PREFIX + name for name in SCHEDULERS]
+DIGIT_CLASSES = ["any"] + [str(d) for d in range(10)]
 
 
 @lru_cache(maxsize=None)
@@ -40,6 +56,12 @@ def _int(value, what: str, low: int, high: int) -> int:
     return int(number)
 
 
+def _choice(value, what: str, choices) -> str:
+    if value not in choices:
+        raise gr.Error(f"unknown {what} {value!r}: choose one of {', '.join(map(str, choices))}")
+    return value
+
+
 def _timed(fn, *args, **kwargs):
     start = time.perf_counter()
     try:
@@ -49,55 +71,200 @@ def _timed(fn, *args, **kwargs):
     return out, time.perf_counter() - start
 
 
+def _diffusion_options(sampler, steps) -> dict:
+    return {"sampler": _choice(sampler, "sampler", DIFFUSION_SAMPLERS),
+            "steps": _int(steps, "Diffusion steps", 1, MAX_UI_STEPS)}
+
+
+# --- side by side ---------------------------------------------------------------------------------
+
 def side_by_side(seed, count, sampler, steps):
     """One seed -> VAE, GAN and diffusion grids, each captioned with wall time and network evaluations."""
-    seed = _int(seed, "Seed", 0, 2**31 - 1)
+    seed = _int(seed, "Seed", 0, MAX_SEED)
     count = _int(count, "Count", 1, MAX_GRID)
-    steps = _int(steps, "Diffusion steps", 1, MAX_UI_STEPS)
-    if sampler not in DIFFUSION_SAMPLERS:
-        raise gr.Error(f"unknown sampler {sampler!r}: choose one of {', '.join(DIFFUSION_SAMPLERS)}")
+    options = _diffusion_options(sampler, steps)
     outputs = []
-    for name, kwargs, nfe in (("vae", {}, 1), ("gan", {}, 1),
-                              ("diffusion", {"sampler": sampler, "steps": steps}, steps)):
+    for name, kwargs in (("vae", {}), ("gan", {}), ("diffusion", options)):
         images, seconds = _timed(engine(name).sample, count, seed=seed, **kwargs)
+        nfe = engine(name).network_evaluations(**kwargs) if name == "diffusion" else 1
         outputs += [grid_image(images), f"{name}: {seconds * 1000:.0f} ms for {count} samples, "
                                         f"{nfe} network evaluation{'s' if nfe > 1 else ''} per sample"]
     return tuple(outputs)
 
 
-def vae_interpolate(index_a, index_b, steps, method):
+# --- VAE latent space -----------------------------------------------------------------------------
+
+def pick_digit(index, digit_class, what: str) -> tuple[torch.Tensor, str]:
+    """The index-th test digit, or the index-th test digit of a class."""
     digits = test_digits()
-    a = _int(index_a, "Digit A", 0, len(digits) - 1)
-    b = _int(index_b, "Digit B", 0, len(digits) - 1)
-    steps = _int(steps, "Steps", 2, 32)
+    digit_class = _choice(str(digit_class), f"{what} class", DIGIT_CLASSES)
+    if digit_class == "any":
+        i = _int(index, f"{what} index", 0, len(digits) - 1)
+        return digits.images[i], f"{what}: test digit #{i} (a {int(digits.labels[i])})"
+    members = torch.nonzero(digits.labels == int(digit_class)).flatten()
+    k = _int(index, f"{what} index within class {digit_class}", 0, len(members) - 1)
+    return digits.images[members[k]], f"{what}: test {digit_class} no. {k} (test digit #{int(members[k])})"
+
+
+def visitor_digit(upload, sketch) -> tuple[torch.Tensor, list[str]] | None:
+    """A drawn digit (sketchpad composite) or an uploaded file, converted; None when neither is given."""
+    composite = sketch.get("composite") if isinstance(sketch, dict) else sketch
+    sources = [("drawing", composite), ("upload", upload)]
+    for what, source in sources:
+        if source is None or (what == "drawing" and _blank_canvas(source)):
+            continue
+        try:
+            digit, notes = prepare_digit(source)
+        except EngineError as e:
+            raise gr.Error(f"Your {what}: {e}") from None
+        return digit, [f"Digit A is your {what}: " + "; ".join(notes) + "."]
+    return None
+
+
+def _blank_canvas(image) -> bool:
+    """An untouched sketchpad: nothing drawn is not an error, it means 'use the test digit'."""
+    return isinstance(image, Image.Image) and is_blank(image)
+
+
+def vae_interpolate(index_a, index_b, steps, method, class_a="any", class_b="any", upload_a=None, sketch_a=None):
+    """Decode the latent path from digit A to digit B: the strip, an animation, and the reconstructions."""
+    steps = _int(steps, "Steps", 2, MAX_PATH_STEPS)
+    method = _choice(method, "path", INTERPOLATIONS)
+    digit_b, about_b = pick_digit(index_b, class_b, "Digit B")
+    from_visitor = visitor_digit(upload_a, sketch_a)
+    if from_visitor is None:
+        digit_a, about_a = pick_digit(index_a, class_a, "Digit A")
+        notes = [about_a + ".", about_b + "."]
+    else:
+        digit_a, notes = from_visitor
+        notes.append(about_b + ".")
     vae = engine("vae")
-    path, _ = _timed(vae.interpolate, digits.images[a], digits.images[b], steps=steps, method=method)
-    pair = torch.stack([digits.images[a], digits.images[b]])
+    path, _ = _timed(vae.interpolate, digit_a, digit_b, steps=steps, method=method)
+    pair = torch.stack([digit_a, digit_b])
     recon, _ = _timed(vae.reconstruct, pair)
-    return grid_image(path, columns=steps), grid_image(torch.cat([pair, recon]), columns=2)
+    frames = [grid_image(frame[None], columns=1) for frame in path]
+    animation = save_gif(frames + frames[-2:0:-1], duration_ms=150, final_hold_ms=150)  # there and back
+    return (grid_image(path, columns=steps), grid_image(torch.cat([pair, recon]), columns=2), animation,
+            " ".join(notes))
+
+
+def vae_latent_map(grid):
+    """The latent plane of the test digits' two main directions: decoded lattice and where digits lie."""
+    grid = _int(grid, "Grid size", 3, 16)
+    digits = test_digits()
+    view, _ = _timed(engine("vae").latent_map, digits.images, grid=grid)
+    figure = plots.latent_scatter(view.coordinates.numpy(), digits.labels.numpy(), view.ticks, view.explained_variance)
+    caption = (f"Decoded lattice: {grid}x{grid} points of the plane through the mean latent along its two principal "
+               f"directions, from {float(view.ticks[0]):+.1f} to {float(view.ticks[-1]):+.1f} standard deviations "
+               f"(direction 1 left to right, direction 2 bottom to top). These two directions hold "
+               f"{sum(view.explained_variance):.0%} of the variance of the 1,000 test digits' latent means.")
+    return grid_image(view.decoded, columns=grid), figure, caption
+
+
+# --- GAN ------------------------------------------------------------------------------------------
+
+def _truncation(value) -> float | None:
+    return None if value is None or float(value) <= 0 else float(value)
 
 
 def gan_sample(seed, count, truncation):
-    seed = _int(seed, "Seed", 0, 2**31 - 1)
+    seed = _int(seed, "Seed", 0, MAX_SEED)
     count = _int(count, "Count", 1, MAX_GRID)
-    truncation = None if truncation is None or float(truncation) <= 0 else float(truncation)
-    images, seconds = _timed(engine("gan").sample, count, seed=seed, truncation=truncation)
+    images, seconds = _timed(engine("gan").sample, count, seed=seed, truncation=_truncation(truncation))
     return grid_image(images), f"{seconds * 1000:.0f} ms for {count} samples"
 
 
+def gan_interpolate(seed_a, seed_b, steps, method, truncation):
+    """Walk from seed A's latent to seed B's: the strip and its animation."""
+    seed_a, seed_b = _int(seed_a, "Seed A", 0, MAX_SEED), _int(seed_b, "Seed B", 0, MAX_SEED)
+    steps = _int(steps, "Steps", 2, MAX_PATH_STEPS)
+    method = _choice(method, "path", INTERPOLATIONS)
+    gan = engine("gan")
+    z = torch.cat([gan.latents(1, seed=s, truncation=_truncation(truncation)) for s in (seed_a, seed_b)])
+    path, _ = _timed(gan.interpolate, z[0], z[1], steps=steps, method=method)
+    frames = [grid_image(frame[None], columns=1) for frame in path]
+    return grid_image(path, columns=steps), save_gif(frames + frames[-2:0:-1], duration_ms=150, final_hold_ms=150)
+
+
+# --- diffusion, step by step ----------------------------------------------------------------------
+
+def _frame(step, last: bool, total: int):
+    shown = step.prev_sample if last else step.x_t
+    label = f"step {step.index + 1}/{total}, t = {step.timestep}"
+    return grid_image(signed_to_unit(shown)), grid_image(signed_to_unit(step.predicted_x0)), label
+
+
 def diffusion_steps(seed, count, sampler, steps):
-    """Stream x_t and the predicted x0 as one trajectory denoises."""
-    seed = _int(seed, "Seed", 0, 2**31 - 1)
-    count = _int(count, "Count", 1, 16)
-    steps = _int(steps, "Steps", 1, MAX_UI_STEPS)
+    """Stream x_t and the predicted x0 as one trajectory denoises; then keep its frames for the scrubber
+    and an animated GIF of the whole trajectory."""
+    seed = _int(seed, "Seed", 0, MAX_SEED)
+    count = _int(count, "Count", 1, MAX_TRACE_SAMPLES)
+    options = _diffusion_options(sampler, steps)
+    diffusion = engine("diffusion")
+    total = _timed(diffusion.network_evaluations, **options)[0]
+    stream_every, store_every = max(1, total // STREAMED_FRAMES), max(1, total // STORED_FRAMES)
+    stored = []
     try:
-        trajectory = engine("diffusion").trace(count, seed=seed, sampler=sampler, steps=steps)
-        every = max(1, steps // 25)  # about 25 frames whatever the step count
-        for step in trajectory:
-            if step.index % every == 0 or step.index == steps - 1:
-                last = step.index == steps - 1
-                shown = step.prev_sample if last else step.x_t
-                yield (grid_image(signed_to_unit(shown)), grid_image(signed_to_unit(step.predicted_x0)),
-                       f"step {step.index + 1}/{steps}, t = {step.timestep}")
+        for step in diffusion.trace(count, seed=seed, **options):
+            last = step.index == total - 1
+            if step.index % store_every == 0 or last:
+                stored.append(_frame(step, last, total))
+            if step.index % stream_every == 0 or last:
+                x_t, x0, label = _frame(step, last, total)
+                yield x_t, x0, label, gr.skip(), gr.skip(), gr.skip()
     except EngineError as e:
         raise gr.Error(str(e)) from None
+    animation = save_gif([side_by_side_frame(x_t, x0) for x_t, x0, _ in stored])
+    scrubber = gr.Slider(minimum=0, maximum=len(stored) - 1, value=len(stored) - 1, step=1, interactive=True,
+                         label=f"Scrub the {len(stored)} stored steps")
+    yield stored[-1][0], stored[-1][1], stored[-1][2], stored, scrubber, animation
+
+
+def diffusion_scrub(stored, position):
+    """Show one stored frame of the last trajectory (no sampling: the frames are kept from the run)."""
+    if not stored:
+        raise gr.Error("Denoise first: the scrubber moves through the steps of the last run")
+    position = _int(position, "Position", 0, len(stored) - 1)
+    return stored[position]
+
+
+def diffusion_forward(index, digit_class, seed, points):
+    """The forward (noising) process of one test digit: x_t at evenly spaced t, with sqrt(alpha-bar_t)."""
+    digit, about = pick_digit(index, digit_class, "Digit")
+    seed = _int(seed, "Seed", 0, MAX_SEED)
+    points = _int(points, "Frames", 2, MAX_PATH_STEPS)
+    diffusion = engine("diffusion")
+    T = diffusion.num_train_timesteps
+    timesteps = torch.linspace(0, T - 1, points).round().long().tolist()
+    noised, _ = _timed(diffusion.forward_trace, digit[None], timesteps, seed=seed)
+    signal = [float(diffusion.schedule.alphas_cumprod[t]) ** 0.5 for t in timesteps]
+    caption = (f"{about}. x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps with one noise draw (seed {seed}); "
+               "signal level sqrt(abar_t) per frame: " + ", ".join(f"t={t}: {s:.2f}" for t, s in zip(timesteps, signal)))
+    return grid_image(signed_to_unit(noised[:, 0]), columns=points), caption
+
+
+# --- compare --------------------------------------------------------------------------------------
+
+def _read_json(path):
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def compare():
+    """The measured comparison (report.md from engines.evaluate) and the plots behind it."""
+    report_md = CHECKPOINTS / "report.md"
+    if report_md.is_file():
+        text = report_md.read_text()
+    else:
+        from engines.model_card import quality_table
+        report = _read_json(CHECKPOINTS / "report.json")
+        text = quality_table(report) if report else "No report yet: run `python -m engines.evaluate`."
+    families = ("vae", "gan", "diffusion")
+    losses = {name: read_log(CHECKPOINTS / name / LOG_NAME) for name in families}
+    quality = {name: read_log(CHECKPOINTS / name / QUALITY_LOG_NAME) for name in families}
+    benchmark = _read_json(CHECKPOINTS / "diffusion" / "sampler_benchmark.json") or {"rows": []}
+    return (text, plots.loss_curves(losses), plots.quality_during_training(quality),
+            plots.quality_against_steps(benchmark["rows"]))
+
+
+def next_seed(seed) -> int:
+    return _int(seed, "Seed", 0, MAX_SEED - 1) + 1

@@ -36,3 +36,21 @@ def grid_image(images: torch.Tensor, columns: int | None = None) -> Image.Image:
 def signed_to_unit(x: torch.Tensor) -> torch.Tensor:
     """Model space [-1, 1] (x_t, predicted x0) -> [0, 1] for display, clamped."""
     return ((x + 1) / 2).clamp(0, 1)
+
+
+def save_gif(frames: list[Image.Image], duration_ms: int = 120, final_hold_ms: int = 1200) -> str:
+    """Frames -> an animated GIF file (looping; the last frame held longer), returned as a path."""
+    import tempfile
+    handle = tempfile.NamedTemporaryFile(prefix="lab-", suffix=".gif", delete=False)
+    durations = [duration_ms] * (len(frames) - 1) + [final_hold_ms]
+    frames[0].save(handle, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
+    handle.close()
+    return handle.name
+
+
+def side_by_side_frame(left: Image.Image, right: Image.Image, gap: int = 8) -> Image.Image:
+    """Two images next to each other (x_t | predicted x0) for one animation frame."""
+    frame = Image.new("L", (left.width + gap + right.width, max(left.height, right.height)), 64)
+    frame.paste(left, (0, 0))
+    frame.paste(right, (left.width + gap, 0))
+    return frame

@@ -8,64 +8,156 @@ from engines.latent import INTERPOLATIONS
 
 INTRO = ("VAE, GAN and diffusion models trained by this project on the same 4,000 MNIST digits, on a CPU. "
          "The same seed always gives the same images.")
+SAMPLER_HELP = ("ddpm / ddim are the lab's own samplers; diffusers:* are diffusers' schedulers run on the same "
+                "network and noise schedule.")
+
+
+def seed_box(label: str = "Seed", value: int = 0) -> gr.Number:
+    return gr.Number(value, label=label, minimum=0, maximum=handlers.MAX_SEED, step=1)
+
+
+def sampler_controls(steps: int = 50) -> tuple[gr.Dropdown, gr.Slider]:
+    sampler = gr.Dropdown(handlers.DIFFUSION_SAMPLERS, value="ddim", label="Diffusion sampler", info=SAMPLER_HELP)
+    return sampler, gr.Slider(1, handlers.MAX_UI_STEPS, steps, step=1, label="Diffusion steps")
+
+
+def side_by_side_tab() -> None:
+    with gr.Row():
+        seed = seed_box()
+        count = gr.Slider(1, handlers.MAX_GRID, 16, step=1, label="Samples per model")
+        sampler, steps = sampler_controls()
+    with gr.Row():
+        run = gr.Button("Sample all three", variant="primary")
+        new_seed = gr.Button("New seed")
+    with gr.Row():
+        outputs = []
+        for name in ("VAE", "GAN", "Diffusion"):
+            with gr.Column():
+                outputs.append(gr.Image(label=name, type="pil", format="png"))
+                outputs.append(gr.Markdown())
+    run.click(handlers.side_by_side, [seed, count, sampler, steps], outputs, api_name="side_by_side")
+    new_seed.click(handlers.next_seed, seed, seed, api_name="new_seed").then(
+        handlers.side_by_side, [seed, count, sampler, steps], outputs, api_visibility="private")
+
+
+def digit_picker(label: str, index: int) -> tuple[gr.Number, gr.Dropdown]:
+    with gr.Group():
+        digit_class = gr.Dropdown(handlers.DIGIT_CLASSES, value="any", label=f"{label}: class",
+                                  info="'any': the index counts over all 1,000 test digits")
+        index = gr.Number(index, label=f"{label}: index", minimum=0, step=1)
+    return index, digit_class
+
+
+def vae_tab() -> None:
+    gr.Markdown("Encode two digits, walk between their latent means, decode each point. Digit A can be a test "
+                "digit, or your own: draw it or upload an image (it is converted to a 28x28 white-on-black digit, "
+                "and the page says how).")
+    with gr.Row():
+        with gr.Column():
+            index_a, class_a = digit_picker("Digit A", 0)
+            with gr.Accordion("...or draw / upload digit A", open=False):
+                sketch_a = gr.Sketchpad(label="Draw digit A", type="pil", canvas_size=(280, 280))
+                upload_a = gr.File(label="Upload digit A (PNG, JPEG, ...)", type="filepath")
+        with gr.Column():
+            index_b, class_b = digit_picker("Digit B", 1)
+        with gr.Column():
+            steps = gr.Slider(2, handlers.MAX_PATH_STEPS, 10, step=1, label="Steps")
+            method = gr.Radio(list(INTERPOLATIONS), value="slerp", label="Path")
+    run = gr.Button("Interpolate", variant="primary")
+    notes = gr.Markdown()
+    strip = gr.Image(label="Decoded path from A to B", type="pil", format="png")
+    with gr.Row():
+        recon = gr.Image(label="A, B (top) and their reconstructions (bottom)", type="pil", format="png")
+        animation = gr.Image(label="Animation (A -> B -> A)", type="filepath")
+    run.click(handlers.vae_interpolate, [index_a, index_b, steps, method, class_a, class_b, upload_a, sketch_a],
+              [strip, recon, animation, notes], api_name="vae_interpolate")
+
+    gr.Markdown("### The latent space in 2-D")
+    with gr.Row():
+        grid = gr.Slider(3, 16, 9, step=1, label="Grid size")
+        map_run = gr.Button("Map the latent space")
+    map_caption = gr.Markdown()
+    with gr.Row():
+        lattice = gr.Image(label="Decoded lattice", type="pil", format="png")
+        scatter = gr.Plot(label="Test digits on the same axes")
+    map_run.click(handlers.vae_latent_map, grid, [lattice, scatter, map_caption], api_name="vae_latent_map")
+
+
+def gan_tab() -> None:
+    with gr.Row():
+        seed = seed_box()
+        count = gr.Slider(1, handlers.MAX_GRID, 36, step=1, label="Samples")
+        truncation = gr.Slider(0, 3, 0, step=0.05, label="Truncation (0 = off)",
+                               info="resample latent entries beyond this many standard deviations")
+    run = gr.Button("Sample", variant="primary")
+    grid = gr.Image(label="GAN samples", type="pil", format="png")
+    caption = gr.Markdown()
+    run.click(handlers.gan_sample, [seed, count, truncation], [grid, caption], api_name="gan_sample")
+
+    gr.Markdown("### Walk between two seeds' latents")
+    with gr.Row():
+        seed_a, seed_b = seed_box("Seed A", 0), seed_box("Seed B", 1)
+        steps = gr.Slider(2, handlers.MAX_PATH_STEPS, 10, step=1, label="Steps")
+        method = gr.Radio(list(INTERPOLATIONS), value="slerp", label="Path")
+    walk = gr.Button("Interpolate")
+    with gr.Row():
+        strip = gr.Image(label="Generated path from A to B", type="pil", format="png")
+        animation = gr.Image(label="Animation", type="filepath")
+    walk.click(handlers.gan_interpolate, [seed_a, seed_b, steps, method, truncation], [strip, animation],
+               api_name="gan_interpolate")
+
+
+def diffusion_tab() -> None:
+    with gr.Row():
+        seed = seed_box()
+        count = gr.Slider(1, handlers.MAX_TRACE_SAMPLES, 4, step=1, label="Samples")
+        sampler, steps = sampler_controls()
+    run = gr.Button("Denoise", variant="primary")
+    status = gr.Markdown()
+    with gr.Row():
+        x_t = gr.Image(label="x_t", type="pil", format="png")
+        x0 = gr.Image(label="predicted x0", type="pil", format="png")
+        animation = gr.Image(label="The whole trajectory (GIF: x_t | predicted x0)", type="filepath")
+    stored = gr.State([])
+    scrubber = gr.Slider(0, 1, 0, step=1, label="Scrub the stored steps (after a run)", interactive=False)
+    run.click(handlers.diffusion_steps, [seed, count, sampler, steps], [x_t, x0, status, stored, scrubber, animation],
+              api_name="diffusion_steps")
+    scrubber.release(handlers.diffusion_scrub, [stored, scrubber], [x_t, x0, status], api_name="diffusion_scrub")
+
+    gr.Markdown("### The forward process: noising a digit")
+    with gr.Row():
+        index, digit_class = digit_picker("Digit", 0)
+        noise_seed = seed_box("Noise seed")
+        frames = gr.Slider(2, handlers.MAX_PATH_STEPS, 11, step=1, label="Frames")
+    forward = gr.Button("Noise it")
+    forward_strip = gr.Image(label="x_t from t = 0 to T - 1", type="pil", format="png")
+    forward_caption = gr.Markdown()
+    forward.click(handlers.diffusion_forward, [index, digit_class, noise_seed, frames], [forward_strip, forward_caption],
+                  api_name="diffusion_forward")
+
+
+def compare_tab() -> None:
+    gr.Markdown("The seed's comparison table, measured on the shipped models by `python -m engines.evaluate`, "
+                "and the training and sampling measurements behind it.")
+    run = gr.Button("Show the measurements", variant="primary")
+    report = gr.Markdown()
+    losses = gr.Plot(label="Training losses")
+    quality = gr.Plot(label="Quality during training")
+    steps = gr.Plot(label="Diffusion: quality against steps")
+    run.click(handlers.compare, None, [report, losses, quality, steps], api_name="compare")
 
 
 def build_demo() -> gr.Blocks:
     with gr.Blocks(title="The generative lab") as demo:
         gr.Markdown("# The generative lab\n" + INTRO)
         with gr.Tab("Side by side"):
-            with gr.Row():
-                seed = gr.Number(0, label="Seed", precision=0)
-                count = gr.Slider(1, handlers.MAX_GRID, 16, step=1, label="Samples per model")
-                sampler = gr.Dropdown(handlers.DIFFUSION_SAMPLERS, value="ddim", label="Diffusion sampler")
-                steps = gr.Slider(1, handlers.MAX_UI_STEPS, 50, step=1, label="Diffusion steps")
-            with gr.Row():
-                run = gr.Button("Sample all three", variant="primary")
-                new_seed = gr.Button("New seed")
-            with gr.Row():
-                outputs = []
-                for name in ("VAE", "GAN", "Diffusion"):
-                    with gr.Column():
-                        outputs.append(gr.Image(label=name, type="pil"))
-                        outputs.append(gr.Markdown())
-            run.click(handlers.side_by_side, [seed, count, sampler, steps], outputs, api_name="side_by_side")
-            new_seed.click(lambda s: int(s or 0) + 1, seed, seed, api_name="new_seed").then(
-                handlers.side_by_side, [seed, count, sampler, steps], outputs, api_name=False)
-
+            side_by_side_tab()
         with gr.Tab("VAE latent space"):
-            with gr.Row():
-                index_a = gr.Number(0, label="Digit A (test split index)", precision=0)
-                index_b = gr.Number(1, label="Digit B (test split index)", precision=0)
-                vae_steps = gr.Slider(2, 32, 10, step=1, label="Steps")
-                method = gr.Radio(list(INTERPOLATIONS), value="slerp", label="Path")
-            vae_run = gr.Button("Interpolate", variant="primary")
-            strip = gr.Image(label="Decoded path from A to B", type="pil")
-            recon = gr.Image(label="A, B (top) and their reconstructions (bottom)", type="pil")
-            vae_run.click(handlers.vae_interpolate, [index_a, index_b, vae_steps, method], [strip, recon],
-                          api_name="vae_interpolate")
-
+            vae_tab()
         with gr.Tab("GAN sampling"):
-            with gr.Row():
-                gan_seed = gr.Number(0, label="Seed", precision=0)
-                gan_count = gr.Slider(1, handlers.MAX_GRID, 36, step=1, label="Samples")
-                truncation = gr.Slider(0, 3, 0, step=0.05, label="Truncation (0 = off)")
-            gan_run = gr.Button("Sample", variant="primary")
-            gan_grid = gr.Image(label="GAN samples", type="pil")
-            gan_caption = gr.Markdown()
-            gan_run.click(handlers.gan_sample, [gan_seed, gan_count, truncation], [gan_grid, gan_caption],
-                          api_name="gan_sample")
-
+            gan_tab()
         with gr.Tab("Diffusion, step by step"):
-            with gr.Row():
-                d_seed = gr.Number(0, label="Seed", precision=0)
-                d_count = gr.Slider(1, 16, 4, step=1, label="Samples")
-                d_sampler = gr.Dropdown(handlers.DIFFUSION_SAMPLERS, value="ddim", label="Sampler")
-                d_steps = gr.Slider(1, handlers.MAX_UI_STEPS, 50, step=1, label="Steps")
-            d_run = gr.Button("Denoise", variant="primary")
-            with gr.Row():
-                x_t = gr.Image(label="x_t", type="pil")
-                x0 = gr.Image(label="predicted x0", type="pil")
-            d_status = gr.Markdown()
-            d_run.click(handlers.diffusion_steps, [d_seed, d_count, d_sampler, d_steps], [x_t, x0, d_status],
-                        api_name="diffusion_steps")
+            diffusion_tab()
+        with gr.Tab("Compare"):
+            compare_tab()
     return demo

@@ -59,6 +59,12 @@ def to_gray(image: Image.Image, notes: list[str]) -> np.ndarray:
     return np.asarray(image.convert("L"), dtype=np.float64) / 255
 
 
+def is_blank(image: Image.Image) -> bool:
+    """One flat colour once transparency is flattened: an untouched canvas, nothing drawn."""
+    gray = to_gray(image, [])
+    return gray.max() - gray.min() < 0.1
+
+
 def prepare_digit(source) -> tuple[torch.Tensor, list[str]]:
     """-> (digit [1, 28, 28] in [0, 1], white on black, MNIST-centred; notes on what was converted)."""
     image = open_image(source)
@@ -67,7 +73,7 @@ def prepare_digit(source) -> tuple[torch.Tensor, list[str]]:
     notes = [f"read a {image.width}x{image.height} {image.mode} image"]
     image = ImageOps.exif_transpose(image)
     gray = to_gray(image, notes)
-    if gray.max() - gray.min() < 0.1:
+    if gray.max() - gray.min() < 0.1:  # as is_blank
         raise EngineError("the image is blank (one flat colour): draw or upload a digit")
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     if np.median(border) > 0.5:

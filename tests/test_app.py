@@ -3,10 +3,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from gradio_client import Client
+from gradio_client import Client, handle_file
 from PIL import Image
 
 from app import build_demo
+from engines.data import load_mnist5k
 
 pytestmark = pytest.mark.slow
 
@@ -39,21 +40,124 @@ def test_side_by_side_three_grids_with_timings_and_determinism(client):
 def test_bad_input_gets_a_clear_message(client):
     with pytest.raises(Exception, match="Value 500 is greater than maximum value 64"):
         client.predict(0, 500, "ddim", 10, api_name="/side_by_side")
-    with pytest.raises(Exception, match="Seed must be a whole number between 0 and"):
+    with pytest.raises(Exception, match="Value -5 is less than minimum value 0"):
         client.predict(-5, 4, "ddim", 10, api_name="/side_by_side")
-    with pytest.raises(Exception, match="Digit A must be a whole number between 0 and 999"):
+    with pytest.raises(Exception, match="Seed must be a whole number between 0 and"):
+        client.predict(2.5, 4, "ddim", 10, api_name="/side_by_side")
+    with pytest.raises(Exception, match="Digit A index must be a whole number between 0 and 999"):
         client.predict(5000, 1, 8, "slerp", api_name="/vae_interpolate")
 
 
-def test_vae_gan_and_streamed_diffusion(client):
-    strip, recon = client.predict(0, 1, 6, "lerp", api_name="/vae_interpolate")
+def test_vae_interpolation_from_test_digits_by_index_or_class(client):
+    strip, recon, animation, notes = client.predict(0, 1, 6, "lerp", api_name="/vae_interpolate")
     assert pixels(strip).shape[1] == 3 * (6 * 30 + 2)
+    assert pixels(recon).shape == (3 * 62, 3 * 62)
+    gif = Image.open(animation)
+    assert gif.format == "GIF" and gif.n_frames == 6 + 4  # there and back
+    assert notes == "Digit A: test digit #0 (a 0). Digit B: test digit #1 (a 0)."
+    _, _, _, notes = client.predict(2, 0, 4, "slerp", "7", "3", api_name="/vae_interpolate")
+    assert notes == "Digit A: test 7 no. 2 (test digit #702). Digit B: test 3 no. 0 (test digit #300)."
+    with pytest.raises(Exception, match="Digit B index within class 3 must be a whole number between 0 and 99"):
+        client.predict(0, 100, 4, "slerp", "any", "3", api_name="/vae_interpolate")
+
+
+def test_vae_interpolation_from_an_uploaded_or_drawn_digit(client, tmp_path):
+    page = np.full((300, 240), 255, dtype=np.uint8)
+    page[40:260, 110:130] = 0  # a black "1" on white paper
+    Image.fromarray(page).convert("RGB").save(tmp_path / "one.png")
+    _, recon, _, notes = client.predict(0, 5, 4, "slerp", "any", "any", handle_file(str(tmp_path / "one.png")),
+                                        None, api_name="/vae_interpolate")
+    assert notes.startswith("Digit A is your upload: read a 240x300 RGB image; converted RGB to grayscale; "
+                            "inverted it")
+    digit_a = pixels(recon)[6:6 + 84, 6:6 + 84]  # the top-left cell, 3x upscaled
+    assert digit_a[42, 42] > 200 and digit_a[3, 3] == 0  # now a white stroke on black
+    sketch = np.zeros((280, 280, 4), dtype=np.uint8)
+    sketch[60:220, 130:150] = (0, 0, 0, 255)  # black pen on a transparent canvas
+    Image.fromarray(sketch, "RGBA").save(tmp_path / "sketch.png")
+    drawing = {"background": None, "layers": [], "composite": handle_file(str(tmp_path / "sketch.png"))}
+    _, _, _, notes = client.predict(0, 5, 4, "slerp", "any", "any", None, drawing, api_name="/vae_interpolate")
+    assert notes.startswith("Digit A is your drawing: ") and "flattened transparency onto white" in notes
+    (tmp_path / "notes.txt").write_text("not an image")
+    with pytest.raises(Exception, match="Your upload: could not read the upload as an image"):
+        client.predict(0, 5, 4, "slerp", "any", "any", handle_file(str(tmp_path / "notes.txt")), None,
+                       api_name="/vae_interpolate")
+    Image.new("RGB", (64, 64), "white").save(tmp_path / "blank.png")
+    with pytest.raises(Exception, match="Your upload: the image is blank"):
+        client.predict(0, 5, 4, "slerp", "any", "any", handle_file(str(tmp_path / "blank.png")), None,
+                       api_name="/vae_interpolate")
+
+
+def test_vae_latent_map(client):
+    lattice, plot, caption = client.predict(4, api_name="/vae_latent_map")
+    assert pixels(lattice).shape == (3 * 122, 3 * 122)
+    assert plot["type"] == "matplotlib" and plot["plot"].startswith("data:image")
+    assert "4x4 points" in caption and "% of the variance" in caption
+
+
+def test_gan_sampling_and_interpolation(client):
     grid, caption = client.predict(1, 9, 0.7, api_name="/gan_sample")
     assert pixels(grid).shape == (3 * 92, 3 * 92) and "9 samples" in caption
-    job = client.submit(0, 2, "ddim", 20, api_name="/diffusion_steps")
-    frames = job.result() and job.outputs()
-    assert len(frames) >= 10  # streamed frame by frame, not one final image
-    assert frames[-1][2] == "step 20/20, t = 0"
+    strip, animation = client.predict(0, 1, 5, "slerp", 0, api_name="/gan_interpolate")
+    again, _ = client.predict(0, 1, 5, "slerp", 0, api_name="/gan_interpolate")
+    assert pixels(strip).shape[1] == 3 * (5 * 30 + 2) and np.array_equal(pixels(strip), pixels(again))
+    assert Image.open(animation).n_frames == 5 + 3
+    # The path's ends are the two seeds' own samples.
+    first, _ = client.predict(0, 1, 0, api_name="/gan_sample")
+    assert np.array_equal(pixels(strip)[:, :90], pixels(first)[:, :90])
+
+
+@pytest.mark.parametrize("sampler,steps,frames", [("ddim", 20, 20), ("diffusers:HeunDiscreteScheduler", 8, 15)])
+def test_streamed_diffusion_then_scrub_and_gif(client, sampler, steps, frames):
+    job = client.submit(0, 2, sampler, steps, api_name="/diffusion_steps")
+    job.result()
+    outputs = job.outputs()
+    assert len(outputs) >= 10  # streamed frame by frame, not one final image
+    final = outputs[-1]
+    assert final[2] == f"step {frames}/{frames}, t = 0"
+    assert final[3]["maximum"] == frames - 1  # the scrubber spans the stored steps
+    assert Image.open(final[4]).n_frames == frames
+    x_t, x0, label = client.predict(3, api_name="/diffusion_scrub")  # this client's own stored run
+    assert label.startswith(f"step 4/{frames}, t = ")
+    assert pixels(x_t).shape == pixels(x0).shape
+    with pytest.raises(Exception, match=f"Value {frames + 5} is greater than maximum value {frames - 1}"):
+        client.predict(frames + 5, api_name="/diffusion_scrub")
+
+
+def test_scrubbing_before_any_run_asks_for_one():
+    demo = build_demo()
+    demo.queue()
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        with pytest.raises(Exception, match="Denoise first"):
+            Client(url, verbose=False).predict(0, api_name="/diffusion_scrub")
+    finally:
+        demo.close()
+
+
+def test_diffusion_forward_process(client):
+    strip, caption = client.predict(0, "7", 0, 6, api_name="/diffusion_forward")
+    assert pixels(strip).shape == (3 * 32, 3 * (6 * 30 + 2))
+    assert caption.startswith("Digit: test 7 no. 0 (test digit #700).") and "t=999: 0.01" in caption
+    cells = [pixels(strip)[6:90, 6 + 90 * i:90 + 90 * i].astype(float) for i in range(6)]
+    digit = np.asarray(Image.fromarray((load_mnist5k("test").images[700, 0].numpy() * 255).astype(np.uint8))
+                       .resize((84, 84), Image.NEAREST), dtype=float)
+    assert abs(cells[0] - digit).mean() < 2  # t = 0 is the clean digit
+    assert abs(np.corrcoef(cells[-1].ravel(), digit.ravel())[0, 1]) < 0.2  # t = T - 1 is noise
+    assert abs(cells[0] - cells[1]).mean() < abs(cells[0] - cells[-1]).mean()
+
+
+def test_compare_shows_the_measured_table_and_plots(client):
+    text, losses, quality, steps = client.predict(api_name="/compare")
+    assert "diffusion" in text and "gan" in text and "vae" in text
+    for plot in (losses, quality, steps):
+        assert plot["type"] == "matplotlib"
+
+
+def test_every_diffusers_sampler_is_offered_and_bad_ones_refused(client):
+    _, _, _, _, _, caption = client.predict(0, 1, "diffusers:HeunDiscreteScheduler", 5, api_name="/side_by_side")
+    assert "9 network evaluations per sample" in caption
+    with pytest.raises(Exception, match="Value: diffusers:Nope is not in the list of choices|unknown sampler"):
+        client.predict(0, 1, "diffusers:Nope", 5, api_name="/side_by_side")
 
 
 def test_eight_concurrent_visitors_get_their_own_results(client):

@@ -13,8 +13,9 @@ from app import build_demo
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parent / "artifacts"
-TABS = [("Side by side", "Sample all three", 3), ("VAE latent space", "Interpolate", 2),
-        ("GAN sampling", "Sample", 1), ("Diffusion, step by step", "Denoise", 2)]
+TABS = [("Side by side", "Sample all three", 3), ("VAE latent space", "Interpolate", 3),
+        ("GAN sampling", "Sample", 1), ("Diffusion, step by step", "Denoise", 3),
+        ("Compare", "Show the measurements", 3)]
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,84 @@
+"""Matplotlib figures for the page: training curves, quality during training, quality against sampling steps,
+and the VAE's latent map. They draw what the engines measured; they compute nothing themselves."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on a server
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+FAMILY_COLOURS = {"vae": "tab:blue", "gan": "tab:orange", "diffusion": "tab:green", "classifier": "tab:gray"}
+
+
+def _figure(width: float = 6.4, height: float = 3.6) -> tuple[Figure, plt.Axes]:
+    figure = Figure(figsize=(width, height), layout="constrained")
+    return figure, figure.add_subplot()
+
+
+def loss_curves(logs: dict[str, list[dict]]) -> Figure:
+    """One panel per family: every loss it logs against the training step."""
+    figure = Figure(figsize=(10, 3.2), layout="constrained")
+    names = [n for n in ("vae", "gan", "diffusion") if logs.get(n)]
+    for i, name in enumerate(names):
+        ax = figure.add_subplot(1, len(names), i + 1)
+        rows = [r for r in logs[name] if "step" in r]
+        keys = [k for k in rows[0] if k not in ("step", "time_s")]
+        for key in keys:
+            ax.plot([r["step"] for r in rows], [r[key] for r in rows], label=key, linewidth=1)
+        ax.set_title(f"{name}: training losses")
+        ax.set_xlabel("step")
+        if name == "vae":
+            ax.set_yscale("symlog")
+        ax.legend(fontsize=7)
+    return figure
+
+
+def quality_during_training(logs: dict[str, list[dict]]) -> Figure:
+    """Share of samples the classifier recognises and Frechet distance at each scored checkpoint."""
+    figure = Figure(figsize=(10, 3.2), layout="constrained")
+    share, distance = figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)
+    for name, rows in logs.items():
+        if not rows:
+            continue
+        steps = [r["step"] for r in rows]
+        share.plot(steps, [r["confident_share"] for r in rows], "o-", label=name, color=FAMILY_COLOURS.get(name))
+        distance.plot(steps, [r["frechet_distance"] for r in rows], "o-", label=name, color=FAMILY_COLOURS.get(name))
+    share.set(title="recognisable samples (conf >= 0.9) per checkpoint", xlabel="step", ylim=(0, 1))
+    distance.set(title="Frechet distance per checkpoint (lower is better)", xlabel="step")
+    for ax in (share, distance):
+        if ax.lines:
+            ax.legend(fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "no scored checkpoints yet\n(train with --eval-every)", ha="center",
+                    va="center", transform=ax.transAxes)
+    return figure
+
+
+def quality_against_steps(rows: list[dict]) -> Figure:
+    """Frechet distance against network evaluations, one line per sampler (log x axis)."""
+    figure, ax = _figure()
+    for sampler in dict.fromkeys(r["sampler"] for r in rows):
+        mine = sorted((r for r in rows if r["sampler"] == sampler), key=lambda r: r["nfe"])
+        ax.plot([r["nfe"] for r in mine], [r["frechet_distance"] for r in mine], "o-",
+                label=sampler.replace("diffusers:", "").replace("Scheduler", ""))
+    ax.set(xscale="log", xlabel="network evaluations per sample", ylabel="Frechet distance",
+           title="diffusion: quality against sampling steps")
+    if rows:
+        ax.legend(fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "not measured yet:\npython -m engines.sampler_benchmark", ha="center", va="center",
+                transform=ax.transAxes)
+    return figure
+
+
+def latent_scatter(coordinates, labels, ticks, explained: list[float]) -> Figure:
+    """Test digits' posterior means on the latent map's two axes, coloured by class."""
+    figure, ax = _figure(5.2, 4.6)
+    points = ax.scatter(coordinates[:, 0], coordinates[:, 1], c=labels, cmap="tab10", s=8, vmin=-0.5, vmax=9.5)
+    figure.colorbar(points, ax=ax, ticks=range(10), label="digit")
+    low, high = float(ticks[0]), float(ticks[-1])
+    ax.add_patch(matplotlib.patches.Rectangle((low, low), high - low, high - low, fill=False, linestyle="--"))
+    ax.set(xlabel=f"direction 1 ({explained[0]:.0%} of variance), std", aspect="equal",
+           ylabel=f"direction 2 ({explained[1]:.0%}), std", title="test digits in the latent plane")
+    return figure
