@@ -13,9 +13,12 @@ from app import build_demo
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parent / "artifacts"
-TABS = [("Side by side", "Sample all three", 3), ("VAE latent space", "Interpolate", 3),
-        ("GAN sampling", "Sample", 1), ("Diffusion, step by step", "Denoise", 3),
-        ("Compare", "Show the measurements", 3)]
+# (tab, its buttons in order, images the tab then shows: <img> elements, matplotlib plots included)
+TABS = [("Side by side", ["Sample all three"], 3),
+        ("VAE latent space", ["Interpolate", "Map the latent space"], 5),
+        ("GAN sampling", ["Sample", "Interpolate"], 3),
+        ("Diffusion, step by step", ["Denoise", "Noise it"], 4),
+        ("Compare", ["Show the measurements"], 3)]
 
 
 @pytest.fixture(scope="module")
@@ -38,13 +41,30 @@ def page():
     demo.close()
 
 
-@pytest.mark.parametrize("tab,button,images", TABS)
-def test_tab_button_shows_images(page, tab, button, images):
+@pytest.mark.parametrize("tab,buttons,images", TABS)
+def test_tab_buttons_show_images(page, tab, buttons, images):
     ARTIFACTS.mkdir(exist_ok=True)
     page.get_by_role("tab", name=tab).click()
     panel = page.get_by_role("tabpanel")
-    panel.get_by_role("button", name=button, exact=True).click()
+    for button in buttons:
+        shown = panel.locator("img[src]").count()
+        panel.get_by_role("button", name=button, exact=True).click()
+        panel.locator("img[src]").nth(shown).wait_for(state="visible", timeout=120_000)  # a new image appears
     # every output image of the tab is rendered (an <img> with a real source inside the visible panel)
     panel.locator("img[src]").nth(images - 1).wait_for(state="visible", timeout=120_000)
     assert panel.locator("img[src]").count() >= images
+    assert page.locator(".toast-body.error").count() == 0  # no error toast
     page.screenshot(path=str(ARTIFACTS / f"{tab.lower().replace(' ', '_').replace(',', '')}.png"), full_page=True)
+
+
+def test_bad_input_shows_a_clear_message_not_a_traceback(page):
+    page.get_by_role("tab", name="Side by side").click()
+    panel = page.get_by_role("tabpanel")
+    seed = panel.get_by_label("Seed")
+    seed.fill("2.5")
+    panel.get_by_role("button", name="Sample all three", exact=True).click()
+    toast = page.locator(".toast-body.error")
+    toast.first.wait_for(state="visible", timeout=60_000)
+    assert "Seed must be a whole number" in toast.first.inner_text()
+    assert "Traceback" not in page.content()
+    seed.fill("0")
