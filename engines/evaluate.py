@@ -20,8 +20,10 @@ Sections (each measured on the fixed mnist5k test split, everything seeded):
 - speed: ms per sample at batch --speed-batch and network evaluations per sample; diffusion at --speed-steps
   DDIM steps (1000-step DDPM extrapolated from the per-evaluation time).
 
-Default costs on this 2-core CPU box with one torch thread (seconds): quality ~520 (diffusion's 1,000 DDIM-100
-samples are ~460 of it), likelihood ~200, latent ~75, stability <1, speed ~60: about 15 minutes in all.
+Default costs with one torch thread on a 2-core CPU box whose other core was busy training (seconds, measured
+except quality): quality ~500 (extrapolated: 1,000 DDIM-100 diffusion samples at ~4.6 ms per network evaluation
+are ~460 of it), likelihood 220 (VAE 48, diffusion VLB 37, PF-ODE 131 = 1.3 s per digit), latent 155, stability
+<1, speed 80: about 16 minutes in all. --threads 2 on an idle machine is faster.
 """
 from __future__ import annotations
 

@@ -18,6 +18,15 @@ from pathlib import Path
 
 FAMILIES = ("vae", "gan", "diffusion")
 NAMES = {"vae": "VAE", "gan": "GAN", "diffusion": "diffusion"}
+FOLKLORE = {
+    "Objective": "VAE: likelihood bound; GAN: adversarial game; diffusion: denoising (a reweighted likelihood bound)",
+    "Training stability": "GANs oscillate and can collapse; VAE and diffusion train smoothly",
+    "Sample quality": "diffusion best; GAN sharp but less diverse; VAE blurry",
+    "Likelihood": "VAE: a bound; GAN: none; diffusion: a bound, or exact via the ODE, and the best of the three",
+    "Latent space": "VAE: smooth, with an encoder; GAN: smooth-ish, no encoder; diffusion: no compact latent "
+                    "(x_T is image-sized)",
+    "Speed": "VAE and GAN: one pass; diffusion: tens to a thousand passes, orders of magnitude slower",
+}
 
 # Rerunning the same command with the same seed must land within these (first matching rule wins; a number
 # no rule names must match exactly). Timings are measurements of the machine, not of the models: not compared.
@@ -50,6 +59,13 @@ def _order_line(values: dict, label: str, digits=1) -> str:
     return " < ".join(f"{NAMES[k]} {label}{_fmt(values[k], digits)}" for k in ordered)
 
 
+def _row(name: str, cells: dict, verdict: str, line: str | None = None) -> dict:
+    line = line or f"{name}: {verdict}"
+    if verdict == "cannot say" and not line.endswith(verdict):
+        line += " - cannot say"
+    return {"row": name, "folklore": FOLKLORE[name], "cells": cells, "verdict": verdict, "line": line}
+
+
 def _verdict(ok: bool | None) -> str:
     return {True: "agrees", False: "disagrees", None: "cannot say"}[ok]
 
@@ -62,10 +78,8 @@ def objective_row(report: dict) -> dict:
         losses = st.get(name, {}).get("losses", {})
         finals = ", ".join(f"{k} {v['end']:.4g}" for k, v in losses.items() if k in ("loss", "d_loss", "g_loss"))
         cells[name] = f"{text}; final {finals}" if finals else text
-    return {"row": "Objective", "folklore": "VAE: likelihood bound; GAN: adversarial game; diffusion: denoising "
-            "(a reweighted likelihood bound)", "cells": cells,
-            "verdict": "agrees (by construction: the objectives are what the training code minimises; their "
-                       "values are in different units)"}
+    return _row("Objective", cells, "agrees (by construction: the objectives are what the training code "
+                                    "minimises; their values are in different units)")
 
 
 def stability_row(report: dict) -> dict:
@@ -95,8 +109,7 @@ def stability_row(report: dict) -> dict:
     if "gan" in quality:
         entropy = quality["gan"]["class_entropy"]
         line += f"; GAN class entropy {entropy:.3f}: " + ("no mode collapse" if entropy > 0.95 else "mode dropping")
-    return {"row": "Training stability", "folklore": "GANs oscillate and can collapse; VAE and diffusion train "
-            "smoothly", "cells": cells, "verdict": _verdict(ok), "line": f"Training stability: {line}"}
+    return _row("Training stability", cells, _verdict(ok), f"Training stability: {line}")
 
 
 def quality_row(report: dict) -> dict:
@@ -104,8 +117,7 @@ def quality_row(report: dict) -> dict:
     cells = {k: f"FD {v['frechet_distance']:.1f}, precision {v['precision']:.2f}, recall {v['recall']:.2f}, "
                 f"sharpness {v['sharpness']:.2f}" for k, v in q.items() if "precision" in v}
     if len(q) < 2:
-        return {"row": "Sample quality", "folklore": "", "cells": cells, "verdict": "cannot say",
-                "line": "Sample quality: fewer than two families measured - cannot say"}
+        return _row("Sample quality", cells, "cannot say", "Sample quality: fewer than two families measured")
     fd = {k: v["frechet_distance"] for k, v in q.items()}
     expected = [k for k in ("diffusion", "gan", "vae") if k in fd]
     ok = sorted(fd, key=fd.get) == expected
@@ -119,15 +131,15 @@ def quality_row(report: dict) -> dict:
         fewer = q["gan"]["recall"] < q["diffusion"]["recall"]
         line += (f"; recall GAN {q['gan']['recall']:.2f} vs diffusion {q['diffusion']['recall']:.2f}: GAN less "
                  f"diverse - {_verdict(fewer)}")
-    return {"row": "Sample quality", "folklore": "diffusion best; GAN sharp but less diverse; VAE blurry",
-            "cells": cells, "verdict": _verdict(ok), "line": line}
+    return _row("Sample quality", cells, _verdict(ok), line)
 
 
 def likelihood_row(report: dict) -> dict:
     lk = report.get("likelihood", {})
     cells = {}
     if "vae" in lk:
-        cells["vae"] = f"ELBO {lk['vae']['elbo_bpd']:.3f}, IWAE(k={lk['vae']['iwae_k']}) {lk['vae']['iwae_bpd']:.3f} bpd"
+        v = lk["vae"]
+        cells["vae"] = f"ELBO {v['elbo_bpd']:.3f}, IWAE(k={v['iwae_k']}) {v['iwae_bpd']:.3f} bpd"
     if "gan" in lk:
         cells["gan"] = "none (implicit model)"
     if "diffusion" in lk:
@@ -139,12 +151,11 @@ def likelihood_row(report: dict) -> dict:
         best_diffusion = min(d["ode_bpd"], d["vlb_bpd"]["fixed_small"])
         ok = best_diffusion < vae["iwae_bpd"]
         line = (f"Likelihood (bits/dim, same {d['n']} test digits): VAE IWAE {vae['iwae_bpd']:.3f} (ELBO "
-                f"{vae['elbo_bpd']:.3f}) vs diffusion ODE {d['ode_bpd']:.3f} / VLB {d['vlb_bpd']['fixed_small']:.3f}; "
-                f"GAN none - {_verdict(ok)}")
+                f"{vae['elbo_bpd']:.3f}) vs diffusion ODE {d['ode_bpd']:.3f} / VLB "
+                f"{d['vlb_bpd']['fixed_small']:.3f}; GAN none - {_verdict(ok)}")
     else:
-        ok, line = None, "Likelihood: VAE and diffusion not both measured - cannot say"
-    return {"row": "Likelihood", "folklore": "VAE: a bound; GAN: none; diffusion: bound or exact via the ODE, and "
-            "the best of the three", "cells": cells, "verdict": _verdict(ok), "line": line}
+        ok, line = None, "Likelihood: VAE and diffusion not both measured"
+    return _row("Likelihood", cells, _verdict(ok), line)
 
 
 def latent_row(report: dict) -> dict:
@@ -156,8 +167,7 @@ def latent_row(report: dict) -> dict:
         cells[name] = (f"slerp step CV {v['slerp']['step_cv']:.2f}, PPL {v['slerp']['ppl']:.3g}; "
                        + (f"reconstruction MSE {recon['mse']:.4f}" if recon else "no encoder"))
     if len(cv) < 2 or "vae" not in cv:
-        return {"row": "Latent space", "folklore": "", "cells": cells, "verdict": "cannot say",
-                "line": "Latent space: the VAE and another family not measured - cannot say"}
+        return _row("Latent space", cells, "cannot say", "Latent space: the VAE and another family not measured")
     ok = min(cv, key=cv.get) == "vae"
     line = (f"Latent space: path unevenness (step CV along slerp, 0 = even) {_order_line(cv, '', 2)} - "
             f"{_verdict(ok)}")
@@ -165,9 +175,7 @@ def latent_row(report: dict) -> dict:
         v_mse, d_mse = lt["vae"]["reconstruction"]["mse"], lt["diffusion"]["reconstruction"]["mse"]
         line += (f"; reconstruction MSE VAE {v_mse:.4f} vs DDIM inversion {d_mse:.4f} "
                  f"({'the VAE' if v_mse < d_mse else 'diffusion'} reconstructs better)")
-    return {"row": "Latent space", "folklore": "VAE: smooth, with an encoder; GAN: smooth-ish, no encoder; "
-            "diffusion: no compact latent (x_T is image-sized)", "cells": cells, "verdict": _verdict(ok),
-            "line": line}
+    return _row("Latent space", cells, _verdict(ok), line)
 
 
 def speed_row(report: dict) -> dict:
@@ -180,8 +188,7 @@ def speed_row(report: dict) -> dict:
         cells["diffusion"] = ", ".join(f"{r['sampler']}-{r['steps']}: {r['ms_per_sample']:.0f} ms"
                                        + (" (extrapolated)" if r.get("extrapolated") else "") for r in diffusion)
     if not one_pass or not diffusion:
-        return {"row": "Speed", "folklore": "", "cells": cells, "verdict": "cannot say",
-                "line": "Speed: not measured for diffusion and a one-pass family - cannot say"}
+        return _row("Speed", cells, "cannot say", "Speed: diffusion and a one-pass family not both measured")
     fastest_diffusion = min(diffusion, key=lambda r: r["ms_per_sample"])
     slowest_one_pass = max(one_pass.values(), key=lambda r: r["ms_per_sample"])
     ratio = fastest_diffusion["ms_per_sample"] / slowest_one_pass["ms_per_sample"]
@@ -190,14 +197,12 @@ def speed_row(report: dict) -> dict:
         f"{NAMES[k]} {r['ms_per_sample']:.2f}" for k, r in one_pass.items())
         + f"; diffusion {fastest_diffusion['ms_per_sample']:.0f} at {fastest_diffusion['nfe']} NFE (its fewest "
           f"steps), {ratio:.0f}x the slowest one-pass model - {_verdict(ok)}")
-    return {"row": "Speed", "folklore": "VAE and GAN: one pass; diffusion: tens to a thousand passes, orders of "
-            "magnitude slower", "cells": cells, "verdict": _verdict(ok), "line": line}
+    return _row("Speed", cells, _verdict(ok), line)
 
 
 def summarise(report: dict) -> list[dict]:
     rows = [objective_row(report), stability_row(report), quality_row(report), likelihood_row(report),
             latent_row(report), speed_row(report)]
-    rows[0]["line"] = "Objective: " + rows[0]["verdict"]
     return rows
 
 

@@ -122,4 +122,5 @@ def test_vae_elbo_is_below_the_iwae_bound(vae):
     # bits/dim are -log p: the tighter (larger) IWAE bound gives fewer bits
     assert result["iwae_bpd"] <= result["elbo_bpd"]
     assert result["iwae_nats"] >= result["elbo_nats"]
-    assert abs(result["elbo_bpd"] - float(bits_per_dim(torch.tensor(result["elbo_nats"], dtype=torch.float64), 784))) < 1e-9
+    elbo_nats = torch.tensor(result["elbo_nats"], dtype=torch.float64)
+    assert abs(result["elbo_bpd"] - float(bits_per_dim(elbo_nats, 784))) < 1e-9
