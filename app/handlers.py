@@ -78,17 +78,26 @@ def _diffusion_options(sampler, steps) -> dict:
 
 # --- side by side ---------------------------------------------------------------------------------
 
-def side_by_side(seed, count, sampler, steps):
-    """One seed -> VAE, GAN and diffusion grids, each captioned with wall time and network evaluations."""
+def side_by_side(seed, count, sampler, steps, progress=gr.Progress()):
+    """One seed -> VAE, GAN and diffusion grids, each captioned with wall time and network evaluations.
+    Diffusion runs through its trace so the page shows its progress; the result is sample()'s, bit for bit."""
     seed = _int(seed, "Seed", 0, MAX_SEED)
     count = _int(count, "Count", 1, MAX_GRID)
     options = _diffusion_options(sampler, steps)
+    nfe = {"vae": 1, "gan": 1, "diffusion": _timed(engine("diffusion").network_evaluations, **options)[0]}
+
+    def denoise() -> torch.Tensor:
+        trajectory = engine("diffusion").trace(count, seed=seed, **options)
+        for step in progress.tqdm(trajectory, total=nfe["diffusion"], desc=f"diffusion, {options['sampler']}"):
+            last = step
+        return signed_to_unit(last.prev_sample)
+
     outputs = []
-    for name, kwargs in (("vae", {}), ("gan", {}), ("diffusion", options)):
-        images, seconds = _timed(engine(name).sample, count, seed=seed, **kwargs)
-        nfe = engine(name).network_evaluations(**kwargs) if name == "diffusion" else 1
+    for name in ("vae", "gan", "diffusion"):
+        run = denoise if name == "diffusion" else lambda: engine(name).sample(count, seed=seed)
+        images, seconds = _timed(run)
         outputs += [grid_image(images), f"{name}: {seconds * 1000:.0f} ms for {count} samples, "
-                                        f"{nfe} network evaluation{'s' if nfe > 1 else ''} per sample"]
+                                        f"{nfe[name]} network evaluation{'s' if nfe[name] > 1 else ''} per sample"]
     return tuple(outputs)
 
 

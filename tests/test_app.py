@@ -168,3 +168,13 @@ def test_eight_concurrent_visitors_get_their_own_results(client):
         alone = client.predict(seed, 2, 1.0, api_name="/gan_sample")
         assert np.array_equal(pixels(grid), pixels(alone[0]))
     assert len({pixels(g).tobytes() for g, _ in results}) == 8
+
+
+def test_side_by_side_diffusion_grid_is_the_engines_sample(client):
+    # The handler runs the trace (for progress); the grid must still be exactly sample()'s images.
+    from app.images import grid_image
+    from engines import load_engine
+    out = client.predict(11, 4, "diffusers:UniPCMultistepScheduler", 7, api_name="/side_by_side")
+    expected = grid_image(load_engine("diffusion").sample(4, seed=11, sampler="diffusers:UniPCMultistepScheduler",
+                                                          steps=7))
+    assert np.array_equal(pixels(out[4]), np.asarray(expected))
