@@ -178,3 +178,9 @@ def test_side_by_side_diffusion_grid_is_the_engines_sample(client):
     expected = grid_image(load_engine("diffusion").sample(4, seed=11, sampler="diffusers:UniPCMultistepScheduler",
                                                           steps=7))
     assert np.array_equal(pixels(out[4]), np.asarray(expected))
+
+
+def test_new_seed_advances_the_seed(client):
+    assert client.predict(41, api_name="/new_seed") == 42
+    with pytest.raises(Exception, match="Seed must be a whole number"):
+        client.predict(0.5, api_name="/new_seed")
