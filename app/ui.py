@@ -160,4 +160,7 @@ def build_demo() -> gr.Blocks:
             diffusion_tab()
         with gr.Tab("Compare"):
             compare_tab()
+        with gr.Tab("2-D playground"):
+            from app.playground import build_tab as playground_tab  # imported here: the tab is one block
+            playground_tab()
     return demo

@@ -165,3 +165,151 @@ def test_views_have_the_shapes_the_app_draws():
     means, lines = views.latent_maps(trainers["vae"].model, ring.sample(30))
     assert means.shape == (30, 2) and lines.shape == (22, 60, 2)
     assert views.trajectories(trainers["diffusion"].eval_model, n=5, steps=10).shape == (11, 5, 2)
+
+
+# ------------------------------------------------------------------------------------------ the app's tab
+def test_user_points_from_csv_and_sketch(tmp_path):
+    from engines.toy.user_points import read_csv_points, sketch_points
+    good = tmp_path / "good.csv"
+    good.write_text("x,y\n" + "\n".join(f"{i % 5},{i // 5}" for i in range(20)))
+    assert read_csv_points(good).shape == (20, 2)
+    for text, message in [("x,y,z\n1,2,3\n", "exactly two columns"), ("a,b\n1,oops\n", "row 1 is not two numbers"),
+                          ("x,y\n1,2\n", "between 8 and")]:
+        bad = tmp_path / "bad.csv"
+        bad.write_text(text)
+        with pytest.raises(EngineError, match=message):
+            read_csv_points(bad)
+    canvas = torch.full((50, 80, 4), 255, dtype=torch.uint8)
+    canvas[10:20, 5:15, :3] = 0   # a black square, drawn near the top left
+    points = sketch_points(canvas.numpy())
+    assert points.shape == (100, 2) and points[:, 1].min() >= 50 - 20 and points[:, 0].max() <= 14
+
+
+@pytest.fixture(scope="module")
+def client():
+    from gradio_client import Client
+
+    from app import build_demo
+    demo = build_demo()
+    demo.queue(default_concurrency_limit=2)
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
+    yield Client(url, verbose=False)
+    demo.close()
+
+
+def new_client(client):
+    """Another visitor: a fresh session (its own gr.State) on the same server."""
+    from gradio_client import Client
+    return Client(client.src, verbose=False)
+
+
+def run_to_end(job, timeout=120):
+    job.result(timeout=timeout)
+    return job.outputs()
+
+
+LESSON_NUMBERS = {
+    "gan_collapse": lambda rows, truth: rows["GAN"]["modes_covered"] <= 6 and rows["diffusion"]["modes_covered"] == 8,
+    "vae_blur": lambda rows, truth: rows["VAE"]["elbo"] <= rows["VAE"]["model_loglik"] <= truth
+    and rows["VAE"]["on_support"] < 0.8,
+    "diffusion_steps": lambda rows, truth: rows["diffusion, 200 steps"]["modes_covered"] == 8
+    and rows["diffusion, 5 steps"]["on_support"] < rows["diffusion, 200 steps"]["on_support"]
+    and rows["diffusion, 200 steps"]["model_loglik"] <= truth,
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", list(LESSON_NUMBERS))
+def test_each_lesson_streams_and_ends_with_numbers_that_show_its_claim(client, key):
+    import time
+
+    from engines.toy.lessons import LESSONS
+    assert set(LESSON_NUMBERS) == set(LESSONS)
+    start = time.perf_counter()
+    frames = run_to_end(client.submit(key, api_name="/playground_lesson"))
+    seconds = time.perf_counter() - start
+    assert len(frames) >= 4                                   # live updates, not one final answer
+    status, vae, gan, diffusion, table, numbers = frames[-1]
+    assert numbers["done"] and numbers["lesson"] == key
+    assert all(claim["holds"] for claim in numbers["claims"]), numbers["claims"]
+    assert LESSON_NUMBERS[key](numbers["rows"], numbers["data_true_loglik"])
+    assert "Every claim holds" in status and table.count("✅") == len(numbers["claims"])
+    assert any(image is not None for image in (vae, gan, diffusion))
+    assert seconds < 45, f"{key} took {seconds:.0f} s"   # < 30 s on 2 idle cores; this leaves room for a busy CI
+
+
+@pytest.mark.slow
+def test_train_pause_continue_and_reset_keep_state_per_visitor(client):
+    import time
+    visitor = new_client(client)
+    args = ["ring8", ["vae"], 0.002, 300, 0, None, None]
+    first = run_to_end(visitor.submit(*args, api_name="/playground_train"))[-1][-1]
+    assert first["done"] and first["rows"]["vae"]["step"] == 300 and "elbo" in first["rows"]["vae"]
+    args[3] = 200
+    assert run_to_end(visitor.submit(*args, api_name="/playground_train"))[-1][-1]["rows"]["vae"]["step"] == 500
+    # Pause in the middle of a long Start: training stops where it was, and Start continues from there.
+    args[3] = 5000
+    job = visitor.submit(*args, api_name="/playground_train")
+    while len(job.outputs()) < 2:
+        time.sleep(0.05)
+    assert "Paused at steps: vae" in visitor.predict(api_name="/playground_pause")
+    job.result(timeout=30)   # the loop stops at its next chunk, without measuring
+    paused = job.outputs()[-1][-1]["rows"]["vae"]["step"]
+    assert 500 < paused < 5500 and not job.outputs()[-1][-1]["done"]
+    args[3] = 250
+    resumed = run_to_end(visitor.submit(*args, api_name="/playground_train"))[-1][-1]["rows"]["vae"]["step"]
+    assert resumed == paused + 250
+    visitor.predict(api_name="/playground_reset")
+    assert run_to_end(visitor.submit(*args, api_name="/playground_train"))[-1][-1]["rows"]["vae"]["step"] == 250
+
+
+@pytest.mark.slow
+def test_bad_input_gets_a_clear_message_not_a_traceback(client, tmp_path):
+    from gradio_client import handle_file
+    base = ["ring8", ["gan"], 0.002, 100, 0, None, None]
+    wrong_columns = tmp_path / "three.csv"
+    wrong_columns.write_text("x,y,z\n" + "\n".join("1,2,3" for _ in range(10)))
+    cases = [({2: 0}, "Learning rate must be a number greater than 0 and at most 0.1"),
+             ({2: 0.5}, "Learning rate must be a number greater than 0 and at most 0.1"),
+             ({3: 6000}, "Steps must be a whole number between 1 and 5000"),
+             ({1: []}, "Choose at least one family"),
+             ({0: "points"}, "draw some points on the canvas or upload a CSV"),
+             ({0: "points", 6: handle_file(str(wrong_columns))}, "every row needs exactly two columns, x and y")]
+    for change, message in cases:
+        args = list(base)
+        for index, value in change.items():
+            args[index] = value
+        with pytest.raises(Exception, match=message):
+            client.predict(*args, api_name="/playground_train")
+
+
+@pytest.mark.slow
+def test_uploaded_points_train_and_show(client, tmp_path):
+    from gradio_client import handle_file
+    points = tmp_path / "points.csv"
+    points.write_text("x,y\n" + "\n".join(f"{10 * (i % 3) + 0.1 * (i % 7)},{0.1 * (i % 5)}" for i in range(60)))
+    image = client.predict("points", 0, None, handle_file(str(points)), api_name="/playground_truth")
+    assert image.endswith(".png")
+    numbers = run_to_end(client.submit("points", ["gan"], 0.002, 250, 0, None, handle_file(str(points)),
+                                       api_name="/playground_train"))[-1][-1]
+    assert numbers["done"] and numbers["rows"]["gan"]["n_modes"] == 8 and numbers["rows"]["gan"]["step"] == 250
+
+
+@pytest.mark.slow
+def test_four_visitors_train_at_once_without_blocking_or_mixing(client):
+    import time
+    visitors = [new_client(client) for _ in range(4)]
+    seeds = [0, 1, 0, 1]   # two pairs: each pair must agree exactly, so nothing leaks between sessions
+    jobs = [v.submit("ring8", ["gan"], 0.002, 1000, s, None, None, api_name="/playground_train")
+            for v, s in zip(visitors, seeds)]
+    deadline = time.perf_counter() + 60
+    while not all(job.outputs() for job in jobs):
+        assert time.perf_counter() < deadline, "a visitor waited a minute for a first picture"
+        time.sleep(0.05)
+    assert not any(job.done() for job in jobs)   # all four were training at once, none queued behind another
+    start = time.perf_counter()
+    assert "What to look at" in new_client(client).predict("vae_blur", api_name="/playground_describe")
+    assert time.perf_counter() - start < 10        # a fifth visitor is served while the four train
+    finals = [run_to_end(job)[-1][-1]["rows"]["gan"] for job in jobs]
+    assert all(f["step"] == 1000 for f in finals)
+    assert finals[0] == finals[2] and finals[1] == finals[3] and finals[0] != finals[1]

@@ -98,7 +98,7 @@ LESSONS = {lesson.key: lesson for lesson in [
            "ring8", {"vae": 3000}, {"vae": 2e-3}, {"VAE": ("vae", {})}, _vae_blur_claims, every=500),
     Lesson("diffusion_steps", "Diffusion with 5 vs 200 steps",
            "Same trained model, two samplers: 200 DDPM steps land on the 8 modes, 5 steps leave the samples "
-           "blurred between them; the trajectories show the few big jumps. The likelihood belongs to the model, "
+           "blurred between them. The likelihood belongs to the model, "
            "not the sampler: its ODE log-likelihood is one number for both.",
            "ring8", {"diffusion": 3000}, {"diffusion": 2e-3},
            {"diffusion, 5 steps": ("diffusion", {"steps": 5}), "diffusion, 200 steps": ("diffusion", {"steps": 200})},

@@ -28,6 +28,7 @@ class Snapshot:
     samples: dict[str, torch.Tensor]
     losses: dict[str, dict[str, list[tuple[int, float]]]]
     coverage: dict[str, metrics.Coverage]
+    sample_true_loglik: dict[str, float]
     extra: dict[str, object] = field(default_factory=dict)   # the family-specific pictures' data
 
 
@@ -50,13 +51,14 @@ class Playground:
     def train(self, steps: int | dict[str, int], every: int = 250):
         """Train each family `steps` more steps (a dict gives each its own), yielding after every `every`
         steps of the slowest; interleaved so that the three views advance together."""
-        todo = {f: check_count(steps.get(f, 0) if isinstance(steps, dict) else steps, cap=MAX_STEPS,
-                               what=f"{f} steps") if not isinstance(steps, dict) or steps.get(f) else 0
-                for f in self.trainers}
-        for family, n in todo.items():
-            if self.trainers[family].step + n > MAX_STEPS:
-                raise EngineError(f"{family} has trained {self.trainers[family].step} steps; at most {MAX_STEPS} "
-                                  f"per playground: reset to start again")
+        todo = {}
+        for family, trainer in self.trainers.items():
+            n = steps.get(family, 0) if isinstance(steps, dict) else steps
+            n = check_count(n, cap=MAX_STEPS, what=f"{family} steps") if n else 0
+            if trainer.step + n > MAX_STEPS:
+                raise EngineError(f"{family} has trained {trainer.step} steps; at most {MAX_STEPS} per playground: "
+                                  f"reset to start again")
+            todo[family] = n
         while any(todo.values()):
             for family, trainer in self.trainers.items():
                 chunk = min(every, todo[family])
@@ -86,7 +88,8 @@ class Playground:
             elif family == "diffusion":
                 extra["diffusion"] = views.trajectories(trainer.eval_model, seed=self.seed + 3)
         return Snapshot({f: t.step for f, t in self.trainers.items()}, samples,
-                        {f: t.losses for f, t in self.trainers.items()}, coverage, extra)
+                        {f: t.losses for f, t in self.trainers.items()}, coverage,
+                        {f: metrics.true_log_likelihood(self.distribution, x) for f, x in samples.items()}, extra)
 
     def measure(self, rows: dict[str, tuple[str, dict]] | None = None) -> dict:
         """Numbers per row (a family, or a family with sampler options, e.g. diffusion at 5 steps):

@@ -3,7 +3,7 @@
 - GAN: the discriminator's belief D(x) = sigmoid(logit) on a grid over the plane: where it thinks data is.
 - VAE: the encoder's means of data points (does q(z|x) use the prior's space?) and the decoder's image of a
   regular latent grid (the mapping that smears mass between modes).
-- Diffusion: trajectories of a few points from x_T ~ N(0, I) to x_0, one position per sampler step.
+- Diffusion: trajectories of a few points from x_T ~ N(0, I) to x_0, one position per DDIM step.
 """
 from __future__ import annotations
 
@@ -48,8 +48,10 @@ def latent_maps(vae, data: torch.Tensor, lines: int = 11, per_line: int = 60,
 
 
 @torch.no_grad()
-def trajectories(diffusion, n: int = 24, seed: int = 0, steps: int = 50, sampler: str = "ddpm") -> torch.Tensor:
-    """[steps + 1, n, 2]: x_T, then the sample after each step (the samplers' callback, no second loop)."""
+def trajectories(diffusion, n: int = 24, seed: int = 0, steps: int = 50, sampler: str = "ddim") -> torch.Tensor:
+    """[steps + 1, n, 2]: x_T, then the sample after each step (the samplers' callback, no second loop).
+
+    DDIM by default: deterministic, so each path is the smooth map from a noise point to its sample."""
     path = []
 
     def record(step):

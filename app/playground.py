@@ -1,0 +1,262 @@
+"""The "2-D playground" tab: train VAE, GAN and diffusion on toy distributions and watch them differ.
+
+Layout and small handlers only; the maths lives in `engines.toy`. Each visitor's training lives in their own
+gr.State (a `Visitor`), never in a global, and training streams its pictures from a generator handler every
+`VIEW_EVERY` steps. Training and lessons share a concurrency pool of PLAYGROUND_CONCURRENCY, apart from the
+other tabs' events, so a visitor training here does not hold up anyone elsewhere.
+
+Caps (bad input gets a gr.Error saying so): learning rate in (0, 0.1]; 1 .. MAX_STEPS_PER_START steps per
+Start and 20,000 per family per playground; seed 0 .. 2^31 - 1; a CSV of at most 1 MB and 8 .. 5,000 points.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import gradio as gr
+import torch
+
+from app.handlers import MAX_SEED, _int  # the lab's own check for whole numbers from the UI
+from app.playground_figures import family_strip, truth_image
+from engines.errors import EngineError
+from engines.toy import views
+from engines.toy.distributions import PRESETS, from_points, make_distribution
+from engines.toy.lessons import LESSONS, get_lesson, run_lesson
+from engines.toy.session import Playground
+from engines.toy.training import DEFAULT_LR, FAMILIES, check_lr
+from engines.toy.user_points import read_csv_points, sketch_points
+
+MAX_STEPS_PER_START = 5000
+VIEW_EVERY = 250
+PLAYGROUND_CONCURRENCY = 4   # visitors training at once; beyond that they queue (the page says so)
+USER_POINTS = "points"
+DISTRIBUTION_CHOICES = [(label, key) for key, (label, _) in PRESETS.items()] + \
+                       [("Your points (sketch or CSV below)", USER_POINTS)]
+LESSON_CHOICES = [(lesson.title, key) for key, lesson in LESSONS.items()]
+INTRO = ("Three small MLPs (VAE, GAN, diffusion) learn a 2-D distribution whose density is known exactly, so "
+         "their differences become numbers: **modes covered** (mode collapse is this dropping), the share of "
+         "samples **on a mode**, the **true log-likelihood** of their samples, and each model's own "
+         "log-likelihood of held-out data (VAE: ELBO and exact; diffusion: probability-flow ODE), against the "
+         "truth's. Pick a lesson, or train freely below.")
+
+
+@dataclass
+class Visitor:
+    """One visitor's playground and what it was built from.
+
+    `run` numbers the current Start: Pause and Reset bump it, and a training loop stops at its next chunk
+    once the number is no longer its own (this works for API clients too, which Gradio's `cancels` does
+    not reach). The lock keeps a chunk that is still finishing from overlapping the next Start's."""
+    playground: Playground
+    settings: tuple
+    density: torch.Tensor
+    run: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _lr(value) -> float:
+    try:
+        return check_lr(float(value))
+    except (TypeError, ValueError, EngineError):
+        raise gr.Error(f"Learning rate must be a number greater than 0 and at most 0.1, got {value}") from None
+
+
+def _file_path(upload) -> str | None:
+    if upload is None:
+        return None
+    return upload if isinstance(upload, str) else getattr(upload, "name", None) or upload.get("path")
+
+
+def _user_points(sketch, upload):
+    """CSV first (it is explicit); otherwise the sketch's ink."""
+    path = _file_path(upload)
+    if path:
+        return read_csv_points(path)
+    composite = sketch.get("composite") if isinstance(sketch, dict) else sketch
+    if composite is None:
+        raise EngineError("draw some points on the canvas or upload a CSV of x, y pairs first")
+    return sketch_points(composite)
+
+
+def _distribution(name, sketch, upload, seed: int):
+    try:
+        if name == USER_POINTS:
+            return from_points(_user_points(sketch, upload), seed=seed)
+        return make_distribution(name)
+    except EngineError as e:
+        raise gr.Error(str(e)) from None
+
+
+def _fmt(value) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def numbers_markdown(rows: dict[str, dict], data_true_loglik: float | None = None, claims=None) -> str:
+    lines = ["| model | step | modes covered | on a mode | true log-lik of samples | ELBO | model's log-lik |",
+             "|---|---|---|---|---|---|---|"]
+    for label, row in rows.items():
+        lines.append(f"| {label} | {row['step']} | {row['modes_covered']}/{row['n_modes']} | {row['on_support']:.0%} "
+                     f"| {_fmt(row['sample_true_loglik'])} | {_fmt(row.get('elbo'))} | {_fmt(row.get('model_loglik'))} |")
+    if data_true_loglik is not None:
+        lines.append(f"\nTrue log-likelihood of held-out data: **{data_true_loglik:.2f}** nats per point; no model "
+                     "beats it on average. Log-likelihoods are nats per point; the GAN has none.")
+    for claim in claims or []:
+        lines.append(f"- {'✅' if claim['holds'] else '❌'} {claim['text']}")
+    return "\n".join(lines)
+
+
+def _snapshot_rows(snapshot) -> dict[str, dict]:
+    return {f: {"family": f, "step": snapshot.step[f], "modes_covered": c.covered, "n_modes": c.n_modes,
+                "on_support": c.on_support, "sample_true_loglik": snapshot.sample_true_loglik[f]}
+            for f, c in snapshot.coverage.items()}
+
+
+def _strips(density, snapshot) -> list:
+    return [family_strip(f, density, snapshot) if f in snapshot.coverage else None for f in FAMILIES]
+
+
+def _view(density, snapshot, status: str) -> tuple:
+    rows = _snapshot_rows(snapshot)
+    return (status, *_strips(density, snapshot), numbers_markdown(rows), {"done": False, "rows": rows})
+
+
+def _final(density, snapshot, measured: dict, status: str) -> tuple:
+    return (status, *_strips(density, snapshot),
+            numbers_markdown(measured["rows"], measured["data_true_loglik"], measured.get("claims")),
+            {"done": True, **measured})
+
+
+def train(state, distribution, families, lr, steps, seed, sketch, upload):
+    """Start or continue: the same distribution, families and seed continue the visitor's playground (with
+    the new learning rate); anything else starts a fresh one."""
+    lr = _lr(lr)
+    steps = _int(steps, "Steps", 1, MAX_STEPS_PER_START)
+    seed = _int(seed, "Seed", 0, MAX_SEED)
+    families = [f for f in FAMILIES if f in (families or [])]
+    if not families:
+        raise gr.Error("Choose at least one family to train")
+    dist = _distribution(distribution, sketch, upload, seed)
+    settings = (distribution, dist.name, tuple(dist.means.flatten().tolist()) if distribution == USER_POINTS else (),
+                tuple(families), seed)
+    visitor = state if isinstance(state, Visitor) and state.settings == settings else None
+    if visitor is None:
+        visitor = Visitor(Playground(dist, families, seed, lr), settings, views.true_density(dist))
+    with visitor.lock:
+        visitor.playground.set_lr(lr)
+        visitor.run += 1
+        run = visitor.run
+    try:
+        chunks = visitor.playground.train(steps, VIEW_EVERY)
+        while True:
+            with visitor.lock:
+                latest = next(chunks, None) if visitor.run == run else None
+            if latest is None:
+                break
+            snapshot = latest
+            trained = ", ".join(f"{f} {s}" for f, s in snapshot.step.items())
+            yield (visitor, *_view(visitor.density, snapshot, f"Training… steps: {trained}"))
+        if visitor.run != run:
+            return   # paused or reset: the last picture stays; Start continues from here
+        yield (visitor, *_view(visitor.density, snapshot, "Measuring likelihoods…"))
+        with visitor.lock:
+            measured = visitor.playground.measure()
+    except EngineError as e:
+        raise gr.Error(str(e)) from None
+    yield (visitor, *_final(visitor.density, snapshot, measured,
+                            f"Paused at steps: {trained}. Start trains {steps} more; change the distribution, "
+                            f"families or seed to start afresh."))
+
+
+def lesson(key):
+    try:
+        chosen = get_lesson(key)
+    except EngineError as e:
+        raise gr.Error(str(e)) from None
+    density = views.true_density(make_distribution(chosen.distribution))
+    snapshot = None
+    for item in run_lesson(key):
+        if isinstance(item, dict):
+            done = all(c["holds"] for c in item["claims"])
+            yield _final(density, snapshot, item, f"**{chosen.title}**: done. "
+                         + ("Every claim holds." if done else "Not every claim holds on this machine."))
+        else:
+            snapshot = item
+            trained = ", ".join(f"{f} {s}/{chosen.steps[f]}" for f, s in snapshot.step.items())
+            yield _view(density, snapshot, f"**{chosen.title}**: training… {trained}")
+
+
+def describe(key):
+    try:
+        chosen = get_lesson(key)
+    except EngineError as e:
+        raise gr.Error(str(e)) from None
+    steps = ", ".join(f"{f} {n} steps at lr {chosen.lr[f]:g}" for f, n in chosen.steps.items())
+    return f"**What to look at.** {chosen.look_at}\n\n*{PRESETS[chosen.distribution][0]}; {steps}; seed " \
+           f"{chosen.seed}.* {chosen.notes}"
+
+
+def truth(distribution, seed, sketch, upload):
+    seed = _int(seed, "Seed", 0, MAX_SEED)
+    dist = _distribution(distribution, sketch, upload, seed)
+    points = dist.sample(500, seed=seed).numpy()
+    return truth_image(views.true_density(dist), points, f"{dist.name}: {dist.n_modes} modes")
+
+
+def pause(state):
+    if not isinstance(state, Visitor):
+        return "Nothing is training."
+    state.run += 1
+    steps = ", ".join(f"{f} {t.step}" for f, t in state.playground.trainers.items())
+    return f"Paused at steps: {steps}. Press Start to continue."
+
+
+def reset(state):
+    if isinstance(state, Visitor):
+        state.run += 1   # stops a running loop; its playground is dropped with the state
+    return None, "Reset: the next Start begins from fresh weights.", None, None, None, "", {}
+
+
+def build_tab() -> None:
+    """The tab's contents; `app.ui.build_demo` calls it inside `with gr.Tab(...)`."""
+    state = gr.State(None)
+    gr.Markdown(INTRO)
+    with gr.Row():
+        lesson_key = gr.Dropdown(LESSON_CHOICES, value=LESSON_CHOICES[0][1], label="Lesson")
+        lesson_run = gr.Button("Run lesson", variant="primary")
+    lesson_text = gr.Markdown(describe(LESSON_CHOICES[0][1]), label="Lesson text")
+    with gr.Accordion("Free play", open=True):
+        with gr.Row():
+            distribution = gr.Dropdown(DISTRIBUTION_CHOICES, value="ring8", label="Distribution")
+            families = gr.CheckboxGroup(list(FAMILIES), value=list(FAMILIES), label="Families")
+            lr = gr.Number(DEFAULT_LR["diffusion"], label="Learning rate (0 < lr <= 0.1)")
+            steps = gr.Number(1000, precision=0, label=f"Steps per Start (max {MAX_STEPS_PER_START})")
+            seed = gr.Number(0, precision=0, label="Seed")
+        with gr.Row():
+            sketch = gr.Sketchpad(label="Your points: draw (choose 'Your points' above)", type="numpy",
+                                  canvas_size=(400, 400))
+            upload = gr.File(label="…or upload a CSV of x, y (8 to 5,000 rows)", file_types=[".csv"])
+            truth_view = gr.Image(label="True density and 500 of its points", type="pil", format="png")
+        with gr.Row():
+            start = gr.Button("Start / continue", variant="primary")
+            pause_button = gr.Button("Pause")
+            reset_button = gr.Button("Reset")
+            truth_button = gr.Button("Show the true density")
+    status = gr.Markdown(label="Status")
+    strips = [gr.Image(label=label, type="pil", format="png") for label in ("VAE", "GAN", "Diffusion")]
+    numbers = gr.Markdown(label="Numbers table")
+    numbers_json = gr.JSON(label="Numbers")
+
+    view_outputs = [status, *strips, numbers, numbers_json]
+    pool = {"concurrency_limit": PLAYGROUND_CONCURRENCY, "concurrency_id": "playground"}
+    lesson_key.change(describe, lesson_key, lesson_text, api_name="playground_describe")
+    lesson_event = lesson_run.click(lesson, lesson_key, view_outputs, api_name="playground_lesson", **pool)
+    start.click(train, [state, distribution, families, lr, steps, seed, sketch, upload],
+                              [state, *view_outputs], api_name="playground_train", **pool)
+    for trigger in (distribution.change, upload.upload):
+        trigger(truth, [distribution, seed, sketch, upload], truth_view, api_visibility="private")
+    truth_button.click(truth, [distribution, seed, sketch, upload], truth_view,
+                                             api_name="playground_truth")
+    # Training stops itself at its next chunk (see Visitor.run); a lesson has no state, so it is cancelled.
+    pause_button.click(pause, state, status, cancels=[lesson_event], api_name="playground_pause")
+    reset_button.click(reset, state, [state, status, *strips, numbers, numbers_json], cancels=[lesson_event],
+                       api_name="playground_reset")

@@ -1,0 +1,96 @@
+"""The playground's pictures: one strip per family, drawn from what the engines computed (app draws only).
+
+Figures are matplotlib `Figure`s rendered off-screen to PIL images (no pyplot: its global state is not safe
+with several visitors training at once).
+"""
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on a server
+from matplotlib.figure import Figure  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from engines.toy.views import EXTENT  # noqa: E402
+
+COLOURS = {"vae": "tab:blue", "gan": "tab:orange", "diffusion": "tab:green"}
+NAMES = {"vae": "VAE", "gan": "GAN", "diffusion": "Diffusion"}
+BOX = [-EXTENT, EXTENT, -EXTENT, EXTENT]
+MAX_CURVE_POINTS = 400
+
+
+def to_image(figure: Figure) -> Image.Image:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=72)
+    buffer.seek(0)
+    return Image.open(buffer).convert("RGB")
+
+
+def _plane(ax, density, title: str) -> None:
+    ax.imshow(density.numpy(), origin="lower", extent=BOX, cmap="Greys", interpolation="bilinear")
+    ax.set_xlim(-EXTENT, EXTENT)
+    ax.set_ylim(-EXTENT, EXTENT)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=9)
+
+
+def _losses(ax, losses: dict[str, list[tuple[int, float]]]) -> None:
+    for name, values in losses.items():
+        stride = max(1, len(values) // MAX_CURVE_POINTS)
+        kept = values[::stride]
+        ax.plot([s for s, _ in kept], [v for _, v in kept], linewidth=0.8, label=name)
+    ax.set_xlabel("step", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=7)
+    ax.set_title("loss", fontsize=9)
+
+
+def family_strip(family: str, density, snapshot) -> Image.Image:
+    """Samples over the true density | the loss curve | the family's own picture."""
+    panels = 4 if family == "vae" else 3
+    figure = Figure(figsize=(3.0 * panels, 3.0), layout="constrained")
+    axes = [figure.add_subplot(1, panels, i + 1) for i in range(panels)]
+    coverage = snapshot.coverage[family]
+    samples = snapshot.samples[family].numpy()
+    _plane(axes[0], density, f"{NAMES[family]}, step {snapshot.step[family]}\n{coverage.covered}/{coverage.n_modes} "
+                             f"modes covered, {coverage.on_support:.0%} on a mode")
+    axes[0].scatter(samples[:, 0], samples[:, 1], s=1.5, color=COLOURS[family], alpha=0.6)
+    _losses(axes[1], snapshot.losses[family])
+    extra = snapshot.extra.get(family)
+    if family == "gan":
+        _plane(axes[2], density, "discriminator D(x): red = 'real'")
+        axes[2].imshow(extra.numpy(), origin="lower", extent=BOX, cmap="RdBu_r", vmin=0, vmax=1, alpha=0.75)
+        axes[2].scatter(samples[:300, 0], samples[:300, 1], s=1, color="black")
+    elif family == "vae":
+        means, lines = (t.numpy() for t in extra)
+        axes[2].scatter(means[:, 0], means[:, 1], s=2, color=COLOURS[family])
+        axes[2].set_xlim(-3.5, 3.5)
+        axes[2].set_ylim(-3.5, 3.5)
+        axes[2].set_aspect("equal")
+        axes[2].set_title("encoder means of data (z space)", fontsize=9)
+        axes[2].tick_params(labelsize=7)
+        _plane(axes[3], density, "decoder: a latent grid, mapped")
+        for line in lines:
+            axes[3].plot(line[:, 0], line[:, 1], color=COLOURS[family], linewidth=0.6)
+    elif family == "diffusion":
+        path = extra.numpy()   # [steps + 1, n, 2]
+        _plane(axes[2], density, f"DDIM trajectories from x_T\n({len(path) - 1} steps)")
+        for i in range(path.shape[1]):
+            axes[2].plot(path[:, i, 0], path[:, i, 1], linewidth=0.6, color=COLOURS[family], alpha=0.7)
+        axes[2].scatter(path[0, :, 0], path[0, :, 1], s=4, color="grey", label="x_T")
+        axes[2].scatter(path[-1, :, 0], path[-1, :, 1], s=6, color="black", label="x_0")
+        axes[2].legend(fontsize=7, loc="lower right")
+    return to_image(figure)
+
+
+def truth_image(density, points=None, title: str = "true density") -> Image.Image:
+    figure = Figure(figsize=(3.0, 3.0), layout="constrained")
+    ax = figure.add_subplot()
+    _plane(ax, density, title)
+    if points is not None:
+        ax.scatter(points[:, 0], points[:, 1], s=1, color="tab:red", alpha=0.5)
+    return to_image(figure)
