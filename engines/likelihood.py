@@ -16,6 +16,9 @@
   the last term because [-1, 1] is 2 wide (the "+7" of score_sde). Dequantisation makes it a bound as well.
 - GAN: an implicit model; it has no likelihood to report.
 
+Accuracy of the defaults, checked on the shipped diffusion model (first test digits): the 50-strata VLB is within
+0.01 bits/dim of the sum over all 999 terms (20 digits), and 24 RK4 steps are within 0.005 bits/dim of 48 (8 digits).
+
 Everything here is a function of an eps-prediction callable `eps_model(x, t)` and a `NoiseSchedule`, so the
 tests can plug in the exact noise predictor of Gaussian data, whose answers are known in closed form.
 """

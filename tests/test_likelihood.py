@@ -28,6 +28,14 @@ def exact_eps_model(schedule, mu=MU, s=S):
     return eps
 
 
+def exact_eps_at_steps(schedule, mu=MU, s=S):
+    """The exact noise predictor at the schedule's integer timesteps."""
+    def eps(x, t):
+        a = schedule.alphas_cumprod[t].reshape(-1, 1, 1, 1).to(x.dtype)
+        return (1 - a).sqrt() * (x - a.sqrt() * mu) / (a * s ** 2 + 1 - a)
+    return eps
+
+
 def small_schedule(T=100):
     return NoiseSchedule.from_config(T, "linear", 1e-3, 0.2)  # same shape as DDPM's, T/10 steps
 
@@ -51,10 +59,7 @@ def test_vlb_kl_terms_of_gaussian_data_match_their_expected_value():
     T, dims = 50, 4
     schedule = NoiseSchedule.from_config(T, "linear", 2e-3, 0.4)
     x0 = MU + S * torch.randn(4000, 1, 2, 2, generator=torch.Generator().manual_seed(1))
-
-    def eps(x, t):  # exact at the integer timesteps
-        a = schedule.alphas_cumprod[t].reshape(-1, 1, 1, 1).to(x.dtype)
-        return (1 - a).sqrt() * (x - a.sqrt() * MU) / (a * S ** 2 + 1 - a)
+    eps = exact_eps_at_steps(schedule)
 
     full = diffusion_vlb(eps, schedule, x0, strata=T, clip=False, batch_size=4000)
     a = schedule.alphas_cumprod
@@ -124,3 +129,20 @@ def test_vae_elbo_is_below_the_iwae_bound(vae):
     assert result["iwae_nats"] >= result["elbo_nats"]
     elbo_nats = torch.tensor(result["elbo_nats"], dtype=torch.float64)
     assert abs(result["elbo_bpd"] - float(bits_per_dim(elbo_nats, 784))) < 1e-9
+
+
+def test_ddim_inversion_of_gaussian_data_with_the_exact_model_returns_the_data():
+    from engines.latent_metrics import ddim_invert
+    from engines.samplers import make_timesteps, sample_ddim
+    # DDPM's schedule; DDIM steps are first-order, so the round trip is exact only as the steps shrink
+    schedule = NoiseSchedule.from_config(1000, "linear")
+    eps = exact_eps_at_steps(schedule)
+
+    x0 = MU + S * torch.randn(8, 1, 2, 2, generator=torch.Generator().manual_seed(0))
+    errors = []
+    for steps in (50, 500):
+        x_T = ddim_invert(eps, schedule, x0, steps=steps)
+        back = sample_ddim(eps, schedule, x_T, make_timesteps(1000, steps), clip_sample=False)
+        errors.append(float((back - x0).abs().max()))
+    assert errors[1] < 0.01 and errors[1] < errors[0] / 5, errors
+    assert (x_T - x0).abs().mean() > 0.3  # it did travel to the noise end
