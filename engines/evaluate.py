@@ -73,12 +73,13 @@ def score(classifier, features, reference: torch.Tensor, images: torch.Tensor) -
 
 
 def score_samples(images: torch.Tensor) -> dict:
-    """Confident share and Frechet distance of images against the test split: the checkpoint score that
-    training logs (short, so it fits in a JSON line)."""
+    """Confident share, class entropy (1 = all ten digits equally, 0 = one: collapse) and Frechet distance of
+    images against the test split: the checkpoint score that training logs (short, so it fits in a JSON line)."""
     classifier = load_classifier()
     result = judge(classifier, images)
     distance = frechet_distance(classifier_features(classifier), load_mnist5k("test").images, images)
-    return {"confident_share": result["confident_share"], "frechet_distance": round(distance, 3)}
+    return {"confident_share": result["confident_share"], "class_entropy": result["class_entropy"],
+            "frechet_distance": round(distance, 3)}
 
 
 def log(message: str) -> None:

@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 FAMILIES = ("vae", "gan", "diffusion")
+COLLAPSE_ENTROPY = 0.9  # normalised class entropy below this: samples crowd onto a few digits
 NAMES = {"vae": "VAE", "gan": "GAN", "diffusion": "diffusion"}
 FOLKLORE = {
     "Objective": "VAE: likelihood bound; GAN: adversarial game; diffusion: denoising (a reweighted likelihood bound)",
@@ -106,9 +107,15 @@ def stability_row(report: dict) -> dict:
                                                                    oscillation.items()) + f" - {_verdict(ok)}")
     else:
         ok, line = None, "no quality_log.jsonl for the GAN and another family (train with --eval-every) - cannot say"
-    if "gan" in quality:
+    entropies = {k: s["quality"]["min_class_entropy"] for k, s in st.items()
+                 if s.get("quality") and s["quality"].get("min_class_entropy") is not None}
+    if "gan" in entropies:
+        line += (f"; lowest class entropy over the GAN's checkpoints {entropies['gan']:.3f}: "
+                 + ("no mode collapse" if entropies["gan"] > COLLAPSE_ENTROPY else "mode collapse seen"))
+    elif "gan" in quality:
         entropy = quality["gan"]["class_entropy"]
-        line += f"; GAN class entropy {entropy:.3f}: " + ("no mode collapse" if entropy > 0.95 else "mode dropping")
+        line += (f"; final GAN class entropy {entropy:.3f}: "
+                 + ("no mode collapse" if entropy > COLLAPSE_ENTROPY else "mode dropping"))
     return _row("Training stability", cells, _verdict(ok), f"Training stability: {line}")
 
 

@@ -6,7 +6,8 @@ coefficient of variation std/|mean| and the roughness mean|step-to-step change|/
 `CURVE_POINTS` points for plotting. Losses of different families are different objectives, so the comparable
 figure across families is the checkpoint quality: its Frechet distance per checkpoint, how often it got worse
 by more than `WORSE` from one checkpoint to the next (oscillation), its coefficient of variation over the
-second half of training, and how far the final checkpoint is from the best one.
+second half of training, and how far the final checkpoint is from the best one; the lowest class entropy of
+any checkpoint's samples shows a collapse onto few digits.
 """
 from __future__ import annotations
 
@@ -72,12 +73,13 @@ def quality_summary(rows: list[dict], metric: str = "frechet_distance") -> dict:
     worse = sum(1 for a, b in zip(values[:-1], values[1:]) if b > (1 + WORSE) * a)
     second_half = values[len(values) // 2:]
     return {
-        "checkpoints": [{"step": r["step"], "frechet_distance": r.get("frechet_distance"),
-                         "confident_share": r.get("confident_share")} for r in rows],
+        "checkpoints": [{k: r.get(k) for k in ("step", "frechet_distance", "confident_share", "class_entropy")}
+                        for r in rows],
         "best_step": steps[best], "best": round(values[best], 3), "final": round(values[-1], 3),
         "final_over_best": round(values[-1] / values[best], 3) if values[best] else None,
         "times_worse": worse, "transitions": len(values) - 1,
         "second_half_cv": round(_cv(second_half), 4),
+        "min_class_entropy": min((r["class_entropy"] for r in rows if "class_entropy" in r), default=None),
         "samples_per_checkpoint": rows[-1].get("n"),
         "sampler": {k: rows[-1][k] for k in ("sampler", "steps") if k in rows[-1]} or None,
     }

@@ -24,7 +24,8 @@ def test_stability_of_known_logs(tmp_path):
     write_jsonl(tmp_path / "train_log.jsonl", [{"step": s, "time_s": s, "loss": 2.0} for s in range(1, 201)])
     fds = [10.0, 8.0, 12.0, 6.0, 9.0, 6.0]
     write_jsonl(tmp_path / "quality_log.jsonl", [{"step": 100 * (i + 1), "n": 50, "confident_share": 0.9,
-                                                   "frechet_distance": fd} for i, fd in enumerate(fds)])
+                                                   "class_entropy": 0.99 - 0.1 * (i == 2), "frechet_distance": fd}
+                                                  for i, fd in enumerate(fds)])
     s = stability(tmp_path)
     loss = s["losses"]["loss"]
     assert loss["last_quarter_cv"] == 0.0 and loss["last_quarter_roughness"] == 0.0 and loss["end"] == 2.0
@@ -33,6 +34,7 @@ def test_stability_of_known_logs(tmp_path):
     # worse by more than 10%: 8 -> 12 and 6 -> 9; best 6 first reached at step 400; final 6
     assert q["times_worse"] == 2 and q["transitions"] == 5
     assert q["best_step"] == 400 and q["final_over_best"] == 1.0
+    assert abs(q["min_class_entropy"] - 0.89) < 1e-9 and q["checkpoints"][2]["class_entropy"] == q["min_class_entropy"]
 
 
 def test_quality_summary_of_a_steady_improvement_never_gets_worse():
@@ -54,6 +56,20 @@ def test_verdicts_say_when_the_numbers_disagree_with_folklore():
     disagrees = {r["row"]: r for r in summarise(fake_report({"vae": 3.0, "gan": 9.8, "diffusion": 4.1}))}
     assert disagrees["Sample quality"]["verdict"] == "disagrees"
     assert disagrees["Likelihood"]["verdict"] == "cannot say"  # not measured: no verdict is invented
+
+
+def test_stability_verdict_reads_the_checkpoint_quality_logs():
+    def logged(fds, entropy=0.99):
+        rows = [{"step": 100 * (i + 1), "frechet_distance": fd, "class_entropy": entropy} for i, fd in enumerate(fds)]
+        return {"losses": {}, "quality": quality_summary(rows)}
+    report = {"stability": {"vae": logged([9, 8, 7, 6]), "gan": logged([9, 5, 8, 4, 7]),
+                            "diffusion": logged([9, 7, 7.5, 5])}}
+    row = {r["row"]: r for r in summarise(report)}["Training stability"]
+    assert row["verdict"] == "agrees" and "GAN 50%" in row["line"] and "no mode collapse" in row["line"]
+    report["stability"]["gan"] = logged([9, 8, 7, 6], entropy=0.5)
+    report["stability"]["vae"] = logged([9, 5, 8, 4])
+    row = {r["row"]: r for r in summarise(report)}["Training stability"]
+    assert row["verdict"] == "disagrees" and "mode collapse seen" in row["line"]
 
 
 def test_compare_reports_applies_the_tolerances():
