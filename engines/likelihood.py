@@ -13,7 +13,10 @@
   (one Rademacher probe per image for the whole path) and a fixed-step RK4 solver on a grid uniform in
   log(noise-to-signal). It is a *density* over continuous x, so the digits are uniformly dequantised first
   (k + u) / 256 and the density converted to bits of the 8-bit data: bpd = -log p / (D ln 2) + log2(256 / 2),
-  the last term because [-1, 1] is 2 wide (the "+7" of score_sde). Dequantisation makes it a bound as well.
+  the last term because [-1, 1] is 2 wide (the "+7" of score_sde). Dequantisation makes it a bound as well
+  (in expectation over u; the Hutchinson estimate of log p is unbiased). The flow starts at the first trained
+  timestep tau = 0, whose noise level sqrt(1 - abar_0) = 0.01 the data point is taken to carry (as score_sde
+  starts at eps = 1e-5 rather than 0).
 - GAN: an implicit model; it has no likelihood to report.
 
 Accuracy of the defaults, checked on the shipped diffusion model (first test digits): the 50-strata VLB is within
