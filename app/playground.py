@@ -96,7 +96,8 @@ def numbers_markdown(rows: dict[str, dict], data_true_loglik: float | None = Non
              "|---|---|---|---|---|---|---|"]
     for label, row in rows.items():
         lines.append(f"| {label} | {row['step']} | {row['modes_covered']}/{row['n_modes']} | {row['on_support']:.0%} "
-                     f"| {_fmt(row['sample_true_loglik'])} | {_fmt(row.get('elbo'))} | {_fmt(row.get('model_loglik'))} |")
+                     f"| {_fmt(row['sample_true_loglik'])} | {_fmt(row.get('elbo'))} "
+                     f"| {_fmt(row.get('model_loglik'))} |")
     if data_true_loglik is not None:
         lines.append(f"\nTrue log-likelihood of held-out data: **{data_true_loglik:.2f}** nats per point; no model "
                      "beats it on average. Log-likelihoods are nats per point; the GAN has none.")

@@ -10,7 +10,6 @@ from engines.errors import EngineError
 from engines.toy import metrics, views
 from engines.toy.distributions import (PRESETS, Checkerboard, GaussianMixture, from_points, make_distribution,
                                        ring8)
-from engines.toy.models import ToyVAE, ToyVAEConfig
 from engines.toy.training import check_lr, make_trainer
 
 torch.set_num_threads(1)  # the lessons' numbers are pinned for one thread; and the machine has 2 cores
@@ -183,6 +182,8 @@ def test_user_points_from_csv_and_sketch(tmp_path):
     canvas[10:20, 5:15, :3] = 0   # a black square, drawn near the top left
     points = sketch_points(canvas.numpy())
     assert points.shape == (100, 2) and points[:, 1].min() >= 50 - 20 and points[:, 0].max() <= 14
+    with pytest.raises(EngineError, match="the canvas is empty"):
+        sketch_points(torch.full((50, 80, 4), 255, dtype=torch.uint8).numpy())
 
 
 @pytest.fixture(scope="module")

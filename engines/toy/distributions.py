@@ -144,7 +144,8 @@ def ring8(radius: float = 2.0, noise_std: float = 0.1) -> GaussianMixture:
     """The GAN literature's test of mode collapse (Metz et al. 2017 use std 0.02; 0.05 is the narrow one)."""
     angles = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
     means = radius * torch.stack([angles.cos(), angles.sin()], dim=1)
-    return GaussianMixture("ring8" if noise_std == 0.1 else f"ring8 (std {noise_std})", means, noise_std, torch.arange(8))
+    name = "ring8" if noise_std == 0.1 else f"ring8 (std {noise_std})"
+    return GaussianMixture(name, means, noise_std, torch.arange(8))
 
 
 def grid25(spacing: float = 0.9, noise_std: float = 0.07) -> GaussianMixture:

@@ -80,14 +80,15 @@ def _diffusion_steps_claims(m: dict) -> list[Claim]:
               few["on_support"] < many["on_support"] - 0.1
               and few["sample_true_loglik"] < many["sample_true_loglik"] - 1),
         Claim(f"the model's own (ODE) log-likelihood {_fmt(many['model_loglik'])} is below the true "
-              f"{_fmt(truth)}, as any model's must be, and within 1 nat of it", truth - 1 < many["model_loglik"] <= truth),
+              f"{_fmt(truth)}, as any model's must be, and within 1 nat of it",
+              truth - 1 < many["model_loglik"] <= truth),
     ]
 
 
 LESSONS = {lesson.key: lesson for lesson in [
     Lesson("gan_collapse", "GAN mode collapse on 8 narrow Gaussians",
            "Watch the GAN's samples pile onto a few of the 8 modes, and the discriminator's map light up where "
-           "the missing modes are, while diffusion spreads over all 8; the coverage line says it in numbers.",
+           "the missing modes are, while diffusion spreads over all 8; the numbers below say it (modes covered).",
            "ring8_narrow", {"gan": 2000, "diffusion": 2000}, {"gan": 1e-2, "diffusion": 2e-3},
            {"GAN": ("gan", {}), "diffusion": ("diffusion", {"steps": 200})}, _gan_collapse_claims,
            notes="A learning rate of 0.01, ten times the default, provokes it; with other seeds the GAN may recover."),

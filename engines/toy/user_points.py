@@ -26,7 +26,8 @@ def read_csv_points(path: str | Path) -> np.ndarray:
     if path.stat().st_size > MAX_CSV_BYTES:
         raise EngineError(f"the CSV is larger than {MAX_CSV_BYTES // 1000} kB: give at most {MAX_USER_POINTS} points")
     try:
-        rows = [row for row in csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"))) if any(c.strip() for c in row)]
+        text = path.read_text(encoding="utf-8-sig")
+        rows = [row for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
     except UnicodeDecodeError:
         raise EngineError("the file is not a text CSV: give two columns, x and y") from None
     if rows and not _numeric(rows[0]):
@@ -60,6 +61,8 @@ def sketch_points(image: np.ndarray) -> np.ndarray:
     if image.shape[2] == 4:
         ink &= image[..., 3] >= INK_THRESHOLD
     rows, cols = np.nonzero(ink)
+    if len(rows) == 0:
+        raise EngineError("the canvas is empty: draw some points (or upload a CSV of x, y pairs)")
     points = np.stack([cols, image.shape[0] - 1 - rows], axis=1).astype(np.float64)
     if len(points) > MAX_SKETCH_POINTS:
         points = points[np.linspace(0, len(points) - 1, MAX_SKETCH_POINTS).round().astype(int)]
