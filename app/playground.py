@@ -203,6 +203,14 @@ def truth(distribution, seed, sketch, upload):
     return truth_image(views.true_density(dist), points, f"{dist.name}: {dist.n_modes} modes")
 
 
+def truth_quietly(distribution, seed, sketch, upload):
+    """The automatic preview: choosing "Your points" before drawing anything is not an error yet."""
+    try:
+        return truth(distribution, seed, sketch, upload)
+    except gr.Error:
+        return gr.skip()
+
+
 def pause(state):
     if not isinstance(state, Visitor):
         return "Nothing is training."
@@ -253,10 +261,12 @@ def build_tab() -> None:
     lesson_event = lesson_run.click(lesson, lesson_key, view_outputs, api_name="playground_lesson", **pool)
     start.click(train, [state, distribution, families, lr, steps, seed, sketch, upload],
                               [state, *view_outputs], api_name="playground_train", **pool)
-    for trigger in (distribution.change, upload.upload):
-        trigger(truth, [distribution, seed, sketch, upload], truth_view, api_visibility="private")
-    truth_button.click(truth, [distribution, seed, sketch, upload], truth_view,
-                                             api_name="playground_truth")
+    preview = [distribution, seed, sketch, upload]
+    distribution.change(truth_quietly, preview, truth_view, api_visibility="private")
+    # An upload means "train on these": switch the distribution to the user's points, then preview them.
+    upload.upload(lambda: USER_POINTS, None, distribution, api_visibility="private").then(
+        truth_quietly, preview, truth_view, api_visibility="private")
+    truth_button.click(truth, preview, truth_view, api_name="playground_truth")
     # Training stops itself at its next chunk (see Visitor.run); a lesson has no state, so it is cancelled.
     pause_button.click(pause, state, status, cancels=[lesson_event], api_name="playground_pause")
     reset_button.click(reset, state, [state, status, *strips, numbers, numbers_json], cancels=[lesson_event],

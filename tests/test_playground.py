@@ -12,7 +12,7 @@ from engines.toy.distributions import (PRESETS, Checkerboard, GaussianMixture, f
                                        ring8)
 from engines.toy.training import check_lr, make_trainer
 
-torch.set_num_threads(1)  # the lessons' numbers are pinned for one thread; and the machine has 2 cores
+torch.set_num_threads(1)  # 2 cores, one busy: a second intra-op thread only waits (the numbers are the same)
 
 
 def grid_integral(distribution, extent=4.5, size=241) -> float:
