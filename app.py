@@ -11,6 +11,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from app import build_demo  # noqa: E402  (the package app/, after the environment is set)
 
 CONCURRENCY = 2  # CPU-bound work: more parallel requests than cores only slows each one down
+TORCH_THREADS = 1  # one core per request, two requests at a time: no oversubscription on 2 cores
 
 
 def main() -> None:
@@ -19,6 +20,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     parser.add_argument("--share", action="store_true", help="create a public gradio.live link")
     args = parser.parse_args()
+    import torch
+    torch.set_num_threads(TORCH_THREADS)
     from app.handlers import engine
     for name in ("vae", "gan", "diffusion"):
         engine(name)  # load every model once, before the first visitor

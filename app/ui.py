@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from app import handlers
+from app import handlers, playground
 from engines.latent import INTERPOLATIONS
 
 INTRO = ("VAE, GAN and diffusion models trained by this project on the same 4,000 MNIST digits, on a CPU. "
@@ -161,6 +161,5 @@ def build_demo() -> gr.Blocks:
         with gr.Tab("Compare"):
             compare_tab()
         with gr.Tab("2-D playground"):
-            from app.playground import build_tab as playground_tab  # imported here: the tab is one block
-            playground_tab()
+            playground.build_tab()
     return demo

@@ -7,6 +7,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import torch  # noqa: E402
+
+torch.set_num_threads(1)  # as app.py serves: one core per request (small models are slower with more threads)
+
 # Tiny model shapes so training tests take seconds; the same code paths as the shipped models.
 TINY = {
     "vae": ["latent_dim=4", "channels=8", "hidden_dim=32"],

@@ -68,3 +68,20 @@ def test_bad_input_shows_a_clear_message_not_a_traceback(page):
     assert "Seed must be a whole number" in toast.first.inner_text()
     assert "Traceback" not in page.content()
     seed.fill("0")
+
+
+def test_every_playground_lesson_runs_in_the_browser_and_ends_with_its_numbers(page):
+    from engines.toy.lessons import LESSONS
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.get_by_role("tab", name="2-D playground").click()
+    panel = page.get_by_role("tabpanel")
+    for key, lesson in LESSONS.items():
+        panel.get_by_label("Lesson").first.click()
+        page.get_by_role("option", name=lesson.title).click()
+        panel.get_by_role("button", name="Run lesson", exact=True).click()
+        done = panel.get_by_text(f"{lesson.title}: done.")
+        done.wait_for(state="visible", timeout=300_000)
+        assert "Every claim holds." in done.inner_text()
+        assert panel.locator("img[src]").count() >= len(lesson.steps)  # one live view per family trained
+        assert page.locator(".toast-body.error").count() == 0
+        page.screenshot(path=str(ARTIFACTS / f"playground_{key}.png"), full_page=True)
