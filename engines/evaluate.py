@@ -254,10 +254,10 @@ def hardware() -> str:
             f"torch {torch.__version__}, Python {platform.python_version()}")
 
 
+@torch.no_grad()  # (not set_grad_enabled(False): a caller's process must keep its own autograd state)
 def evaluate(names: list[str], n: int, seed: int, diffusion_options: dict, sections=SECTIONS,
              settings: dict | None = None) -> dict:
     settings = {**DEFAULT_SETTINGS, **(settings or {})}
-    torch.set_grad_enabled(False)
     classifier = load_classifier()
     test = load_mnist5k("test")
     started = time.time()

@@ -42,6 +42,7 @@ def weights_hash(directory: Path) -> str:
     return hashlib.sha256((directory / WEIGHTS_NAME).read_bytes()).hexdigest()[:16]
 
 
+@torch.no_grad()
 def measure(engine, sampler: str, steps: int, n: int, seed: int) -> dict:
     options = {"sampler": sampler, "steps": steps}
     start = time.perf_counter()
@@ -89,7 +90,6 @@ def run(samplers: list[str], steps: list[int], n: int, seed: int, out: Path, dir
     kept = previous.get("rows", []) if all(previous.get(k) == v for k, v in tag.items()) else []
     benchmark = {**tag, "rows": kept}
     plan = [(s, k) for s in samplers for k in steps] + ([REFERENCE] if REFERENCE[0] in samplers else [])
-    torch.set_grad_enabled(False)
     for sampler, k in plan:
         if any((r["sampler"], r["steps"]) == (sampler, k) for r in benchmark["rows"]):
             continue

@@ -224,3 +224,9 @@ def test_benchmark_verdict_compares_the_best_20_step_sampler_with_1000_step_ddpm
     assert verdict(rows).endswith("is met.")
     rows[2]["frechet_distance"] = 115.0
     assert verdict(rows).endswith("is not met.")
+
+
+def test_benchmark_leaves_autograd_on_for_the_rest_of_the_process(tmp_path):
+    from engines import sampler_benchmark
+    sampler_benchmark.main(["--samplers", "ddim", "--steps", "1", "--n", "70", "--out", str(tmp_path / "b.json")])
+    assert torch.is_grad_enabled()
