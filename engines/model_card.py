@@ -12,7 +12,7 @@ from pathlib import Path
 from engines.engine import CHECKPOINTS, TRAINING_INFO_NAME
 
 DESCRIPTIONS = {
-    "vae": "Convolutional VAE: Gaussian encoder q(z|x) (16-d latent), reparameterisation, discretised-logistic "
+    "vae": "Convolutional VAE: Gaussian encoder q(z|x) (8-d latent: fewer dimensions leave fewer holes between the prior and the encoded digits, so prior samples look more like digits), reparameterisation, discretised-logistic "
            "decoder p(x|z) over the 256 pixel levels, trained by maximising the ELBO. Samples shown are the "
            "decoder's location for z ~ N(0, I).",
     "gan": "DCGAN-style generator (64-d latent, transposed convolutions, batch norm) and a spectrally "
