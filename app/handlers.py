@@ -46,7 +46,7 @@ def test_digits():
     return load_mnist5k("test")
 
 
-def _int(value, what: str, low: int, high: int) -> int:
+def whole_number(value, what: str, low: int, high: int) -> int:
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -73,7 +73,7 @@ def _timed(fn, *args, **kwargs):
 
 def _diffusion_options(sampler, steps) -> dict:
     return {"sampler": _choice(sampler, "sampler", DIFFUSION_SAMPLERS),
-            "steps": _int(steps, "Diffusion steps", 1, MAX_UI_STEPS)}
+            "steps": whole_number(steps, "Diffusion steps", 1, MAX_UI_STEPS)}
 
 
 # --- side by side ---------------------------------------------------------------------------------
@@ -81,8 +81,8 @@ def _diffusion_options(sampler, steps) -> dict:
 def side_by_side(seed, count, sampler, steps, progress=gr.Progress()):
     """One seed -> VAE, GAN and diffusion grids, each captioned with wall time and network evaluations.
     Diffusion runs through its trace so the page shows its progress; the result is sample()'s, bit for bit."""
-    seed = _int(seed, "Seed", 0, MAX_SEED)
-    count = _int(count, "Count", 1, MAX_GRID)
+    seed = whole_number(seed, "Seed", 0, MAX_SEED)
+    count = whole_number(count, "Count", 1, MAX_GRID)
     options = _diffusion_options(sampler, steps)
     nfe = {"vae": 1, "gan": 1, "diffusion": _timed(engine("diffusion").network_evaluations, **options)[0]}
 
@@ -108,10 +108,10 @@ def pick_digit(index, digit_class, what: str) -> tuple[torch.Tensor, str]:
     digits = test_digits()
     digit_class = _choice(str(digit_class), f"{what} class", DIGIT_CLASSES)
     if digit_class == "any":
-        i = _int(index, f"{what} index", 0, len(digits) - 1)
+        i = whole_number(index, f"{what} index", 0, len(digits) - 1)
         return digits.images[i], f"{what}: test digit #{i} (a {int(digits.labels[i])})"
     members = torch.nonzero(digits.labels == int(digit_class)).flatten()
-    k = _int(index, f"{what} index within class {digit_class}", 0, len(members) - 1)
+    k = whole_number(index, f"{what} index within class {digit_class}", 0, len(members) - 1)
     return digits.images[members[k]], f"{what}: test {digit_class} no. {k} (test digit #{int(members[k])})"
 
 
@@ -137,7 +137,7 @@ def _blank_canvas(image) -> bool:
 
 def vae_interpolate(index_a, index_b, steps, method, class_a="any", class_b="any", upload_a=None, sketch_a=None):
     """Decode the latent path from digit A to digit B: the strip, an animation, and the reconstructions."""
-    steps = _int(steps, "Steps", 2, MAX_PATH_STEPS)
+    steps = whole_number(steps, "Steps", 2, MAX_PATH_STEPS)
     method = _choice(method, "path", INTERPOLATIONS)
     digit_b, about_b = pick_digit(index_b, class_b, "Digit B")
     from_visitor = visitor_digit(upload_a, sketch_a)
@@ -159,7 +159,7 @@ def vae_interpolate(index_a, index_b, steps, method, class_a="any", class_b="any
 
 def vae_latent_map(grid):
     """The latent plane of the test digits' two main directions: decoded lattice and where digits lie."""
-    grid = _int(grid, "Grid size", 3, 16)
+    grid = whole_number(grid, "Grid size", 3, 16)
     digits = test_digits()
     view, _ = _timed(engine("vae").latent_map, digits.images, grid=grid)
     figure = plots.latent_scatter(view.coordinates.numpy(), digits.labels.numpy(), view.ticks, view.explained_variance)
@@ -177,16 +177,16 @@ def _truncation(value) -> float | None:
 
 
 def gan_sample(seed, count, truncation):
-    seed = _int(seed, "Seed", 0, MAX_SEED)
-    count = _int(count, "Count", 1, MAX_GRID)
+    seed = whole_number(seed, "Seed", 0, MAX_SEED)
+    count = whole_number(count, "Count", 1, MAX_GRID)
     images, seconds = _timed(engine("gan").sample, count, seed=seed, truncation=_truncation(truncation))
     return grid_image(images), f"{seconds * 1000:.0f} ms for {count} samples"
 
 
 def gan_interpolate(seed_a, seed_b, steps, method, truncation):
     """Walk from seed A's latent to seed B's: the strip and its animation."""
-    seed_a, seed_b = _int(seed_a, "Seed A", 0, MAX_SEED), _int(seed_b, "Seed B", 0, MAX_SEED)
-    steps = _int(steps, "Steps", 2, MAX_PATH_STEPS)
+    seed_a, seed_b = whole_number(seed_a, "Seed A", 0, MAX_SEED), whole_number(seed_b, "Seed B", 0, MAX_SEED)
+    steps = whole_number(steps, "Steps", 2, MAX_PATH_STEPS)
     method = _choice(method, "path", INTERPOLATIONS)
     gan = engine("gan")
     z = torch.cat([gan.latents(1, seed=s, truncation=_truncation(truncation)) for s in (seed_a, seed_b)])
@@ -206,8 +206,8 @@ def _frame(step, last: bool, total: int):
 def diffusion_steps(seed, count, sampler, steps):
     """Stream x_t and the predicted x0 as one trajectory denoises; then keep its frames for the scrubber
     and an animated GIF of the whole trajectory."""
-    seed = _int(seed, "Seed", 0, MAX_SEED)
-    count = _int(count, "Count", 1, MAX_TRACE_SAMPLES)
+    seed = whole_number(seed, "Seed", 0, MAX_SEED)
+    count = whole_number(count, "Count", 1, MAX_TRACE_SAMPLES)
     options = _diffusion_options(sampler, steps)
     diffusion = engine("diffusion")
     total = _timed(diffusion.network_evaluations, **options)[0]
@@ -233,15 +233,15 @@ def diffusion_scrub(stored, position):
     """Show one stored frame of the last trajectory (no sampling: the frames are kept from the run)."""
     if not stored:
         raise gr.Error("Denoise first: the scrubber moves through the steps of the last run")
-    position = _int(position, "Position", 0, len(stored) - 1)
+    position = whole_number(position, "Position", 0, len(stored) - 1)
     return stored[position]
 
 
 def diffusion_forward(index, digit_class, seed, points):
     """The forward (noising) process of one test digit: x_t at evenly spaced t, with sqrt(alpha-bar_t)."""
     digit, about = pick_digit(index, digit_class, "Digit")
-    seed = _int(seed, "Seed", 0, MAX_SEED)
-    points = _int(points, "Frames", 2, MAX_PATH_STEPS)
+    seed = whole_number(seed, "Seed", 0, MAX_SEED)
+    points = whole_number(points, "Frames", 2, MAX_PATH_STEPS)
     diffusion = engine("diffusion")
     T = diffusion.num_train_timesteps
     timesteps = torch.linspace(0, T - 1, points).round().long().tolist()
@@ -276,4 +276,4 @@ def compare():
 
 
 def next_seed(seed) -> int:
-    return _int(seed, "Seed", 0, MAX_SEED - 1) + 1
+    return whole_number(seed, "Seed", 0, MAX_SEED - 1) + 1

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import gradio as gr
 import torch
 
-from app.handlers import MAX_SEED, _int  # the lab's own check for whole numbers from the UI
+from app.handlers import MAX_SEED, whole_number
 from app.playground_figures import family_strip, truth_image
 from engines.errors import EngineError
 from engines.toy import views
@@ -131,8 +131,8 @@ def train(state, distribution, families, lr, steps, seed, sketch, upload):
     """Start or continue: the same distribution, families and seed continue the visitor's playground (with
     the new learning rate); anything else starts a fresh one."""
     lr = _lr(lr)
-    steps = _int(steps, "Steps", 1, MAX_STEPS_PER_START)
-    seed = _int(seed, "Seed", 0, MAX_SEED)
+    steps = whole_number(steps, "Steps", 1, MAX_STEPS_PER_START)
+    seed = whole_number(seed, "Seed", 0, MAX_SEED)
     families = [f for f in FAMILIES if f in (families or [])]
     if not families:
         raise gr.Error("Choose at least one family to train")
@@ -197,7 +197,7 @@ def describe(key):
 
 
 def truth(distribution, seed, sketch, upload):
-    seed = _int(seed, "Seed", 0, MAX_SEED)
+    seed = whole_number(seed, "Seed", 0, MAX_SEED)
     dist = _distribution(distribution, sketch, upload, seed)
     points = dist.sample(500, seed=seed).numpy()
     return truth_image(views.true_density(dist), points, f"{dist.name}: {dist.n_modes} modes")
