@@ -20,7 +20,8 @@ DESCRIPTIONS = {
            "of G's weights (decay 0.999).",
     "diffusion": "Epsilon-prediction UNet (28->14->7, residual blocks, self-attention at 7x7), linear beta "
                  "schedule 1e-4..0.02 over T=1000 steps, simple DDPM loss, EMA weights (decay 0.999). "
-                 "Sampling: our ancestral DDPM (beta_t or beta-tilde_t variance) or DDIM (eta), any step count.",
+                 "Sampling: our ancestral DDPM (beta_t or beta-tilde_t variance) or DDIM (eta), any step count, "
+                 "or any diffusers scheduler (`sampler=\"diffusers:<Class>\"`) built from the same betas.",
     "classifier": "LeNet-style CNN trained on the mnist5k train split with random shifts of up to 2 px. It is "
                   "the lab's judge (class, confidence) and its 64-d penultimate layer is the feature space of "
                   "every Frechet distance and KID the lab reports.",
@@ -81,13 +82,15 @@ def card(name: str, info: dict, report: dict | None) -> str:
     parts = [
         f"# {name} (mnist5k)", "", DESCRIPTIONS[name], "",
         "## Training", "",
-        "- Commands (in order; `--resume` continues exactly where the previous one stopped):",
+        "- Commands (in order; `--resume` continues exactly where the previous one stopped, or warm-restarts "
+        "from the shipped weights where the optimiser state was not kept, as marked):",
         *[f"  - `{c}`" for c in info.get("commands", [info["command"]])],
         f"- Data: {DATA}",
         f"- Steps: {info['step']} at batch {info['batch_size']}, learning rate {info['lr']}, seed {info['seed']}",
         f"- Hardware: {info['hardware']}",
         f"- Wall time: {info['wall_time_s']:.0f} s ({hours:.2f} h), torch {info['torch']}. {CONTENTION}",
-        "- Log: `train_log.jsonl` (one JSON object per logged step)",
+        "- Logs: `train_log.jsonl` (losses, one JSON object per logged step) and, where the run scored its "
+        "checkpoints (`--eval-every`), `quality_log.jsonl` (share recognised and Frechet distance per checkpoint)",
         "",
     ]
     if report and name in report["quality"]:
@@ -99,8 +102,9 @@ def card(name: str, info: dict, report: dict | None) -> str:
                                              if k in (name, "real (train)")}}), ""]
         bar = QUALITY_BARS[name]
         verdict = "meets" if r["confident_share"] >= bar else "does not yet meet"
+        todo = "" if r["confident_share"] >= bar else "; training continues with `--resume`"
         parts += [f"Status: {r['confident_share']:.1%} recognisable {verdict} the lab's bar of {bar:.0%} for this "
-                  f"family; training continues with `--resume` where it does not.", ""]
+                  f"family{todo}.", ""]
         if r.get("sampler"):
             parts += [f"Diffusion samples for this table: {r['sampler']}.", ""]
         parts += [f"Class histogram of the samples: {r['class_histogram']}", ""]
