@@ -107,11 +107,13 @@ def stability_row(report: dict) -> dict:
                                                                    oscillation.items()) + f" - {_verdict(ok)}")
     else:
         ok, line = None, "no quality_log.jsonl for the GAN and another family (train with --eval-every) - cannot say"
-    entropies = {k: s["quality"]["min_class_entropy"] for k, s in st.items()
-                 if s.get("quality") and s["quality"].get("min_class_entropy") is not None}
+    entropies = {k: s["quality"] for k, s in st.items()
+                 if s.get("quality") and s["quality"].get("min_class_entropy_second_half") is not None}
     if "gan" in entropies:
-        line += (f"; lowest class entropy over the GAN's checkpoints {entropies['gan']:.3f}: "
-                 + ("no mode collapse" if entropies["gan"] > COLLAPSE_ENTROPY else "mode collapse seen"))
+        late, q = entropies["gan"]["min_class_entropy_second_half"], entropies["gan"]
+        line += (f"; lowest class entropy over the second half of the GAN's checkpoints {late:.3f}: "
+                 + ("no mode collapse" if late > COLLAPSE_ENTROPY else "mode collapse seen")
+                 + f" (overall lowest {q['min_class_entropy']:.3f}, at step {q['min_class_entropy_step']})")
     elif "gan" in quality:
         entropy = quality["gan"]["class_entropy"]
         line += (f"; final GAN class entropy {entropy:.3f}: "

@@ -72,6 +72,7 @@ def quality_summary(rows: list[dict], metric: str = "frechet_distance") -> dict:
     best = min(range(len(values)), key=values.__getitem__)
     worse = sum(1 for a, b in zip(values[:-1], values[1:]) if b > (1 + WORSE) * a)
     second_half = values[len(values) // 2:]
+    entropies = [(r["step"], r["class_entropy"]) for r in rows if "class_entropy" in r]
     return {
         "checkpoints": [{k: r.get(k) for k in ("step", "frechet_distance", "confident_share", "class_entropy")}
                         for r in rows],
@@ -79,7 +80,10 @@ def quality_summary(rows: list[dict], metric: str = "frechet_distance") -> dict:
         "final_over_best": round(values[-1] / values[best], 3) if values[best] else None,
         "times_worse": worse, "transitions": len(values) - 1,
         "second_half_cv": round(_cv(second_half), 4),
-        "min_class_entropy": min((r["class_entropy"] for r in rows if "class_entropy" in r), default=None),
+        "min_class_entropy": min((e for _, e in entropies), default=None),
+        "min_class_entropy_step": min(entropies, key=lambda se: se[1])[0] if entropies else None,
+        # Collapse after the model has learnt, not the one-class blur of the first checkpoints:
+        "min_class_entropy_second_half": min((e for _, e in entropies[len(entropies) // 2:]), default=None),
         "samples_per_checkpoint": rows[-1].get("n"),
         "sampler": {k: rows[-1][k] for k in ("sampler", "steps") if k in rows[-1]} or None,
     }
