@@ -83,7 +83,8 @@ def test_other_thread_counts_agree_to_float_rounding(tmp_path):
     sample_in_subprocess(1, tmp_path / "one-")
     sample_in_subprocess(2, tmp_path / "two-")
     for name in FAST:
-        a, b = torch.load(tmp_path / f"one-{name}.pt"), torch.load(tmp_path / f"two-{name}.pt")
+        a = torch.load(tmp_path / f"one-{name}.pt", weights_only=True)
+        b = torch.load(tmp_path / f"two-{name}.pt", weights_only=True)
         assert (a - b).abs().max() < 1e-4, name
 
 
