@@ -18,3 +18,19 @@ TINY = {
     "diffusion": ["base_channels=8", "channel_mults=[1,2]", "num_train_timesteps=50"],
     "classifier": ["channels=4", "feature_dim=16"],
 }
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client():
+    """The app launched on a free local port, as app.py serves it, driven through gradio_client."""
+    from gradio_client import Client
+
+    from app import build_demo
+    demo = build_demo()
+    demo.queue(default_concurrency_limit=2)
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
+    yield Client(url, verbose=False)
+    demo.close()

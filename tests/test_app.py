@@ -12,15 +12,6 @@ from engines.data import load_mnist5k
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def client():
-    demo = build_demo()
-    demo.queue(default_concurrency_limit=2)
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
-    yield Client(url, verbose=False)
-    demo.close()
-
-
 def pixels(path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("L"))
 

@@ -186,18 +186,6 @@ def test_user_points_from_csv_and_sketch(tmp_path):
         sketch_points(torch.full((50, 80, 4), 255, dtype=torch.uint8).numpy())
 
 
-@pytest.fixture(scope="module")
-def client():
-    from gradio_client import Client
-
-    from app import build_demo
-    demo = build_demo()
-    demo.queue(default_concurrency_limit=2)
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
-    yield Client(url, verbose=False)
-    demo.close()
-
-
 def new_client(client):
     """Another visitor: a fresh session (its own gr.State) on the same server."""
     from gradio_client import Client
