@@ -246,7 +246,7 @@ def diffusion_forward(index, digit_class, seed, points):
     T = diffusion.num_train_timesteps
     timesteps = torch.linspace(0, T - 1, points).round().long().tolist()
     noised, _ = _timed(diffusion.forward_trace, digit[None], timesteps, seed=seed)
-    signal = [float(diffusion.schedule.alphas_cumprod[t]) ** 0.5 for t in timesteps]
+    signal = [diffusion.signal_level(t) for t in timesteps]
     caption = (f"{about}. x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps with one noise draw (seed {seed}); "
                "signal level sqrt(abar_t) per frame: " + ", ".join(f"t={t}: {s:.2f}" for t, s in zip(timesteps, signal)))
     return grid_image(signed_to_unit(noised[:, 0]), columns=points), caption

@@ -152,6 +152,10 @@ class DiffusionEngine(Engine):
         noise = torch.randn(x0.shape, generator=make_generator(seed))
         return torch.stack([self.q_sample(x0, t, noise) for t in timesteps])
 
+    def signal_level(self, t: int) -> float:
+        """sqrt(alpha-bar_t): how much of x0 is left in x_t (the rest is noise of std sqrt(1 - alpha-bar_t))."""
+        return float(self.schedule.alphas_cumprod[t]) ** 0.5
+
     def q_sample(self, x0: torch.Tensor, t: int | torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Forward process: x0 in [0, 1] -> x_t in the model's [-1, 1] space."""
         t_max = self.num_train_timesteps - 1
