@@ -102,7 +102,7 @@ def numbers_markdown(rows: dict[str, dict], data_true_loglik: float | None = Non
         lines.append(f"\nTrue log-likelihood of held-out data: **{data_true_loglik:.2f}** nats per point; no model "
                      "beats it on average. Log-likelihoods are nats per point; the GAN has none.")
     for claim in claims or []:
-        lines.append(f"- {'✅' if claim['holds'] else '❌'} {claim['text']}")
+        lines.append(f"- **{'holds' if claim['holds'] else 'does not hold'}**: {claim['text']}")
     return "\n".join(lines)
 
 
@@ -113,7 +113,9 @@ def _snapshot_rows(snapshot) -> dict[str, dict]:
 
 
 def _strips(density, snapshot) -> list:
-    return [family_strip(f, density, snapshot) if f in snapshot.coverage else None for f in FAMILIES]
+    """One strip per family in this run; the others are hidden rather than left as empty frames."""
+    return [gr.update(value=family_strip(f, density, snapshot), visible=True) if f in snapshot.coverage
+            else gr.update(value=None, visible=False) for f in FAMILIES]
 
 
 def _view(density, snapshot, status: str) -> tuple:
@@ -251,7 +253,8 @@ def build_tab() -> None:
             reset_button = gr.Button("Reset")
             truth_button = gr.Button("Show the true density")
     status = gr.Markdown(label="Status")
-    strips = [gr.Image(label=label, type="pil", format="png") for label in ("VAE", "GAN", "Diffusion")]
+    strips = [gr.Image(label=label, type="pil", format="png", elem_classes="family-strip")
+              for label in ("VAE", "GAN", "Diffusion")]
     numbers = gr.Markdown(label="Numbers table")
     numbers_json = gr.JSON(label="Numbers")
 

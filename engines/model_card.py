@@ -73,7 +73,10 @@ def sampler_benchmark_section() -> list[str]:
             f"Measured by `{benchmark['command']}` ({benchmark['hardware']}): network evaluations per sample, "
             f"seconds for one batch of 64 samples, and the Frechet distance of {benchmark['n']} samples (seed "
             f"{benchmark['seed']}) to the test split in the lab classifier's features. Same x_T per seed for "
-            "every sampler.", "", table(benchmark), "",
+            "every sampler."
+            + (f" Every row's time was then taken again, one after another in one process on an idle machine, by "
+               f"`{benchmark['timing_command']}`." if benchmark.get("timing_command") else ""),
+            "", table(benchmark), "",
             benchmark.get("verdict") or "The 1000-step DDPM reference is not measured yet.", ""]
 
 

@@ -1,10 +1,11 @@
 """The steps/quality trade-off of diffusion sampling, measured on the shipped model.
 
     python -m engines.sampler_benchmark [--n 1000] [--samplers ...] [--steps 10 20 50 100] [--threads N]
+    python -m engines.sampler_benchmark --retime    # time every measured row again, in one quiet process
 
-For each sampler and step count: network evaluations per sample (NFE), wall time for 64 samples (one batch),
-and the Frechet distance of n samples to the test split in the lab classifier's feature space (with the share
-the classifier recognises). Ancestral DDPM also runs at the full T = 1000 steps: the reference the fast
+For each sampler and step count: network evaluations per sample (NFE), wall time for 64 samples (one batch,
+timed on one torch thread) and the Frechet distance of n samples to the test split in the lab classifier's
+feature space (with the share the classifier recognises). Ancestral DDPM also runs at the full T = 1000 steps: the reference the fast
 samplers are judged against. Rows are written to checkpoints/mnist/diffusion/sampler_benchmark.json as they
 finish, tagged with the weights' hash: a rerun keeps the rows already measured on the same weights (so a long
 run can be interrupted and continued) and redoes the rest. The diffusion model card shows the table.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import platform
 import sys
 import time
@@ -43,14 +45,24 @@ def weights_hash(directory: Path) -> str:
 
 
 @torch.no_grad()
+def seconds_for_batch(engine, sampler: str, steps: int, seed: int) -> float:
+    """Wall time of one batch, on one thread whatever --threads says, so rows timed in different runs compare."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        start = time.perf_counter()
+        engine.sample(TIMING_BATCH, seed=seed, sampler=sampler, steps=steps)
+        return round(time.perf_counter() - start, 2)
+    finally:
+        torch.set_num_threads(threads)
+
+
+@torch.no_grad()
 def measure(engine, sampler: str, steps: int, n: int, seed: int) -> dict:
-    options = {"sampler": sampler, "steps": steps}
-    start = time.perf_counter()
-    engine.sample(TIMING_BATCH, seed=seed, **options)
-    seconds_64 = time.perf_counter() - start
-    images, seconds = generate(engine, n, seed, options)
+    seconds_64 = seconds_for_batch(engine, sampler, steps, seed)
+    images, _ = generate(engine, n, seed, {"sampler": sampler, "steps": steps})
     return {"sampler": sampler, "steps": steps, "nfe": engine.network_evaluations(sampler, steps),
-            "seconds_for_64": round(seconds_64, 2), **score_samples(images)}
+            "seconds_for_64": seconds_64, **score_samples(images)}
 
 
 def verdict(rows: list[dict]) -> str | None:
@@ -96,9 +108,29 @@ def run(samplers: list[str], steps: list[int], n: int, seed: int, out: Path, dir
         row = measure(engine, sampler, k, n, seed)
         print(json.dumps(row), file=sys.stderr)
         benchmark["rows"].append(row)
-        benchmark.update(verdict=verdict(benchmark["rows"]), command=command,
-                         hardware=f"{platform.machine()}, {torch.get_num_threads()} torch threads, CPU")
-        out.write_text(json.dumps(benchmark, indent=1) + "\n")  # after every row: interruptible
+        save(benchmark, out, command)  # after every row: interruptible
+    return benchmark
+
+
+def save(benchmark: dict, out: Path, command: str) -> None:
+    benchmark.update(verdict=verdict(benchmark["rows"]), command=command,
+                     hardware=f"{platform.machine()} CPU, {os.cpu_count()} cores; timings on one torch thread")
+    out.write_text(json.dumps(benchmark, indent=1) + "\n")
+
+
+def retime(out: Path, directory: Path, command: str) -> dict:
+    """Time every row again, one after another in this process: rows measured in separate runs (or beside other
+    work) were timed under different loads; this puts every timing under one. Run it on an idle machine."""
+    benchmark = json.loads(out.read_text())
+    if benchmark.get("weights_sha256") != weights_hash(directory):
+        raise EngineError(f"{out} was measured on other weights: rerun the benchmark first")
+    engine = load_engine("diffusion", directory)
+    engine.sample(2, seed=0, sampler="ddim", steps=2)  # warm-up: the first call pays for lazy initialisation
+    for row in benchmark["rows"]:
+        row["seconds_for_64"] = seconds_for_batch(engine, row["sampler"], row["steps"], benchmark["seed"])
+        print(f"{row['sampler']} {row['steps']}: {row['seconds_for_64']} s", file=sys.stderr)
+    benchmark["timing_command"] = command
+    save(benchmark, out, benchmark.get("command", command))
     return benchmark
 
 
@@ -112,14 +144,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--checkpoint", default=str(CHECKPOINTS / "diffusion"), help="diffusion checkpoint folder")
     p.add_argument("--out", default=str(OUT))
+    p.add_argument("--retime", action="store_true",
+                   help="only time every row already in --out again, all in this one process (on an idle machine)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
         check_count(args.n, 10_000, "--n")
         command = "python -m engines.sampler_benchmark " + " ".join(argv if argv is not None else sys.argv[1:])
-        benchmark = run(args.samplers, args.steps, args.n, args.seed, Path(args.out), Path(args.checkpoint),
-                        command.strip())
+        if args.retime:
+            benchmark = retime(Path(args.out), Path(args.checkpoint), command.strip())
+        else:
+            benchmark = run(args.samplers, args.steps, args.n, args.seed, Path(args.out), Path(args.checkpoint),
+                            command.strip())
     except EngineError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -215,6 +215,27 @@ def test_sampler_benchmark_measures_each_row_once_and_keeps_them_across_runs(tmp
     assert "unknown sampler 'nope'" in capsys.readouterr().err
 
 
+def test_benchmark_retime_times_every_kept_row_again_and_keeps_its_distances(tmp_path, capsys):
+    from engines import sampler_benchmark
+    out = tmp_path / "bench.json"
+    args = ["--samplers", "ddim", "diffusers:EulerDiscreteScheduler", "--steps", "1", "--n", "70", "--out", str(out)]
+    assert sampler_benchmark.main(args) == 0
+    before = json.loads(out.read_text())
+    for row in before["rows"]:
+        row["seconds_for_64"] = 1e6   # as if timed under some other load
+    out.write_text(json.dumps(before))
+    assert sampler_benchmark.main(["--retime", "--out", str(out)]) == 0
+    after = json.loads(out.read_text())
+    assert [(r["sampler"], r["steps"], r["frechet_distance"]) for r in after["rows"]] == \
+        [(r["sampler"], r["steps"], r["frechet_distance"]) for r in before["rows"]]
+    assert all(0 < r["seconds_for_64"] < 1e6 for r in after["rows"])
+    assert after["timing_command"].endswith("--retime --out " + str(out))
+    after["weights_sha256"] = "other"
+    out.write_text(json.dumps(after))
+    assert sampler_benchmark.main(["--retime", "--out", str(out)]) == 2
+    assert "measured on other weights" in capsys.readouterr().err
+
+
 def test_benchmark_verdict_compares_the_best_20_step_sampler_with_1000_step_ddpm():
     from engines.sampler_benchmark import verdict
     rows = [{"sampler": "ddpm", "steps": 1000, "frechet_distance": 100.0, "seconds_for_64": 600.0},
