@@ -62,7 +62,7 @@ def likelihood_line(name: str, report: dict) -> list[str]:
 
 def sampler_benchmark_section() -> list[str]:
     """The steps/quality table of `engines.sampler_benchmark`, where it has been run on these weights."""
-    from engines.sampler_benchmark import OUT, table, weights_hash
+    from engines.sampler_benchmark import OUT, stochastic_vs_deterministic, table, weights_hash
     if not OUT.is_file():
         return []
     benchmark = json.loads(OUT.read_text())
@@ -77,6 +77,11 @@ def sampler_benchmark_section() -> list[str]:
             + (f" Every row's time was then taken again, one after another in one process on an idle machine, by "
                f"`{benchmark['timing_command']}`." if benchmark.get("timing_command") else ""),
             "", table(benchmark), "",
+            "Stochastic samplers (fresh noise at every step) against deterministic ones (ODE solvers) at equal "
+            "steps. Fresh noise lets a sampler correct the errors of an imperfect denoiser, which an ODE solver "
+            "carries to the end, but it needs enough steps to pay off; with very few steps a higher-order ODE "
+            "solver tends to win (Karras et al. 2022, section 4).", "",
+            *[f"- {line}" for line in stochastic_vs_deterministic(benchmark["rows"])], "",
             benchmark.get("verdict") or "The 1000-step DDPM reference is not measured yet.", ""]
 
 

@@ -81,6 +81,25 @@ def verdict(rows: list[dict]) -> str | None:
             f"{TARGET_DISTANCE_RATIO - 1:.0%}, {TARGET_SPEEDUP}x faster) is {'met' if met else 'not met'}.")
 
 
+# Samplers that draw fresh noise at every step (DDIM is run with its default eta = 0, so it is deterministic).
+STOCHASTIC = ("ddpm", PREFIX + "EulerAncestralDiscreteScheduler")
+
+
+def stochastic_vs_deterministic(rows: list[dict]) -> list[str]:
+    """Per step count, the best sampler that adds noise at each step against the best that solves the ODE."""
+    lines = []
+    for steps in sorted({r["steps"] for r in rows}):
+        at = [r for r in rows if r["steps"] == steps]
+        noisy = [r for r in at if r["sampler"] in STOCHASTIC]
+        ode = [r for r in at if r["sampler"] not in STOCHASTIC]
+        if noisy and ode:
+            a, b = (min(group, key=lambda r: r["frechet_distance"]) for group in (noisy, ode))
+            winner = "stochastic" if a["frechet_distance"] < b["frechet_distance"] else "deterministic"
+            lines.append(f"{steps} steps: best stochastic {a['sampler']} FD {a['frechet_distance']:.1f}, best "
+                         f"deterministic {b['sampler']} FD {b['frechet_distance']:.1f}: {winner} wins")
+    return lines
+
+
 def table(benchmark: dict) -> str:
     lines = ["| sampler | steps | NFE | s for 64 samples | Frechet distance | recognisable |",
              "|---|---|---|---|---|---|"]

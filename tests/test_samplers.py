@@ -247,6 +247,20 @@ def test_benchmark_verdict_compares_the_best_20_step_sampler_with_1000_step_ddpm
     assert verdict(rows).endswith("is not met.")
 
 
+def test_benchmark_says_which_kind_of_sampler_wins_at_each_step_count():
+    from engines.sampler_benchmark import stochastic_vs_deterministic
+    rows = [{"sampler": "ddpm", "steps": 10, "frechet_distance": 90.0},
+            {"sampler": "ddim", "steps": 10, "frechet_distance": 80.0},
+            {"sampler": "diffusers:EulerAncestralDiscreteScheduler", "steps": 20, "frechet_distance": 40.0},
+            {"sampler": "ddpm", "steps": 20, "frechet_distance": 45.0},
+            {"sampler": "ddim", "steps": 20, "frechet_distance": 60.0},
+            {"sampler": "ddpm", "steps": 1000, "frechet_distance": 30.0}]   # no deterministic row: no line
+    assert stochastic_vs_deterministic(rows) == [
+        "10 steps: best stochastic ddpm FD 90.0, best deterministic ddim FD 80.0: deterministic wins",
+        "20 steps: best stochastic diffusers:EulerAncestralDiscreteScheduler FD 40.0, best deterministic ddim "
+        "FD 60.0: stochastic wins"]
+
+
 def test_benchmark_leaves_autograd_on_for_the_rest_of_the_process(tmp_path):
     from engines import sampler_benchmark
     sampler_benchmark.main(["--samplers", "ddim", "--steps", "1", "--n", "70", "--out", str(tmp_path / "b.json")])
