@@ -2,6 +2,7 @@
 
     python -m engines.sampler_benchmark [--n 1000] [--samplers ...] [--steps 10 20 50 100] [--threads N]
     python -m engines.sampler_benchmark --retime    # time every measured row again, in one quiet process
+    python -m engines.sampler_benchmark --merge a.json b.json   # join parallel runs' rows into --out
 
 For each sampler and step count: network evaluations per sample (NFE), wall time for 64 samples (one batch,
 timed on one torch thread) and the Frechet distance of n samples to the test split in the lab classifier's
@@ -153,6 +154,26 @@ def retime(out: Path, directory: Path, command: str) -> dict:
     return benchmark
 
 
+def merge(parts: list[Path], out: Path, directory: Path) -> dict:
+    """Join the rows of runs that measured disjoint rows at once (each with its own --out) into one file. Every
+    part must be tagged with the current weights, n and seed; a row in several parts is kept once."""
+    tag = None
+    rows: list[dict] = []
+    for part in parts:
+        benchmark = json.loads(Path(part).read_text())
+        part_tag = {k: benchmark.get(k) for k in ("weights_sha256", "n", "seed")}
+        if part_tag["weights_sha256"] != weights_hash(directory) or tag not in (None, part_tag):
+            raise EngineError(f"{part} was measured on other weights, n or seed than the other parts")
+        tag = part_tag
+        rows += [r for r in benchmark["rows"] if all((r["sampler"], r["steps"]) != (q["sampler"], q["steps"])
+                                                    for q in rows)]
+    # Rows are deterministic per (weights, n, seed, sampler, steps) on one thread, so this one command
+    # reproduces every row whichever part measured it.
+    merged = {**tag, "rows": rows, "merged_from": len(parts)}
+    save(merged, out, f"python -m engines.sampler_benchmark --n {tag['n']} --seed {tag['seed']} --threads 1")
+    return merged
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m engines.sampler_benchmark", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -163,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--checkpoint", default=str(CHECKPOINTS / "diffusion"), help="diffusion checkpoint folder")
     p.add_argument("--out", default=str(OUT))
+    p.add_argument("--merge", nargs="+", metavar="PART", default=None,
+                   help="join the rows of these benchmark files (parallel runs on disjoint rows) into --out")
     p.add_argument("--retime", action="store_true",
                    help="only time every row already in --out again, all in this one process (on an idle machine)")
     args = p.parse_args(argv)
@@ -171,7 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_count(args.n, 10_000, "--n")
         command = "python -m engines.sampler_benchmark " + " ".join(argv if argv is not None else sys.argv[1:])
-        if args.retime:
+        if args.merge:
+            benchmark = merge([Path(part) for part in args.merge], Path(args.out), Path(args.checkpoint))
+        elif args.retime:
             benchmark = retime(Path(args.out), Path(args.checkpoint), command.strip())
         else:
             benchmark = run(args.samplers, args.steps, args.n, args.seed, Path(args.out), Path(args.checkpoint),

@@ -236,6 +236,24 @@ def test_benchmark_retime_times_every_kept_row_again_and_keeps_its_distances(tmp
     assert "measured on other weights" in capsys.readouterr().err
 
 
+def test_benchmark_merges_the_rows_of_parallel_runs_and_refuses_other_weights(tmp_path, capsys):
+    from engines import sampler_benchmark
+    a, b, out = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "bench.json"
+    assert sampler_benchmark.main(["--samplers", "ddim", "--steps", "1", "--n", "70", "--out", str(a)]) == 0
+    assert sampler_benchmark.main(["--samplers", "diffusers:EulerDiscreteScheduler", "ddim", "--steps", "1",
+                                   "--n", "70", "--out", str(b)]) == 0   # ddim 1 measured twice: kept once
+    assert sampler_benchmark.main(["--merge", str(a), str(b), "--out", str(out)]) == 0
+    merged = json.loads(out.read_text())
+    assert [(r["sampler"], r["steps"]) for r in merged["rows"]] == [
+        ("ddim", 1), ("diffusers:EulerDiscreteScheduler", 1)]
+    assert merged["n"] == 70 and merged["command"].startswith("python -m engines.sampler_benchmark --n 70")
+    other = json.loads(b.read_text())
+    other["seed"] = 1
+    b.write_text(json.dumps(other))
+    assert sampler_benchmark.main(["--merge", str(a), str(b), "--out", str(out)]) == 2
+    assert "other weights, n or seed" in capsys.readouterr().err
+
+
 def test_benchmark_verdict_compares_the_best_20_step_sampler_with_1000_step_ddpm():
     from engines.sampler_benchmark import verdict
     rows = [{"sampler": "ddpm", "steps": 1000, "frechet_distance": 100.0, "seconds_for_64": 600.0},
