@@ -21,6 +21,7 @@ from engines.data import load_mnist5k
 from engines.diffusers_sampling import PREFIX, SCHEDULERS
 from engines.diffusion import SAMPLERS
 from engines.engine import CHECKPOINTS
+from engines.sampler_benchmark import OUT as BENCHMARK, markdown_section
 from engines.latent import INTERPOLATIONS
 from engines.train import QUALITY_LOG_NAME, LOG_NAME, read_log
 from engines.user_images import is_blank, prepare_digit
@@ -270,7 +271,8 @@ def compare():
     families = ("vae", "gan", "diffusion")
     losses = {name: read_log(CHECKPOINTS / name / LOG_NAME) for name in families}
     quality = {name: read_log(CHECKPOINTS / name / QUALITY_LOG_NAME) for name in families}
-    benchmark = _read_json(CHECKPOINTS / "diffusion" / "sampler_benchmark.json") or {"rows": []}
+    benchmark = _read_json(BENCHMARK) or {"rows": []}
+    text += "\n\n" + "\n".join(markdown_section(BENCHMARK))
     return (text, plots.loss_curves(losses), plots.quality_during_training(quality),
             plots.quality_against_steps(benchmark["rows"]))
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from engines.engine import CHECKPOINTS, TRAINING_INFO_NAME
+from engines.sampler_benchmark import markdown_section
 
 DESCRIPTIONS = {
     "vae": "Convolutional VAE: Gaussian encoder q(z|x) (8-d latent: fewer dimensions leave fewer holes between the prior and the encoded digits, so prior samples look more like digits), reparameterisation, discretised-logistic "
@@ -60,31 +61,6 @@ def likelihood_line(name: str, report: dict) -> list[str]:
     return [f"Likelihood: {text}. All rows of the comparison: `checkpoints/mnist/report.md`.", ""]
 
 
-def sampler_benchmark_section() -> list[str]:
-    """The steps/quality table of `engines.sampler_benchmark`, where it has been run on these weights."""
-    from engines.sampler_benchmark import OUT, stochastic_vs_deterministic, table, weights_hash
-    if not OUT.is_file():
-        return []
-    benchmark = json.loads(OUT.read_text())
-    if benchmark["weights_sha256"] != weights_hash(OUT.parent):
-        return ["## Sampling: steps vs quality", "", "Not yet measured on these weights: run "
-                "`python -m engines.sampler_benchmark`.", ""]
-    return ["## Sampling: steps vs quality", "",
-            f"Measured by `{benchmark['command']}` ({benchmark['hardware']}): network evaluations per sample, "
-            f"seconds for one batch of 64 samples, and the Frechet distance of {benchmark['n']} samples (seed "
-            f"{benchmark['seed']}) to the test split in the lab classifier's features. Same x_T per seed for "
-            "every sampler."
-            + (f" Every row's time was then taken again, one after another in one process on an idle machine, by "
-               f"`{benchmark['timing_command']}`." if benchmark.get("timing_command") else ""),
-            "", table(benchmark), "",
-            "Stochastic samplers (fresh noise at every step) against deterministic ones (ODE solvers) at equal "
-            "steps. Fresh noise lets a sampler correct the errors of an imperfect denoiser, which an ODE solver "
-            "carries to the end, but it needs enough steps to pay off; with very few steps a higher-order ODE "
-            "solver tends to win (Karras et al. 2022, section 4).", "",
-            *[f"- {line}" for line in stochastic_vs_deterministic(benchmark["rows"])], "",
-            benchmark.get("verdict") or "The 1000-step DDPM reference is not measured yet.", ""]
-
-
 def card(name: str, info: dict, report: dict | None) -> str:
     hours = info["wall_time_s"] / 3600
     parts = [
@@ -125,7 +101,7 @@ def card(name: str, info: dict, report: dict | None) -> str:
                   "noise can get a confident label), so the lab never reads the confident share alone: the class "
                   "histogram and the Frechet distance expose such failures.", ""]
     if name == "diffusion":
-        parts += sampler_benchmark_section()
+        parts += markdown_section()
     parts += ["## Files", "", "`config.json` + `model.safetensors` (written by huggingface_hub's "
               "`PyTorchModelHubMixin.save_pretrained`; load with `engines.load_engine` — safetensors only, strict).", ""]
     return "\n".join(parts)

@@ -124,7 +124,9 @@ def stability_row(report: dict) -> dict:
 def quality_row(report: dict) -> dict:
     q = {k: v for k, v in report.get("quality", {}).items() if k in FAMILIES}
     cells = {k: f"FD {v['frechet_distance']:.1f}, precision {v['precision']:.2f}, recall {v['recall']:.2f}, "
-                f"sharpness {v['sharpness']:.2f}" for k, v in q.items() if "precision" in v}
+                f"sharpness {v['sharpness']:.2f}"
+                + (f" ({v['sampler']['sampler']}, {v['sampler']['steps']} steps)" if v.get("sampler") else "")
+             for k, v in q.items() if "precision" in v}
     if len(q) < 2:
         return _row("Sample quality", cells, "cannot say", "Sample quality: fewer than two families measured")
     fd = {k: v["frechet_distance"] for k, v in q.items()}
@@ -289,6 +291,12 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
             *["| " + " | ".join(str(c) for c in r) + " |" for r in rows], ""]
 
 
+def _quality_label(name: str, row: dict) -> str:
+    """A row's name, with the sampler that made its samples where it had a choice (diffusion)."""
+    sampler = row.get("sampler")
+    return f"{name} ({sampler['sampler']}, {sampler['steps']} steps)" if sampler else name
+
+
 def write_markdown(report: dict, path: Path) -> None:
     path = Path(path)
     figure = write_figure(report, path.with_name(path.stem + "_training.png"))
@@ -310,7 +318,7 @@ def write_markdown(report: dict, path: Path) -> None:
                   "estimate is ~0 within its std).", ""]
         lines += _table(["rows", "FD", "KID", "precision", "recall", "recognisable", "mean conf.", "class entropy",
                          "sharpness", "s/sample"],
-                        [[k, _fmt(v["frechet_distance"], 2), f"{v['kid']:.0f} ± {v['kid_std']:.0f}",
+                        [[_quality_label(k, v), _fmt(v["frechet_distance"], 2), f"{v['kid']:.0f} ± {v['kid_std']:.0f}",
                           v.get("precision"), v.get("recall"), f"{v['confident_share']:.1%}", v["mean_confidence"],
                           v["class_entropy"], v.get("sharpness"), v.get("seconds_per_sample", "-")]
                          for k, v in report["quality"].items()])
@@ -381,12 +389,9 @@ def write_markdown(report: dict, path: Path) -> None:
                         [[NAMES[r["engine"]], r.get("sampler", "-"), r.get("steps", "-"), r["nfe"],
                           f"{r['ms_per_sample']:.2f}" + (" (extrapolated)" if r.get("extrapolated") else "")]
                          for r in sp["rows"]])
-        if sp.get("benchmark"):
-            b = sp["benchmark"]
-            lines += [f"Steps vs quality (from `{b['source']}`, {b['n']} samples per row):", ""]
-            lines += _table(["sampler", "steps", "NFE", "s for 64", "FD"],
-                            [[r["sampler"], r["steps"], r["nfe"], r["seconds_for_64"], r["frechet_distance"]]
-                             for r in b["rows"]])
+        lines += ["Steps against quality for every sampler (ours and the diffusers schedulers): the diffusion "
+                  "model card (`checkpoints/mnist/diffusion/README.md`), measured by "
+                  "`python -m engines.sampler_benchmark`.", ""]
     lines += ["## Reproducing", "", "`python -m engines.evaluate --check checkpoints/mnist/report.json` reruns the "
               "command above and compares every number within these tolerances (timings are not compared; a number "
               "no rule names must match exactly):", ""]

@@ -111,6 +111,31 @@ def table(benchmark: dict) -> str:
     return "\n".join(lines)
 
 
+def markdown_section(out: Path = OUT) -> list[str]:
+    """The benchmark as markdown lines (the diffusion card and the Compare tab show it), where it was run on the
+    weights beside `out`."""
+    if not out.is_file():
+        return []
+    benchmark = json.loads(out.read_text())
+    if benchmark["weights_sha256"] != weights_hash(out.parent):
+        return ["## Sampling: steps vs quality", "", "Not yet measured on these weights: run "
+                "`python -m engines.sampler_benchmark`.", ""]
+    return ["## Sampling: steps vs quality", "",
+            f"Measured by `{benchmark['command']}` ({benchmark['hardware']}): network evaluations per sample, "
+            f"seconds for one batch of 64 samples, and the Frechet distance of {benchmark['n']} samples (seed "
+            f"{benchmark['seed']}) to the test split in the lab classifier's features. Same x_T per seed for "
+            "every sampler."
+            + (f" Every row's time was then taken again, one after another in one process on an idle machine, by "
+               f"`{benchmark['timing_command']}`." if benchmark.get("timing_command") else ""),
+            "", table(benchmark), "",
+            benchmark.get("verdict") or "The 1000-step DDPM reference is not measured yet.", "",
+            "Stochastic samplers (fresh noise at every step) against deterministic ones (ODE solvers) at equal "
+            "steps. Fresh noise lets a sampler correct the errors of an imperfect denoiser, which an ODE solver "
+            "carries to the end, but it needs enough steps to pay off; with very few steps a higher-order ODE "
+            "solver tends to win (Karras et al. 2022, section 4).", "",
+            *[f"- {line}" for line in stochastic_vs_deterministic(benchmark["rows"])], ""]
+
+
 def run(samplers: list[str], steps: list[int], n: int, seed: int, out: Path, directory: Path,
         command: str = "") -> dict:
     engine = load_engine("diffusion", directory)

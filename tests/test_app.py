@@ -140,6 +140,7 @@ def test_diffusion_forward_process(client):
 def test_compare_shows_the_measured_table_and_plots(client):
     text, losses, quality, steps = client.predict(api_name="/compare")
     assert "diffusion" in text and "gan" in text and "vae" in text
+    assert "## Sampling: steps vs quality" in text and "| ddpm | 20 | 20 |" in text   # the live benchmark
     for plot in (losses, quality, steps):
         assert plot["type"] == "matplotlib"
 

@@ -117,8 +117,6 @@ def test_committed_report_has_what_the_model_cards_and_app_read():
             assert key in row
 
 
-@pytest.mark.xfail("summary" not in REPORT, reason="checkpoints/mnist/report.json predates issue #4: regenerate "
-                                                   "it with python -m engines.evaluate", strict=False)
 def test_committed_report_has_every_measured_section():
     for key in SECTIONS:
         assert key in REPORT, key
