@@ -121,12 +121,16 @@ def stability_row(report: dict) -> dict:
     return _row("Training stability", cells, _verdict(ok), f"Training stability: {line}")
 
 
+def _made_by(row: dict) -> str:
+    """" (ddpm, 100 steps)" for a quality row whose samples came from a chosen sampler (diffusion), else ""."""
+    sampler = row.get("sampler")
+    return f" ({sampler['sampler']}, {sampler['steps']} steps)" if sampler else ""
+
+
 def quality_row(report: dict) -> dict:
     q = {k: v for k, v in report.get("quality", {}).items() if k in FAMILIES}
     cells = {k: f"FD {v['frechet_distance']:.1f}, precision {v['precision']:.2f}, recall {v['recall']:.2f}, "
-                f"sharpness {v['sharpness']:.2f}"
-                + (f" ({v['sampler']['sampler']}, {v['sampler']['steps']} steps)" if v.get("sampler") else "")
-             for k, v in q.items() if "precision" in v}
+                f"sharpness {v['sharpness']:.2f}{_made_by(v)}" for k, v in q.items() if "precision" in v}
     if len(q) < 2:
         return _row("Sample quality", cells, "cannot say", "Sample quality: fewer than two families measured")
     fd = {k: v["frechet_distance"] for k, v in q.items()}
@@ -291,12 +295,6 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
             *["| " + " | ".join(str(c) for c in r) + " |" for r in rows], ""]
 
 
-def _quality_label(name: str, row: dict) -> str:
-    """A row's name, with the sampler that made its samples where it had a choice (diffusion)."""
-    sampler = row.get("sampler")
-    return f"{name} ({sampler['sampler']}, {sampler['steps']} steps)" if sampler else name
-
-
 def write_markdown(report: dict, path: Path) -> None:
     path = Path(path)
     figure = write_figure(report, path.with_name(path.stem + "_training.png"))
@@ -318,7 +316,7 @@ def write_markdown(report: dict, path: Path) -> None:
                   "estimate is ~0 within its std).", ""]
         lines += _table(["rows", "FD", "KID", "precision", "recall", "recognisable", "mean conf.", "class entropy",
                          "sharpness", "s/sample"],
-                        [[_quality_label(k, v), _fmt(v["frechet_distance"], 2), f"{v['kid']:.0f} ± {v['kid_std']:.0f}",
+                        [[k + _made_by(v), _fmt(v["frechet_distance"], 2), f"{v['kid']:.0f} ± {v['kid_std']:.0f}",
                           v.get("precision"), v.get("recall"), f"{v['confident_share']:.1%}", v["mean_confidence"],
                           v["class_entropy"], v.get("sharpness"), v.get("seconds_per_sample", "-")]
                          for k, v in report["quality"].items()])
