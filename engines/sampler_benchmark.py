@@ -4,12 +4,12 @@
     python -m engines.sampler_benchmark --retime    # time every measured row again, in one quiet process
     python -m engines.sampler_benchmark --merge a.json b.json   # join parallel runs' rows into --out
 
-For each sampler and step count: network evaluations per sample (NFE), wall time for 64 samples (one batch,
-timed on one torch thread) and the Frechet distance of n samples to the test split in the lab classifier's
-feature space (with the share the classifier recognises). Ancestral DDPM also runs at the full T = 1000 steps: the reference the fast
-samplers are judged against. Rows are written to checkpoints/mnist/diffusion/sampler_benchmark.json as they
-finish, tagged with the weights' hash: a rerun keeps the rows already measured on the same weights (so a long
-run can be interrupted and continued) and redoes the rest. The diffusion model card shows the table.
+For each sampler and step count: network evaluations per sample (NFE), wall time for 64 samples (one batch, timed
+on one torch thread) and the Frechet distance of n samples to the test split in the lab classifier's feature space
+(with the share the classifier recognises). Ancestral DDPM also runs at the full T = 1000 steps: the reference the
+fast samplers are judged against. Rows are written to checkpoints/mnist/diffusion/sampler_benchmark.json as they
+finish, tagged with the weights' hash: a rerun keeps the rows already measured on the same weights (so a long run
+can be interrupted and continued) and redoes the rest. The diffusion model card shows the table.
 """
 from __future__ import annotations
 
