@@ -7,9 +7,9 @@ bash scripts/setup.sh requirements-test.txt
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-      || echo "run_tests.sh: could not install chromium; browser tests will skip"
+      || echo "run_tests.sh: could not install chromium; browser tests will skip (and fail where CI is set)"
   else
-    echo "run_tests.sh: chromium missing and cannot be installed here (needs root + apt-get); browser tests will skip"
+    echo "run_tests.sh: chromium missing and cannot be installed here (needs root + apt-get); browser tests will skip (and fail where CI is set)"
   fi
 fi
 export GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1

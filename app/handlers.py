@@ -15,22 +15,21 @@ import torch
 from PIL import Image
 
 from app import plots
-from app.images import grid_image, save_gif, side_by_side_frame, signed_to_unit
-from engines import EngineError, load_engine
-from engines.data import load_mnist5k
-from engines.diffusers_sampling import PREFIX, SCHEDULERS
-from engines.diffusion import SAMPLERS
-from engines.engine import CHECKPOINTS
-from engines.sampler_benchmark import OUT as BENCHMARK, markdown_section
-from engines.latent import INTERPOLATIONS
-from engines.train import QUALITY_LOG_NAME, LOG_NAME, read_log
-from engines.user_images import is_blank, prepare_digit
+from app.images import grid_image, save_gif, side_by_side_frame
+from engines import MAX_SEED, EngineError, load_engine
+from engines.checkpoint import CHECKPOINTS, LOG_NAME, QUALITY_LOG_NAME, read_jsonl
+from engines.data.datasets import from_signed, load_mnist5k
+from engines.data.user_images import is_blank, prepare_digit
+from engines.measure.model_card import quality_table
+from engines.measure.sampler_benchmark import OUT as BENCHMARK, markdown_section
+from engines.models.diffusion import SAMPLERS
+from engines.sampling.diffusers_adapter import PREFIX, SCHEDULERS
+from engines.sampling.interpolation import INTERPOLATIONS
 
 MAX_GRID = 64
 MAX_UI_STEPS = 1000
 MAX_TRACE_SAMPLES = 16
 MAX_PATH_STEPS = 32
-MAX_SEED = 2**31 - 1
 STREAMED_FRAMES = 25   # frames shown while denoising, whatever the step count
 STORED_FRAMES = 100    # frames kept for the scrubber and the GIF
 DIFFUSION_SAMPLERS = list(SAMPLERS) + [PREFIX + name for name in SCHEDULERS]
@@ -91,7 +90,7 @@ def side_by_side(seed, count, sampler, steps, progress=gr.Progress()):
         trajectory = engine("diffusion").trace(count, seed=seed, **options)
         for step in progress.tqdm(trajectory, total=nfe["diffusion"], desc=f"diffusion, {options['sampler']}"):
             last = step
-        return signed_to_unit(last.prev_sample)
+        return from_signed(last.prev_sample)
 
     outputs = []
     for name in ("vae", "gan", "diffusion"):
@@ -201,7 +200,7 @@ def gan_interpolate(seed_a, seed_b, steps, method, truncation):
 def _frame(step, last: bool, total: int):
     shown = step.prev_sample if last else step.x_t
     label = f"step {step.index + 1}/{total}, t = {step.timestep}"
-    return grid_image(signed_to_unit(shown)), grid_image(signed_to_unit(step.predicted_x0)), label
+    return grid_image(from_signed(shown)), grid_image(from_signed(step.predicted_x0)), label
 
 
 def diffusion_steps(seed, count, sampler, steps):
@@ -250,7 +249,7 @@ def diffusion_forward(index, digit_class, seed, points):
     signal = [diffusion.signal_level(t) for t in timesteps]
     caption = (f"{about}. x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps with one noise draw (seed {seed}); "
                "signal level sqrt(abar_t) per frame: " + ", ".join(f"t={t}: {s:.2f}" for t, s in zip(timesteps, signal)))
-    return grid_image(signed_to_unit(noised[:, 0]), columns=points), caption
+    return grid_image(from_signed(noised[:, 0]), columns=points), caption
 
 
 # --- compare --------------------------------------------------------------------------------------
@@ -265,12 +264,11 @@ def compare():
     if report_md.is_file():
         text = report_md.read_text()
     else:
-        from engines.model_card import quality_table
         report = _read_json(CHECKPOINTS / "report.json")
         text = quality_table(report) if report else "No report yet: run `python -m engines.evaluate`."
     families = ("vae", "gan", "diffusion")
-    losses = {name: read_log(CHECKPOINTS / name / LOG_NAME) for name in families}
-    quality = {name: read_log(CHECKPOINTS / name / QUALITY_LOG_NAME) for name in families}
+    losses = {name: read_jsonl(CHECKPOINTS / name / LOG_NAME) for name in families}
+    quality = {name: read_jsonl(CHECKPOINTS / name / QUALITY_LOG_NAME) for name in families}
     benchmark = _read_json(BENCHMARK) or {"rows": []}
     text += "\n\n" + "\n".join(markdown_section(BENCHMARK))
     return (text, plots.loss_curves(losses), plots.quality_during_training(quality),

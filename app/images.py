@@ -33,11 +33,6 @@ def grid_image(images: torch.Tensor, columns: int | None = None) -> Image.Image:
     return to_pil(make_grid(images, columns))
 
 
-def signed_to_unit(x: torch.Tensor) -> torch.Tensor:
-    """Model space [-1, 1] (x_t, predicted x0) -> [0, 1] for display, clamped."""
-    return ((x + 1) / 2).clamp(0, 1)
-
-
 def save_gif(frames: list[Image.Image], duration_ms: int = 120, final_hold_ms: int = 1200) -> str:
     """Frames -> an animated GIF file (looping; the last frame held longer), returned as a path."""
     import tempfile

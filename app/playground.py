@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 import gradio as gr
 import torch
 
-from app.handlers import MAX_SEED, whole_number
+from app.handlers import whole_number
+from engines import MAX_SEED
 from app.playground_figures import family_strip, truth_image
 from engines.errors import EngineError
 from engines.toy import views

@@ -4,7 +4,7 @@ from __future__ import annotations
 import gradio as gr
 
 from app import handlers, playground
-from engines.latent import INTERPOLATIONS
+from engines.sampling.interpolation import INTERPOLATIONS
 
 INTRO = ("VAE, GAN and diffusion models trained by this project on the same 4,000 MNIST digits, on a CPU. "
          "The same seed always gives the same images.")

@@ -1,5 +1,27 @@
-"""The generative lab's engines: trained VAE, GAN and diffusion models behind one sampling interface."""
-from engines.engine import MAX_SAMPLES, Engine, available_engines, load_engine
-from engines.errors import EngineError
+"""The generative lab's engines: trained VAE, GAN and diffusion models behind one sampling interface.
 
-__all__ = ["Engine", "EngineError", "MAX_SAMPLES", "available_engines", "load_engine"]
+    from engines import available_engines, load_engine, EngineError
+    load_engine("diffusion").sample(16, seed=0, sampler="ddpm", steps=100)
+
+Where things live (each folder holds one kind of thing; a module that is a command says so on its first line):
+
+| where                     | what lives there                                                                |
+|---------------------------|---------------------------------------------------------------------------------|
+| `engine.py`               | the one interface (`Engine.sample(n, seed)`), its argument checks, the seed cap  |
+| `registry.py`             | which engines exist: `load_engine`, `available_engines`                          |
+| `checkpoint.py`           | checkpoint folders: paths, file names, safetensors save/load, training state     |
+| `errors.py`, `runtime.py` | `EngineError`; the hardware a run records                                        |
+| `models/`                 | networks and their engines: `vae`, `gan`, `diffusion` (on `unet`), `classifier`  |
+| `sampling/`               | noise `schedule`, our `samplers`, `diffusers_adapter`, latent `interpolation`    |
+| `data/`                   | `datasets` (mnist5k, IDX files, image folders), `user_images` (a drawn digit)    |
+| `training/`               | `trainers` (per family: modules, optimisers, one step), `loop` (the whole run)   |
+| `measure/`                | metrics (`quality`, `likelihood`, `latent`, `stability`); the `evaluation` run,  |
+|                           | its `verdicts`, `report_markdown`, `reproduce`; `model_card`, `sampler_benchmark` |
+| `toy/`                    | the 2-D playground: toy distributions, small models, lessons                     |
+| `train.py`, `evaluate.py`, `model_card.py`, `sampler_benchmark.py` | commands: `python -m engines.<name>` |
+"""
+from engines.engine import MAX_SAMPLES, MAX_SEED, Engine
+from engines.errors import EngineError
+from engines.registry import available_engines, load_engine
+
+__all__ = ["Engine", "EngineError", "MAX_SAMPLES", "MAX_SEED", "available_engines", "load_engine"]

@@ -1,4 +1,8 @@
-"""Saving and loading: shipped models (config.json + model.safetensors) and resumable training state.
+"""A checkpoint folder: where they live, what files it holds, saving and loading them.
+
+A folder (checkpoints/<dataset>/<name>/) holds config.json + model.safetensors (the shipped model),
+training_info.json (command, data, hardware, time), train_log.jsonl and quality_log.jsonl (what training
+recorded) and, while a run can still be resumed, training_state.safetensors.
 
 Shipped models are `PyTorchModelHubMixin` modules whose `__init__` takes one dataclass `config`, so
 `save_pretrained` / `push_to_hub` write exactly what `load_pretrained` below reads. We load local folders
@@ -22,11 +26,24 @@ from safetensors import SafetensorError
 
 from engines.errors import EngineError
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CHECKPOINTS = REPO_ROOT / "checkpoints" / "mnist"
+
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 STATE_NAME = "training_state.safetensors"
+TRAINING_INFO_NAME = "training_info.json"
+LOG_NAME = "train_log.jsonl"             # losses, one JSON object per logged step
+QUALITY_LOG_NAME = "quality_log.jsonl"   # the score of each checkpoint (engines.train --eval-every)
 
 M = TypeVar("M", bound=torch.nn.Module)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The rows of a JSON-lines log ([] when there is none yet)."""
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def read_config(config_cls: type, directory: Path):

@@ -1,32 +1,26 @@
-"""The one sampling interface over the three families, and the registry that loads shipped checkpoints.
+"""The one sampling interface every family implements, and the checks its arguments go through.
 
-    eng = load_engine("diffusion")      # checkpoints/mnist/diffusion unless a directory is given
-    x = eng.sample(16, seed=0)          # float32 [16, 1, 28, 28] in [0, 1], on CPU, bit-identical per seed
+    x = engine.sample(16, seed=0)       # float32 [16, 1, 28, 28] in [0, 1], on CPU, bit-identical per seed
 
-Family-specific abilities (VAE encode/decode, GAN latents, diffusion trace) are methods of each engine.
+Family-specific abilities (VAE encode/decode, GAN latents, diffusion trace) are methods of each engine;
+`engines.registry` knows which engines exist and loads them.
 """
 from __future__ import annotations
 
-import importlib
 import json
 import numbers
 from pathlib import Path
 
 import torch
 
-from engines.checkpoint import CONFIG_NAME, WEIGHTS_NAME
+from engines.checkpoint import CONFIG_NAME, TRAINING_INFO_NAME
 from engines.errors import EngineError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CHECKPOINTS = REPO_ROOT / "checkpoints" / "mnist"
 MAX_SAMPLES = 1024  # per call: bounds memory and time on a CPU
-MAX_SEED = 2**63 - 1
-TRAINING_INFO_NAME = "training_info.json"
-FAMILIES = {
-    "vae": "engines.vae:VAEEngine",
-    "gan": "engines.gan:GANEngine",
-    "diffusion": "engines.diffusion:DiffusionEngine",
-}
+# The one cap on seeds, for the engines, the app, its API and the commands alike: 2**31 - 1 is the range
+# seeds conventionally take (numpy, JAX), and a browser's number field holds every such integer exactly
+# (it cannot hold all of torch's 64-bit range).
+MAX_SEED = 2**31 - 1
 
 
 def check_count(n, cap: int = MAX_SAMPLES, what: str = "n") -> int:
@@ -41,7 +35,7 @@ def check_seed(seed) -> int:
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise EngineError(f"seed must be a whole number, got {seed!r}")
     if not 0 <= seed <= MAX_SEED:
-        raise EngineError(f"seed must be between 0 and 2**63-1, got {seed}")
+        raise EngineError(f"seed must be between 0 and {MAX_SEED} (2**31-1), got {seed}")
     return int(seed)
 
 
@@ -52,13 +46,17 @@ def make_generator(seed) -> torch.Generator:
 
 
 class Engine:
-    """Base of the three engines. Subclasses set `family` and implement `sample`."""
+    """Base of the engines. Subclasses set `family` and implement `load` and `sample`."""
 
     family: str = ""
 
     def __init__(self, model: torch.nn.Module, directory: Path):
         self.model = model.eval().requires_grad_(False)
         self.directory = Path(directory)
+
+    @classmethod
+    def load(cls, directory: Path) -> "Engine":
+        raise NotImplementedError
 
     @property
     def info(self) -> dict:
@@ -84,23 +82,3 @@ class Engine:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} from {self.directory}>"
-
-
-def _engine_class(name: str) -> type[Engine]:
-    if not isinstance(name, str) or name not in FAMILIES:
-        raise EngineError(f"unknown engine {name!r}: choose one of {', '.join(FAMILIES)}")
-    module, cls = FAMILIES[name].split(":")
-    return getattr(importlib.import_module(module), cls)
-
-
-def available_engines(root: str | Path = CHECKPOINTS) -> list[str]:
-    """Names of the families with a checkpoint (config + weights) under `root`, in canonical order."""
-    root = Path(root)
-    return [name for name in FAMILIES
-            if (root / name / CONFIG_NAME).is_file() and (root / name / WEIGHTS_NAME).is_file()]
-
-
-def load_engine(name: str, directory: str | Path | None = None) -> Engine:
-    """Load the `name` engine ('vae', 'gan' or 'diffusion') from `directory` or the shipped checkpoint."""
-    cls = _engine_class(name)
-    return cls.load(Path(directory) if directory is not None else CHECKPOINTS / name)

@@ -22,6 +22,21 @@ TINY = {
 
 import pytest  # noqa: E402
 
+BROWSER_TESTS = "test_browser.py"
+_browser_outcomes: dict[str, int] = {}
+
+
+def pytest_runtest_logreport(report):
+    """Count how the real-browser tests ended, so a run says whether the browser actually ran."""
+    if BROWSER_TESTS in report.nodeid and (report.when == "call" or report.outcome != "passed"):
+        _browser_outcomes[report.outcome] = _browser_outcomes.get(report.outcome, 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _browser_outcomes:
+        counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(_browser_outcomes.items()))
+        terminalreporter.write_line(f"browser tests (real headless Chromium): {counts}")
+
 
 @pytest.fixture(scope="module")
 def client():

@@ -7,7 +7,7 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from app import build_demo
-from engines.data import load_mnist5k
+from engines.data.datasets import load_mnist5k
 
 pytestmark = pytest.mark.slow
 

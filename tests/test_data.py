@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from engines import EngineError
-from engines.data import (load_dataset, load_idx_dataset, load_image_folder, load_mnist5k, read_idx,
+from engines.data.datasets import (load_dataset, load_idx_dataset, load_image_folder, load_mnist5k, read_idx,
                           from_signed, to_signed)
 
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from engines import MAX_SAMPLES, EngineError, available_engines, load_engine
-from engines.engine import CHECKPOINTS
-from engines.data import load_mnist5k
+from engines.checkpoint import CHECKPOINTS
+from engines.data.datasets import load_mnist5k
 
 FAST = {"vae": {}, "gan": {}, "diffusion": {"sampler": "ddim", "steps": 5}}
 

@@ -10,10 +10,10 @@ import math
 import pytest
 import torch
 
-from engines.likelihood import (ContinuousTime, continuous_bits_per_dim, dequantise, diffusion_vlb,
+from engines.measure.likelihood import (ContinuousTime, continuous_bits_per_dim, dequantise, diffusion_vlb,
                                 discretized_gaussian_log_prob, ode_log_likelihood, vae_bits_per_dim)
-from engines.schedule import NoiseSchedule
-from engines.vae import bits_per_dim
+from engines.sampling.schedule import NoiseSchedule
+from engines.models.vae import bits_per_dim
 
 MU, S = 0.1, 0.3
 
@@ -121,7 +121,7 @@ def vae():
 
 
 def test_vae_elbo_is_below_the_iwae_bound(vae):
-    from engines.data import load_mnist5k
+    from engines.data.datasets import load_mnist5k
     digits = load_mnist5k("test").images[:12]
     result = vae_bits_per_dim(vae, digits, k=64)
     # bits/dim are -log p: the tighter (larger) IWAE bound gives fewer bits
@@ -132,8 +132,8 @@ def test_vae_elbo_is_below_the_iwae_bound(vae):
 
 
 def test_ddim_inversion_of_gaussian_data_with_the_exact_model_returns_the_data():
-    from engines.latent_metrics import ddim_invert
-    from engines.samplers import make_timesteps, sample_ddim
+    from engines.measure.latent import ddim_invert
+    from engines.sampling.samplers import make_timesteps, sample_ddim
     # DDPM's schedule; DDIM steps are first-order, so the round trip is exact only as the steps shrink
     schedule = NoiseSchedule.from_config(1000, "linear")
     eps = exact_eps_at_steps(schedule)

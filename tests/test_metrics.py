@@ -1,10 +1,10 @@
 """Metrics on cases with known answers."""
 import torch
 
-from engines.latent_metrics import path_smoothness, path_statistics
-from engines.metrics import (FeatureNet, class_coverage, frechet_distance, gradient_energy, kernel_distance,
+from engines.measure.latent import path_smoothness, path_statistics
+from engines.measure.quality import (FeatureNet, class_coverage, frechet_distance, gradient_energy, kernel_distance,
                              precision_recall, sharpness)
-from engines.vae import bits_per_dim, discretized_logistic_log_prob
+from engines.models.vae import bits_per_dim, discretized_logistic_log_prob
 
 IDENTITY = FeatureNet(lambda x: x, 4)  # "images" that are already 4-d feature vectors
 

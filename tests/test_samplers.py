@@ -7,10 +7,11 @@ import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 
 from engines import EngineError, load_engine
-from engines.data import from_signed
-from engines.diffusers_sampling import PREFIX, SCHEDULERS
-from engines.samplers import ddim_step, ddpm_step, make_timesteps, sample_ddim, sample_ddpm
-from engines.schedule import NoiseSchedule
+from engines.data.datasets import from_signed
+from engines.sampling.diffusers_adapter import PREFIX, SCHEDULERS
+from engines.sampling.samplers import (ddim_step, ddpm_step, make_timesteps, previous_timesteps, sample_ddim,
+                                      sample_ddpm)
+from engines.sampling.schedule import NoiseSchedule
 
 T = 1000
 # Absolute tolerance per step. Our schedule is float64; diffusers keeps alphas_cumprod in float32, where
@@ -43,42 +44,65 @@ def test_timesteps_match_diffusers(spacing, steps):
     assert make_timesteps(T, steps, spacing) == scheduler.timesteps.tolist()
 
 
-def compare(schedule, reference, our_step, steps, **step_kwargs):
-    """Both implementations take the same x_t at every step (and the same noise draws): each of our steps
-    must agree with the reference's. Then both run their own full trajectories, which must end together."""
+def compare(schedule, reference, our_step, steps, spacing, **step_kwargs):
+    """Both implementations take the same x_t at every step (and the same noise draws): each of our steps, from
+    our own timestep list to our own predecessor, must agree with the reference's. Then both run their own full
+    trajectories, which must end together."""
+    timesteps = make_timesteps(T, steps, spacing)
+    assert timesteps == reference.timesteps.tolist()
+    prev_timesteps = previous_timesteps(our_step, timesteps, T)
     ours_gen, ref_gen = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
     x = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     ours_alone = x.clone()
-    for t in reference.timesteps.tolist():
-        ours, ours_x0 = our_step(schedule, toy_model(x, t), t, t - T // steps, x, generator=ours_gen, **step_kwargs)
+    for t, prev_t in zip(timesteps, prev_timesteps):
+        ours, ours_x0 = our_step(schedule, toy_model(x, t), t, prev_t, x, generator=ours_gen, **step_kwargs)
         out = reference.step(toy_model(x, t), t, x, generator=ref_gen, **({"eta": step_kwargs["eta"]}
                                                                           if "eta" in step_kwargs else {}))
         assert torch.allclose(ours, out.prev_sample, atol=TOLERANCE), (t, (ours - out.prev_sample).abs().max())
         assert torch.allclose(ours_x0, out.pred_original_sample, atol=x0_tolerance(schedule, t)), t
         x = out.prev_sample
     gen = torch.Generator().manual_seed(1)
-    for t in reference.timesteps.tolist():
-        ours_alone, _ = our_step(schedule, toy_model(ours_alone, t), t, t - T // steps, ours_alone, generator=gen,
+    for t, prev_t in zip(timesteps, prev_timesteps):
+        ours_alone, _ = our_step(schedule, toy_model(ours_alone, t), t, prev_t, ours_alone, generator=gen,
                                  **step_kwargs)
     assert torch.allclose(ours_alone, x, atol=1e-3)
 
 
+SPACINGS = ["leading", "trailing", "linspace"]
+STEP_COUNTS = [7, 10, 20, 50, 999, 1000]   # 7 and 999 do not divide T = 1000
+
+
 @pytest.mark.parametrize("variance_type", ["fixed_small", "fixed_large"])
-@pytest.mark.parametrize("steps", [1000, 25])
-def test_ddpm_matches_diffusers_step_for_step(schedule, variance_type, steps):
+@pytest.mark.parametrize("spacing", SPACINGS)
+@pytest.mark.parametrize("steps", STEP_COUNTS)
+def test_ddpm_matches_diffusers_step_for_step(schedule, variance_type, spacing, steps):
     reference = DDPMScheduler(num_train_timesteps=T, trained_betas=schedule.betas.float().numpy(),
-                              variance_type=variance_type, clip_sample=True)
+                              variance_type=variance_type, clip_sample=True, timestep_spacing=spacing)
     reference.set_timesteps(steps)
-    compare(schedule, reference, ddpm_step, steps, variance_type=variance_type)
+    compare(schedule, reference, ddpm_step, steps, spacing, variance_type=variance_type)
 
 
 @pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
-@pytest.mark.parametrize("spacing,steps", [("leading", 50), ("trailing", 10), ("linspace", 20)])
+@pytest.mark.parametrize("spacing", SPACINGS)
+@pytest.mark.parametrize("steps", STEP_COUNTS)
 def test_ddim_matches_diffusers_step_for_step(schedule, eta, spacing, steps):
     reference = DDIMScheduler(num_train_timesteps=T, trained_betas=schedule.betas.float().numpy(),
                               timestep_spacing=spacing, clip_sample=True, set_alpha_to_one=True)
     reference.set_timesteps(steps)
-    compare(schedule, reference, ddim_step, steps, eta=eta)
+    compare(schedule, reference, ddim_step, steps, spacing, eta=eta)
+
+
+def test_ddpm_with_trailing_spacing_ends_on_clean_data(schedule):
+    """The bug this guards against: with a fixed stride, 7 trailing steps ended at t = 0's noise level."""
+    assert make_timesteps(T, 7, "trailing")[-1] == 142
+    assert previous_timesteps(ddpm_step, make_timesteps(T, 7, "trailing"), T)[-1] == -1
+    x = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    clean = torch.zeros_like(x)
+
+    def perfect(x_t, t):  # the exact noise predictor when every x0 is 0: eps = x_t / sqrt(1 - abar_t)
+        return x_t / (1 - schedule.alphas_cumprod[int(t.reshape(-1)[0])].float()) ** 0.5
+    out = sample_ddpm(perfect, schedule, x, make_timesteps(T, 7, "trailing"), generator=torch.Generator())
+    assert torch.allclose(out, clean, atol=1e-5)
 
 
 @pytest.mark.parametrize("kwargs", [dict(sampler="ddim", steps=10), dict(sampler="ddpm", steps=10),
@@ -197,7 +221,7 @@ def test_two_threads_with_different_samplers_match_sequential_runs(engine):
 
 
 def test_sampler_benchmark_measures_each_row_once_and_keeps_them_across_runs(tmp_path, monkeypatch, capsys):
-    from engines import sampler_benchmark
+    from engines.measure import sampler_benchmark
     out = tmp_path / "bench.json"
     args = ["--samplers", "ddim", "diffusers:HeunDiscreteScheduler", "--steps", "2", "--n", "70", "--out", str(out)]
     assert sampler_benchmark.main(args) == 0
@@ -216,7 +240,7 @@ def test_sampler_benchmark_measures_each_row_once_and_keeps_them_across_runs(tmp
 
 
 def test_benchmark_retime_times_every_kept_row_again_and_keeps_its_distances(tmp_path, capsys):
-    from engines import sampler_benchmark
+    from engines.measure import sampler_benchmark
     out = tmp_path / "bench.json"
     args = ["--samplers", "ddim", "diffusers:EulerDiscreteScheduler", "--steps", "1", "--n", "70", "--out", str(out)]
     assert sampler_benchmark.main(args) == 0
@@ -237,7 +261,7 @@ def test_benchmark_retime_times_every_kept_row_again_and_keeps_its_distances(tmp
 
 
 def test_benchmark_merges_the_rows_of_parallel_runs_and_refuses_other_weights(tmp_path, capsys):
-    from engines import sampler_benchmark
+    from engines.measure import sampler_benchmark
     a, b, out = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "bench.json"
     assert sampler_benchmark.main(["--samplers", "ddim", "--steps", "1", "--n", "70", "--out", str(a)]) == 0
     assert sampler_benchmark.main(["--samplers", "diffusers:EulerDiscreteScheduler", "ddim", "--steps", "1",
@@ -255,7 +279,7 @@ def test_benchmark_merges_the_rows_of_parallel_runs_and_refuses_other_weights(tm
 
 
 def test_benchmark_verdict_compares_the_best_20_step_sampler_with_1000_step_ddpm():
-    from engines.sampler_benchmark import verdict
+    from engines.measure.sampler_benchmark import verdict
     rows = [{"sampler": "ddpm", "steps": 1000, "frechet_distance": 100.0, "seconds_for_64": 600.0},
             {"sampler": "ddim", "steps": 20, "frechet_distance": 120.0, "seconds_for_64": 10.0},
             {"sampler": "x", "steps": 20, "frechet_distance": 105.0, "seconds_for_64": 11.0}]
@@ -266,7 +290,7 @@ def test_benchmark_verdict_compares_the_best_20_step_sampler_with_1000_step_ddpm
 
 
 def test_benchmark_says_which_kind_of_sampler_wins_at_each_step_count():
-    from engines.sampler_benchmark import stochastic_vs_deterministic
+    from engines.measure.sampler_benchmark import stochastic_vs_deterministic
     rows = [{"sampler": "ddpm", "steps": 10, "frechet_distance": 90.0},
             {"sampler": "ddim", "steps": 10, "frechet_distance": 80.0},
             {"sampler": "diffusers:EulerAncestralDiscreteScheduler", "steps": 20, "frechet_distance": 40.0},
@@ -280,6 +304,6 @@ def test_benchmark_says_which_kind_of_sampler_wins_at_each_step_count():
 
 
 def test_benchmark_leaves_autograd_on_for_the_rest_of_the_process(tmp_path):
-    from engines import sampler_benchmark
+    from engines.measure import sampler_benchmark
     sampler_benchmark.main(["--samplers", "ddim", "--steps", "1", "--n", "70", "--out", str(tmp_path / "b.json")])
     assert torch.is_grad_enabled()

@@ -12,9 +12,9 @@ import torch
 from conftest import REPO, TINY
 from engines import load_engine
 from engines.checkpoint import STATE_NAME
-from engines.data import load_mnist5k
-from engines.train import main, step_generator
-from engines.trainers import TRAINERS, parse_overrides
+from engines.data.datasets import load_mnist5k
+from engines.training.loop import main, step_generator
+from engines.training.trainers import TRAINERS, parse_overrides
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +41,7 @@ def test_a_few_steps_reduce_the_loss_on_a_tiny_batch(family):
 
 
 def test_gan_steps_do_what_each_player_wants():
-    from engines.gan import discriminator_loss, generator_loss
+    from engines.models.gan import discriminator_loss, generator_loss
     data = load_mnist5k("train")
     trainer = tiny_trainer("gan", lr=2e-3)
     real = data.images[:32] * 2 - 1

@@ -3,9 +3,9 @@
 - VAE: Gaussian encoder, Gaussian decoder with a learned per-axis std (one for the whole plane), so p(x|z) is a
   density and the ELBO a true lower bound on the model's log p(x) in nats. With a 2-D latent, that log p(x)
   can also be computed by quadrature over z, which is what "ELBO <= exact log-likelihood" is checked against.
-- GAN: MLP generator and discriminator trained with `engines.gan`'s non-saturating losses.
+- GAN: MLP generator and discriminator trained with `engines.models.gan`'s non-saturating losses.
 - Diffusion: an MLP noise predictor trained with `engines.diffusion.diffusion_loss` on an
-  `engines.schedule.NoiseSchedule`, sampled with `engines.samplers` (DDPM / DDIM). Points are not images in
+  `engines.schedule.NoiseSchedule`, sampled with `engines.sampling.samplers` (DDPM / DDIM). Points are not images in
   [-1, 1], so the samplers run with clip_sample=False.
 """
 from __future__ import annotations
@@ -16,11 +16,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from engines.diffusion import SAMPLERS, diffusion_loss
+from engines.models.diffusion import SAMPLERS, diffusion_loss
 from engines.errors import EngineError
-from engines.gan import discriminator_loss, generator_loss
-from engines.samplers import make_timesteps, sample_ddim, sample_ddpm
-from engines.schedule import NoiseSchedule
+from engines.models.gan import discriminator_loss, generator_loss
+from engines.sampling.samplers import make_timesteps, sample_ddim, sample_ddpm
+from engines.sampling.schedule import NoiseSchedule
 
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -154,7 +154,7 @@ class ToyDiffusion(nn.Module):
 
     def sample(self, n: int, generator: torch.Generator, sampler: str = "ddpm", steps: int | None = None,
                spacing: str = "trailing", callback=None) -> torch.Tensor:
-        """x_T ~ N(0, I), then `steps` steps of `engines.samplers`' DDPM or DDIM (eta = 0).
+        """x_T ~ N(0, I), then `steps` steps of `engines.sampling.samplers`' DDPM or DDIM (eta = 0).
 
         Trailing spacing, so that even 5 steps start at t = T - 1, where x_T really is noise."""
         if sampler not in SAMPLERS:

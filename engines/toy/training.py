@@ -15,8 +15,8 @@ from engines.engine import check_count, check_seed, make_generator
 from engines.errors import EngineError
 from engines.toy.distributions import ToyDistribution
 from engines.toy.models import ToyDiffusion, ToyGAN, ToyVAE
-from engines.train import step_generator
-from engines.trainers import ema_of
+from engines.training.loop import step_generator
+from engines.training.trainers import ema_of
 
 FAMILIES = ("vae", "gan", "diffusion")
 DEFAULT_LR = {"vae": 2e-3, "gan": 1e-3, "diffusion": 2e-3}

@@ -9,6 +9,7 @@ so "blurry vs sharp" becomes a ratio to real digits.
 from __future__ import annotations
 
 import math
+import time
 from typing import Callable
 
 import torch
@@ -16,9 +17,11 @@ from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
-from engines.classifier import Classifier, classify
+from engines.data.datasets import load_mnist5k
+from engines.models.classifier import Classifier, classify, load_classifier
 
 CONFIDENT = 0.9
+BATCH = 250  # samples per engine call when generating many
 
 
 class FeatureNet(nn.Module):
@@ -128,3 +131,20 @@ def gradient_energy(images: torch.Tensor) -> float:
 def sharpness(images: torch.Tensor, reference: torch.Tensor) -> float:
     """Gradient energy relative to real digits: 1 = as sharp as the reference, < 1 blurrier, > 1 noisier."""
     return gradient_energy(images) / gradient_energy(reference)
+
+
+def generate(engine, n: int, seed: int, options: dict) -> tuple[torch.Tensor, float]:
+    """n samples in batches (seed + batch index per batch), and the wall time they took."""
+    start = time.perf_counter()
+    chunks = [engine.sample(min(BATCH, n - i), seed=seed + i // BATCH, **options) for i in range(0, n, BATCH)]
+    return torch.cat(chunks), time.perf_counter() - start
+
+
+def score_samples(images: torch.Tensor) -> dict:
+    """Confident share, class entropy (1 = all ten digits equally, 0 = one: collapse) and Frechet distance of
+    images against the test split: the checkpoint score that training logs (short, so it fits in a JSON line)."""
+    classifier = load_classifier()
+    result = judge(classifier, images)
+    distance = frechet_distance(classifier_features(classifier), load_mnist5k("test").images, images)
+    return {"confident_share": result["confident_share"], "class_entropy": result["class_entropy"],
+            "frechet_distance": round(distance, 3)}

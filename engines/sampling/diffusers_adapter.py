@@ -17,8 +17,8 @@ import torch
 from diffusers import SchedulerMixin
 
 from engines.errors import EngineError
-from engines.samplers import SamplerStep
-from engines.schedule import NoiseSchedule
+from engines.sampling.samplers import SamplerStep
+from engines.sampling.schedule import NoiseSchedule
 
 PREFIX = "diffusers:"
 # The schedulers the lab tests and offers in the UI; any other diffusers scheduler class may be tried too.

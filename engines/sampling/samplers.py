@@ -8,8 +8,9 @@ Every sampler has the same shape:
 receives a `SamplerStep` per step (the seam the step-by-step view uses, so a trace is the same loop).
 
 The step maths follows diffusers' DDPMScheduler / DDIMScheduler exactly (same timestep spacings and defaults,
-same predecessor rule `t_prev = t - T // steps`, same clipping of the predicted x0), so that a sampler name and
-a step count mean the same trajectory here and there; tests check this step for step.
+same clipping of the predicted x0, and each its own predecessor rule: DDPM steps to the next entry of its
+timestep list, DDIM to t - T // steps), so that a sampler name and a step count mean the same trajectory here
+and there; tests check this step for step for every spacing and for step counts that do and do not divide T.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 
 from engines.errors import EngineError
-from engines.schedule import NoiseSchedule
+from engines.sampling.schedule import NoiseSchedule
 
 TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")
 DEFAULT_SPACING = "leading"  # diffusers' default for DDPMScheduler and DDIMScheduler
@@ -55,6 +56,19 @@ def make_timesteps(num_train_timesteps: int, steps: int, spacing: str = DEFAULT_
     else:
         raise EngineError(f"unknown timestep spacing {spacing!r}: choose one of {', '.join(TIMESTEP_SPACINGS)}")
     return [int(t) for t in ts.astype(np.int64)]
+
+
+def check_eta(eta) -> float:
+    """DDIM's eta: a number in [0, 1] (0 = deterministic, 1 = DDPM-like noise)."""
+    if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0.0 <= eta <= 1.0:
+        raise EngineError(f"eta must be a number in [0, 1], got {eta!r}")
+    return float(eta)
+
+
+def check_variance_type(variance_type) -> str:
+    if variance_type not in VARIANCE_TYPES:
+        raise EngineError(f"unknown variance_type {variance_type!r}: choose one of {', '.join(VARIANCE_TYPES)}")
+    return variance_type
 
 
 def _alpha_prod(schedule: NoiseSchedule, t: int, final: float = 1.0) -> float:
@@ -111,12 +125,31 @@ def ddim_step(schedule: NoiseSchedule, eps: torch.Tensor, t: int, prev_t: int, x
     return prev_sample, predicted_x0
 
 
+def ddpm_previous_timesteps(timesteps: list[int], num_train_timesteps: int) -> list[int]:
+    """DDPM's predecessor of each timestep: the next entry of the list, and -1 (clean data) after the last one
+    (DDPMScheduler.previous_timestep). With linspace or trailing spacing the entries are not evenly spaced, so
+    a fixed stride would step to a t other than the one the next network call is told, or stop short of t = -1."""
+    return list(timesteps[1:]) + [-1]
+
+
+def ddim_previous_timesteps(timesteps: list[int], num_train_timesteps: int) -> list[int]:
+    """DDIM's predecessor rule: t - T // steps (DDIMScheduler.step); below 0 means the clean data."""
+    stride = num_train_timesteps // len(timesteps)
+    return [t - stride for t in timesteps]
+
+
+def previous_timesteps(step_fn, timesteps: list[int], num_train_timesteps: int) -> list[int]:
+    """The timestep each step of `step_fn` (ddpm_step or ddim_step) lands on."""
+    rule = ddpm_previous_timesteps if step_fn is ddpm_step else ddim_previous_timesteps
+    return rule(timesteps, num_train_timesteps)
+
+
 def iterate(step_fn, model, schedule: NoiseSchedule, x: torch.Tensor, timesteps: list[int], **step_kwargs):
     """The denoising loop as a generator of SamplerStep: one trajectory, observed as it advances."""
-    stride = schedule.num_train_timesteps // len(timesteps)
-    for i, t in enumerate(timesteps):
+    prev_timesteps = previous_timesteps(step_fn, timesteps, schedule.num_train_timesteps)
+    for i, (t, prev_t) in enumerate(zip(timesteps, prev_timesteps)):
         eps = model(x, torch.full((x.shape[0],), t, dtype=torch.long))
-        prev, predicted_x0 = step_fn(schedule, eps, t, t - stride, x, **step_kwargs)
+        prev, predicted_x0 = step_fn(schedule, eps, t, prev_t, x, **step_kwargs)
         yield SamplerStep(i, t, x, eps, predicted_x0, prev)
         x = prev
 
@@ -134,10 +167,8 @@ def sample_ddpm(model, schedule: NoiseSchedule, x: torch.Tensor, timesteps: list
                 variance_type: str = "fixed_small", clip_sample: bool = True,
                 generator: torch.Generator | None = None, callback: Callback | None = None) -> torch.Tensor:
     """Ancestral DDPM sampling from x = x_T along `timesteps`."""
-    if variance_type not in VARIANCE_TYPES:
-        raise EngineError(f"unknown variance_type {variance_type!r}: choose one of {', '.join(VARIANCE_TYPES)}")
-    return _run(ddpm_step, model, schedule, x, timesteps, callback, variance_type=variance_type,
-                clip_sample=clip_sample, generator=generator)
+    return _run(ddpm_step, model, schedule, x, timesteps, callback,
+                variance_type=check_variance_type(variance_type), clip_sample=clip_sample, generator=generator)
 
 
 @torch.no_grad()
@@ -145,7 +176,5 @@ def sample_ddim(model, schedule: NoiseSchedule, x: torch.Tensor, timesteps: list
                 clip_sample: bool = True, generator: torch.Generator | None = None,
                 callback: Callback | None = None) -> torch.Tensor:
     """DDIM sampling from x = x_T along `timesteps`; deterministic when eta = 0."""
-    if not isinstance(eta, (int, float)) or isinstance(eta, bool) or not 0.0 <= eta <= 1.0:
-        raise EngineError(f"eta must be a number in [0, 1], got {eta!r}")
-    return _run(ddim_step, model, schedule, x, timesteps, callback, eta=float(eta), clip_sample=clip_sample,
+    return _run(ddim_step, model, schedule, x, timesteps, callback, eta=check_eta(eta), clip_sample=clip_sample,
                 generator=generator)

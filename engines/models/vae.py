@@ -21,10 +21,10 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
 from engines.checkpoint import load_pretrained
-from engines.data import from_signed, to_signed
+from engines.data.datasets import from_signed, to_signed
 from engines.engine import Engine, check_count, make_generator
 from engines.errors import EngineError
-from engines.latent import interpolate_latents
+from engines.sampling.interpolation import interpolate_latents
 
 MIN_LOG_SCALE = -7.0
 MAX_IWAE_SAMPLES = 4096

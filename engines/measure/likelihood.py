@@ -34,9 +34,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from engines.data import to_signed
-from engines.schedule import NoiseSchedule
-from engines.vae import bits_per_dim
+from engines.data.datasets import to_signed
+from engines.sampling.schedule import NoiseSchedule
+from engines.models.vae import bits_per_dim
 
 EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 LEVELS = 256

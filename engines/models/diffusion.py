@@ -1,7 +1,7 @@
 """Diffusion family: an epsilon-prediction UNet with a T-step noise schedule (Ho et al. 2020).
 
 Training minimises E_{t, x0, eps} |eps - eps_theta(sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, t)|^2 on data in
-[-1, 1]; sampling runs one of the samplers in `engines.samplers` backwards from x_T ~ N(0, I).
+[-1, 1]; sampling runs one of the samplers in `engines.sampling.samplers` backwards from x_T ~ N(0, I).
 """
 from __future__ import annotations
 
@@ -15,25 +15,23 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
 from engines.checkpoint import load_pretrained
-from engines.data import from_signed, to_signed
-from engines.diffusers_sampling import PREFIX, SCHEDULERS, iterate_scheduler, make_scheduler, network_evaluations
+from engines.data.datasets import from_signed, to_signed
+from engines.sampling.diffusers_adapter import (PREFIX, SCHEDULERS, iterate_scheduler, make_scheduler,
+                                               network_evaluations)
 from engines.engine import Engine, check_count, make_generator
 from engines.errors import EngineError
-from engines.samplers import DEFAULT_SPACING, VARIANCE_TYPES, ddim_step, ddpm_step, iterate, make_timesteps
-from engines.schedule import NoiseSchedule
-from engines.unet import UNet, UNetConfig
+from engines.sampling.samplers import (DEFAULT_SPACING, check_eta, check_variance_type, ddim_step, ddpm_step,
+                                      iterate, make_timesteps)
+from engines.sampling.schedule import NoiseSchedule
+from engines.models.unet import UNet, UNetConfig
 
 SAMPLERS = ("ddpm", "ddim")
 
 
 @dataclass
-class DiffusionConfig:
-    image_channels: int = 1
+class DiffusionConfig(UNetConfig):
+    """The UNet's architecture fields (inherited) plus the image size and the noise schedule."""
     image_size: int = 28
-    base_channels: int = 32
-    channel_mults: tuple[int, ...] = (1, 2, 2)
-    blocks_per_level: int = 1
-    attention_at_lowest: bool = True
     num_train_timesteps: int = 1000
     beta_schedule: str = "linear"
     beta_start: float = 1e-4
@@ -47,10 +45,10 @@ class DiffusionModel(nn.Module, PyTorchModelHubMixin):
     def __init__(self, config: DiffusionConfig):
         super().__init__()
         self.config = config
-        self.unet = UNet(UNetConfig(config.image_channels, config.base_channels, tuple(config.channel_mults),
-                                    config.blocks_per_level, config.attention_at_lowest))
-        self.schedule = NoiseSchedule.from_config(config.num_train_timesteps, config.beta_schedule,
-                                                  config.beta_start, config.beta_end)
+        self.unet = UNet(config)
+        self.schedule = NoiseSchedule.from_config(
+            num_train_timesteps=config.num_train_timesteps, beta_schedule=config.beta_schedule,
+            beta_start=config.beta_start, beta_end=config.beta_end)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return self.unet(x_t, t)
@@ -86,10 +84,9 @@ class DiffusionEngine(Engine):
         seed's x_T (the seed's first draw, for every sampler, so samplers compare on the same noise)."""
         if not isinstance(sampler, str) or not (sampler in SAMPLERS or sampler.startswith(PREFIX)):
             raise EngineError(f"unknown sampler {sampler!r}: choose one of {', '.join(self.samplers())}")
-        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0.0 <= eta <= 1.0:
-            raise EngineError(f"eta must be a number in [0, 1], got {eta!r}")
-        if variance_type is not None and variance_type not in VARIANCE_TYPES:
-            raise EngineError(f"unknown variance_type {variance_type!r}: choose one of {', '.join(VARIANCE_TYPES)}")
+        eta = check_eta(eta)
+        if variance_type is not None:
+            check_variance_type(variance_type)
         steps = self.num_train_timesteps if steps is None else steps
         timesteps = make_timesteps(self.num_train_timesteps, steps, spacing or DEFAULT_SPACING)  # checks steps
         n = check_count(n)
@@ -104,7 +101,7 @@ class DiffusionEngine(Engine):
         if variance_type is not None and sampler != PREFIX + "DDPMScheduler":
             raise EngineError("variance_type applies to DDPM only (ddpm or diffusers:DDPMScheduler)")
         if sampler == "ddim":
-            return iterate(ddim_step, self.model, self.schedule, x, timesteps, eta=float(eta), generator=generator)
+            return iterate(ddim_step, self.model, self.schedule, x, timesteps, eta=eta, generator=generator)
         scheduler = self.scheduler(sampler, steps, spacing, variance_type)
         if eta and "eta" not in inspect.signature(scheduler.step).parameters:
             raise EngineError(f"{sampler} takes no eta: eta applies to DDIM only")

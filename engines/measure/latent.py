@@ -19,10 +19,10 @@ from typing import Callable
 
 import torch
 
-from engines.classifier import classify
-from engines.latent import interpolate_latents, latents_at
-from engines.samplers import make_timesteps, sample_ddim
-from engines.schedule import NoiseSchedule
+from engines.models.classifier import classify
+from engines.sampling.interpolation import interpolate_latents, latents_at
+from engines.sampling.samplers import make_timesteps, sample_ddim
+from engines.sampling.schedule import NoiseSchedule
 
 Decode = Callable[[torch.Tensor], torch.Tensor]   # latents [N, ...] -> images [N, C, H, W] in [0, 1]
 PPL_EPSILON = 1e-3

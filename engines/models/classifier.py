@@ -16,8 +16,8 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
 from engines.checkpoint import load_pretrained
-from engines.data import to_signed
-from engines.engine import CHECKPOINTS
+from engines.data.datasets import to_signed
+from engines.checkpoint import CHECKPOINTS
 
 CLASSIFIER_DIR = CHECKPOINTS / "classifier"
 

@@ -15,9 +15,10 @@ from torch import nn
 
 @dataclass
 class UNetConfig:
-    in_channels: int = 1
+    """The architecture: the one place these fields are declared (DiffusionConfig extends it)."""
+    image_channels: int = 1
     base_channels: int = 32
-    channel_mults: tuple[int, ...] = (1, 2, 4)
+    channel_mults: tuple[int, ...] = (1, 2, 2)   # widths per resolution 28, 14, 7 as multiples of base_channels
     blocks_per_level: int = 1
     attention_at_lowest: bool = True
     dropout: float = 0.0
@@ -73,7 +74,7 @@ class UNet(nn.Module):
         ch = config.base_channels
         emb_dim = ch * 4
         self.time_mlp = nn.Sequential(nn.Linear(ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
-        self.stem = nn.Conv2d(config.in_channels, ch, 3, padding=1)
+        self.stem = nn.Conv2d(config.image_channels, ch, 3, padding=1)
 
         widths = [ch * m for m in config.channel_mults]
         self.down_blocks = nn.ModuleList()
@@ -97,7 +98,7 @@ class UNet(nn.Module):
             for _ in range(config.blocks_per_level + 1):
                 self.up_blocks.append(ResBlock(prev + skip_widths.pop(), width, emb_dim, config.dropout))
                 prev = width
-        self.out = nn.Sequential(group_norm(prev), nn.SiLU(), nn.Conv2d(prev, config.in_channels, 3, padding=1))
+        self.out = nn.Sequential(group_norm(prev), nn.SiLU(), nn.Conv2d(prev, config.image_channels, 3, padding=1))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Predict the noise in x_t. t: [B] or scalar timesteps, integer or float, in [0, T)."""

@@ -11,20 +11,14 @@ any checkpoint's samples shows a collapse onto few digits.
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
+from engines.checkpoint import LOG_NAME, QUALITY_LOG_NAME, read_jsonl
+
 CURVE_POINTS = 60
 WORSE = 0.10
-LOG_NAME, QUALITY_LOG_NAME = "train_log.jsonl", "quality_log.jsonl"  # as written by engines.train
 NOT_LOSSES = {"step", "time_s", "n", "sampler", "steps"}
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _mean(values: list[float]) -> float:

@@ -19,10 +19,10 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from engines.checkpoint import load_pretrained
-from engines.data import from_signed
+from engines.data.datasets import from_signed
 from engines.engine import Engine, check_count, make_generator
 from engines.errors import EngineError
-from engines.latent import interpolate_latents
+from engines.sampling.interpolation import interpolate_latents
 
 MAX_TRUNCATION_DRAWS = 1000
 

@@ -17,8 +17,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from engines.data import to_signed
+from engines.data.datasets import to_signed
 from engines.errors import EngineError
+from engines.models.classifier import Classifier, ClassifierConfig, random_shift
+from engines.models.diffusion import DiffusionConfig, DiffusionModel, diffusion_loss
+from engines.models.gan import Discriminator, GANConfig, Generator, discriminator_loss, generator_loss
+from engines.models.vae import VAE, VAEConfig
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -54,11 +58,13 @@ def ema_of(module: nn.Module, decay: float) -> AveragedModel:
 
 
 class Trainer:
-    """Shared bookkeeping: hyper-parameters with command-line overrides, warm-up, gradient clipping."""
+    """Shared set-up and bookkeeping: hyper-parameters with command-line overrides, the shipped model (and its
+    EMA when the hyper-parameters have an `ema_decay`) with one Adam optimiser, warm-up, gradient clipping.
+    A family whose training needs more modules (the GAN) overrides `build`."""
 
     hparams_cls: type
     config_cls: type
-    uses_labels = False
+    model_cls: type
 
     def __init__(self, overrides: dict, lr: float | None = None, batch_size: int | None = None,
                  steps: int | None = None):
@@ -68,9 +74,25 @@ class Trainer:
         self.lr = lr if lr is not None else self.hparams.lr
         self.batch_size = batch_size if batch_size is not None else self.hparams.batch_size
         self.steps = steps if steps is not None else self.hparams.steps
+        self.warmup_from = 0  # a warm restart warms its fresh optimiser up again from here
+        # What a checkpoint saves and a resume restores, by name (the names are the keys in the state file).
         self.modules: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
-        self.warmup_from = 0  # a warm restart warms its fresh optimiser up again from here
+        self.build()
+
+    def build(self) -> None:
+        self.model = self.model_cls(self.config)
+        self.modules["model"] = self.model
+        decay = getattr(self.hparams, "ema_decay", None)
+        self.ema = ema_of(self.model, decay) if decay else None
+        if self.ema is not None:
+            self.modules["ema"] = self.ema
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=self.lr)
+        self.optimizers["opt"] = self.opt
+
+    def export(self) -> nn.Module:
+        """The module that ships: the EMA of the weights where there is one."""
+        return self.ema.module if self.ema is not None else self.model
 
     def warm_start(self, shipped: nn.Module, step: int) -> None:
         """Continue from shipped weights alone (no optimiser state): they initialise every module that
@@ -81,7 +103,8 @@ class Trainer:
         self.warmup_from = step
 
     def warm_start_modules(self) -> list[nn.Module]:
-        return [self.model]
+        # The shipped weights are the EMA where there is one; the online model restarts from them too.
+        return [self.model] + ([self.ema.module] if self.ema is not None else [])
 
     def warmup_lr(self, optimizer: torch.optim.Optimizer, step: int, lr: float) -> None:
         warmup = getattr(self.hparams, "warmup_steps", 0)
@@ -109,32 +132,14 @@ class DiffusionHParams:
 
 
 class DiffusionTrainer(Trainer):
-    from engines.diffusion import DiffusionConfig as config_cls
-    hparams_cls = DiffusionHParams
-
-    def __init__(self, overrides, **kw):
-        super().__init__(overrides, **kw)
-        from engines.diffusion import DiffusionModel
-        self.model = DiffusionModel(self.config)
-        self.ema = ema_of(self.model, self.hparams.ema_decay)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=self.lr)
-        self.modules = {"model": self.model, "ema": self.ema}
-        self.optimizers = {"opt": self.opt}
+    hparams_cls, config_cls, model_cls = DiffusionHParams, DiffusionConfig, DiffusionModel
 
     def train_step(self, images, labels, generator, step):
-        from engines.diffusion import diffusion_loss
         self.warmup_lr(self.opt, step, self.lr)
         loss = diffusion_loss(self.model, to_signed(images), generator)
         self.update(self.opt, loss, self.model.parameters())
         self.ema.update_parameters(self.model)
         return {"loss": loss.item()}
-
-    def export(self) -> nn.Module:
-        return self.ema.module
-
-    def warm_start_modules(self) -> list[nn.Module]:
-        # The shipped weights are the EMA; the online model restarts from them too.
-        return [self.model, self.ema.module]
 
 
 # --- VAE ------------------------------------------------------------------------------------------
@@ -148,16 +153,7 @@ class VAEHParams:
 
 
 class VAETrainer(Trainer):
-    from engines.vae import VAEConfig as config_cls
-    hparams_cls = VAEHParams
-
-    def __init__(self, overrides, **kw):
-        super().__init__(overrides, **kw)
-        from engines.vae import VAE
-        self.model = VAE(self.config)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=self.lr)
-        self.modules = {"model": self.model}
-        self.optimizers = {"opt": self.opt}
+    hparams_cls, config_cls, model_cls = VAEHParams, VAEConfig, VAE
 
     def train_step(self, images, labels, generator, step):
         self.warmup_lr(self.opt, step, self.lr)
@@ -165,9 +161,6 @@ class VAETrainer(Trainer):
         loss = -elbo.mean()
         self.update(self.opt, loss, self.model.parameters(), clip=100.0)
         return {"loss": loss.item(), "reconstruction": -reconstruction.mean().item(), "kl": kl.mean().item()}
-
-    def export(self) -> nn.Module:
-        return self.model
 
 
 # --- GAN ------------------------------------------------------------------------------------------
@@ -182,23 +175,19 @@ class GANHParams:
 
 
 class GANTrainer(Trainer):
-    from engines.gan import GANConfig as config_cls
-    hparams_cls = GANHParams
+    hparams_cls, config_cls, model_cls = GANHParams, GANConfig, Generator
 
-    def __init__(self, overrides, **kw):
-        super().__init__(overrides, **kw)
-        from engines.gan import Discriminator, Generator
+    def build(self) -> None:
         self.generator = Generator(self.config)
         self.discriminator = Discriminator(self.config)
         self.ema = ema_of(self.generator, self.hparams.ema_decay)
         betas = (self.hparams.beta1, 0.999)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.lr, betas=betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.lr, betas=betas)
-        self.modules = {"generator": self.generator, "discriminator": self.discriminator, "ema": self.ema}
-        self.optimizers = {"opt_g": self.opt_g, "opt_d": self.opt_d}
+        self.modules.update(generator=self.generator, discriminator=self.discriminator, ema=self.ema)
+        self.optimizers.update(opt_g=self.opt_g, opt_d=self.opt_d)
 
     def train_step(self, images, labels, generator, step):
-        from engines.gan import discriminator_loss, generator_loss
         real = to_signed(images)
         z = torch.randn((len(images), self.config.latent_dim), generator=generator)
         fake = self.generator(z)
@@ -212,9 +201,6 @@ class GANTrainer(Trainer):
         return {"d_loss": d_loss.item(), "g_loss": g_loss.item(),
                 "d_real": torch.sigmoid(real_logits).mean().item(),
                 "d_fake": torch.sigmoid(fake_logits).mean().item()}
-
-    def export(self) -> nn.Module:
-        return self.ema.module
 
     def warm_start_modules(self) -> list[nn.Module]:
         raise EngineError("a GAN cannot continue from shipped weights alone: its discriminator does not ship. "
@@ -232,19 +218,9 @@ class ClassifierHParams:
 
 
 class ClassifierTrainer(Trainer):
-    from engines.classifier import ClassifierConfig as config_cls
-    hparams_cls = ClassifierHParams
-
-    def __init__(self, overrides, **kw):
-        super().__init__(overrides, **kw)
-        from engines.classifier import Classifier
-        self.model = Classifier(self.config)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=self.lr)
-        self.modules = {"model": self.model}
-        self.optimizers = {"opt": self.opt}
+    hparams_cls, config_cls, model_cls = ClassifierHParams, ClassifierConfig, Classifier
 
     def train_step(self, images, labels, generator, step):
-        from engines.classifier import random_shift
         # Cosine decay after warm-up: a classifier, unlike the generators, should end converged.
         lr = self.lr * 0.5 * (1 + math.cos(math.pi * step / self.steps))
         self.warmup_lr(self.opt, step, lr)

@@ -1,0 +1,336 @@
+"""The evaluation run behind `python -m engines.evaluate`: the seed's comparison table measured on the shipped
+models (quality, likelihood, latent space, stability, speed).
+
+    python -m engines.evaluate [--engines vae gan diffusion] [--n 1000] [--seed 0] [--threads N]
+                               [--sections quality likelihood latent stability speed]
+                               [--out checkpoints/mnist/report.json]      # report.md is written beside it
+    python -m engines.evaluate --check checkpoints/mnist/report.json     # rerun its settings, compare
+
+Sections (each measured on the fixed mnist5k test split, everything seeded):
+- quality: n samples per engine (diffusion: --diffusion-sampler/--diffusion-steps) against the 1,000 test
+  digits in the lab classifier's features: Frechet distance, KID, precision/recall (k = 3), the share
+  recognised with confidence >= 0.9, mean confidence, class histogram and entropy, sharpness (gradient energy
+  relative to the test digits). "real (train)" scores n real training digits the same way: the reference row.
+- likelihood, bits/dim: VAE ELBO and IWAE (k = --iwae-k) on the whole test split and on the subset below;
+  diffusion variational bound (--vlb-strata stratified timesteps) and probability-flow ODE (RK4, --ode-steps,
+  Hutchinson trace) on --likelihood-n test digits, with their cost in seconds; GAN: no likelihood.
+- latent: path smoothness along slerp and lerp paths between --latent-pairs pairs of prior draws (diffusion:
+  x_T decoded by DDIM, --latent-ddim-steps), VAE reconstruction and diffusion DDIM inversion (--inversion-steps)
+  of --recon-n test digits.
+- stability: summaries of each checkpoint's train_log.jsonl and quality_log.jsonl.
+- speed: ms per sample at batch --speed-batch and network evaluations per sample; diffusion at --speed-steps
+  DDIM steps (1000-step DDPM extrapolated from the per-evaluation time).
+
+Default costs with one torch thread on a 2-core CPU box whose other core was busy training (seconds, measured
+except quality): quality ~500 (extrapolated: 1,000 DDPM-100 diffusion samples at ~4.6 ms per network evaluation
+are ~460 of it), likelihood 220 (VAE 48, diffusion VLB 37, PF-ODE 131 = 1.3 s per digit), latent 155, stability
+<1, speed 80: about 16 minutes in all. --threads 2 on an idle machine is faster.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from engines.checkpoint import CHECKPOINTS
+from engines.data.datasets import load_mnist5k, to_signed
+from engines.engine import check_count, make_generator
+from engines.errors import EngineError
+from engines.measure.latent import ddim_decoder, ddim_reconstruction, path_smoothness, reconstruction_scores
+from engines.measure.likelihood import (continuous_bits_per_dim, dequantise, diffusion_vlb, ode_log_likelihood,
+                                        vae_bits_per_dim)
+from engines.measure.quality import (CONFIDENT, classifier_features, frechet_distance, generate, judge,
+                                     kernel_distance, precision_recall, sharpness)
+from engines.measure.report_markdown import write_markdown
+from engines.measure.reproduce import TOLERANCES, check
+from engines.measure.stability import stability
+from engines.measure.verdicts import summarise
+from engines.models.classifier import classify, load_classifier
+from engines.models.vae import bits_per_dim
+from engines.registry import load_engine
+from engines.runtime import hardware
+
+SECTIONS = ("quality", "likelihood", "latent", "stability", "speed")
+LATENT_METHODS = ("slerp", "lerp")
+
+
+def score(classifier, features, reference: torch.Tensor, images: torch.Tensor) -> dict:
+    kid_mean, kid_std = kernel_distance(features, reference, images)
+    pr = precision_recall(classify(classifier, reference)[2], classify(classifier, images)[2])
+    return {**judge(classifier, images),
+            "frechet_distance": round(frechet_distance(features, reference, images), 3),
+            "kid": round(kid_mean, 5), "kid_std": round(kid_std, 5),
+            "precision": round(pr["precision"], 4), "recall": round(pr["recall"], 4),
+            "sharpness": round(sharpness(images, reference), 4)}
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- sections
+
+
+def quality_section(names: list[str], n: int, seed: int, diffusion_options: dict, classifier, test) -> dict:
+    features = classifier_features(classifier)
+    train = load_mnist5k("train").images
+    real = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:n]]
+    rows = {"real (train)": score(classifier, features, test.images, real)}
+    for name in names:
+        options = diffusion_options if name == "diffusion" else {}
+        images, seconds = generate(load_engine(name), n, seed, options)
+        rows[name] = {**score(classifier, features, test.images, images),
+                      "sampler": options or None, "seconds_per_sample": round(seconds / n, 5)}
+        log(f"quality {name}: {rows[name]}")
+    return rows
+
+
+def test_subset(test_images: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """n test digits in a seeded random order (the split itself is ordered by class)."""
+    return test_images[torch.randperm(len(test_images), generator=torch.Generator().manual_seed(seed))[:n]]
+
+
+def likelihood_section(names: list[str], test_images: torch.Tensor, seed: int, settings: dict) -> dict:
+    dims = test_images[0].numel()
+    subset = test_subset(test_images, settings["likelihood_n"], seed)
+    out = {"unit": f"bits/dim of the 8-bit test digits ({dims} dims); lower is better"}
+    if "vae" in names:
+        vae = load_engine("vae")
+        full = vae_bits_per_dim(vae, test_images, k=settings["iwae_k"], seed=seed)
+        part = vae_bits_per_dim(vae, subset, k=settings["iwae_k"], seed=seed)
+        out["vae"] = {**_rounded(full), "subset": {k: round(part[k], 4) for k in ("elbo_bpd", "iwae_bpd")}}
+        log(f"likelihood vae: {out['vae']}")
+    if "gan" in names:
+        out["gan"] = {"bpd": None, "note": "no explicit likelihood: the generator is an implicit model (a "
+                                           "deterministic map of z, its images lie on a 64-d surface in 784-d "
+                                           "pixel space), so it assigns no probability to a test digit"}
+    if "diffusion" in names:
+        engine = load_engine("diffusion")
+        started = time.perf_counter()
+        vlb = diffusion_vlb(engine.model, engine.schedule, to_signed(subset), strata=settings["vlb_strata"],
+                            seed=seed)
+        vlb_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        x = dequantise(subset, make_generator(seed))
+        ode = [ode_log_likelihood(engine.model, engine.schedule, chunk, steps=settings["ode_steps"], seed=seed + i)
+               for i, chunk in enumerate(x.split(50))]
+        ode_seconds = time.perf_counter() - started
+        ode_bpd = continuous_bits_per_dim(torch.cat([o["log_density"] for o in ode]), dims)
+
+        def bpd(nats):
+            return bits_per_dim(-nats, dims)
+        out["diffusion"] = {
+            "n": len(subset),
+            "vlb_bpd": {v: round(float(bpd(t).mean()), 4) for v, t in vlb["nll_nats"].items()},
+            "vlb_bpd_stderr": round(float(bpd(vlb["nll_nats"]["fixed_small"]).std() / len(subset) ** 0.5), 4),
+            "vlb_terms_bpd": {v: {k: round(float(bpd(t).mean()), 4) for k, t in parts.items()}
+                              for v, parts in vlb["terms_nats"].items()},
+            "vlb_strata": vlb["strata"], "vlb_nfe_per_image": vlb["strata"] + 1, "vlb_seconds": round(vlb_seconds, 1),
+            "ode_bpd": round(float(ode_bpd.mean()), 4),
+            "ode_bpd_stderr": round(float(ode_bpd.std() / len(subset) ** 0.5), 4),
+            "ode_steps": settings["ode_steps"], "ode_nfe_per_image": ode[0]["nfe"],
+            "ode_seconds": round(ode_seconds, 1), "ode_seconds_per_image": round(ode_seconds / len(subset), 3),
+            "ode_method": "RK4 on a grid uniform in log noise-to-signal, tau 0 -> T-1; Hutchinson trace with one "
+                          "Rademacher probe per image (forward + vector-Jacobian product per evaluation); uniform "
+                          "dequantisation (k + u) / 256",
+        }
+        log(f"likelihood diffusion: {out['diffusion']}")
+    return out
+
+
+def _rounded(result: dict) -> dict:
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}
+
+
+def latent_section(names: list[str], test, seed: int, settings: dict, classifier) -> dict:
+    pairs, steps = settings["latent_pairs"], settings["latent_steps"]
+    out = {}
+    digits = test_subset(test.images, settings["recon_n"], seed)
+    for name in names:
+        started = time.perf_counter()
+        engine = load_engine(name)
+        if name == "vae":
+            decode, a, b = engine.decode, engine.latents(pairs, seed + 1), engine.latents(pairs, seed + 2)
+            extra = {"latent": f"z, {engine.latent_dim}-d", "reconstruction": {
+                "method": "decoder location at the posterior mean",
+                **reconstruction_scores(classifier, digits, engine.reconstruct(digits))}}
+        elif name == "gan":
+            decode, a, b = engine.generate, engine.latents(pairs, seed + 1), engine.latents(pairs, seed + 2)
+            extra = {"latent": f"z, {engine.latent_dim}-d", "reconstruction": None,
+                     "note": "no encoder: a digit can only be found by optimising z (not measured)"}
+        else:
+            shape = (pairs, engine.config.image_channels, engine.config.image_size, engine.config.image_size)
+            a = torch.randn(shape, generator=make_generator(seed + 1))
+            b = torch.randn(shape, generator=make_generator(seed + 2))
+            decode = ddim_decoder(engine.model, engine.schedule, settings["latent_ddim_steps"])
+            recon = ddim_reconstruction(engine.model, engine.schedule, digits, settings["inversion_steps"])
+            extra = {"latent": f"x_T, {a[0].numel()}-d, decoded by DDIM (eta 0, {settings['latent_ddim_steps']} "
+                               "steps)",
+                     "reconstruction": {"method": f"DDIM inversion and back, {settings['inversion_steps']} steps "
+                                                  "each way", **reconstruction_scores(classifier, digits, recon)}}
+        paths = {m: _rounded(path_smoothness(decode, classifier.features, a, b, steps, m, seed))
+                 for m in LATENT_METHODS}
+        out[name] = {**paths, **extra, "seconds": round(time.perf_counter() - started, 1)}
+        log(f"latent {name}: {out[name]}")
+    return out
+
+
+def time_call(fn, min_seconds: float = 1.0, max_repeats: int = 20) -> float:
+    """Median wall time of fn() after one warm-up call, repeated until min_seconds have passed."""
+    fn()
+    times = []
+    while len(times) < max_repeats and (not times or sum(times) < min_seconds):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return sorted(times)[len(times) // 2]
+
+
+def speed_section(names: list[str], seed: int, settings: dict) -> dict:
+    batch = settings["speed_batch"]
+    rows = []
+    for name in names:
+        engine = load_engine(name)
+        if name != "diffusion":
+            seconds = time_call(lambda: engine.sample(batch, seed=seed))
+            rows.append({"engine": name, "nfe": 1, "ms_per_sample": round(1000 * seconds / batch, 3)})
+            continue
+        engine.sample(2, seed=seed, sampler="ddim", steps=2)  # warm-up
+        per_nfe = []
+        for steps in settings["speed_steps"]:
+            started = time.perf_counter()
+            engine.sample(batch, seed=seed, sampler="ddim", steps=steps)
+            seconds = time.perf_counter() - started
+            nfe = engine.network_evaluations("ddim", steps)
+            per_nfe.append(seconds / nfe)
+            rows.append({"engine": name, "sampler": "ddim", "steps": steps, "nfe": nfe,
+                         "ms_per_sample": round(1000 * seconds / batch, 3)})
+        nfe = engine.network_evaluations("ddpm", engine.num_train_timesteps)
+        rows.append({"engine": name, "sampler": "ddpm", "steps": engine.num_train_timesteps, "nfe": nfe,
+                     "ms_per_sample": round(1000 * min(per_nfe) * nfe / batch, 3), "extrapolated": True})
+    for row in rows:
+        log(f"speed: {row}")
+    return {"batch": batch, "rows": rows,
+            "note": "1000-step DDPM is extrapolated: its step costs one network evaluation, like a DDIM step"}
+
+
+# ---------------------------------------------------------------- the report
+
+
+@torch.no_grad()  # (not set_grad_enabled(False): a caller's process must keep its own autograd state)
+def evaluate(names: list[str], n: int, seed: int, diffusion_options: dict, sections=SECTIONS,
+             settings: dict | None = None) -> dict:
+    settings = {**DEFAULT_SETTINGS, **(settings or {})}
+    classifier = load_classifier()
+    test = load_mnist5k("test")
+    started = time.time()
+    predicted, confidence, _ = classify(classifier, test.images)
+    report = {
+        "n": n, "seed": seed, "reference": "mnist5k test split (1,000 digits)",
+        "feature_net": "lab classifier (checkpoints/mnist/classifier), penultimate layer",
+        "engines": names, "sections": list(sections), "settings": {**settings, "diffusion": diffusion_options},
+        "classifier": {"test_accuracy": round(float((predicted == test.labels).float().mean()), 4),
+                       "confident_share_on_test": round(float((confidence >= CONFIDENT).float().mean()), 4)},
+        "section_seconds": {},
+    }
+    for section in sections:
+        section_started = time.time()
+        if section == "quality":
+            report["quality"] = quality_section(names, n, seed, diffusion_options, classifier, test)
+        elif section == "likelihood":
+            report["likelihood"] = likelihood_section(names, test.images, seed, settings)
+        elif section == "latent":
+            report["latent"] = latent_section(names, test, seed, settings, classifier)
+        elif section == "stability":
+            report["stability"] = {name: stability(CHECKPOINTS / name) for name in names}
+        elif section == "speed":
+            report["speed"] = speed_section(names, seed, settings)
+        report["section_seconds"][section] = round(time.time() - section_started, 1)
+        log(f"{section}: {report['section_seconds'][section]} s")
+    report["run_time_s"] = round(time.time() - started, 1)
+    report["hardware"] = hardware()
+    return report
+
+
+DEFAULT_SETTINGS = {
+    "iwae_k": 64, "likelihood_n": 100, "vlb_strata": 50, "ode_steps": 24,
+    "latent_pairs": 16, "latent_steps": 12, "latent_ddim_steps": 20, "recon_n": 100, "inversion_steps": 50,
+    "speed_batch": 64, "speed_steps": [10, 20, 50, 100],
+}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m engines.evaluate", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--engines", nargs="+", default=["vae", "gan", "diffusion"])
+    p.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS)
+    p.add_argument("--n", type=int, default=1000, help="samples per engine for the quality section")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    # Ancestral DDPM, the DDPM paper's sampler: at 100 steps it costs what DDIM-100 costs, and on our model it
+    # is far closer to the 1000-step samples (see the diffusion card's sampler benchmark).
+    p.add_argument("--diffusion-sampler", default="ddpm")
+    p.add_argument("--diffusion-steps", type=int, default=100)
+    d = DEFAULT_SETTINGS
+    p.add_argument("--iwae-k", type=int, default=d["iwae_k"], help="importance samples of the VAE's IWAE bound")
+    p.add_argument("--likelihood-n", type=int, default=d["likelihood_n"],
+                   help="test digits for the diffusion likelihoods (the costly part)")
+    p.add_argument("--vlb-strata", type=int, default=d["vlb_strata"], help="timesteps per image for the VLB sum")
+    p.add_argument("--ode-steps", type=int, default=d["ode_steps"], help="RK4 steps of the PF-ODE (4 NFE each)")
+    p.add_argument("--latent-pairs", type=int, default=d["latent_pairs"])
+    p.add_argument("--latent-steps", type=int, default=d["latent_steps"], help="points per interpolation path")
+    p.add_argument("--latent-ddim-steps", type=int, default=d["latent_ddim_steps"])
+    p.add_argument("--recon-n", type=int, default=d["recon_n"], help="test digits for reconstruction error")
+    p.add_argument("--inversion-steps", type=int, default=d["inversion_steps"])
+    p.add_argument("--speed-batch", type=int, default=d["speed_batch"])
+    p.add_argument("--speed-steps", nargs="+", type=int, default=d["speed_steps"])
+    p.add_argument("--out", default=str(CHECKPOINTS / "report.json"), help="report.json (report.md beside it)")
+    p.add_argument("--check", metavar="REPORT", default=None,
+                   help="rerun the command recorded in REPORT (to --out) and compare within its tolerances")
+    return p.parse_args(argv)
+
+
+def settings_from(args: argparse.Namespace) -> dict:
+    return {k: getattr(args, k) for k in DEFAULT_SETTINGS}
+
+
+def run(argv: list[str]) -> dict:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    check_count(args.n, 10_000, "--n")
+    for key in ("likelihood_n", "recon_n"):
+        check_count(getattr(args, key), 1000, "--" + key.replace("_", "-"))
+    report = evaluate(args.engines, args.n, args.seed,
+                      {"sampler": args.diffusion_sampler, "steps": args.diffusion_steps},
+                      args.sections, settings_from(args))
+    report["command"] = "python -m engines.evaluate " + " ".join(argv)
+    report["tolerances"] = TOLERANCES
+    report["summary"] = summarise(report)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    write_markdown(report, out.with_suffix(".md"))
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = parse_args(argv)
+        if args.check:
+            return check(Path(args.check), Path(args.out), run)
+        report = run(argv)
+    except EngineError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print("\n".join(row["line"] for row in report["summary"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

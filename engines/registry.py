@@ -1,0 +1,36 @@
+"""Which engines exist, and how to load one. Adding a family is one module under engines/models/ and one
+line in ENGINES.
+
+    load_engine("diffusion")            # from checkpoints/mnist/diffusion unless a directory is given
+    available_engines()                 # the families with a checkpoint: ['vae', 'gan', 'diffusion']
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from engines.checkpoint import CHECKPOINTS, CONFIG_NAME, WEIGHTS_NAME
+from engines.engine import Engine
+from engines.errors import EngineError
+from engines.models.diffusion import DiffusionEngine
+from engines.models.gan import GANEngine
+from engines.models.vae import VAEEngine
+
+ENGINES: dict[str, type[Engine]] = {
+    "vae": VAEEngine,
+    "gan": GANEngine,
+    "diffusion": DiffusionEngine,
+}
+
+
+def available_engines(root: str | Path = CHECKPOINTS) -> list[str]:
+    """Names of the families with a checkpoint (config + weights) under `root`, in canonical order."""
+    root = Path(root)
+    return [name for name in ENGINES
+            if (root / name / CONFIG_NAME).is_file() and (root / name / WEIGHTS_NAME).is_file()]
+
+
+def load_engine(name: str, directory: str | Path | None = None) -> Engine:
+    """Load the `name` engine ('vae', 'gan' or 'diffusion') from `directory` or the shipped checkpoint."""
+    if not isinstance(name, str) or name not in ENGINES:
+        raise EngineError(f"unknown engine {name!r}: choose one of {', '.join(ENGINES)}")
+    return ENGINES[name].load(Path(directory) if directory is not None else CHECKPOINTS / name)
