@@ -1,8 +1,9 @@
 """The page in a real headless Chromium (Debian's, driven by Playwright): every tab, its main button, an image.
 
-Screenshots go to tests/artifacts/ (ignored by git). Where no Chromium is installed these tests skip, saying
-why, on a developer's machine, and fail in CI (the CI variable set): run_tests.sh installs Debian's chromium where
-it can, so a CI run without it has lost its browser check.
+Screenshots go to tests/artifacts/ (ignored by git), or where LAB_SCREENSHOTS says (docs/screenshots for the
+README). Where no Chromium is installed these tests skip, saying why, on a developer's machine, and fail in CI
+(the CI variable set): run_tests.sh installs Debian's chromium where it can, so a CI run without it has lost its
+browser check.
 """
 import os
 import shutil
@@ -14,7 +15,8 @@ from app import build_demo
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).parent / "artifacts"
+# Screenshots: tests/artifacts/ on every run; LAB_SCREENSHOTS=docs/screenshots writes the README's instead.
+ARTIFACTS = Path(os.environ.get("LAB_SCREENSHOTS") or Path(__file__).parent / "artifacts")
 # (tab, its buttons in order, images the tab then shows: <img> elements, matplotlib plots included)
 TABS = [("Side by side", ["Sample all three"], 3),
         ("VAE latent space", ["Interpolate", "Map the latent space"], 5),
@@ -48,7 +50,7 @@ def page():
 
 @pytest.mark.parametrize("tab,buttons,images", TABS)
 def test_tab_buttons_show_images(page, tab, buttons, images):
-    ARTIFACTS.mkdir(exist_ok=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.get_by_role("tab", name=tab).click()
     panel = page.get_by_role("tabpanel")
     for button in buttons:
@@ -77,7 +79,7 @@ def test_bad_input_shows_a_clear_message_not_a_traceback(page):
 
 def test_every_playground_lesson_runs_in_the_browser_and_ends_with_its_numbers(page):
     from engines.toy.lessons import LESSONS
-    ARTIFACTS.mkdir(exist_ok=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.get_by_role("tab", name="2-D playground").click()
     panel = page.get_by_role("tabpanel")
     for key, lesson in LESSONS.items():
