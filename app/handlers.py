@@ -265,7 +265,8 @@ def compare():
         text = report_md.read_text()
     else:
         report = _read_json(CHECKPOINTS / "report.json")
-        text = quality_table(report) if report else "No report yet: run `python -m engines.evaluate`."
+        text = (quality_table(report, list(report["quality"])) if report
+                else "No report yet: run `python -m engines.evaluate`.")
     families = ("vae", "gan", "diffusion")
     losses = {name: read_jsonl(CHECKPOINTS / name / LOG_NAME) for name in families}
     quality = {name: read_jsonl(CHECKPOINTS / name / QUALITY_LOG_NAME) for name in families}

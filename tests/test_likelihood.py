@@ -3,15 +3,17 @@
 The diffusion cases use Gaussian data x0 ~ N(mu, s^2 I) and its *exact* noise predictor
 E[eps | x_t] = sqrt(1 - a) (x_t - sqrt(a) mu) / (a s^2 + 1 - a): then the probability-flow ODE is linear and
 maps N(m_0, v_0) to N(m_T, v_T) per dimension, and the KL terms of the variational bound have a closed-form
-expectation (the posterior variance of x0 given x_t).
+expectation (the posterior variance of x0 given x_t). The ODE bound's tests use the same predictor at the integer
+timesteps; for data that is one fixed image (s -> 0) it is a perfect model, whose bound is the decoder's floor.
 """
 import math
 
 import pytest
 import torch
 
-from engines.measure.likelihood import (ContinuousTime, continuous_bits_per_dim, dequantise, diffusion_vlb,
-                                discretized_gaussian_log_prob, ode_log_likelihood, vae_bits_per_dim)
+from engines.measure.likelihood import (ContinuousTime, continuous_bits_per_dim, decoder_floor_nats, dequantise,
+                                        diffusion_vlb, discretized_gaussian_log_prob, ode_bound, ode_log_likelihood,
+                                        vae_bits_per_dim)
 from engines.sampling.schedule import NoiseSchedule
 from engines.models.vae import bits_per_dim
 
@@ -52,7 +54,126 @@ def test_pf_ode_log_density_of_gaussian_data_matches_closed_form():
     y = aT ** 0.5 * MU + (vT / v0) ** 0.5 * (x.double() - a0 ** 0.5 * MU)
     expected = (-0.5 * y ** 2 - 0.5 * math.log(2 * math.pi) + 0.5 * math.log(vT / v0)).flatten(1).sum(1)
     assert torch.allclose(result["log_density"], expected, atol=2e-3), (result["log_density"] - expected).abs().max()
-    assert result["nfe"] == 160
+    # the even-timestep grid drops the points that rounding merges near tau = 0: 4 evaluations per interval taken
+    assert result["nfe"] == 4 * (len(result["grid"]) - 1) and len(result["grid"]) - 1 <= 40
+
+
+def eight_bit(levels, shape=(1, 1, 2, 2)):
+    return (torch.tensor(levels, dtype=torch.float64) / 255 * 2 - 1).reshape(shape)
+
+
+def test_ode_grid_is_even_timesteps_from_zero_to_the_last_even_one():
+    for T, steps in ((100, 40), (1000, 24), (1000, 3), (101, 12)):
+        grid = ContinuousTime(NoiseSchedule.from_config(T, "linear")).even_grid(steps)
+        assert grid[0] == 0 and grid[-1] == 2 * ((T - 1) // 2)
+        assert all(t % 2 == 0 for t in grid) and all(a < b for a, b in zip(grid[:-1], grid[1:]))
+        assert len(grid) - 1 <= steps
+
+
+def test_ode_evaluates_the_network_only_at_integer_timesteps():
+    # DDPM's T = 1000: the former grid, uniform in log noise-to-signal, put RK4's points at fractional timesteps
+    schedule = NoiseSchedule.from_config(1000, "linear")
+    exact, seen = exact_eps_at_steps(schedule), []
+
+    def recording(x, t):
+        if torch.is_floating_point(t) and not (t == t.round()).all():
+            raise AssertionError(f"fractional timestep {t}")
+        seen.append(t.long())
+        return exact(x, t.long())
+    x0 = eight_bit([0, 30, 140, 255])
+    for steps in (5, 12, 24):
+        out = ode_bound(recording, schedule, x0, steps=steps)
+        assert torch.isfinite(out["nll_nats"]).all()
+    ode_log_likelihood(recording, schedule, x0.expand(3, 1, 2, 2), steps=24)
+    seen = torch.cat(seen)
+    assert seen.min() == 0 and seen.max() == 998 and (seen % 2 == 1).any()  # midpoints are odd sometimes
+
+
+def test_ode_bound_flow_term_converges_to_its_closed_form_on_gaussian_data():
+    # x0 ~ N(MU, S^2) per pixel: the exact flow is linear, and the N(0, 1) prior at the grid's end pulls back
+    # to p_ODE(z) = N(m, v) at tau = 0 with m = m0 - sqrt(v0 / vT) mT, v = v0 / vT (m0 = sqrt(a0) MU,
+    # v0 = a0 S^2 + 1 - a0, the same at the end: m ~ m0, v ~ v0, to within the prior's tiny mismatch there).
+    # Then E_q[-log p_ODE(z)] = sum over pixels of 1/2 log(2 pi v) + ((sqrt(a0) x - m)^2 + 1 - a0) / (2 v).
+    schedule = small_schedule()
+    x0, n = eight_bit([0, 30, 140, 255]), 4000
+    a = schedule.alphas_cumprod
+    end = ContinuousTime(schedule).even_grid(1)[-1]
+    (a0, aT) = float(a[0]), float(a[end])
+    v0, vT = a0 * S ** 2 + 1 - a0, aT * S ** 2 + 1 - aT
+    m, v = a0 ** 0.5 * MU - (v0 / vT) ** 0.5 * aT ** 0.5 * MU, v0 / vT
+    expected = float((0.5 * math.log(2 * math.pi * v) + ((a0 ** 0.5 * x0 - m) ** 2 + 1 - a0) / (2 * v)).sum())
+    errors = []
+    for steps in (4, 8, 24):  # the same seed draws the same z and probes: only the solver's error changes
+        flow = ode_bound(exact_eps_at_steps(schedule), schedule, x0.expand(n, 1, 2, 2), steps=steps,
+                         batch_size=n)["terms_nats"]["flow"]
+        errors.append(abs(float(flow.mean()) - expected))
+        stderr = float(flow.std()) / n ** 0.5
+    # at 24 steps: within 4 standard errors of the Monte Carlo average (~0.013 nats) plus 0.01 for the solver
+    assert errors[-1] < 4 * stderr + 0.01, (errors, stderr)
+    assert errors[0] > errors[1] > errors[2], errors
+
+
+def test_ode_bound_is_flow_plus_entropy_plus_decoder_and_above_its_floor():
+    schedule = small_schedule(20)
+    x0 = torch.randint(0, 256, (6, 1, 2, 2), generator=torch.Generator().manual_seed(0)).double() / 255 * 2 - 1
+    for eps_model in (lambda x, t: 0.5 * x, exact_eps_at_steps(schedule)):
+        out = ode_bound(eps_model, schedule, x0, steps=6, batch_size=4)
+        terms = out["terms_nats"]
+        assert torch.allclose(out["nll_nats"], terms["flow"] + terms["entropy"] + terms["decoder"])
+        # entropy is E_q[log q(z|x)] = -H[q] = -D/2 log(2 pi e (1 - abar_0)), as the docstring says
+        sigma2 = float(1 - schedule.alphas_cumprod[0])
+        assert torch.allclose(terms["entropy"], torch.tensor(-2 * math.log(2 * math.pi * math.e * sigma2),
+                                                             dtype=torch.float64))
+        # the decoder term is at least the floor image by image; the bound (KL >= 0 on top) for these poor models
+        assert (terms["decoder"] >= out["floor_nats"] - 1e-9).all()
+        assert (out["nll_nats"] > out["floor_nats"]).all()
+        assert out["nfe"] == 4 * (len(ContinuousTime(schedule).even_grid(6)) - 1) + 1
+    # a model that predicts x0 = -3 everywhere: its decoder mean is clipped to -1, so on the lowest level it
+    # meets the floor but cannot beat it (unclipped, the tail below -3 would hold nearly all the mass)
+    def beyond_edge(x, t):
+        a = schedule.alphas_cumprod[t].reshape(-1, 1, 1, 1).to(x.dtype)
+        return (x + 3 * a.sqrt()) / (1 - a).sqrt()
+    black = torch.full((2, 1, 2, 2), -1.0, dtype=torch.float64)
+    out = ode_bound(beyond_edge, schedule, black, steps=4)
+    assert torch.allclose(out["terms_nats"]["decoder"], out["floor_nats"])
+    # the floor: per pixel -log of the decoder's mass on its own level when the mean is exact
+    log_scale = 0.5 * (schedule.posterior_variance[1]).log()
+    levels = eight_bit([0, 255, 1, 128], (4,))
+    per_pixel = -discretized_gaussian_log_prob(levels, levels, log_scale)
+    s = float(log_scale.exp())
+    phi = 0.5 * (1 + math.erf(1 / 255 / s / math.sqrt(2)))
+    assert torch.allclose(per_pixel, torch.tensor([-math.log(phi)] * 2 + [-math.log(2 * phi - 1)] * 2,
+                                                  dtype=torch.float64))
+    assert torch.allclose(decoder_floor_nats(schedule, levels.reshape(1, 1, 2, 2)), per_pixel.sum().reshape(1))
+
+
+def test_ode_bound_of_a_perfect_model_of_one_image_approaches_its_floor():
+    # data = one fixed 8-bit image (S -> 0): the exact model predicts x0 exactly, p_ODE at tau = 0 is q(z|x) up
+    # to a KL of order (S^2 / (1 - abar_0))^2, and the decoder's mean is x itself: the bound is the floor. The
+    # one-draw estimate scatters (flow + entropy is a chi-square draw around its mean), hence many copies.
+    schedule = NoiseSchedule.from_config(1000, "linear")
+    x0, n = eight_bit([0, 30, 140, 255]), 8000
+    out = ode_bound(exact_eps_at_steps(schedule, mu=x0, s=1e-4), schedule, x0.expand(n, 1, 2, 2), steps=24,
+                    batch_size=n)
+    gap = out["nll_nats"] - out["floor_nats"]
+    assert abs(float(gap.mean())) < 0.08, float(gap.mean())  # ~5 standard errors (0.016 nats)
+    assert torch.allclose(out["terms_nats"]["decoder"], out["floor_nats"], atol=1e-3)
+    # a model of wider data (S = 0.3) is far from it
+    wide = ode_bound(exact_eps_at_steps(schedule, mu=x0, s=S), schedule, x0.expand(500, 1, 2, 2), steps=24,
+                     batch_size=500)
+    assert float((wide["nll_nats"] - wide["floor_nats"]).mean()) > 5
+
+
+def test_ode_bound_is_seeded_and_checks_its_input():
+    schedule = small_schedule(20)
+    x0 = eight_bit([3, 77, 200, 254])
+    first, again, other = (ode_bound(exact_eps_at_steps(schedule), schedule, x0.expand(3, 1, 2, 2), steps=5, seed=s)
+                           for s in (0, 0, 1))
+    assert torch.equal(first["nll_nats"], again["nll_nats"])
+    assert all(torch.equal(first["terms_nats"][k], again["terms_nats"][k]) for k in first["terms_nats"])
+    assert not torch.equal(first["nll_nats"], other["nll_nats"])
+    with pytest.raises(ValueError):
+        ode_bound(exact_eps_at_steps(schedule), schedule, (x0 + 1) / 2, steps=5)  # [0, 1] data, off the grid
 
 
 def test_vlb_kl_terms_of_gaussian_data_match_their_expected_value():

@@ -2,8 +2,8 @@
 import torch
 
 from engines.measure.latent import path_smoothness, path_statistics
-from engines.measure.quality import (FeatureNet, class_coverage, frechet_distance, gradient_energy, kernel_distance,
-                             precision_recall, sharpness)
+from engines.measure.quality import (FeatureNet, class_histogram_entropy, frechet_distance, gradient_energy,
+                                     kernel_distance, precision_recall, sharpness)
 from engines.models.vae import bits_per_dim, discretized_logistic_log_prob
 
 IDENTITY = FeatureNet(lambda x: x, 4)  # "images" that are already 4-d feature vectors
@@ -30,9 +30,9 @@ def test_kid_near_zero_for_same_distribution_and_positive_when_shifted():
     assert abs(same) < 0.05 and shifted > 0.5
 
 
-def test_class_coverage_extremes():
-    assert class_coverage(torch.full((100,), 3))["normalized_entropy"] == 0.0
-    uniform = class_coverage(torch.arange(10).repeat(10))
+def test_class_histogram_entropy_extremes():
+    assert class_histogram_entropy(torch.full((100,), 3))["normalized_entropy"] == 0.0
+    uniform = class_histogram_entropy(torch.arange(10).repeat(10))
     assert uniform["normalized_entropy"] == 1.0 and uniform["histogram"] == [0.1] * 10
 
 
@@ -96,3 +96,49 @@ def test_a_jump_in_the_path_is_caught():
     features[:, 6:] = 1.0
     result = path_statistics(features)
     assert result["max_step_share"] == 1.0 and result["path_length_ratio"] == 1.0 and result["step_cv"] > 3
+
+
+def test_frechet_distance_of_features_matches_torchmetrics():
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    from engines.measure.quality import frechet_distance_of_features
+    real, fake = gaussian(500, 0.0, 0), gaussian(400, 0.7, 1) * 1.3
+    reference = FrechetInceptionDistance(feature=IDENTITY, normalize=True)
+    reference.update(real, real=True)
+    reference.update(fake, real=False)
+    assert abs(frechet_distance_of_features(real, fake) - float(reference.compute())) < 1e-6
+
+
+def test_density_and_coverage_known_answers():
+    from engines.measure.quality import density_coverage
+    real = gaussian(1000, 0.0, 0)
+    same = density_coverage(real, gaussian(1000, 0.0, 1))
+    assert 0.85 < same["density"] < 1.15 and same["coverage"] > 0.9   # same distribution: about 1 and high
+    assert density_coverage(real, gaussian(500, 40.0, 1)) == {"density": 0.0, "coverage": 0.0}
+    # every fake on one real point: density counts the balls around it, coverage only the reals hit
+    one = density_coverage(real, real[:1].repeat(50, 1))
+    assert one["coverage"] < 0.02 and one["density"] > 0
+    # ten distinct fakes (plus far outliers) cover about the ten reals they sit on and their k = 5 neighbours
+    collapsed = torch.cat([real[:10].repeat(99, 1), gaussian(10, 25.0, 3)])
+    assert density_coverage(real, collapsed)["coverage"] < 0.1
+
+
+def test_half_sampling_se_of_a_mean_matches_the_analytic_se():
+    from engines.measure.uncertainty import half_sample_se, mean_and_se
+    x = torch.randn(2000, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 3
+    _, analytic = mean_and_se(x)
+    estimated = half_sample_se(lambda idx: {"mean": float(x[idx].mean())}, len(x), halves=400)["mean"]
+    assert abs(estimated / analytic - 1) < 0.15, (estimated, analytic)
+
+
+def test_comparisons_call_differences_within_two_standard_errors_a_tie():
+    from engines.measure.uncertainty import AGREES, DISAGREES, TIE, check, combine, compare
+    assert compare(1.0, 1.5, se_difference=0.3) == 0 and compare(1.0, 1.7, 0.3) == -1 and compare(2.0, 1.0, 0.1) == 1
+    assert check("x lower", compare(1.0, 2.0, 0.1), expected=-1, detail="")["verdict"] == AGREES
+    assert check("x lower", compare(3.0, 2.0, 0.1), expected=-1, detail="")["verdict"] == DISAGREES
+    assert check("x lower", compare(2.05, 2.0, 0.1), expected=-1, detail="")["verdict"] == TIE
+    assert combine([{"verdict": AGREES}] * 2) == AGREES
+    assert combine([{"verdict": TIE}]) == "tie (within 2 standard errors)"
+    assert combine([{"verdict": AGREES}, {"verdict": DISAGREES}, {"verdict": AGREES}]) == \
+        "mixed: 2 agrees, 1 disagrees"
+    assert combine([]) == "cannot say"

@@ -43,34 +43,60 @@ def test_quality_summary_of_a_steady_improvement_never_gets_worse():
     assert q["times_worse"] == 0 and q["final_over_best"] == 1.0 and q["best_step"] == 8
 
 
-def fake_report(fd):
-    quality = {name: {"frechet_distance": v, "precision": 0.7, "recall": 0.6, "sharpness": s,
-                      "class_entropy": 0.99, "kid": 1.0, "kid_std": 1.0}
-               for (name, v), s in zip(fd.items(), (0.6, 0.95, 0.9))}
+def fake_report(fd, se=1.0, allconv_fd=None):
+    """Quality rows in two feature nets: FD per family (allconv: the same unless given), with one SE for all."""
+    def net(v):
+        return {"frechet_distance": v, "frechet_distance_se": se, "precision": 0.7, "precision_se": 0.01,
+                "recall": 0.6, "recall_se": 0.01, "coverage": 0.5, "coverage_se": 0.01, "density": 1.0,
+                "density_se": 0.01, "confident_share": 0.9, "confident_share_se": 0.01, "class_entropy": 0.99,
+                "kid": 1.0, "kid_std": 1.0}
+    allconv_fd = allconv_fd or fd
+    quality = {name: {"sharpness": s, "sharpness_se": 0.01, "nets": {"lenet": net(fd[name]),
+                                                                     "allconv": net(allconv_fd[name])}}
+               for name, s in zip(fd, (0.6, 0.95, 0.9))}
     return {"quality": quality, "engines": list(FAMILIES)}
 
 
+def quality_checks(report):
+    row = {r["row"]: r for r in summarise(report)}["Sample quality"]
+    return row, [c["verdict"] for c in row["checks"]]
+
+
 def test_verdicts_say_when_the_numbers_disagree_with_folklore():
-    agrees = {r["row"]: r for r in summarise(fake_report({"vae": 30.0, "gan": 9.8, "diffusion": 4.1}))}
-    assert agrees["Sample quality"]["verdict"] == "agrees"
-    assert agrees["Sample quality"]["line"].startswith("Sample quality: diffusion FD 4.1 < GAN FD 9.8 < VAE FD 30.0")
-    disagrees = {r["row"]: r for r in summarise(fake_report({"vae": 3.0, "gan": 9.8, "diffusion": 4.1}))}
-    assert disagrees["Sample quality"]["verdict"] == "disagrees"
-    assert disagrees["Likelihood"]["verdict"] == "cannot say"  # not measured: no verdict is invented
+    row, verdicts = quality_checks(fake_report({"vae": 30.0, "gan": 9.8, "diffusion": 4.1}))
+    assert verdicts[:3] == ["agrees"] * 3          # diffusion < GAN < VAE, far beyond 2 SEs
+    assert "[lenet] FD diffusion 4.1 ± 1.0 vs GAN 9.8 ± 1.0" in row["line"]
+    row, verdicts = quality_checks(fake_report({"vae": 3.0, "gan": 9.8, "diffusion": 4.1}))
+    assert verdicts[:3] == ["agrees", "tie", "disagrees"]   # diffusion 4.1 vs VAE 3.0: within 2 SEs
+    assert row["verdict"].startswith("mixed: ") and "1 disagrees" in row["verdict"]
+    assert {r["row"]: r for r in summarise(fake_report({"vae": 3.0, "gan": 9.8, "diffusion": 4.1}))}[
+        "Likelihood"]["verdict"] == "cannot say"   # not measured: no verdict is invented
 
 
-def test_stability_verdict_reads_the_checkpoint_quality_logs():
+def test_a_difference_within_two_standard_errors_is_a_tie_and_a_flip_between_nets_is_said():
+    _, verdicts = quality_checks(fake_report({"vae": 30.0, "gan": 9.8, "diffusion": 8.0}, se=1.0))
+    assert verdicts[0] == "tie"                     # 8.0 vs 9.8: 1.8 < 2 * sqrt(2)
+    _, verdicts = quality_checks(fake_report({"vae": 30.0, "gan": 9.8, "diffusion": 4.1},
+                                             allconv_fd={"vae": 30.0, "gan": 4.1, "diffusion": 9.8}))
+    assert verdicts[0] == "depends on the feature net"
+
+
+def test_stability_verdict_rests_on_the_runs_across_seeds_not_on_one_image_run():
     def logged(fds, entropy=0.99):
         rows = [{"step": 100 * (i + 1), "frechet_distance": fd, "class_entropy": entropy} for i, fd in enumerate(fds)]
         return {"losses": {}, "quality": quality_summary(rows)}
     report = {"stability": {"vae": logged([9, 8, 7, 6]), "gan": logged([9, 5, 8, 4, 7]),
                             "diffusion": logged([9, 7, 7.5, 5])}}
     row = {r["row"]: r for r in summarise(report)}["Training stability"]
-    assert row["verdict"] == "agrees" and "GAN 50%" in row["line"] and "no mode collapse" in row["line"]
-    report["stability"]["gan"] = logged([9, 8, 7, 6], entropy=0.5)
-    report["stability"]["vae"] = logged([9, 5, 8, 4])
+    assert row["verdict"] == "cannot say" and "one training run per family" in row["line"]
+    family = {"collapse_rate": 0.05, "collapse_rate_se": 0.05, "oscillation_rate": 0.1,
+              "oscillation_rate_se": 0.07}
+    gan = {**family, "collapse_rate": 0.6, "collapse_rate_se": 0.11, "oscillation_rate": 0.15}
+    report["seeds"] = {"settings": {"seeds": list(range(20))}, "families": {"vae": family, "diffusion": family,
+                                                                           "gan": gan}}
     row = {r["row"]: r for r in summarise(report)}["Training stability"]
-    assert row["verdict"] == "disagrees" and "mode collapse seen" in row["line"]
+    assert [c["verdict"] for c in row["checks"]] == ["agrees", "tie", "agrees", "tie"]
+    assert row["verdict"] == "mixed: 2 agrees, 2 tie"
 
 
 def test_compare_reports_applies_the_tolerances():
@@ -108,38 +134,57 @@ def test_a_cheap_evaluation_reproduces_within_tolerance(tmp_path, capsys):
 REPORT = json.loads((CHECKPOINTS / "report.json").read_text())
 
 
+NET_KEYS = ("confident_share", "class_histogram", "class_entropy", "frechet_distance", "kid", "precision", "recall",
+            "density", "coverage")
+COMPARED = ("confident_share", "frechet_distance", "precision", "recall", "density", "coverage")
+
+
 def test_committed_report_has_what_the_model_cards_and_app_read():
-    for key in ("quality", "classifier", "n", "seed", "run_time_s", "hardware", "command"):
+    for key in ("quality", "feature_nets", "n", "seed", "run_time_s", "hardware", "command"):
         assert key in REPORT
+    assert set(REPORT["feature_nets"]) == {"lenet", "allconv"}
     for name in ("real (train)", *FAMILIES):
-        row = REPORT["quality"][name]
-        for key in ("confident_share", "mean_confidence", "class_histogram", "class_entropy", "frechet_distance",
-                    "kid"):
-            assert key in row
+        for net in REPORT["feature_nets"]:
+            row = REPORT["quality"][name]["nets"][net]
+            assert set(NET_KEYS) <= set(row), (name, net)
 
 
-def test_committed_report_has_every_measured_section():
-    for key in SECTIONS:
+def test_committed_report_has_every_measured_section_with_error_bars():
+    for key in SECTIONS + ("seeds",):
         assert key in REPORT, key
     for name in FAMILIES:
-        assert {"precision", "recall", "sharpness"} <= set(REPORT["quality"][name])
+        row = REPORT["quality"][name]
+        assert "sharpness_se" in row
+        for net in REPORT["feature_nets"]:
+            assert all(row["nets"][net][f"{key}_se"] > 0 for key in COMPARED), (name, net)
         assert name in REPORT["likelihood"] and name in REPORT["latent"] and name in REPORT["stability"]
-    assert REPORT["likelihood"]["gan"]["bpd"] is None
-    assert REPORT["likelihood"]["vae"]["iwae_k"] >= 64
-    assert len(REPORT["summary"]) == 6 and all(r["verdict"] for r in REPORT["summary"])
+        assert REPORT["latent"][name]["slerp"]["step_cv_se"] > 0
+        assert REPORT["seeds"]["families"][name]["collapse_rate_se"] >= 0
+    lk = REPORT["likelihood"]
+    assert lk["gan"]["bpd"] is None and lk["vae"]["iwae_k"] >= 64
+    assert lk["vae"]["n"] == lk["diffusion"]["n"] == lk["n"]     # every likelihood cell on the same digits
+    assert lk["diffusion"]["ode_bpd"] >= lk["diffusion"]["ode_floor_bpd"]   # a bound no lower than its floor
+    assert lk["vae"]["iwae_bpd_se"] > 0 and lk["diffusion"]["vlb_bpd_se"] > 0 and lk["diffusion"]["ode_bpd_se"] > 0
+    assert len(REPORT["summary"]) == 6
+    words = ("agrees", "disagrees", "tie (within 2 standard errors)", "mixed: ", "not measured", "cannot say")
+    assert all(r["verdict"].startswith(words) for r in REPORT["summary"]), [r["verdict"] for r in REPORT["summary"]]
 
 
-def test_model_cards_show_bits_per_dim_and_precision_recall_where_measured():
+def test_model_cards_show_bits_per_dim_error_bars_and_both_nets_bars():
     from engines.measure.model_card import card
     info = json.loads((CHECKPOINTS / "vae" / "training_info.json").read_text())
     without_likelihood = {k: v for k, v in REPORT.items() if k != "likelihood"}   # as older reports were
     assert "Likelihood:" not in card("vae", info, without_likelihood)
     assert f"IWAE (k = {REPORT['likelihood']['vae']['iwae_k']})" in card("vae", info, REPORT)
     report = copy.deepcopy(REPORT)
-    report["quality"]["vae"].update(precision=0.81, recall=0.55, sharpness=0.6)
-    report["likelihood"] = {"vae": {"elbo_bpd": 1.52, "iwae_bpd": 1.5, "iwae_k": 64, "n": 1000}}
+    report["quality"]["vae"]["nets"]["allconv"].update(precision=0.81, precision_se=0.02, confident_share=0.5)
+    report["feature_nets"]["allconv"]["confident_share_on_test"] = 1.0
+    report["likelihood"]["vae"].update(iwae_bpd=1.5, iwae_bpd_se=0.02)
     text = card("vae", info, report)
-    assert "IWAE (k = 64) 1.500 bits/dim" in text and "| 0.81 | 0.55 | 0.6 |" in text
+    assert "| vae | allconv |" in text and "| 0.81 ± 0.02 |" in text
+    assert "`allconv`: 50.0% recognisable, 50.0% of the real test digits' 100.0%: does not meet (short by 15.0%)" \
+        in text
+    assert "IWAE (k = 64) 1.500 ± 0.020 bits/dim" in text
 
 
 def test_report_md_and_model_cards_are_what_the_code_makes_of_the_committed_json(tmp_path):
@@ -151,7 +196,7 @@ def test_report_md_and_model_cards_are_what_the_code_makes_of_the_committed_json
     assert summarise(REPORT) == REPORT["summary"], "verdicts in report.json are stale: rerun engines.evaluate"
     write_markdown(REPORT, tmp_path / "report.md")
     assert (tmp_path / "report.md").read_text() == (CHECKPOINTS / "report.md").read_text()
-    for name in ("vae", "gan", "diffusion", "classifier"):
+    for name in ("vae", "gan", "diffusion", "classifier", "classifier_allconv"):
         info = json.loads((CHECKPOINTS / name / "training_info.json").read_text())
         assert card(name, info, REPORT) == (CHECKPOINTS / name / "README.md").read_text(), \
             f"checkpoints/mnist/{name}/README.md is stale: run python -m engines.model_card"

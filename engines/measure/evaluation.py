@@ -1,30 +1,30 @@
 """The evaluation run behind `python -m engines.evaluate`: the seed's comparison table measured on the shipped
-models (quality, likelihood, latent space, stability, speed).
+models (quality, likelihood, latent space, stability, speed), every compared number with its standard error.
 
     python -m engines.evaluate [--engines vae gan diffusion] [--n 1000] [--seed 0] [--threads N]
-                               [--sections quality likelihood latent stability speed]
+                               [--sections quality likelihood latent stability seeds speed]
                                [--out checkpoints/mnist/report.json]      # report.md is written beside it
     python -m engines.evaluate --check checkpoints/mnist/report.json     # rerun its settings, compare
 
 Sections (each measured on the fixed mnist5k test split, everything seeded):
 - quality: n samples per engine (diffusion: --diffusion-sampler/--diffusion-steps) against the 1,000 test
-  digits in the lab classifier's features: Frechet distance, KID, precision/recall (k = 3), the share
-  recognised with confidence >= 0.9, mean confidence, class histogram and entropy, sharpness (gradient energy
-  relative to the test digits). "real (train)" scores n real training digits the same way: the reference row.
-- likelihood, bits/dim: VAE ELBO and IWAE (k = --iwae-k) on the whole test split and on the subset below;
-  diffusion variational bound (--vlb-strata stratified timesteps) and probability-flow ODE (RK4, --ode-steps,
-  Hutchinson trace) on --likelihood-n test digits, with their cost in seconds; GAN: no likelihood.
+  digits, in the features of both feature nets (`FEATURE_NETS`): Frechet distance, KID, precision/recall
+  (k = 3), density/coverage (k = 5), the share recognised with confidence >= 0.9, class histogram and its
+  entropy; sharpness (gradient energy relative to the test digits). "real (train)" scores n real training
+  digits the same way: the reference row.
+- likelihood, bits/dim, all on the same --likelihood-n test digits: VAE ELBO and IWAE (k = --iwae-k);
+  diffusion variational bound (--vlb-strata stratified timesteps) and probability-flow ODE bound (RK4,
+  --ode-steps, Hutchinson trace), with their cost in seconds and the ODE bound's floor; GAN: no likelihood.
 - latent: path smoothness along slerp and lerp paths between --latent-pairs pairs of prior draws (diffusion:
   x_T decoded by DDIM, --latent-ddim-steps), VAE reconstruction and diffusion DDIM inversion (--inversion-steps)
   of --recon-n test digits.
-- stability: summaries of each checkpoint's train_log.jsonl and quality_log.jsonl.
+- stability: summaries of each checkpoint's train_log.jsonl and quality_log.jsonl (one run per family).
+- seeds: the 2-D playground's three families trained on the 8-Gaussian ring with --seed-runs seeds each
+  (`engines.toy.seed_study`): how often each collapses or oscillates, the claim about a *family*.
 - speed: ms per sample at batch --speed-batch and network evaluations per sample; diffusion at --speed-steps
   DDIM steps (1000-step DDPM extrapolated from the per-evaluation time).
 
-Default costs with one torch thread on a 2-core CPU box whose other core was busy training (seconds, measured
-except quality): quality ~500 (extrapolated: 1,000 DDPM-100 diffusion samples at ~4.6 ms per network evaluation
-are ~460 of it), likelihood 220 (VAE 48, diffusion VLB 37, PF-ODE 131 = 1.3 s per digit), latent 155, stability
-<1, speed 80: about 16 minutes in all. --threads 2 on an idle machine is faster.
+What each section cost on the machine that made the committed report is in its report.md (section times).
 """
 from __future__ import annotations
 
@@ -41,31 +41,42 @@ from engines.data.datasets import load_mnist5k, to_signed
 from engines.engine import check_count, make_generator
 from engines.errors import EngineError
 from engines.measure.latent import ddim_decoder, ddim_reconstruction, path_smoothness, reconstruction_scores
-from engines.measure.likelihood import (continuous_bits_per_dim, dequantise, diffusion_vlb, ode_log_likelihood,
-                                        vae_bits_per_dim)
-from engines.measure.quality import (CONFIDENT, classifier_features, frechet_distance, generate, judge,
-                                     kernel_distance, precision_recall, sharpness)
+from engines.measure.likelihood import diffusion_vlb, ode_bound, vae_bits_per_dim
+from engines.measure.quality import (CONFIDENT, classifier_features, generate, judge, kernel_distance,
+                                     scores_in_features, sharpness_with_se)
 from engines.measure.report_markdown import write_markdown
 from engines.measure.reproduce import TOLERANCES, check
 from engines.measure.stability import stability
+from engines.measure.uncertainty import mean_and_se
 from engines.measure.verdicts import summarise
-from engines.models.classifier import classify, load_classifier
+from engines.models.classifier import FEATURE_NETS, classify, load_classifier
 from engines.models.vae import bits_per_dim
 from engines.registry import load_engine
 from engines.runtime import hardware
+from engines.toy.seed_study import seed_study
 
-SECTIONS = ("quality", "likelihood", "latent", "stability", "speed")
+SECTIONS = ("quality", "likelihood", "latent", "stability", "seeds", "speed")
+LAB_NET = "lenet"   # the classifier that also judges latent paths and reconstructions
 LATENT_METHODS = ("slerp", "lerp")
 
 
-def score(classifier, features, reference: torch.Tensor, images: torch.Tensor) -> dict:
-    kid_mean, kid_std = kernel_distance(features, reference, images)
-    pr = precision_recall(classify(classifier, reference)[2], classify(classifier, images)[2])
-    return {**judge(classifier, images),
-            "frechet_distance": round(frechet_distance(features, reference, images), 3),
-            "kid": round(kid_mean, 5), "kid_std": round(kid_std, 5),
-            "precision": round(pr["precision"], 4), "recall": round(pr["recall"], 4),
-            "sharpness": round(sharpness(images, reference), 4)}
+def load_feature_nets() -> dict:
+    return {name: load_classifier(directory) for name, directory in FEATURE_NETS.items()}
+
+
+def score(nets: dict, reference: torch.Tensor, images: torch.Tensor, seed: int) -> dict:
+    """A set of images against the reference digits: sharpness (pixels), then in each feature net's features
+    the classifier's judgement, Frechet distance, KID, precision/recall and density/coverage, with SEs."""
+    sharp, sharp_se = sharpness_with_se(images, reference)
+    row = {"sharpness": round(sharp, 4), "sharpness_se": round(sharp_se, 4), "nets": {}}
+    for name, net in nets.items():
+        _, _, reference_features = classify(net, reference)
+        _, confidence, features = classify(net, images)
+        kid_mean, kid_std = kernel_distance(classifier_features(net), reference, images)
+        row["nets"][name] = {**judge(net, images),
+                             **scores_in_features(reference_features, features, confidence, seed),
+                             "kid": round(kid_mean, 5), "kid_std": round(kid_std, 5)}
+    return row
 
 
 def log(message: str) -> None:
@@ -75,15 +86,14 @@ def log(message: str) -> None:
 # ---------------------------------------------------------------- sections
 
 
-def quality_section(names: list[str], n: int, seed: int, diffusion_options: dict, classifier, test) -> dict:
-    features = classifier_features(classifier)
+def quality_section(names: list[str], n: int, seed: int, diffusion_options: dict, nets: dict, test) -> dict:
     train = load_mnist5k("train").images
     real = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:n]]
-    rows = {"real (train)": score(classifier, features, test.images, real)}
+    rows = {"real (train)": score(nets, test.images, real, seed)}
     for name in names:
         options = diffusion_options if name == "diffusion" else {}
         images, seconds = generate(load_engine(name), n, seed, options)
-        rows[name] = {**score(classifier, features, test.images, images),
+        rows[name] = {**score(nets, test.images, images, seed),
                       "sampler": options or None, "seconds_per_sample": round(seconds / n, 5)}
         log(f"quality {name}: {rows[name]}")
     return rows
@@ -95,51 +105,67 @@ def test_subset(test_images: torch.Tensor, n: int, seed: int) -> torch.Tensor:
 
 
 def likelihood_section(names: list[str], test_images: torch.Tensor, seed: int, settings: dict) -> dict:
+    """Every family's bits/dim on the same test digits, each ± its standard error over the digits, and the
+    diffusion-minus-VAE differences per digit (paired, so the digits' own spread cancels)."""
     dims = test_images[0].numel()
-    subset = test_subset(test_images, settings["likelihood_n"], seed)
-    out = {"unit": f"bits/dim of the 8-bit test digits ({dims} dims); lower is better"}
+    digits = test_subset(test_images, settings["likelihood_n"], seed)
+    out = {"unit": f"bits/dim of the 8-bit test digits ({dims} dims); lower is better", "n": len(digits)}
+    per_image = {}
     if "vae" in names:
-        vae = load_engine("vae")
-        full = vae_bits_per_dim(vae, test_images, k=settings["iwae_k"], seed=seed)
-        part = vae_bits_per_dim(vae, subset, k=settings["iwae_k"], seed=seed)
-        out["vae"] = {**_rounded(full), "subset": {k: round(part[k], 4) for k in ("elbo_bpd", "iwae_bpd")}}
+        result = vae_bits_per_dim(load_engine("vae"), digits, k=settings["iwae_k"], seed=seed)
+        per_image["vae"] = result.pop("per_image_bpd")["iwae"]
+        out["vae"] = _rounded(result)
         log(f"likelihood vae: {out['vae']}")
     if "gan" in names:
         out["gan"] = {"bpd": None, "note": "no explicit likelihood: the generator is an implicit model (a "
                                            "deterministic map of z, its images lie on a 64-d surface in 784-d "
                                            "pixel space), so it assigns no probability to a test digit"}
     if "diffusion" in names:
-        engine = load_engine("diffusion")
-        started = time.perf_counter()
-        vlb = diffusion_vlb(engine.model, engine.schedule, to_signed(subset), strata=settings["vlb_strata"],
-                            seed=seed)
-        vlb_seconds = time.perf_counter() - started
-        started = time.perf_counter()
-        x = dequantise(subset, make_generator(seed))
-        ode = [ode_log_likelihood(engine.model, engine.schedule, chunk, steps=settings["ode_steps"], seed=seed + i)
-               for i, chunk in enumerate(x.split(50))]
-        ode_seconds = time.perf_counter() - started
-        ode_bpd = continuous_bits_per_dim(torch.cat([o["log_density"] for o in ode]), dims)
-
-        def bpd(nats):
-            return bits_per_dim(-nats, dims)
-        out["diffusion"] = {
-            "n": len(subset),
-            "vlb_bpd": {v: round(float(bpd(t).mean()), 4) for v, t in vlb["nll_nats"].items()},
-            "vlb_bpd_stderr": round(float(bpd(vlb["nll_nats"]["fixed_small"]).std() / len(subset) ** 0.5), 4),
-            "vlb_terms_bpd": {v: {k: round(float(bpd(t).mean()), 4) for k, t in parts.items()}
-                              for v, parts in vlb["terms_nats"].items()},
-            "vlb_strata": vlb["strata"], "vlb_nfe_per_image": vlb["strata"] + 1, "vlb_seconds": round(vlb_seconds, 1),
-            "ode_bpd": round(float(ode_bpd.mean()), 4),
-            "ode_bpd_stderr": round(float(ode_bpd.std() / len(subset) ** 0.5), 4),
-            "ode_steps": settings["ode_steps"], "ode_nfe_per_image": ode[0]["nfe"],
-            "ode_seconds": round(ode_seconds, 1), "ode_seconds_per_image": round(ode_seconds / len(subset), 3),
-            "ode_method": "RK4 on a grid uniform in log noise-to-signal, tau 0 -> T-1; Hutchinson trace with one "
-                          "Rademacher probe per image (forward + vector-Jacobian product per evaluation); uniform "
-                          "dequantisation (k + u) / 256",
-        }
+        out["diffusion"], per_image["diffusion"] = diffusion_likelihood(digits, seed, settings)
         log(f"likelihood diffusion: {out['diffusion']}")
+    if "vae" in per_image and "diffusion" in per_image:
+        out["diffusion_minus_vae_bpd"] = {}
+        for bound, values in per_image["diffusion"].items():
+            mean, se = mean_and_se(values - per_image["vae"])
+            out["diffusion_minus_vae_bpd"][bound] = {"mean": round(mean, 4), "se": round(se, 4)}
     return out
+
+
+def diffusion_likelihood(digits: torch.Tensor, seed: int, settings: dict) -> tuple[dict, dict]:
+    """The variational bound and the probability-flow ODE bound of the shipped diffusion model on `digits`
+    (8-bit, in [0, 1]), in bits/dim, with their costs; and each digit's bits/dim per bound."""
+    engine = load_engine("diffusion")
+    x0 = to_signed(digits)
+    dims = x0[0].numel()
+
+    def bpd(nats):
+        return bits_per_dim(-nats, dims)
+    started = time.perf_counter()
+    vlb = diffusion_vlb(engine.model, engine.schedule, x0, strata=settings["vlb_strata"], seed=seed)
+    vlb_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    ode = ode_bound(engine.model, engine.schedule, x0, steps=settings["ode_steps"], seed=seed)
+    ode_seconds = time.perf_counter() - started
+    vlb_bpd, ode_bpd = bpd(vlb["nll_nats"]["fixed_small"]), bpd(ode["nll_nats"])
+    summary = {
+        "n": len(digits),
+        "vlb_bpd": {v: round(float(bpd(t).mean()), 4) for v, t in vlb["nll_nats"].items()},
+        "vlb_bpd_se": round(mean_and_se(vlb_bpd)[1], 4),
+        "vlb_terms_bpd": {v: {k: round(float(bpd(t).mean()), 4) for k, t in parts.items()}
+                          for v, parts in vlb["terms_nats"].items()},
+        "vlb_strata": vlb["strata"], "vlb_nfe_per_image": vlb["strata"] + 1, "vlb_seconds": round(vlb_seconds, 1),
+        "ode_bpd": round(float(ode_bpd.mean()), 4), "ode_bpd_se": round(mean_and_se(ode_bpd)[1], 4),
+        "ode_floor_bpd": round(float(bpd(ode["floor_nats"]).mean()), 4),
+        "ode_terms_bpd": {k: round(float(bpd(t).mean()), 4) for k, t in ode["terms_nats"].items()},
+        "ode_steps": settings["ode_steps"], "ode_nfe_per_image": ode["nfe"],
+        "ode_seconds": round(ode_seconds, 1), "ode_seconds_per_image": round(ode_seconds / len(digits), 3),
+        "ode_method": "variational bound on the 8-bit likelihood with the first diffusion step as the dequantiser "
+                      "(z ~ q(x at t = 0 | x), the VLB's discretised-Gaussian decoder p(x | z)); the flow's "
+                      "log-density by RK4 on even integer timesteps (the network only sees timesteps it was "
+                      "trained at), roughly uniform in log noise-to-signal, with a Hutchinson trace (one "
+                      "Rademacher probe per image; a forward and a vector-Jacobian product per evaluation)",
+    }
+    return summary, {"vlb": vlb_bpd, "ode": ode_bpd}
 
 
 def _rounded(result: dict) -> dict:
@@ -221,32 +247,42 @@ def speed_section(names: list[str], seed: int, settings: dict) -> dict:
 # ---------------------------------------------------------------- the report
 
 
+def feature_net_summary(net, directory: Path, test) -> dict:
+    """What a feature net is and how well it reads real test digits (the reference for its quality bars)."""
+    predicted, confidence, _ = classify(net, test.images)
+    return {"checkpoint": str(directory.relative_to(CHECKPOINTS.parent.parent)),
+            "architecture": net.config.architecture, "features": net.num_features,
+            "test_accuracy": round(float((predicted == test.labels).float().mean()), 4),
+            "confident_share_on_test": round(float((confidence >= CONFIDENT).float().mean()), 4)}
+
+
 @torch.no_grad()  # (not set_grad_enabled(False): a caller's process must keep its own autograd state)
 def evaluate(names: list[str], n: int, seed: int, diffusion_options: dict, sections=SECTIONS,
              settings: dict | None = None) -> dict:
     settings = {**DEFAULT_SETTINGS, **(settings or {})}
-    classifier = load_classifier()
+    nets = load_feature_nets()
+    classifier = nets[LAB_NET]
     test = load_mnist5k("test")
     started = time.time()
-    predicted, confidence, _ = classify(classifier, test.images)
     report = {
         "n": n, "seed": seed, "reference": "mnist5k test split (1,000 digits)",
-        "feature_net": "lab classifier (checkpoints/mnist/classifier), penultimate layer",
+        "feature_nets": {name: feature_net_summary(net, FEATURE_NETS[name], test) for name, net in nets.items()},
         "engines": names, "sections": list(sections), "settings": {**settings, "diffusion": diffusion_options},
-        "classifier": {"test_accuracy": round(float((predicted == test.labels).float().mean()), 4),
-                       "confident_share_on_test": round(float((confidence >= CONFIDENT).float().mean()), 4)},
         "section_seconds": {},
     }
     for section in sections:
         section_started = time.time()
         if section == "quality":
-            report["quality"] = quality_section(names, n, seed, diffusion_options, classifier, test)
+            report["quality"] = quality_section(names, n, seed, diffusion_options, nets, test)
         elif section == "likelihood":
             report["likelihood"] = likelihood_section(names, test.images, seed, settings)
         elif section == "latent":
             report["latent"] = latent_section(names, test, seed, settings, classifier)
         elif section == "stability":
             report["stability"] = {name: stability(CHECKPOINTS / name) for name in names}
+        elif section == "seeds":
+            report["seeds"] = seed_study(families=tuple(names), seeds=settings["seed_runs"],
+                                         steps=settings["seed_steps"])
         elif section == "speed":
             report["speed"] = speed_section(names, seed, settings)
         report["section_seconds"][section] = round(time.time() - section_started, 1)
@@ -257,9 +293,9 @@ def evaluate(names: list[str], n: int, seed: int, diffusion_options: dict, secti
 
 
 DEFAULT_SETTINGS = {
-    "iwae_k": 64, "likelihood_n": 100, "vlb_strata": 50, "ode_steps": 24,
+    "iwae_k": 64, "likelihood_n": 300, "vlb_strata": 50, "ode_steps": 24,
     "latent_pairs": 16, "latent_steps": 12, "latent_ddim_steps": 20, "recon_n": 100, "inversion_steps": 50,
-    "speed_batch": 64, "speed_steps": [10, 20, 50, 100],
+    "speed_batch": 64, "speed_steps": [10, 20, 50, 100], "seed_runs": 20, "seed_steps": 1500,
 }
 
 
@@ -286,6 +322,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--latent-ddim-steps", type=int, default=d["latent_ddim_steps"])
     p.add_argument("--recon-n", type=int, default=d["recon_n"], help="test digits for reconstruction error")
     p.add_argument("--inversion-steps", type=int, default=d["inversion_steps"])
+    p.add_argument("--seed-runs", type=int, default=d["seed_runs"],
+                   help="seeds per family for the 2-D training-stability study (section seeds)")
+    p.add_argument("--seed-steps", type=int, default=d["seed_steps"], help="training steps per 2-D seed run")
     p.add_argument("--speed-batch", type=int, default=d["speed_batch"])
     p.add_argument("--speed-steps", nargs="+", type=int, default=d["speed_steps"])
     p.add_argument("--out", default=str(CHECKPOINTS / "report.json"), help="report.json (report.md beside it)")

@@ -19,6 +19,7 @@ from typing import Callable
 
 import torch
 
+from engines.measure.uncertainty import mean_and_se
 from engines.models.classifier import classify
 from engines.sampling.interpolation import interpolate_latents, latents_at
 from engines.sampling.samplers import make_timesteps, sample_ddim
@@ -30,16 +31,16 @@ PPL_EPSILON = 1e-3
 
 def path_statistics(features: torch.Tensor) -> dict:
     """features [paths, steps, F] along evenly spaced points of each path -> smoothness figures (means
-    over paths)."""
+    over paths, each with its standard error over the paths as `<name>_se`)."""
     d = (features[:, 1:] - features[:, :-1]).double().norm(dim=-1)
     chord = (features[:, -1] - features[:, 0]).double().norm(dim=-1).clamp_min(1e-12)
     total = d.sum(1).clamp_min(1e-12)
-    return {
-        "step_cv": float((d.std(1) / d.mean(1).clamp_min(1e-12)).mean()),
-        "max_step_share": float((d.max(1).values / total).mean()),
-        "path_length_ratio": float((total / chord).mean()),
-        "mean_step": float(d.mean()),
-    }
+    per_path = {"step_cv": d.std(1) / d.mean(1).clamp_min(1e-12), "max_step_share": d.max(1).values / total,
+                "path_length_ratio": total / chord, "mean_step": d.mean(1)}
+    out = {}
+    for name, values in per_path.items():
+        out[name], out[name + "_se"] = mean_and_se(values)
+    return out
 
 
 @torch.no_grad()
@@ -55,7 +56,7 @@ def path_smoothness(decode: Decode, features: Callable[[torch.Tensor], torch.Ten
     u = torch.rand(pairs, generator=torch.Generator().manual_seed(seed)) * (1 - epsilon)
     ends = torch.cat([latents_at(a[i], b[i], torch.stack([u[i], u[i] + epsilon]), method) for i in range(pairs)])
     g = features(decode(ends)).reshape(pairs, 2, -1).double()
-    result["ppl"] = float(((g[:, 1] - g[:, 0]).pow(2).sum(-1) / epsilon ** 2).mean())
+    result["ppl"], result["ppl_se"] = mean_and_se((g[:, 1] - g[:, 0]).pow(2).sum(-1) / epsilon ** 2)
     return {**result, "pairs": pairs, "steps": steps, "method": method}
 
 

@@ -8,19 +8,46 @@
   stratified subset of timesteps (one random t per stratum and image, weighted by the stratum's size:
   unbiased; strata spaced geometrically, since the terms fall like 1/t); with as many strata as terms it is
   exact.
-- Diffusion, probability-flow ODE (Song et al. 2021): the density of the ODE's flow from the data to N(0, I),
-  log p(x_0) = log N(x_T) + integral of div f, with the divergence from a Hutchinson/Skilling estimate
-  (one Rademacher probe per image for the whole path) and a fixed-step RK4 solver on a grid uniform in
-  log(noise-to-signal). It is a *density* over continuous x, so the digits are uniformly dequantised first
-  (k + u) / 256 and the density converted to bits of the 8-bit data: bpd = -log p / (D ln 2) + log2(256 / 2),
-  the last term because [-1, 1] is 2 wide (the "+7" of score_sde). Dequantisation makes it a bound as well
-  (in expectation over u; the Hutchinson estimate of log p is unbiased). The flow starts at the first trained
-  timestep tau = 0, whose noise level sqrt(1 - abar_0) = 0.01 the data point is taken to carry (as score_sde
-  starts at eps = 1e-5 rather than 0).
+- Diffusion, probability-flow ODE (Song et al. 2021): the density of the ODE's flow from the first trained
+  timestep tau = 0 to N(0, I), log p_ODE(z) = log N(z_end) + integral of div f, with the divergence from a
+  Hutchinson/Skilling estimate (one Rademacher probe per image for the whole path) and a fixed-step RK4 solver.
+  The grid holds even timesteps only, roughly uniform in log(noise-to-signal) from 0 to the last even timestep
+  (T-2 when T is even; points merged by rounding are dropped), so RK4's midpoints are integers too and the
+  network is evaluated only at timesteps it was trained at; the drift's rate d log abar / d tau there is a
+  central difference. (It used to run on fractional timesteps, where the network was never trained.)
+- Diffusion, ODE bound on the 8-bit data (`ode_bound`; Song et al. 2021, "Maximum likelihood training of
+  score-based diffusion models", with Ho et al.'s L_0 decoder): the first diffusion step is the dequantiser.
+  With q(z|x) = N(sqrt(abar_0) x, (1 - abar_0) I), the forward process at t = 0, and p(x|z) the VLB's decoder
+  at t = 0 (discretised Gaussian, mean the posterior mean at the clipped predicted x0, variance fixed_small),
+
+      log P(x) >= E_q[log p_ODE(z) - log q(z|x) + log p(x|z)],   i.e.
+      -log P(x) <= nll(x) = KL(q(.|x) || p_ODE) + E_q[-log p(x|z)]  (= flow + entropy + decoder below).
+
+  The floor: KL >= 0, and at t = 0 the posterior mean is the predicted x0 itself (coefficients 1 and 0),
+  clipped to [-1, 1]; a discretised Gaussian of fixed variance puts the most mass on x's bin when its mean is
+  at x (for the edge levels, at or beyond the edge, which the clipping stops at the edge). So for any network
+
+      nll(x) >= floor(x) = -sum_i log P_decoder(x_i | mean = x_i)     (`decoder_floor_nats`),
+
+  which a perfect model of a one-point data set reaches; an estimate below it is solver or Monte Carlo error.
+  It bounds the discrete P(x) = integral of p_ODE(z) p(x|z) dz of the ODE model, with the VLB's own decoder
+  term (the same z ~ q(z|x), the same decoder), so the two are in the same units and share this floor.
+  The number this module used to report was not such a bound: it took uniformly dequantised digits
+  (k + u) / 256 as the ODE's state at tau = 0 and converted density to bits with the bin width 2/256,
+  bpd = -log p / (D ln 2) + log2(256 / 2). But the state at tau = 0 carries noise of std sqrt(1 - abar_0)
+  (0.01 for DDPM's schedule), wider than a bin, so even the exact marginal there (the data blurred by that
+  noise) has a density of at most 1 / (sqrt(2 pi) 0.01) per dimension near a level, and a perfect model could
+  not go below -log2((2/256) / (sqrt(2 pi) 0.01)), about 1.68 bits/dim. Values under that measured the
+  network's error at the fractional timesteps (RK4's midpoints), not better modelling. `dequantise` and
+  `continuous_bits_per_dim` remain for densities of continuous data.
 - GAN: an implicit model; it has no likelihood to report.
 
 Accuracy of the defaults, checked on the shipped diffusion model (first test digits): the 50-strata VLB is within
-0.01 bits/dim of the sum over all 999 terms (20 digits), and 24 RK4 steps are within 0.005 bits/dim of 48 (8 digits).
+0.01 bits/dim of the sum over all 999 terms (20 digits). The ODE's step-count check was made on the former
+fractional-timestep grid and does not carry over to the even-timestep grid (which, near tau = 0, merges points
+and so takes fewer intervals than asked): compare `ode_bound` at `steps` and twice that to check a setting. Too
+few steps underestimate the flow term (they do on the Gaussian tests' coarse grids) and can put the estimate
+below its floor: an estimate under `floor_nats` means the solver is too coarse.
 
 Everything here is a function of an eps-prediction callable `eps_model(x, t)` and a `NoiseSchedule`, so the
 tests can plug in the exact noise predictor of Gaussian data, whose answers are known in closed form.
@@ -35,6 +62,7 @@ import numpy as np
 import torch
 
 from engines.data.datasets import to_signed
+from engines.measure.uncertainty import mean_and_se
 from engines.sampling.schedule import NoiseSchedule
 from engines.models.vae import bits_per_dim
 
@@ -62,7 +90,8 @@ def dequantise(x01: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 @torch.no_grad()
 def vae_bits_per_dim(engine, images: torch.Tensor, k: int = 64, seed: int = 0, batch_size: int = 250) -> dict:
-    """ELBO (one draw per image) and IWAE(k) on images in [0, 1], averaged, in bits/dim and nats/image."""
+    """ELBO (one draw per image) and IWAE(k) on images in [0, 1], averaged (± standard error over the images),
+    in bits/dim and nats/image; "per_image_bpd" holds each image's bits/dim for paired comparisons."""
     started = time.perf_counter()
     elbo, iwae = [], []
     for i, chunk in enumerate(images.split(batch_size)):
@@ -70,12 +99,12 @@ def vae_bits_per_dim(engine, images: torch.Tensor, k: int = 64, seed: int = 0, b
         iwae.append(engine.iwae(chunk, k=k, seed=seed + i))
     elbo, iwae = torch.cat(elbo).double(), torch.cat(iwae).double()
     dims = images[0].numel()
-    return {
-        "elbo_bpd": float(bits_per_dim(elbo, dims).mean()), "iwae_bpd": float(bits_per_dim(iwae, dims).mean()),
-        "elbo_nats": float(elbo.mean()), "iwae_nats": float(iwae.mean()), "iwae_k": k,
-        "elbo_bpd_stderr": float(bits_per_dim(elbo, dims).std() / math.sqrt(len(elbo))),
-        "n": len(images), "seconds": time.perf_counter() - started,
-    }
+    per_image = {"elbo": bits_per_dim(elbo, dims), "iwae": bits_per_dim(iwae, dims)}
+    out = {"elbo_nats": float(elbo.mean()), "iwae_nats": float(iwae.mean()), "iwae_k": k, "n": len(images),
+           "seconds": time.perf_counter() - started, "per_image_bpd": per_image}
+    for name, values in per_image.items():
+        out[f"{name}_bpd"], out[f"{name}_bpd_se"] = mean_and_se(values)
+    return out
 
 
 # ---------------------------------------------------------------- diffusion: variational bound
@@ -207,22 +236,53 @@ class ContinuousTime:
         i = int(min(max(math.floor(tau), 0), self.num_train_timesteps - 2))
         return float(self.log_alpha_bar_table[i + 1] - self.log_alpha_bar_table[i])
 
+    def dlog_alpha_bar_at_step(self, t: int) -> float:
+        """d log alpha_bar / d tau at an integer timestep, as a central difference: the slope of a smooth curve
+        through the table (log alpha_bar = 0 before step 0, where the data has no noise), not the piecewise
+        linear one, whose one-sided slope at t belongs to the middle of [t, t + 1]. With the network evaluated
+        only at integer timesteps, the one-sided slope puts the drift's rate half a step out of phase with the
+        noise level the network sees, and the ODE's solution no longer converges as its steps shrink."""
+        table, last = self.log_alpha_bar_table, self.num_train_timesteps - 1
+        if not 0 <= t <= last:
+            raise ValueError(f"timestep {t} outside [0, {last}]")
+        if t == last:  # one-sided, second order
+            return float(1.5 * table[t] - 2.0 * table[t - 1] + 0.5 * table[t - 2])
+        before = table[t - 1] if t > 0 else 0.0
+        return float(0.5 * (table[t + 1] - before))
+
     def grid(self, steps: int) -> list[float]:
         """steps + 1 timesteps from 0 to T-1, uniform in log(sigma / alpha) (the log noise-to-signal ratio)."""
         log_snr_inv = 0.5 * (np.log(-np.expm1(self.log_alpha_bar_table)) - self.log_alpha_bar_table)
         targets = np.linspace(log_snr_inv[0], log_snr_inv[-1], steps + 1)
         return [float(t) for t in np.interp(targets, log_snr_inv, np.arange(self.num_train_timesteps))]
 
+    def even_grid(self, steps: int) -> list[int]:
+        """The ODE grid: even timesteps from 0 to the last even one <= T-1 (T-2 when T is even), roughly uniform
+        in log(sigma / alpha): the `steps` + 1 uniform points rounded to the nearest even timestep, duplicates
+        (near tau = 0, where the log noise-to-signal ratio moves fastest) dropped, so there may be fewer than
+        `steps` intervals. Both ends of each interval being even, RK4's midpoints are integers as well."""
+        end = 2 * ((self.num_train_timesteps - 1) // 2)
+        if end < 2 or steps < 1:
+            raise ValueError(f"need T >= 3 and steps >= 1 (T = {self.num_train_timesteps}, steps = {steps})")
+        table = self.log_alpha_bar_table[:end + 1]
+        log_snr_inv = 0.5 * (np.log(-np.expm1(table)) - table)
+        targets = np.linspace(log_snr_inv[0], log_snr_inv[-1], steps + 1)
+        taus = np.interp(targets, log_snr_inv, np.arange(end + 1))
+        even = 2 * np.round(taus / 2).astype(int)
+        even[0], even[-1] = 0, end
+        return [int(t) for t in np.unique(even)]
 
-def _drift_and_divergence(eps_model: EpsModel, time: ContinuousTime, x: torch.Tensor, tau: float,
+
+def _drift_and_divergence(eps_model: EpsModel, time: ContinuousTime, x: torch.Tensor, t: int,
                           probe: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """PF-ODE drift f = 1/2 dlog(abar)/dtau (x - eps / sigma) and its Hutchinson divergence per image."""
-    log_a = time.log_alpha_bar(tau)
+    """PF-ODE drift f = 1/2 dlog(abar)/dtau (x - eps / sigma) at the integer timestep t, and its Hutchinson
+    divergence per image. The network sees t as integer (long) timesteps, as in training."""
+    log_a = float(time.log_alpha_bar_table[t])
     sigma = math.sqrt(-math.expm1(log_a))
-    half_rate = 0.5 * time.dlog_alpha_bar(tau)
+    half_rate = 0.5 * time.dlog_alpha_bar_at_step(t)
     with torch.enable_grad():
         x = x.detach().float().requires_grad_(True)
-        eps = eps_model(x, torch.full((x.shape[0],), tau))
+        eps = eps_model(x, torch.full((x.shape[0],), t, dtype=torch.long))
         vjp, = torch.autograd.grad((eps * probe).sum(), x)
     div_eps = _per_image(vjp.double() * probe)
     dims = x[0].numel()
@@ -233,25 +293,89 @@ def _drift_and_divergence(eps_model: EpsModel, time: ContinuousTime, x: torch.Te
 def ode_log_likelihood(eps_model: EpsModel, schedule: NoiseSchedule, x: torch.Tensor, steps: int = 24,
                        seed: int = 0) -> dict:
     """log p(x) of continuous x in [-1, 1] (nats per image) under the probability-flow ODE, integrated with
-    RK4 from tau = 0 to T-1, the end point scored under N(0, I). Returns the log density per image and the
-    number of network evaluations (each a forward and a vector-Jacobian product) per image."""
+    RK4 from tau = 0 to the end of `ContinuousTime.even_grid(steps)` (the last even timestep, T-2 when T is
+    even), the end point scored under N(0, I). The grid holds even timesteps only, so every evaluation,
+    midpoints included, is at an integer timestep the network was trained at (this replaced a grid of
+    fractional timesteps, where the network was never trained), and rounding may leave fewer than `steps`
+    intervals. Returns the log density per image, the prior term, the grid, and the number of network
+    evaluations (each a forward and a vector-Jacobian product) per image: 4 per interval actually taken."""
     time = ContinuousTime(schedule)
     probe = torch.randint(0, 2, x.shape, generator=torch.Generator().manual_seed(seed)).float() * 2 - 1
     x = x.double()
     delta = torch.zeros(x.shape[0], dtype=torch.float64)
-    grid = time.grid(steps)
+    grid = time.even_grid(steps)
 
-    def f(state_x, tau):
-        return _drift_and_divergence(eps_model, time, state_x, tau, probe)
+    def f(state_x, t):
+        return _drift_and_divergence(eps_model, time, state_x, t, probe)
 
     for t0, t1 in zip(grid[:-1], grid[1:]):
-        h = t1 - t0
+        h, mid = t1 - t0, (t0 + t1) // 2
         k1, d1 = f(x, t0)
-        k2, d2 = f(x + 0.5 * h * k1, t0 + 0.5 * h)
-        k3, d3 = f(x + 0.5 * h * k2, t0 + 0.5 * h)
+        k2, d2 = f(x + 0.5 * h * k1, mid)
+        k3, d3 = f(x + 0.5 * h * k2, mid)
         k4, d4 = f(x + h * k3, t1)
         x = x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
         delta = delta + h / 6 * (d1 + 2 * d2 + 2 * d3 + d4)
     dims = x[0].numel()
     prior = -0.5 * _per_image(x.pow(2)) - 0.5 * dims * math.log(2 * math.pi)
-    return {"log_density": prior + delta, "prior": prior, "nfe": 4 * steps}
+    return {"log_density": prior + delta, "prior": prior, "grid": grid, "nfe": 4 * (len(grid) - 1)}
+
+
+# ---------------------------------------------------------------- diffusion: ODE bound on the 8-bit data
+
+
+def _check_8bit(x0: torch.Tensor) -> None:
+    levels = (x0.double() + 1) * (LEVELS - 1) / 2
+    if not ((levels >= -1e-3) & (levels <= LEVELS - 1 + 1e-3)).all() or (levels - levels.round()).abs().max() > 1e-3:
+        raise ValueError("x0 must be 8-bit data on the grid of [-1, 1] (k / 255 * 2 - 1)")
+
+
+def decoder_floor_nats(schedule: NoiseSchedule, x0: torch.Tensor) -> torch.Tensor:
+    """-log p(x0 | z) per image (nats) for the t = 0 decoder of `ode_bound` and `diffusion_vlb` when its mean
+    is x0 itself: the discretised Gaussian N(x0, sigma^2), sigma^2 = `_model_log_variance(schedule, 0,
+    "fixed_small")`.exp(), scored on x0's own bin (the edge levels take the tails). No decoder with a mean in
+    [-1, 1] puts more mass on x0, so no model reaches a bound below this."""
+    x0 = x0.double()
+    log_scale = 0.5 * _model_log_variance(schedule, torch.tensor(0), "fixed_small")
+    return -_per_image(discretized_gaussian_log_prob(x0, x0, log_scale))
+
+
+@torch.no_grad()
+def ode_bound(eps_model: EpsModel, schedule: NoiseSchedule, x0: torch.Tensor, steps: int = 24, seed: int = 0,
+              batch_size: int = 50) -> dict:
+    """A variational bound on -log P(x0) of 8-bit x0 on the grid of [-1, 1] (nats per image), with the first
+    diffusion step as the dequantiser (see the module docstring): one draw z ~ q(z | x0) = N(sqrt(abar_0) x0,
+    (1 - abar_0) I) per image, then
+
+        nll_nats = flow + entropy + decoder, where
+        flow     = -log p_ODE(z)            (`ode_log_likelihood` from tau = 0, Hutchinson; one draw),
+        entropy  = E_q[log q(z | x0)] = -H[q] = -D/2 log(2 pi e (1 - abar_0))   (analytic; the *negative*
+                   entropy, positive when 1 - abar_0 < 1 / (2 pi e), as for every usable schedule),
+        decoder  = -log p(x0 | z)           (discretised Gaussian, mean the posterior mean at the clipped
+                   predicted x0 from z at t = 0, variance fixed_small: the VLB's decoder term).
+
+    Each is an unbiased one-sample estimate (up to the ODE solver's error) of its expectation, so nll_nats is
+    an estimate of an upper bound on -log P(x0). Returns per-image tensors: "nll_nats", "terms_nats" (the
+    three above), "floor_nats" (`decoder_floor_nats`: what a perfect model reaches), and "nfe", the network
+    evaluations per image: 4 per ODE interval (forward + vector-Jacobian product) plus the decoder's one
+    forward. Seeded: z and the Hutchinson probes come from `seed` (and, like `diffusion_vlb`, depend on
+    batch_size)."""
+    _check_8bit(x0)
+    generator = torch.Generator().manual_seed(seed)
+    dims = x0[0].numel()
+    entropy = -0.5 * dims * math.log(2 * math.pi * math.e * float(1 - schedule.alphas_cumprod[0]))
+    log_scale = 0.5 * _model_log_variance(schedule, torch.tensor(0), "fixed_small")
+    terms = {"flow": [], "entropy": [], "decoder": []}
+    nfe = None
+    for batch in x0.double().split(batch_size):
+        t0 = torch.zeros(len(batch), dtype=torch.long)
+        z, mean0 = _reverse_mean(eps_model, schedule, batch, t0, generator, clip=True)
+        ode_seed = int(torch.randint(0, 2 ** 62, (), generator=generator))
+        ode = ode_log_likelihood(eps_model, schedule, z, steps=steps, seed=ode_seed)
+        nfe = ode["nfe"] + 1
+        terms["flow"].append(-ode["log_density"])
+        terms["entropy"].append(torch.full((len(batch),), entropy, dtype=torch.float64))
+        terms["decoder"].append(-_per_image(discretized_gaussian_log_prob(batch, mean0, log_scale)))
+    terms = {k: torch.cat(v) for k, v in terms.items()}
+    return {"nll_nats": terms["flow"] + terms["entropy"] + terms["decoder"], "terms_nats": terms,
+            "floor_nats": decoder_floor_nats(schedule, x0), "nfe": nfe}

@@ -1,10 +1,12 @@
-"""Sample-quality metrics as functions over tensors, in the lab classifier's feature space.
+"""Sample-quality metrics as functions over tensors, in a classifier's feature space.
 
-Frechet distance and KID come from torchmetrics with our classifier as the custom feature extractor (the
-MNIST practice; Inception features mean little on 28x28 digits). Precision and recall are the k-NN manifold
-estimates of Kynkaanniemi et al. 2019 (torchmetrics has none), in the same feature space. Class coverage and
-confidence use the classifier's softmax. Sharpness is the mean gradient energy of the pixels: blur lowers it,
-so "blurry vs sharp" becomes a ratio to real digits.
+The feature nets are the lab's own MNIST classifiers (the MNIST practice; Inception features mean little on
+28x28 digits): every set-level metric is measured in the features of each of them (`FEATURE_NETS`). Frechet
+distance: the closed form between Gaussians fitted to the two feature sets (computed as torchmetrics' FID
+does, from features we extract once). KID from torchmetrics. Precision and recall: the k-NN manifolds of
+Kynkaanniemi et al. 2019; density and coverage: Naeem et al. 2020 (k-NN balls around the *real* samples only).
+"Recognisable" and the class-histogram entropy use the classifier's softmax. Sharpness is the mean gradient
+energy of the pixels: blur lowers it, so "blurry vs sharp" becomes a ratio to real digits.
 """
 from __future__ import annotations
 
@@ -14,10 +16,10 @@ from typing import Callable
 
 import torch
 from torch import nn
-from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
 from engines.data.datasets import load_mnist5k
+from engines.measure.uncertainty import half_sample_se, mean_and_se
 from engines.models.classifier import Classifier, classify, load_classifier
 
 CONFIDENT = 0.9
@@ -40,16 +42,23 @@ def classifier_features(classifier: Classifier) -> FeatureNet:
     return FeatureNet(classifier.features, classifier.num_features)
 
 
+def frechet_distance_of_features(real: torch.Tensor, fake: torch.Tensor) -> float:
+    """|mu_r - mu_f|^2 + Tr(S_r + S_f - 2 (S_r S_f)^1/2) between Gaussians fitted to two feature sets
+    [N, F] (float64; the trace of the square root from the eigenvalues of S_r S_f, as torchmetrics does)."""
+    real, fake = real.double(), fake.double()
+    mu_r, mu_f = real.mean(0), fake.mean(0)
+    cov_r, cov_f = torch.cov(real.T), torch.cov(fake.T)
+    sqrt_trace = torch.linalg.eigvals(cov_r @ cov_f).sqrt().real.sum()
+    return float((mu_r - mu_f).square().sum() + cov_r.trace() + cov_f.trace() - 2 * sqrt_trace)
+
+
 @torch.no_grad()
 def frechet_distance(feature_net: FeatureNet, real: torch.Tensor, fake: torch.Tensor,
                      batch_size: int = 500) -> float:
-    """|mu_r - mu_f|^2 + Tr(S_r + S_f - 2 (S_r S_f)^1/2) between the two sets' features."""
-    fid = FrechetInceptionDistance(feature=feature_net, normalize=True)
-    for chunk in real.split(batch_size):
-        fid.update(chunk, real=True)
-    for chunk in fake.split(batch_size):
-        fid.update(chunk, real=False)
-    return float(fid.compute())
+    """Frechet distance between two image sets in feature_net's features."""
+    def features(images):
+        return torch.cat([feature_net(chunk) for chunk in images.split(batch_size)])
+    return frechet_distance_of_features(features(real), features(fake))
 
 
 @torch.no_grad()
@@ -67,8 +76,9 @@ def kernel_distance(feature_net: FeatureNet, real: torch.Tensor, fake: torch.Ten
     return float(mean), float(std)
 
 
-def class_coverage(classes: torch.Tensor, num_classes: int = 10) -> dict:
-    """Histogram of predicted classes and its entropy normalised to [0, 1] (1 = uniform, 0 = one class)."""
+def class_histogram_entropy(classes: torch.Tensor, num_classes: int = 10) -> dict:
+    """Histogram of predicted classes and its entropy normalised to [0, 1] (1 = uniform, 0 = one class).
+    (Not Naeem et al.'s coverage, which is `density_coverage`.)"""
     counts = torch.bincount(classes, minlength=num_classes).double()
     p = counts / counts.sum()
     nonzero = p[p > 0]
@@ -79,12 +89,12 @@ def class_coverage(classes: torch.Tensor, num_classes: int = 10) -> dict:
 def judge(classifier: Classifier, images: torch.Tensor) -> dict:
     """What the classifier thinks of a set of images: share recognisable, mean confidence, class spread."""
     classes, confidence, _ = classify(classifier, images)
-    coverage = class_coverage(classes, classifier.config.num_classes)
+    spread = class_histogram_entropy(classes, classifier.config.num_classes)
     return {
         "confident_share": round(float((confidence >= CONFIDENT).float().mean()), 4),
         "mean_confidence": round(float(confidence.mean()), 4),
-        "class_histogram": coverage["histogram"],
-        "class_entropy": coverage["normalized_entropy"],
+        "class_histogram": spread["histogram"],
+        "class_entropy": spread["normalized_entropy"],
     }
 
 
@@ -119,18 +129,60 @@ def precision_recall(real_features: torch.Tensor, fake_features: torch.Tensor, k
     return {"precision": float(precision), "recall": float(recall)}
 
 
-def gradient_energy(images: torch.Tensor) -> float:
-    """Mean squared finite-difference gradient (horizontal + vertical) per pixel of images in [0, 1]:
+def density_coverage(real_features: torch.Tensor, fake_features: torch.Tensor, k: int = 5) -> dict:
+    """Density and coverage (Naeem et al. 2020), from k-NN balls around the real samples only (k = 5 as in the
+    paper). Density = (1 / kM) sum over fakes of the number of real balls containing it (about 1 when fakes are
+    distributed like reals; above 1 where they crowd into dense regions); coverage = share of real samples whose
+    ball contains at least one fake (diversity that, unlike recall, outliers among the fakes cannot inflate)."""
+    radii = _kth_neighbour_radii(real_features, k)
+    inside = []
+    for block in fake_features.split(1024):
+        inside.append(torch.cdist(block.double(), real_features.double()) <= radii[None])
+    inside = torch.cat(inside)                      # [fakes, reals]
+    return {"density": float(inside.double().sum() / (k * len(fake_features))),
+            "coverage": float(inside.any(dim=0).double().mean())}
+
+
+def gradient_energies(images: torch.Tensor) -> torch.Tensor:
+    """Mean squared finite-difference gradient (horizontal + vertical) of each image in [0, 1], [N]:
     a blurred image has less of it than a sharp one with the same content."""
     images = images.double()
-    dx = images[..., :, 1:] - images[..., :, :-1]
-    dy = images[..., 1:, :] - images[..., :-1, :]
-    return float(dx.pow(2).mean() + dy.pow(2).mean())
+    dx = (images[..., :, 1:] - images[..., :, :-1]).pow(2).flatten(1).mean(1)
+    dy = (images[..., 1:, :] - images[..., :-1, :]).pow(2).flatten(1).mean(1)
+    return dx + dy
+
+
+def gradient_energy(images: torch.Tensor) -> float:
+    return float(gradient_energies(images).mean())
 
 
 def sharpness(images: torch.Tensor, reference: torch.Tensor) -> float:
     """Gradient energy relative to real digits: 1 = as sharp as the reference, < 1 blurrier, > 1 noisier."""
     return gradient_energy(images) / gradient_energy(reference)
+
+
+def set_metrics(real_features: torch.Tensor, fake_features: torch.Tensor) -> dict[str, float]:
+    """The metrics of a generated set against the real one that need the whole set: Frechet distance,
+    precision/recall and density/coverage."""
+    return {"frechet_distance": frechet_distance_of_features(real_features, fake_features),
+            **precision_recall(real_features, fake_features), **density_coverage(real_features, fake_features)}
+
+
+def scores_in_features(real_features: torch.Tensor, fake_features: torch.Tensor,
+                       fake_confidence: torch.Tensor, seed: int = 0) -> dict:
+    """Everything measured in one feature net, each number with its standard error: set metrics by
+    half-sampling the generated set (the real set fixed), the recognisable share as a mean of 0/1 per sample."""
+    out = {k: round(v, 4) for k, v in set_metrics(real_features, fake_features).items()}
+    se = half_sample_se(lambda idx: set_metrics(real_features, fake_features[idx]), len(fake_features), seed=seed)
+    out.update({f"{k}_se": round(v, 4) for k, v in se.items()})
+    share, share_se = mean_and_se((fake_confidence >= CONFIDENT).double())
+    out.update(confident_share=round(share, 4), confident_share_se=round(share_se, 4))
+    return out
+
+
+def sharpness_with_se(images: torch.Tensor, reference: torch.Tensor) -> tuple[float, float]:
+    """Sharpness (gradient energy relative to the reference set) and its SE over the images."""
+    return mean_and_se(gradient_energies(images) / gradient_energy(reference))
 
 
 def generate(engine, n: int, seed: int, options: dict) -> tuple[torch.Tensor, float]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from engines.measure.reproduce import TOLERANCES
-from engines.measure.verdicts import FAMILIES, NAMES, fmt, made_by
+from engines.measure.uncertainty import TIE_SE
+from engines.measure.verdicts import FAMILIES, NAMES, made_by, pm
 
 def _table(header: list[str], rows: list[list]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
@@ -18,69 +19,105 @@ def summary_lines(report: dict) -> list[str]:
              f"Command: `{report.get('command', '')}` · seed {report['seed']} · {report['run_time_s']:.0f} s on "
              f"{report['hardware']}", "",
              "Section times (s): " + ", ".join(f"{k} {v}" for k, v in report.get("section_seconds", {}).items()), "",
-             "## Summary", ""]
-    lines += _table(["", "folklore", *[NAMES[n] for n in names], "verdict"],
+             "## Summary", "",
+             f"Each verdict combines every check of its row. A check compares two measured numbers, each given as "
+             f"value ± standard error: \"agrees\" or \"disagrees\" with the folklore when their difference is "
+             f"larger than {TIE_SE:g} standard errors of the difference, \"tie\" when it is not; a check made in "
+             f"both feature nets that comes out differently \"depends on the feature net\". How each standard "
+             f"error is estimated is said in its section below.", ""]
+    lines += _table(["claim", "folklore", *[NAMES[n] for n in names], "verdict"],
                     [[r["row"], r["folklore"], *[r["cells"].get(n, "-") for n in names], r["verdict"]]
                      for r in report["summary"]])
     lines += [f"- {r['line']}" for r in report["summary"]] + [""]
     return lines
 
 
+def feature_net_lines(report: dict) -> list[str]:
+    lines = ["## Feature nets", "", "Every set-level quality number is measured in the features of two classifiers "
+             "of different architectures, trained independently on the train split only:", ""]
+    lines += _table(["net", "architecture", "features", "test accuracy", "real test digits recognisable",
+                     "checkpoint"],
+                    [[name, f["architecture"], f["features"], f"{f['test_accuracy']:.1%}",
+                      f"{f['confident_share_on_test']:.1%}", f"`{f['checkpoint']}`"]
+                     for name, f in report["feature_nets"].items()])
+    return lines
+
+
 def quality_lines(report: dict) -> list[str]:
-    lines = []
-    lines += ["## Sample quality", "", f"{report['n']} samples per row against {report['reference']}, in the "
-              f"features of the {report['feature_net']}. Sharpness: mean squared pixel gradient relative to "
-              "the test digits (1 = as sharp as real digits). Precision/recall: k-NN manifolds, k = 3 "
-              "(Kynkaanniemi et al. 2019). KID is in the raw feature units (large numbers; the real row's "
-              "estimate is ~0 within its std).", ""]
-    lines += _table(["rows", "FD", "KID", "precision", "recall", "recognisable", "mean conf.", "class entropy",
-                     "sharpness", "s/sample"],
-                    [[k + made_by(v), fmt(v["frechet_distance"], 2), f"{v['kid']:.0f} ± {v['kid_std']:.0f}",
-                      v.get("precision"), v.get("recall"), f"{v['confident_share']:.1%}", v["mean_confidence"],
-                      v["class_entropy"], v.get("sharpness"), v.get("seconds_per_sample", "-")]
+    lines = ["## Sample quality", "", f"{report['n']} samples per row against {report['reference']}. "
+             "Standard errors (±): Frechet distance, precision, recall, density and coverage from their spread over "
+             "50 random halves of the generated samples (half-sampling; the reference digits fixed); recognisable "
+             "(classifier confidence >= 0.9) and sharpness as means over the samples. Precision/recall: k-NN "
+             "manifolds, k = 3 (Kynkaanniemi et al. 2019); density/coverage: k-NN balls around the real digits, "
+             "k = 5 (Naeem et al. 2020). Class entropy: entropy of the predicted-class histogram (1 = all ten "
+             "digits equally often). KID (± its std over 50 subsets) is in raw feature units. Sharpness: mean "
+             "squared pixel gradient relative to the test digits (1 = as sharp as real digits).", ""]
+    for net in report["feature_nets"]:
+        lines += [f"### In the features of `{net}`", ""]
+        rows = []
+        for k, v in report["quality"].items():
+            r = v["nets"][net]
+            rows.append([k + made_by(v), pm(r["frechet_distance"], r["frechet_distance_se"], 1),
+                         f"{r['kid']:.0f} ± {r['kid_std']:.0f}", pm(r["precision"], r["precision_se"]),
+                         pm(r["recall"], r["recall_se"]), pm(r["density"], r["density_se"]),
+                         pm(r["coverage"], r["coverage_se"]),
+                         f"{r['confident_share']:.1%} ± {r['confident_share_se']:.1%}", r["class_entropy"]])
+        lines += _table(["rows", "FD", "KID", "precision", "recall", "density", "coverage", "recognisable",
+                         "class entropy"], rows)
+    lines += _table(["rows", "sharpness", "s/sample"],
+                    [[k, pm(v["sharpness"], v["sharpness_se"]), v.get("seconds_per_sample", "-")]
                      for k, v in report["quality"].items()])
     return lines
 
 
 def likelihood_lines(report: dict) -> list[str]:
-    lines = []
     lk = report["likelihood"]
-    lines += ["## Likelihood", "", f"Unit: {lk['unit']}.", ""]
+    lines = ["## Likelihood", "", f"Unit: {lk['unit']}. Every number is on the same {lk['n']} test digits (a "
+             "seeded random subset), ± its standard error over the digits; the diffusion-minus-VAE differences are "
+             "taken digit by digit, so their standard error leaves out the spread the two models share.", ""]
     if "vae" in lk:
         v = lk["vae"]
-        lines += [f"- VAE, all {v['n']} test digits: ELBO {v['elbo_bpd']:.4f}, IWAE (k = {v['iwae_k']}) "
-                  f"{v['iwae_bpd']:.4f} bits/dim ({v['seconds']:.0f} s); on the diffusion subset: ELBO "
-                  f"{v['subset']['elbo_bpd']:.4f}, IWAE {v['subset']['iwae_bpd']:.4f}."]
+        lines += [f"- VAE: ELBO {pm(v['elbo_bpd'], v['elbo_bpd_se'], 4)}, IWAE (k = {v['iwae_k']}) "
+                  f"{pm(v['iwae_bpd'], v['iwae_bpd_se'], 4)} bits/dim ({v['seconds']:.0f} s)."]
     if "gan" in lk:
         lines += [f"- GAN: {lk['gan']['note']}."]
     if "diffusion" in lk:
         d = lk["diffusion"]
-        terms = d["vlb_terms_bpd"]["fixed_small"]
-        lines += [f"- Diffusion, {d['n']} test digits: variational bound {d['vlb_bpd']['fixed_small']:.4f} ± "
-                  f"{d['vlb_bpd_stderr']:.4f} bits/dim with sigma_t^2 = beta-tilde_t (fixed_small), "
-                  f"{d['vlb_bpd']['fixed_large']:.4f} with beta_t (fixed_large); parts (fixed_small): prior "
-                  f"{terms['prior']:.4f}, KL terms {terms['diffusion']:.4f}, decoder {terms['decoder']:.4f}. "
-                  f"The sum over the T-1 KL terms is estimated from {d['vlb_strata']} geometrically spaced "
-                  f"strata (one random t each, unbiased); {d['vlb_seconds']:.0f} s.",
-                  f"- Diffusion, probability-flow ODE: {d['ode_bpd']:.4f} ± {d['ode_bpd_stderr']:.4f} bits/dim, "
-                  f"{d['ode_nfe_per_image']} network evaluations (each with a vector-Jacobian product) per digit, "
-                  f"{d['ode_seconds']:.0f} s = {d['ode_seconds_per_image']:.2f} s per digit. {d['ode_method']}."]
-    lines += [""]
-    return lines
+        terms, ode_terms = d["vlb_terms_bpd"]["fixed_small"], d["ode_terms_bpd"]
+        lines += [f"- Diffusion, variational bound: {pm(d['vlb_bpd']['fixed_small'], d['vlb_bpd_se'], 4)} bits/dim "
+                  f"with sigma_t^2 = beta-tilde_t (fixed_small), {d['vlb_bpd']['fixed_large']:.4f} with beta_t "
+                  f"(fixed_large); parts (fixed_small): prior {terms['prior']:.4f}, KL terms "
+                  f"{terms['diffusion']:.4f}, decoder {terms['decoder']:.4f}. The sum over the T-1 KL terms is "
+                  f"estimated from {d['vlb_strata']} geometrically spaced strata (one random t each, unbiased); "
+                  f"{d['vlb_seconds']:.0f} s.",
+                  f"- Diffusion, probability-flow ODE bound: {pm(d['ode_bpd'], d['ode_bpd_se'], 4)} bits/dim, "
+                  f"no lower than its floor {d['ode_floor_bpd']:.4f} (what a perfect model reaches with this start "
+                  f"and decoder) - {'as a bound must be' if d['ode_bpd'] >= d['ode_floor_bpd'] else 'BELOW IT'}; "
+                  f"parts: flow {ode_terms['flow']:.4f}, entropy {ode_terms['entropy']:.4f}, decoder "
+                  f"{ode_terms['decoder']:.4f}. {d['ode_nfe_per_image']} network evaluations per digit, "
+                  f"{d['ode_seconds']:.0f} s = {d['ode_seconds_per_image']:.2f} s per digit (all 1,000 test digits "
+                  f"would take {d['ode_seconds_per_image'] * 1000 / 60:.0f} min). Method: {d['ode_method']}."]
+    for bound, diff in lk.get("diffusion_minus_vae_bpd", {}).items():
+        lines += [f"- Diffusion ({bound.upper()}) minus VAE (IWAE), per digit: {pm(diff['mean'], diff['se'], 4)} "
+                  "bits/dim."]
+    return lines + [""]
 
 
 def latent_lines(report: dict) -> list[str]:
     lines = []
-    lines += ["## Latent space", "", "Paths between pairs of prior draws, decoded and embedded in the "
-              "classifier's features. Step CV: std/mean of the feature-space step lengths (0 = even); max "
+    lines += ["## Latent space", "", "Paths between pairs of prior draws, decoded and embedded in the lab "
+              "classifier's (`lenet`) features. Step CV: std/mean of the feature-space step lengths (0 = even); max "
               "step share: the largest step's share of the path (1/(steps-1) = even); length ratio: path "
-              "length over the straight distance; PPL: perceptual path length in classifier features.", ""]
+              "length over the straight distance; PPL: perceptual path length in classifier features. Each is a "
+              "mean over the paths ± its standard error over the paths.", ""]
     rows = []
     for name, v in report["latent"].items():
         for m in ("slerp", "lerp"):
             p = v[m]
-            rows.append([NAMES[name], m, v["latent"], p["step_cv"], p["max_step_share"],
-                         p["path_length_ratio"], f"{p['ppl']:.4g}"])
+            rows.append([NAMES[name], m, v["latent"], pm(p["step_cv"], p["step_cv_se"]),
+                         pm(p["max_step_share"], p["max_step_share_se"]),
+                         pm(p["path_length_ratio"], p["path_length_ratio_se"]),
+                         f"{p['ppl']:.4g} ± {p['ppl_se']:.2g}"])
     lines += _table(["family", "path", "latent", "step CV", "max step share", "length ratio", "PPL"], rows)
     for name, v in report["latent"].items():
         r = v.get("reconstruction")
@@ -114,6 +151,26 @@ def stability_lines(report: dict, figure: Path | None) -> list[str]:
     return lines
 
 
+def seeds_lines(report: dict) -> list[str]:
+    st = report["seeds"]
+    settings = st["settings"]
+    lines = ["## Training stability across seeds (2-D)", "",
+             f"A claim about a family cannot rest on one training run, and the image models above are one run "
+             f"each. The 2-D playground's versions of the families were trained on the "
+             f"{settings['distribution_title']} with {len(settings['seeds'])} seeds each ({settings['steps']} steps, measured every "
+             f"{settings['check_every']} steps on {settings['samples']} samples; learning rates "
+             + ", ".join(f"{NAMES[k]} {v:g}" for k, v in settings["lr"].items()) + "). "
+             "Rates ± binomial standard errors over the seeds; means ± standard deviations over the seeds.", ""]
+    lines += _table(["family", "collapse", "fell short of all modes", "oscillation", "final modes covered",
+                     "final on-mode share"],
+                    [[NAMES[name], pm(f["collapse_rate"], f["collapse_rate_se"]),
+                      pm(f["short_rate"], f["short_rate_se"]), pm(f["oscillation_rate"], f["oscillation_rate_se"]),
+                      pm(f["final_modes_covered_mean"], f["final_modes_covered_std"], 1),
+                      pm(f["final_on_mode_mean"], f["final_on_mode_std"])] for name, f in st["families"].items()])
+    lines += [f"- {term}: {text}" for term, text in st["definitions"].items()]
+    return lines + [""]
+
+
 def speed_lines(report: dict) -> list[str]:
     lines = []
     sp = report["speed"]
@@ -144,12 +201,14 @@ SECTION_LINES = {"quality": quality_lines, "likelihood": likelihood_lines, "late
 def write_markdown(report: dict, path: Path) -> None:
     path = Path(path)
     figure = write_figure(report, path.with_name(path.stem + "_training.png"))
-    lines = summary_lines(report)
+    lines = summary_lines(report) + feature_net_lines(report)
     for section in ("quality", "likelihood", "latent"):
         if section in report:
             lines += SECTION_LINES[section](report)
     if "stability" in report:
         lines += stability_lines(report, figure)
+    if "seeds" in report:
+        lines += seeds_lines(report)
     if "speed" in report:
         lines += speed_lines(report)
     lines += reproducing_lines(report)

@@ -18,16 +18,21 @@ TOLERANCES = [
     ["*seconds*", "not compared"], ["*_s", "not compared"], ["speed.*", "not compared"],
     ["hardware", "not compared"], ["command", "not compared"], ["settings.*", "not compared"],
     ["quality.*.seconds_per_sample", "not compared"],
+    # A standard error is itself an estimate: it reproduces exactly at the same thread count, loosely elsewhere.
+    ["*_se", {"rel": 0.25, "abs": 0.005}], ["*.kid_std", {"rel": 0.25, "abs": 200.0}],
     ["quality.*.frechet_distance", {"rel": 0.03}],
     ["quality.*.kid*", {"rel": 0.10, "abs": 200.0}],
     ["quality.*.sharpness", {"rel": 0.02}],
     ["quality.*", {"abs": 0.02}],
     ["likelihood.vae.*_bpd*", {"abs": 0.01}], ["likelihood.vae.subset.*", {"abs": 0.01}],
     ["likelihood.vae.*_nats", {"rel": 0.01}],
-    ["likelihood.diffusion.*bpd*", {"abs": 0.03}],
+    ["likelihood.diffusion.*bpd*", {"abs": 0.03}], ["likelihood.diffusion_minus_vae_bpd.*", {"abs": 0.03}],
     ["latent.*", {"rel": 0.05, "abs": 0.01}],
     ["stability.*", {"rel": 1e-6}],
-    ["classifier.*", {"abs": 1e-4}],
+    ["feature_nets.*", {"abs": 1e-4}],
+    # 2-D runs across seeds: bit-exact at the recorded thread count; elsewhere one GAN seed of 20 may go the
+    # other way (GAN training is chaotic), which moves a rate by 1/20.
+    ["seeds.*", {"abs": 0.1}],
 ]
 
 

@@ -1,9 +1,12 @@
-"""The lab's MNIST classifier: it judges samples (class, confidence) and is the feature net for Frechet
-distances, as is the practice on MNIST instead of Inception features.
+"""The lab's MNIST classifiers: they judge samples (class, confidence) and are the feature nets for Frechet
+distances, precision/recall and density/coverage, as is the practice on MNIST instead of Inception features.
 
-A LeNet-style CNN trained on the mnist5k train split only (with random shifts of up to 2 pixels so that it
-judges digits, not their exact placement). `features()` is the penultimate layer; `num_features` lets
-torchmetrics use it directly as a custom feature extractor.
+Two architectures, trained independently on the mnist5k train split only (with random shifts of up to 2 pixels
+so that they judge digits, not their exact placement), so that no verdict rests on one net's idea of a digit:
+- "lenet" (checkpoints/mnist/classifier): convolutions, max pooling and a fully connected feature layer;
+- "allconv" (checkpoints/mnist/classifier_allconv): strided convolutions with batch norm and global average
+  pooling (Springenberg et al. 2015 style): no pooling layers, no fully connected features.
+`features()` is the penultimate layer; `num_features` lets torchmetrics use it as a custom feature extractor.
 """
 from __future__ import annotations
 
@@ -15,11 +18,13 @@ import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
-from engines.checkpoint import load_pretrained
+from engines.checkpoint import CHECKPOINTS, load_pretrained
 from engines.data.datasets import to_signed
-from engines.checkpoint import CHECKPOINTS
 
 CLASSIFIER_DIR = CHECKPOINTS / "classifier"
+# The feature nets every quality number is measured in, by name (the name is the checkpoint folder).
+FEATURE_NETS = {"lenet": CLASSIFIER_DIR, "allconv": CHECKPOINTS / "classifier_allconv"}
+ARCHITECTURES = tuple(FEATURE_NETS)
 
 
 @dataclass
@@ -29,21 +34,40 @@ class ClassifierConfig:
     feature_dim: int = 64
     num_classes: int = 10
     dropout: float = 0.3
+    architecture: str = "lenet"   # or "allconv"
+
+
+def lenet_body(c: ClassifierConfig) -> nn.Sequential:
+    ch = c.channels
+    return nn.Sequential(
+        nn.Conv2d(c.image_channels, ch, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(ch, ch, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),          # 14x14
+        nn.Conv2d(ch, 2 * ch, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(2 * ch, 2 * ch, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # 7x7
+        nn.Flatten(), nn.Linear(2 * ch * 49, c.feature_dim), nn.ReLU(),
+    )
+
+
+def allconv_body(c: ClassifierConfig) -> nn.Sequential:
+    ch = c.channels
+
+    def block(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
+        return [nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+    return nn.Sequential(
+        *block(c.image_channels, ch), *block(ch, ch, stride=2),                # 14x14
+        *block(ch, 2 * ch), *block(2 * ch, 2 * ch, stride=2),                  # 7x7
+        *block(2 * ch, c.feature_dim), nn.AdaptiveAvgPool2d(1), nn.Flatten(),  # global average pool
+    )
 
 
 class Classifier(nn.Module, PyTorchModelHubMixin):
     def __init__(self, config: ClassifierConfig):
         super().__init__()
+        if config.architecture not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {config.architecture!r}: choose one of {ARCHITECTURES}")
         self.config = config
-        ch = config.channels
         self.num_features = config.feature_dim
-        self.body = nn.Sequential(
-            nn.Conv2d(config.image_channels, ch, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(ch, ch, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),          # 14x14
-            nn.Conv2d(ch, 2 * ch, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(2 * ch, 2 * ch, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # 7x7
-            nn.Flatten(), nn.Linear(2 * ch * 49, config.feature_dim), nn.ReLU(),
-        )
+        self.body = lenet_body(config) if config.architecture == "lenet" else allconv_body(config)
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.feature_dim, config.num_classes)
 
@@ -66,6 +90,7 @@ def random_shift(images: torch.Tensor, generator: torch.Generator, max_shift: in
 
 
 def load_classifier(directory: str | Path = CLASSIFIER_DIR) -> Classifier:
+    """A feature net by folder; `load_classifier(FEATURE_NETS["allconv"])` for the second one."""
     return load_pretrained(Classifier, ClassifierConfig, directory).requires_grad_(False)
 
 

@@ -43,6 +43,8 @@ def step_generator(seed: int, step: int) -> torch.Generator:
 
 def truncate_log(path: Path, last_step: int) -> None:
     """Keep only log lines up to the checkpoint we resume from."""
+    if not path.is_file():
+        return
     kept = [row for row in read_jsonl(path) if row["step"] <= last_step]
     path.write_text("".join(json.dumps(row) + "\n" for row in kept))
 

@@ -1,0 +1,123 @@
+"""The seed study: drop and collapse counting on hand-made series, a tiny real study's shape and
+determinism, and bad arguments. The counting is pure, so its known answers need no training."""
+import json
+import math
+import statistics
+
+import pytest
+import torch
+
+from engines.errors import EngineError
+from engines.toy.seed_study import count_drops, seed_study, summarise_seeds
+
+torch.set_num_threads(1)  # 2 cores shared: and the study's numbers are reproducible at a fixed thread count
+
+TINY = dict(families=("gan", "vae", "diffusion"), seeds=2, steps=8, check_every=2, samples=200)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return seed_study(**TINY)
+
+
+@pytest.mark.parametrize("modes, on, expected", [
+    ([0, 0, 8, 8, 8, 8], [0.0, 0.1, 0.5, 0.6, 0.45, 0.5], 1),    # 0.60 -> 0.45 in the second half
+    ([8, 8, 8, 8], [0.9, 0.1, 0.2, 0.3], 0),                      # a fall in the first half is not counted
+    ([8, 8, 8, 8], [0.5, 0.5, 0.8, 0.7], 0),                      # exactly 0.10 is not "more than", in floats too
+    ([8, 8, 8, 8], [0.5, 0.5, 0.8, 0.69], 1),                     # 0.11 is
+    ([8, 8, 8, 7], [0.5, 0.5, 0.8, 0.8], 1),                      # modes covered falling counts on its own
+    ([8, 8, 8, 6], [0.5, 0.5, 0.8, 0.5], 1),                      # both falling at once is one drop
+    ([8, 8, 7, 8, 7], [0.9, 0.2, 0.9, 0.7, 0.9], 2),              # odd length: the last 3 checkpoints, 2 transitions
+    ([3, 5, 8, 7, 8, 6], [0.1, 0.3, 0.8, 0.9, 0.5, 0.6], 2),      # 8 -> 7 leads into the half: not counted
+])
+def test_count_drops_known_answers(modes, on, expected):
+    assert count_drops(modes, on, threshold=0.10) == expected
+
+
+def test_count_drops_refuses_series_of_different_lengths():
+    with pytest.raises(EngineError, match="one value per checkpoint"):
+        count_drops([8, 8, 8], [0.5, 0.5])
+
+
+def test_summarise_seeds_counts_collapse_and_oscillation_on_hand_made_runs():
+    runs = [{"seed": 0, "modes_covered": [8, 8, 8, 8], "on_mode": [0.5, 0.6, 0.7, 0.8]},    # smooth
+            {"seed": 1, "modes_covered": [8, 8, 8, 6], "on_mode": [0.5, 0.6, 0.7, 0.7]},    # collapses: 1 drop
+            {"seed": 2, "modes_covered": [2, 4, 6, 7], "on_mode": [0.1, 0.2, 0.3, 0.4]},    # falls short of 8
+            {"seed": 3, "modes_covered": [8, 8, 8, 8], "on_mode": [0.5, 0.6, 0.9, 0.7]}]    # oscillates: 1 drop
+    out = summarise_seeds(runs, n_modes=8)
+    assert [s["collapsed"] for s in out["per_seed"]] == [False, True, False, False]   # lost modes it had
+    assert [s["fell_short"] for s in out["per_seed"]] == [False, False, True, False]  # never had them all
+    assert [s["oscillated"] for s in out["per_seed"]] == [False, True, False, True]
+    assert [s["peak_modes_covered"] for s in out["per_seed"]] == [8, 8, 7, 8]
+    assert [s["seed"] for s in out["per_seed"]] == [0, 1, 2, 3]
+    assert out["collapse_rate"] == 0.25 and out["collapse_rate_se"] == pytest.approx(math.sqrt(0.25 * 0.75 / 4))
+    assert out["short_rate"] == 0.25
+    assert out["oscillation_rate"] == 0.5 and out["oscillation_rate_se"] == pytest.approx(0.25)
+    assert out["drops_mean"] == 0.5 and out["drops_std"] == pytest.approx(statistics.stdev([0, 1, 0, 1]))
+    assert out["final_modes_covered_mean"] == pytest.approx(29 / 4)
+    assert out["final_modes_covered_std"] == pytest.approx(statistics.stdev([8, 6, 7, 8]))
+    assert out["final_on_mode_mean"] == pytest.approx(0.65)
+    everyone_fine = summarise_seeds([runs[0], runs[0]], n_modes=8)
+    assert everyone_fine["collapse_rate"] == 0 and everyone_fine["collapse_rate_se"] == 0
+    with pytest.raises(EngineError, match="at least 2 seeds"):
+        summarise_seeds(runs[:1], n_modes=8)
+
+
+def test_a_tiny_study_returns_the_documented_numbers(tiny):
+    assert set(tiny) == {"settings", "definitions", "families"}
+    settings = tiny["settings"]
+    assert settings["seeds"] == [0, 1] and settings["checkpoints"] == [2, 4, 6, 8]
+    assert settings["distribution"] == "ring8" and settings["n_modes"] == 8
+    assert settings["lr"] == {"gan": 1e-3, "vae": 2e-3, "diffusion": 2e-3}   # the playground's defaults
+    assert {"collapse", "drop", "oscillation", "rate_se", "modes_covered", "on_mode"} <= set(tiny["definitions"])
+    assert all(isinstance(text, str) and text for text in tiny["definitions"].values())
+    assert list(tiny["families"]) == ["gan", "vae", "diffusion"]
+    for family in tiny["families"].values():
+        for name in ("collapse_rate", "oscillation_rate"):
+            p, se = family[name], family[f"{name}_se"]
+            assert 0 <= p <= 1 and se == pytest.approx(math.sqrt(p * (1 - p) / 2))
+        for key in ("drops", "final_modes_covered", "final_on_mode"):
+            assert math.isfinite(family[f"{key}_mean"]) and family[f"{key}_std"] >= 0
+        for run in family["per_seed"]:
+            assert len(run["modes_covered"]) == len(run["on_mode"]) == 4
+            assert all(0 <= m <= 8 for m in run["modes_covered"]) and all(0 <= v <= 1 for v in run["on_mode"])
+            assert (run["final_modes_covered"], run["final_on_mode"]) == (run["modes_covered"][-1], run["on_mode"][-1])
+    assert json.loads(json.dumps(tiny)) == tiny   # plain JSON numbers, nothing lost on the way
+
+
+def test_the_same_arguments_give_the_same_numbers(tiny):
+    assert seed_study(**TINY) == tiny
+    other = seed_study(**{**TINY, "families": ("gan",), "lr": {"gan": 5e-3}})
+    assert other["settings"]["lr"] == {"gan": 5e-3}
+    assert other["families"]["gan"]["per_seed"] != tiny["families"]["gan"]["per_seed"]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"families": ("gan", "flow")}, "families must be a non-empty list"),
+    ({"families": ()}, "families must be a non-empty list"),
+    ({"families": "gan"}, "families must be a non-empty list"),
+    ({"families": ("gan", "gan")}, "families must be a non-empty list"),
+    ({"seeds": 1}, "seeds must be at least 2"),
+    ({"seeds": 2.5}, "seeds must be a whole number"),
+    ({"steps": 9}, "steps must be a multiple of check_every"),
+    ({"steps": 6}, "at least 4 checkpoints"),
+    ({"steps": 0}, "steps must be between 1 and"),
+    ({"check_every": 0}, "check_every must be between 1 and"),
+    ({"samples": 0}, "samples must be between 1 and"),
+    ({"distribution": "spiral"}, "unknown distribution"),
+    ({"lr": 0.5}, "learning rate must be a number in"),
+    ({"lr": {"flow": 1e-3}}, "learning rates given for families not studied"),
+    ({"drop_threshold": 1.5}, "drop_threshold must be a number in"),
+])
+def test_bad_arguments_raise_engine_errors_before_training(change, message):
+    with pytest.raises(EngineError, match=message):
+        seed_study(**{**TINY, **change})
+
+
+@pytest.mark.slow
+def test_diffusion_trained_1500_steps_covers_every_mode_on_every_seed():
+    """A sanity check of the measurement on a real run: diffusion on ring8 reaches all 8 modes (~10 s)."""
+    out = seed_study(families=("diffusion",), seeds=2, steps=1500, check_every=300, samples=1000)
+    family = out["families"]["diffusion"]
+    assert family["collapse_rate"] == 0 and family["final_modes_covered_mean"] == 8
+    assert family["final_on_mode_mean"] > 0.5
