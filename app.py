@@ -27,7 +27,7 @@ def main() -> None:
         engine(name)  # load every model once, before the first visitor
     demo = build_demo()
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=True)
 
 
 if __name__ == "__main__":

@@ -21,13 +21,14 @@ from engines.checkpoint import CHECKPOINTS, LOG_NAME, QUALITY_LOG_NAME, read_jso
 from engines.data.datasets import from_signed, load_mnist5k
 from engines.data.user_images import is_blank, prepare_digit
 from engines.measure.model_card import quality_table
-from engines.measure.sampler_benchmark import OUT as BENCHMARK, markdown_section
+from engines.measure.sampler_benchmark import OUT as BENCHMARK, best_at, markdown_section
 from engines.models.diffusion import SAMPLERS
 from engines.sampling.diffusers_adapter import PREFIX, SCHEDULERS
 from engines.sampling.interpolation import INTERPOLATIONS
 
 MAX_GRID = 64
 MAX_UI_STEPS = 1000
+DEFAULT_UI_STEPS = 50
 MAX_TRACE_SAMPLES = 16
 MAX_PATH_STEPS = 32
 STREAMED_FRAMES = 25   # frames shown while denoising, whatever the step count
@@ -72,8 +73,29 @@ def _timed(fn, *args, **kwargs):
 
 
 def _diffusion_options(sampler, steps) -> dict:
-    return {"sampler": _choice(sampler, "sampler", DIFFUSION_SAMPLERS),
-            "steps": whole_number(steps, "Diffusion steps", 1, MAX_UI_STEPS)}
+    """The sampler and step count, refused with a reason where the chain would not start from noise."""
+    sampler = _choice(sampler, "sampler", DIFFUSION_SAMPLERS)
+    steps = whole_number(steps, "Diffusion steps", 1, MAX_UI_STEPS)
+    diffusion = engine("diffusion")
+    fewest = diffusion.fewest_steps(sampler)
+    if steps < fewest:
+        raise gr.Error(f"{sampler} needs at least {fewest} steps: with {steps} its chain starts at "
+                       f"t = {diffusion.first_timestep(sampler, steps):.0f} instead of near "
+                       f"t = {diffusion.num_train_timesteps - 1}, so the pure noise it starts from is never "
+                       f"denoised.")
+    return {"sampler": sampler, "steps": steps}
+
+
+def default_sampler(steps: int = DEFAULT_UI_STEPS) -> tuple[str, str]:
+    """The sampler the diffusion controls start on: the best at `steps` steps in the lab's sampler benchmark
+    (ancestral DDPM where it has not been run), and a sentence saying why."""
+    best = best_at(steps, BENCHMARK)
+    if best is None:
+        return "ddpm", f"Default: ancestral DDPM ({steps} steps)."
+    row, ddim = best
+    versus = f"; DDIM's {ddim['frechet_distance']:.1f}" if ddim and ddim is not row else ""
+    return row["sampler"], (f"Default: {row['sampler']}, the best {steps}-step sampler in the lab's benchmark "
+                            f"(Frechet distance {row['frechet_distance']:.1f}{versus}; lower is better).")
 
 
 # --- side by side ---------------------------------------------------------------------------------
@@ -99,6 +121,20 @@ def side_by_side(seed, count, sampler, steps, progress=gr.Progress()):
         outputs += [grid_image(images), f"{name}: {seconds * 1000:.0f} ms for {count} samples, "
                                         f"{nfe[name]} network evaluation{'s' if nfe[name] > 1 else ''} per sample"]
     return tuple(outputs)
+
+
+FIRST_VISIT_SEED, FIRST_VISIT_COUNT = 0, 16
+
+
+@lru_cache(maxsize=1)
+def _first_visit() -> tuple:
+    return side_by_side(FIRST_VISIT_SEED, FIRST_VISIT_COUNT, default_sampler()[0], DEFAULT_UI_STEPS)
+
+
+def first_visit() -> tuple:
+    """What the landing tab shows before any click: the defaults' samples, computed once per process (the
+    same seed gives the same images, so every later visitor gets the first one's result at no cost)."""
+    return _first_visit()
 
 
 # --- VAE latent space -----------------------------------------------------------------------------

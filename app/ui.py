@@ -9,22 +9,24 @@ from engines.sampling.interpolation import INTERPOLATIONS
 INTRO = ("VAE, GAN and diffusion models trained by this project on the same 4,000 MNIST digits, on a CPU. "
          "The same seed always gives the same images.")
 SAMPLER_HELP = ("ddpm / ddim are the lab's own samplers; diffusers:* are diffusers' schedulers run on the same "
-                "network and noise schedule.")
+                "network and noise schedule. ")
 
 
 def seed_box(label: str = "Seed", value: int = 0) -> gr.Number:
     return gr.Number(value, label=label, minimum=0, maximum=handlers.MAX_SEED, step=1)
 
 
-def sampler_controls(steps: int = 50) -> tuple[gr.Dropdown, gr.Slider]:
-    sampler = gr.Dropdown(handlers.DIFFUSION_SAMPLERS, value="ddim", label="Diffusion sampler", info=SAMPLER_HELP)
-    return sampler, gr.Slider(1, handlers.MAX_UI_STEPS, steps, step=1, label="Diffusion steps")
+def sampler_controls() -> tuple[gr.Dropdown, gr.Slider]:
+    default, why = handlers.default_sampler()
+    sampler = gr.Dropdown(handlers.DIFFUSION_SAMPLERS, value=default, label="Diffusion sampler",
+                          info=SAMPLER_HELP + why)
+    return sampler, gr.Slider(1, handlers.MAX_UI_STEPS, handlers.DEFAULT_UI_STEPS, step=1, label="Diffusion steps")
 
 
-def side_by_side_tab() -> None:
+def side_by_side_tab() -> list:
     with gr.Row():
-        seed = seed_box()
-        count = gr.Slider(1, handlers.MAX_GRID, 16, step=1, label="Samples per model")
+        seed = seed_box(value=handlers.FIRST_VISIT_SEED)
+        count = gr.Slider(1, handlers.MAX_GRID, handlers.FIRST_VISIT_COUNT, step=1, label="Samples per model")
         sampler, steps = sampler_controls()
     with gr.Row():
         run = gr.Button("Sample all three", variant="primary")
@@ -34,10 +36,11 @@ def side_by_side_tab() -> None:
         for name in ("VAE", "GAN", "Diffusion"):
             with gr.Column():
                 outputs.append(gr.Image(label=name, type="pil", format="png"))
-                outputs.append(gr.Markdown())
+                outputs.append(gr.Markdown(label=f"{name} caption"))
     run.click(handlers.side_by_side, [seed, count, sampler, steps], outputs, api_name="side_by_side")
     new_seed.click(handlers.next_seed, seed, seed, api_name="new_seed").then(
         handlers.side_by_side, [seed, count, sampler, steps], outputs, api_visibility="private")
+    return outputs
 
 
 def digit_picker(label: str, index: int) -> tuple[gr.Number, gr.Dropdown]:
@@ -64,7 +67,7 @@ def vae_tab() -> None:
             steps = gr.Slider(2, handlers.MAX_PATH_STEPS, 10, step=1, label="Steps")
             method = gr.Radio(list(INTERPOLATIONS), value="slerp", label="Path")
     run = gr.Button("Interpolate", variant="primary")
-    notes = gr.Markdown()
+    notes = gr.Markdown(label="Notes on the digits")
     strip = gr.Image(label="Decoded path from A to B", type="pil", format="png")
     with gr.Row():
         recon = gr.Image(label="A, B (top) and their reconstructions (bottom)", type="pil", format="png")
@@ -76,7 +79,7 @@ def vae_tab() -> None:
     with gr.Row():
         grid = gr.Slider(3, 16, 9, step=1, label="Grid size")
         map_run = gr.Button("Map the latent space")
-    map_caption = gr.Markdown()
+    map_caption = gr.Markdown(label="Latent map caption")
     with gr.Row():
         lattice = gr.Image(label="Decoded lattice", type="pil", format="png")
         scatter = gr.Plot(label="Test digits on the same axes")
@@ -91,7 +94,7 @@ def gan_tab() -> None:
                                info="resample latent entries beyond this many standard deviations")
     run = gr.Button("Sample", variant="primary")
     grid = gr.Image(label="GAN samples", type="pil", format="png")
-    caption = gr.Markdown()
+    caption = gr.Markdown(label="GAN caption")
     run.click(handlers.gan_sample, [seed, count, truncation], [grid, caption], api_name="gan_sample")
 
     gr.Markdown("### Walk between two seeds' latents")
@@ -113,7 +116,7 @@ def diffusion_tab() -> None:
         count = gr.Slider(1, handlers.MAX_TRACE_SAMPLES, 4, step=1, label="Samples")
         sampler, steps = sampler_controls()
     run = gr.Button("Denoise", variant="primary")
-    status = gr.Markdown()
+    status = gr.Markdown(label="Step")
     with gr.Row():
         x_t = gr.Image(label="x_t", type="pil", format="png")
         x0 = gr.Image(label="predicted x0", type="pil", format="png")
@@ -131,16 +134,17 @@ def diffusion_tab() -> None:
         frames = gr.Slider(2, handlers.MAX_PATH_STEPS, 11, step=1, label="Frames")
     forward = gr.Button("Noise it")
     forward_strip = gr.Image(label="x_t from t = 0 to T - 1", type="pil", format="png")
-    forward_caption = gr.Markdown()
+    forward_caption = gr.Markdown(label="Forward process caption")
     forward.click(handlers.diffusion_forward, [index, digit_class, noise_seed, frames], [forward_strip, forward_caption],
                   api_name="diffusion_forward")
 
 
 def compare_tab() -> None:
-    gr.Markdown("The seed's comparison table, measured on the shipped models by `python -m engines.evaluate`, "
-                "and the training and sampling measurements behind it.")
+    gr.Markdown("The classic VAE / GAN / diffusion comparison (objective, training stability, sample quality, "
+                "likelihood, latent space, speed), measured on the shipped models by `python -m engines.evaluate`, "
+                "each verdict with its error bars, and the training and sampling measurements behind it.")
     run = gr.Button("Show the measurements", variant="primary")
-    report = gr.Markdown()
+    report = gr.Markdown(label="Report")
     losses = gr.Plot(label="Training losses")
     quality = gr.Plot(label="Quality during training")
     steps = gr.Plot(label="Diffusion: quality against steps")
@@ -151,7 +155,7 @@ def build_demo() -> gr.Blocks:
     with gr.Blocks(title="The generative lab") as demo:
         gr.Markdown("# The generative lab\n" + INTRO)
         with gr.Tab("Side by side"):
-            side_by_side_tab()
+            first_outputs = side_by_side_tab()
         with gr.Tab("VAE latent space"):
             vae_tab()
         with gr.Tab("GAN sampling"):
@@ -162,4 +166,6 @@ def build_demo() -> gr.Blocks:
             compare_tab()
         with gr.Tab("2-D playground"):
             playground.build_tab()
+        # Show before asking: the landing tab opens on the default seed's samples, not on empty frames.
+        demo.load(handlers.first_visit, None, first_outputs, api_name="first_visit")
     return demo

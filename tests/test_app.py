@@ -1,5 +1,7 @@
 """The app launched on a free port and driven through gradio_client, as a Space visitor's API call would."""
+import json
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -176,3 +178,40 @@ def test_new_seed_advances_the_seed(client):
     assert client.predict(41, api_name="/new_seed") == 42
     with pytest.raises(Exception, match="Seed must be a whole number"):
         client.predict(0.5, api_name="/new_seed")
+
+
+def test_every_output_of_every_endpoint_has_a_name(client):
+    """view_api names an output by its component's label: no `value_<id>` for a reader of the API."""
+    for endpoint, info in client.view_api(print_info=False, return_format="dict")["named_endpoints"].items():
+        for output in info["returns"]:
+            assert output["label"] and not output["label"].startswith("value_"), (endpoint, output)
+
+
+def test_too_few_steps_to_denoise_are_refused_with_the_reason(client):
+    from engines import load_engine
+    diffusion = load_engine("diffusion")
+    for sampler in ("ddim", "ddpm", "diffusers:EulerDiscreteScheduler"):
+        fewest = diffusion.fewest_steps(sampler)
+        assert fewest > 1 and diffusion.first_timestep(sampler, 1) == 0   # one step: only t = 0, pure noise out
+        with pytest.raises(Exception, match=f"{sampler} needs at least {fewest} steps: with 1 its chain starts "
+                                            f"at t = 0"):
+            client.predict(0, 1, sampler, 1, api_name="/side_by_side")
+        client.predict(0, 1, sampler, fewest, api_name="/side_by_side")   # the fewest it states work
+    assert diffusion.fewest_steps("diffusers:DPMSolverMultistepScheduler") == 1   # starts at T - 1 already
+
+
+def test_the_default_sampler_is_the_benchmarks_best_and_says_why():
+    from app import handlers
+    from engines.measure.sampler_benchmark import OUT
+    rows = [r for r in json.loads(OUT.read_text())["rows"] if r["steps"] == handlers.DEFAULT_UI_STEPS]
+    best = min(rows, key=lambda r: r["frechet_distance"])
+    sampler, why = handlers.default_sampler()
+    assert sampler == best["sampler"] and f"{best['frechet_distance']:.1f}" in why
+
+
+def test_the_landing_tab_shows_samples_before_any_click(client):
+    """demo.load fills Side by side with the defaults' samples (computed once, then cached)."""
+    first = client.predict(api_name="/first_visit")
+    again = client.predict(api_name="/first_visit")
+    assert len(first) == 6 and all(Path(first[i]).is_file() for i in (0, 2, 4))
+    assert "16 samples" in first[1] and first[5] == again[5]      # the same cached result, timing included

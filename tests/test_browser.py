@@ -48,15 +48,38 @@ def page():
     demo.close()
 
 
+def image_sources(panel) -> list[str]:
+    return panel.locator("img[src]").evaluate_all("images => images.map(image => image.src)")
+
+
+def wait_for_new_images(page, panel, before: list[str], timeout_s: float = 120) -> None:
+    """Until the panel shows an image it did not show before (a new one, or a replaced one)."""
+    for _ in range(int(timeout_s * 4)):
+        if set(image_sources(panel)) - set(before):
+            return
+        page.wait_for_timeout(250)
+    raise AssertionError(f"no new image within {timeout_s} s")
+
+
+def test_the_landing_tab_shows_samples_before_any_click(page):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    panel = page.get_by_role("tabpanel")     # Side by side, the first tab, as a visitor lands on it
+    panel.locator("img[src]").nth(2).wait_for(state="visible", timeout=120_000)
+    assert panel.get_by_text("16 samples").count() == 3      # each family's caption, no click needed
+    page.screenshot(path=str(ARTIFACTS / "landing.png"), full_page=True)
+
+
 @pytest.mark.parametrize("tab,buttons,images", TABS)
 def test_tab_buttons_show_images(page, tab, buttons, images):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.get_by_role("tab", name=tab).click()
     panel = page.get_by_role("tabpanel")
+    if tab == "Side by side":
+        panel.get_by_label("Seed").fill("1")     # other images than the landing's seed 0
     for button in buttons:
-        shown = panel.locator("img[src]").count()
+        before = image_sources(panel)
         panel.get_by_role("button", name=button, exact=True).click()
-        panel.locator("img[src]").nth(shown).wait_for(state="visible", timeout=120_000)  # a new image appears
+        wait_for_new_images(page, panel, before)
     # every output image of the tab is rendered (an <img> with a real source inside the visible panel)
     panel.locator("img[src]").nth(images - 1).wait_for(state="visible", timeout=120_000)
     assert panel.locator("img[src]").count() >= images

@@ -101,6 +101,19 @@ def stochastic_vs_deterministic(rows: list[dict]) -> list[str]:
     return lines
 
 
+def best_at(steps: int, out: Path = OUT) -> tuple[dict, dict] | None:
+    """(the benchmark's best row at `steps` by Frechet distance, the DDIM row at `steps`), measured on the
+    weights beside `out`; None where the benchmark has not measured them. The app's default sampler."""
+    if not out.is_file():
+        return None
+    benchmark = json.loads(out.read_text())
+    rows = [r for r in benchmark["rows"] if r["steps"] == steps]
+    if benchmark.get("weights_sha256") != weights_hash(out.parent) or not rows:
+        return None
+    ddim = next((r for r in rows if r["sampler"] == "ddim"), None)
+    return min(rows, key=lambda r: r["frechet_distance"]), ddim
+
+
 def table(benchmark: dict) -> str:
     lines = ["| sampler | steps | NFE | s for 64 samples | Frechet distance | recognisable |",
              "|---|---|---|---|---|---|"]

@@ -122,6 +122,21 @@ class DiffusionEngine(Engine):
             return network_evaluations(self.scheduler(sampler, steps))
         return len(make_timesteps(self.num_train_timesteps, steps))
 
+    def first_timestep(self, sampler: str, steps: int | None = None, spacing: str | None = None) -> float:
+        """The timestep the chain starts from: near T - 1 the start noise is pure noise, as the samplers assume;
+        with leading or linspace spacing and very few steps it is far lower (1 step: t = 0), and the noise is
+        then never denoised."""
+        steps = self.num_train_timesteps if steps is None else steps
+        if isinstance(sampler, str) and sampler.startswith(PREFIX):
+            return float(self.scheduler(sampler, steps, spacing).timesteps[0])
+        return float(make_timesteps(self.num_train_timesteps, steps, spacing or DEFAULT_SPACING)[0])
+
+    def fewest_steps(self, sampler: str, spacing: str | None = None) -> int:
+        """The fewest steps whose chain starts at least halfway up the schedule (t >= T / 2): fewer start from
+        an x_t that should still be mostly signal, so pure noise comes out as noise."""
+        return next(s for s in range(1, self.num_train_timesteps + 1)
+                    if self.first_timestep(sampler, s, spacing) >= self.num_train_timesteps / 2)
+
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0, sampler: str = "ddpm", steps: int | None = None,
                spacing: str | None = None, eta: float = 0.0, variance_type: str | None = None) -> torch.Tensor:
