@@ -7,6 +7,7 @@ seed-determined results.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from functools import lru_cache
 
@@ -47,19 +48,26 @@ def test_digits():
     return load_mnist5k("test")
 
 
+def user_error(message: str) -> gr.Error:
+    """A refusal of a visitor's input: shown to them as a toast; the server logs one line, not a traceback
+    (bad input is not a fault of the server)."""
+    print(f"refused input: {message}", file=sys.stderr, flush=True)
+    return gr.Error(message, print_exception=False)
+
+
 def whole_number(value, what: str, low: int, high: int) -> int:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise gr.Error(f"{what} must be a whole number between {low} and {high}") from None
+        raise user_error(f"{what} must be a whole number between {low} and {high}") from None
     if not number.is_integer() or not low <= number <= high:
-        raise gr.Error(f"{what} must be a whole number between {low} and {high}, got {value}")
+        raise user_error(f"{what} must be a whole number between {low} and {high}, got {value}")
     return int(number)
 
 
 def _choice(value, what: str, choices) -> str:
     if value not in choices:
-        raise gr.Error(f"unknown {what} {value!r}: choose one of {', '.join(map(str, choices))}")
+        raise user_error(f"unknown {what} {value!r}: choose one of {', '.join(map(str, choices))}")
     return value
 
 
@@ -68,7 +76,7 @@ def _timed(fn, *args, **kwargs):
     try:
         out = fn(*args, **kwargs)
     except EngineError as e:
-        raise gr.Error(str(e)) from None
+        raise user_error(str(e)) from None
     return out, time.perf_counter() - start
 
 
@@ -79,7 +87,7 @@ def _diffusion_options(sampler, steps) -> dict:
     diffusion = engine("diffusion")
     fewest = diffusion.fewest_steps(sampler)
     if steps < fewest:
-        raise gr.Error(f"{sampler} needs at least {fewest} steps: with {steps} its chain starts at "
+        raise user_error(f"{sampler} needs at least {fewest} steps: with {steps} its chain starts at "
                        f"t = {diffusion.first_timestep(sampler, steps):.0f} instead of near "
                        f"t = {diffusion.num_train_timesteps - 1}, so the pure noise it starts from is never "
                        f"denoised.")
@@ -161,7 +169,7 @@ def visitor_digit(upload, sketch) -> tuple[torch.Tensor, list[str]] | None:
         try:
             digit, notes = prepare_digit(source)
         except EngineError as e:
-            raise gr.Error(f"Your {what}: {e}") from None
+            raise user_error(f"Your {what}: {e}") from None
         return digit, [f"Digit A is your {what}: " + "; ".join(notes) + "."]
     return None
 
@@ -258,7 +266,7 @@ def diffusion_steps(seed, count, sampler, steps):
                 x_t, x0, label = _frame(step, last, total)
                 yield x_t, x0, label, gr.skip(), gr.skip(), gr.skip()
     except EngineError as e:
-        raise gr.Error(str(e)) from None
+        raise user_error(str(e)) from None
     animation = save_gif([side_by_side_frame(x_t, x0) for x_t, x0, _ in stored])
     scrubber = gr.Slider(minimum=0, maximum=len(stored) - 1, value=len(stored) - 1, step=1, interactive=True,
                          label=f"Scrub the {len(stored)} stored steps")
@@ -268,24 +276,24 @@ def diffusion_steps(seed, count, sampler, steps):
 def diffusion_scrub(stored, position):
     """Show one stored frame of the last trajectory (no sampling: the frames are kept from the run)."""
     if not stored:
-        raise gr.Error("Denoise first: the scrubber moves through the steps of the last run")
+        raise user_error("Denoise first: the scrubber moves through the steps of the last run")
     position = whole_number(position, "Position", 0, len(stored) - 1)
     return stored[position]
 
 
-def diffusion_forward(index, digit_class, seed, points):
+def diffusion_forward(index, digit_class, seed, frames):
     """The forward (noising) process of one test digit: x_t at evenly spaced t, with sqrt(alpha-bar_t)."""
     digit, about = pick_digit(index, digit_class, "Digit")
     seed = whole_number(seed, "Seed", 0, MAX_SEED)
-    points = whole_number(points, "Frames", 2, MAX_PATH_STEPS)
+    frames = whole_number(frames, "Frames", 2, MAX_PATH_STEPS)
     diffusion = engine("diffusion")
     T = diffusion.num_train_timesteps
-    timesteps = torch.linspace(0, T - 1, points).round().long().tolist()
+    timesteps = torch.linspace(0, T - 1, frames).round().long().tolist()
     noised, _ = _timed(diffusion.forward_trace, digit[None], timesteps, seed=seed)
     signal = [diffusion.signal_level(t) for t in timesteps]
     caption = (f"{about}. x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps with one noise draw (seed {seed}); "
                "signal level sqrt(abar_t) per frame: " + ", ".join(f"t={t}: {s:.2f}" for t, s in zip(timesteps, signal)))
-    return grid_image(from_signed(noised[:, 0]), columns=points), caption
+    return grid_image(from_signed(noised[:, 0]), columns=frames), caption
 
 
 # --- compare --------------------------------------------------------------------------------------
@@ -308,8 +316,9 @@ def compare():
     quality = {name: read_jsonl(CHECKPOINTS / name / QUALITY_LOG_NAME) for name in families}
     benchmark = _read_json(BENCHMARK) or {"rows": []}
     text += "\n\n" + "\n".join(markdown_section(BENCHMARK))
-    return (text, plots.loss_curves(losses), plots.quality_during_training(quality),
-            plots.quality_against_steps(benchmark["rows"]))
+    figures = (plots.loss_curves(losses), plots.quality_during_training(quality),
+               plots.quality_against_steps(benchmark["rows"]))
+    return (text, *(plots.png(figure) for figure in figures))
 
 
 def next_seed(seed) -> int:

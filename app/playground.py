@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 import gradio as gr
 import torch
 
-from app.handlers import whole_number
-from engines import MAX_SEED
+from app.handlers import user_error, whole_number
 from app.playground_figures import family_strip, truth_image
+from engines import MAX_SEED
 from engines.errors import EngineError
 from engines.toy import views
 from engines.toy.distributions import PRESETS, from_points, make_distribution
@@ -59,7 +59,7 @@ def _lr(value) -> float:
     try:
         return check_lr(float(value))
     except (TypeError, ValueError, EngineError):
-        raise gr.Error(f"Learning rate must be a number greater than 0 and at most 0.1, got {value}") from None
+        raise user_error(f"Learning rate must be a number greater than 0 and at most 0.1, got {value}") from None
 
 
 def _file_path(upload) -> str | None:
@@ -85,7 +85,7 @@ def _distribution(name, sketch, upload, seed: int):
             return from_points(_user_points(sketch, upload), seed=seed)
         return make_distribution(name)
     except EngineError as e:
-        raise gr.Error(str(e)) from None
+        raise user_error(str(e)) from None
 
 
 def _fmt(value) -> str:
@@ -130,7 +130,7 @@ def _final(density, snapshot, measured: dict, status: str) -> tuple:
             {"done": True, **measured})
 
 
-def train(state, distribution, families, lr, steps, seed, sketch, upload):
+def train(state, distribution, families, lr, steps, seed, sketch=None, upload=None):
     """Start or continue: the same distribution, families and seed continue the visitor's playground (with
     the new learning rate); anything else starts a fresh one."""
     lr = _lr(lr)
@@ -138,7 +138,7 @@ def train(state, distribution, families, lr, steps, seed, sketch, upload):
     seed = whole_number(seed, "Seed", 0, MAX_SEED)
     families = [f for f in FAMILIES if f in (families or [])]
     if not families:
-        raise gr.Error("Choose at least one family to train")
+        raise user_error("Choose at least one family to train")
     dist = _distribution(distribution, sketch, upload, seed)
     settings = (distribution, dist.name, tuple(dist.means.flatten().tolist()) if distribution == USER_POINTS else (),
                 tuple(families), seed)
@@ -165,7 +165,7 @@ def train(state, distribution, families, lr, steps, seed, sketch, upload):
         with visitor.lock:
             measured = visitor.playground.measure()
     except EngineError as e:
-        raise gr.Error(str(e)) from None
+        raise user_error(str(e)) from None
     yield (visitor, *_final(visitor.density, snapshot, measured,
                             f"Paused at steps: {trained}. Start trains {steps} more; change the distribution, "
                             f"families or seed to start afresh."))
@@ -175,7 +175,7 @@ def lesson(key):
     try:
         chosen = get_lesson(key)
     except EngineError as e:
-        raise gr.Error(str(e)) from None
+        raise user_error(str(e)) from None
     density = views.true_density(make_distribution(chosen.distribution))
     snapshot = None
     for item in run_lesson(key):
@@ -193,13 +193,13 @@ def describe(key):
     try:
         chosen = get_lesson(key)
     except EngineError as e:
-        raise gr.Error(str(e)) from None
+        raise user_error(str(e)) from None
     steps = ", ".join(f"{f} {n} steps at lr {chosen.lr[f]:g}" for f, n in chosen.steps.items())
     return f"**What to look at.** {chosen.look_at}\n\n*{PRESETS[chosen.distribution][0]}; {steps}; seed " \
            f"{chosen.seed}.* {chosen.notes}"
 
 
-def truth(distribution, seed, sketch, upload):
+def truth(distribution, seed, sketch=None, upload=None):
     seed = whole_number(seed, "Seed", 0, MAX_SEED)
     dist = _distribution(distribution, sketch, upload, seed)
     points = dist.sample(500, seed=seed).numpy()

@@ -11,6 +11,14 @@ from matplotlib.figure import Figure  # noqa: E402
 FAMILY_COLOURS = {"vae": "tab:blue", "gan": "tab:orange", "diffusion": "tab:green", "classifier": "tab:gray"}
 
 
+def png(figure: Figure, dpi: int = 100) -> str:
+    """A figure as a PNG file (what the API returns for a plot: an image file, not serialised matplotlib)."""
+    import tempfile
+    handle = tempfile.NamedTemporaryFile(prefix="lab-plot-", suffix=".png", delete=False)
+    figure.savefig(handle.name, dpi=dpi)
+    return handle.name
+
+
 def _figure(width: float = 6.4, height: float = 3.6) -> tuple[Figure, plt.Axes]:
     figure = Figure(figsize=(width, height), layout="constrained")
     return figure, figure.add_subplot()

@@ -145,9 +145,9 @@ def compare_tab() -> None:
                 "each verdict with its error bars, and the training and sampling measurements behind it.")
     run = gr.Button("Show the measurements", variant="primary")
     report = gr.Markdown(label="Report")
-    losses = gr.Plot(label="Training losses")
-    quality = gr.Plot(label="Quality during training")
-    steps = gr.Plot(label="Diffusion: quality against steps")
+    losses = gr.Image(label="Training losses", type="filepath")
+    quality = gr.Image(label="Quality during training", type="filepath")
+    steps = gr.Image(label="Diffusion: quality against steps", type="filepath")
     run.click(handlers.compare, None, [report, losses, quality, steps], api_name="compare")
 
 

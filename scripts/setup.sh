@@ -8,6 +8,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=".venv/.installed-$(cat requirements.txt "$requirements" | sha1sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
+  echo "setup: installing the pinned packages into .venv ($requirements); the first run takes a few minutes," \
+       "later runs skip this" >&2
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet -r "$requirements"
   touch "$stamp"

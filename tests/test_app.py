@@ -143,8 +143,8 @@ def test_compare_shows_the_measured_table_and_plots(client):
     text, losses, quality, steps = client.predict(api_name="/compare")
     assert "diffusion" in text and "gan" in text and "vae" in text
     assert "## Sampling: steps vs quality" in text and "| ddpm | 20 | 20 |" in text   # the live benchmark
-    for plot in (losses, quality, steps):
-        assert plot["type"] == "matplotlib"
+    for plot in (losses, quality, steps):     # plots come back as image files
+        assert Image.open(plot).format == "PNG" and Image.open(plot).size[0] >= 600
 
 
 def test_every_diffusers_sampler_is_offered_and_bad_ones_refused(client):
@@ -215,3 +215,34 @@ def test_the_landing_tab_shows_samples_before_any_click(client):
     again = client.predict(api_name="/first_visit")
     assert len(first) == 6 and all(Path(first[i]).is_file() for i in (0, 2, 4))
     assert "16 samples" in first[1] and first[5] == again[5]      # the same cached result, timing included
+
+
+def test_optional_inputs_are_optional_in_the_api(client):
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    for endpoint, optional in (("/playground_train", {"sketch", "upload"}), ("/playground_truth", {"sketch", "upload"})):
+        parameters = {p["parameter_name"]: p for p in endpoints[endpoint]["parameters"]}
+        assert all(parameters[name]["parameter_has_default"] for name in optional), endpoint
+    assert "frames" in {p["parameter_name"] for p in endpoints["/diffusion_forward"]["parameters"]}
+
+
+def test_a_refused_input_logs_one_line_not_a_traceback(client, capfd):
+    capfd.readouterr()
+    with pytest.raises(Exception, match="Seed must be a whole number"):
+        client.predict(2.5, 4, "ddim", 10, api_name="/side_by_side")
+    err = capfd.readouterr().err
+    assert "refused input: Seed must be a whole number" in err and "Traceback" not in err
+
+
+def test_a_busy_port_is_reported_before_any_model_loads():
+    import socket
+    import subprocess
+    import sys
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run([sys.executable, "app.py", "--port", str(port), "--no-browser"], capture_output=True,
+                              text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 2
+    assert f"port {port} on 127.0.0.1 is in use" in done.stderr and f"--port {port + 1}" in done.stderr
+    assert "loading the VAE" not in done.stderr and "Traceback" not in done.stderr
