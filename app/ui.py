@@ -3,13 +3,19 @@ from __future__ import annotations
 
 import gradio as gr
 
-from app import handlers, playground
+from app import handlers, playground, theory
 from engines.sampling.interpolation import INTERPOLATIONS
 
 INTRO = ("VAE, GAN and diffusion models trained by this project on the same 4,000 MNIST digits, on a CPU. "
          "The same seed always gives the same images.")
 SAMPLER_HELP = ("ddpm / ddim are the lab's own samplers; diffusers:* are diffusers' schedulers run on the same "
                 "network and noise schedule. ")
+
+
+def math_panel(text: str) -> None:
+    """The equations behind a view, folded away until asked for."""
+    with gr.Accordion("The math behind this view", open=False):
+        gr.Markdown(text, latex_delimiters=theory.LATEX)
 
 
 def seed_box(label: str = "Seed", value: int = 0) -> gr.Number:
@@ -24,6 +30,7 @@ def sampler_controls() -> tuple[gr.Dropdown, gr.Slider]:
 
 
 def side_by_side_tab() -> list:
+    math_panel(theory.SIDE_BY_SIDE)
     with gr.Row():
         seed = seed_box(value=handlers.FIRST_VISIT_SEED)
         count = gr.Slider(1, handlers.MAX_GRID, handlers.FIRST_VISIT_COUNT, step=1, label="Samples per model")
@@ -43,15 +50,16 @@ def side_by_side_tab() -> list:
     return outputs
 
 
-def digit_picker(label: str, index: int) -> tuple[gr.Number, gr.Dropdown]:
+def digit_picker(label: str, index: int, digit_class: str = "any") -> tuple[gr.Number, gr.Dropdown]:
     with gr.Group():
-        digit_class = gr.Dropdown(handlers.DIGIT_CLASSES, value="any", label=f"{label}: class",
+        digit_class = gr.Dropdown(handlers.DIGIT_CLASSES, value=digit_class, label=f"{label}: class",
                                   info="'any': the index counts over all 1,000 test digits")
         index = gr.Number(index, label=f"{label}: index", minimum=0, step=1)
     return index, digit_class
 
 
 def vae_tab() -> None:
+    math_panel(theory.VAE)
     gr.Markdown("Encode two digits, walk between their latent means, decode each point. Digit A can be a test "
                 "digit, or your own: draw it or upload an image (it is converted to a 28x28 white-on-black digit, "
                 "and the page says how).")
@@ -62,7 +70,7 @@ def vae_tab() -> None:
                 sketch_a = gr.Sketchpad(label="Draw digit A", type="pil", canvas_size=(280, 280))
                 upload_a = gr.File(label="Upload digit A (PNG, JPEG, ...)", type="filepath")
         with gr.Column():
-            index_b, class_b = digit_picker("Digit B", 1)
+            index_b, class_b = digit_picker("Digit B", 0, "7")   # A is test digit #0, a zero: B another digit
         with gr.Column():
             steps = gr.Slider(2, handlers.MAX_PATH_STEPS, 10, step=1, label="Steps")
             method = gr.Radio(list(INTERPOLATIONS), value="slerp", label="Path")
@@ -87,6 +95,7 @@ def vae_tab() -> None:
 
 
 def gan_tab() -> None:
+    math_panel(theory.GAN)
     with gr.Row():
         seed = seed_box()
         count = gr.Slider(1, handlers.MAX_GRID, 36, step=1, label="Samples")
@@ -111,6 +120,7 @@ def gan_tab() -> None:
 
 
 def diffusion_tab() -> None:
+    math_panel(theory.DIFFUSION)
     with gr.Row():
         seed = seed_box()
         count = gr.Slider(1, handlers.MAX_TRACE_SAMPLES, 4, step=1, label="Samples")

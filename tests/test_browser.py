@@ -87,6 +87,18 @@ def test_tab_buttons_show_images(page, tab, buttons, images):
     page.screenshot(path=str(ARTIFACTS / f"{tab.lower().replace(' ', '_').replace(',', '')}.png"), full_page=True)
 
 
+@pytest.mark.parametrize("tab", ["Side by side", "VAE latent space", "GAN sampling", "Diffusion, step by step"])
+def test_each_view_has_its_equations_rendered(page, tab):
+    page.get_by_role("tab", name=tab).click()
+    panel = page.get_by_role("tabpanel")
+    panel.get_by_text("The math behind this view").click()
+    panel.locator(".katex").first.wait_for(state="visible", timeout=30_000)   # LaTeX typeset, not raw $...$
+    assert "$$" not in panel.inner_text()
+    page.screenshot(path=str(ARTIFACTS / f"math_{tab.lower().replace(' ', '_').replace(',', '')}.png"),
+                    full_page=True)
+    panel.get_by_text("The math behind this view").click()     # fold it again for the next test
+
+
 def test_bad_input_shows_a_clear_message_not_a_traceback(page):
     page.get_by_role("tab", name="Side by side").click()
     panel = page.get_by_role("tabpanel")

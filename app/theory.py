@@ -1,0 +1,79 @@
+"""The equations beside each view, as the papers write them (Kingma & Welling 2014; Goodfellow et al. 2014;
+Ho et al. 2020; Song et al. 2021), each symbol tied to what the tab shows. Text only: nothing is computed here."""
+from __future__ import annotations
+
+# Gradio's Markdown renders $$...$$ by default; inline $...$ needs its own delimiter.
+LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
+
+SIDE_BY_SIDE = r"""
+**What each grid is.** VAE: the decoder's location (its most likely image) $\mu_\theta(z)$ for
+$z \sim \mathcal{N}(0, I)$.
+GAN: the generator's image $G(z)$ for $z \sim \mathcal{N}(0, I)$. Diffusion: $x_0$ reached from
+$x_T \sim \mathcal{N}(0, I)$ by the chosen sampler, one network call $\epsilon_\theta(x_t, t)$ per step (Heun:
+two). "Network evaluations per sample" counts those calls: 1 for the VAE and the GAN, the step count for
+diffusion, which is why it is slower.
+"""
+
+VAE = r"""
+**Objective (the ELBO).** The encoder $q_\phi(z \mid x) = \mathcal{N}(\mu_\phi(x), \operatorname{diag}\sigma^2_\phi(x))$
+and the decoder $p_\theta(x \mid z)$ are trained to maximise a lower bound on the log-likelihood:
+
+$$\log p_\theta(x) \;\ge\; \mathbb{E}_{q_\phi(z \mid x)}\big[\log p_\theta(x \mid z)\big] \;-\; D_{\mathrm{KL}}\big(q_\phi(z \mid x)\,\|\,p(z)\big), \qquad p(z) = \mathcal{N}(0, I).$$
+
+The first term is the reconstruction (bottom row of "A, B and their reconstructions"); the KL term pulls every
+encoding towards the prior, which is what makes the latent space smooth enough to walk through.
+
+**Reparameterisation.** $z = \mu_\phi(x) + \sigma_\phi(x) \odot \varepsilon$, $\varepsilon \sim \mathcal{N}(0, I)$:
+the sample is a differentiable function of the encoder's outputs, so the ELBO's gradient reaches $\phi$.
+
+**The path on screen.** $z_A = \mu_\phi(x_A)$, $z_B = \mu_\phi(x_B)$; the strip decodes $z(u)$ for $u$ from 0 to 1.
+Lerp: $z(u) = (1 - u)\, z_A + u\, z_B$. Slerp, with $\cos\Omega = \frac{z_A \cdot z_B}{\lVert z_A\rVert\,\lVert z_B\rVert}$:
+
+$$z(u) = \frac{\sin\big((1 - u)\,\Omega\big)}{\sin\Omega}\, z_A + \frac{\sin(u\,\Omega)}{\sin\Omega}\, z_B .$$
+"""
+
+GAN = r"""
+**The game.** A generator $G$ maps noise $z \sim p(z) = \mathcal{N}(0, I)$ to images; a discriminator $D$ scores how
+real an image looks. They play
+
+$$\min_G \max_D \; V(D, G) = \mathbb{E}_{x \sim p_{\text{data}}}\big[\log D(x)\big] + \mathbb{E}_{z \sim p(z)}\big[\log\big(1 - D(G(z))\big)\big].$$
+
+The lab trains $G$ with the non-saturating loss $-\mathbb{E}_z[\log D(G(z))]$ (strong gradients early on, when $D$
+rejects every fake). No likelihood and no encoder: a grid is just $G(z)$ for the seed's $z$.
+
+**The optimum.** For a fixed $G$ with image density $p_g$, the best discriminator is
+$D^*(x) = \frac{p_{\text{data}}(x)}{p_{\text{data}}(x) + p_g(x)}$, and then
+$V(D^*, G) = -\log 4 + 2\,\mathrm{JSD}(p_{\text{data}} \,\|\, p_g)$: training $G$ against an optimal $D$ minimises the
+Jensen-Shannon divergence, whose minimum $-\log 4$ needs $p_g = p_{\text{data}}$.
+
+**Truncation** ($\psi$ on the slider): entries of $z$ with $|z_i| > \psi$ are drawn again, trading diversity for
+typical, cleaner images. **The walk** decodes $G(z(u))$ along the same lerp/slerp paths as the VAE tab.
+"""
+
+DIFFUSION = r"""
+**Forward process (fixed, no learning).** With a schedule $\beta_1, \dots, \beta_T$, $\alpha_t = 1 - \beta_t$ and
+$\bar\alpha_t = \prod_{s \le t} \alpha_s$:
+
+$$q(x_t \mid x_{t-1}) = \mathcal{N}\big(\sqrt{\alpha_t}\, x_{t-1},\, \beta_t I\big), \qquad q(x_t \mid x_0) = \mathcal{N}\big(\sqrt{\bar\alpha_t}\, x_0,\, (1 - \bar\alpha_t) I\big).$$
+
+"The forward process" strip draws $x_t = \sqrt{\bar\alpha_t}\, x_0 + \sqrt{1 - \bar\alpha_t}\, \varepsilon$ with one
+noise draw; its caption lists $\sqrt{\bar\alpha_t}$, the share of the digit left at each $t$.
+
+**Training.** A network $\epsilon_\theta(x_t, t)$ learns to predict the noise:
+
+$$L_{\text{simple}} = \mathbb{E}_{t,\, x_0,\, \varepsilon}\Big[\big\lVert \varepsilon - \epsilon_\theta\big(\sqrt{\bar\alpha_t}\, x_0 + \sqrt{1 - \bar\alpha_t}\, \varepsilon,\; t\big) \big\rVert^2\Big].$$
+
+**Predicted $x_0$** (the middle panel): $\hat x_0 = \big(x_t - \sqrt{1 - \bar\alpha_t}\, \epsilon_\theta(x_t, t)\big) / \sqrt{\bar\alpha_t}$.
+
+**Reverse step, ancestral DDPM** (the left panel moves by this):
+
+$$x_{t-1} = \frac{1}{\sqrt{\alpha_t}}\Big(x_t - \frac{\beta_t}{\sqrt{1 - \bar\alpha_t}}\, \epsilon_\theta(x_t, t)\Big) + \sigma_t\, z, \qquad z \sim \mathcal{N}(0, I),\;\; \sigma_t^2 = \tilde\beta_t = \frac{1 - \bar\alpha_{t-1}}{1 - \bar\alpha_t}\,\beta_t \text{ (or } \beta_t\text{)}.$$
+
+The lab writes it as the mean of $q(x_{t-1} \mid x_t, \hat x_0)$ with $\hat x_0$ clipped to $[-1, 1]$, which is the same
+step before clipping, and with fewer steps than $T$ it jumps between the chosen timesteps.
+**DDIM** ($\eta = 0$, deterministic) jumps from $t$ to an earlier $t'$ by
+$x_{t'} = \sqrt{\bar\alpha_{t'}}\, \hat x_0 + \sqrt{1 - \bar\alpha_{t'}}\, \epsilon_\theta(x_t, t)$.
+The `diffusers:*` samplers take other steps along the same reverse process: Euler and Heun integrate its
+probability-flow ODE (deterministic, like DDIM), their "Ancestral" variants add fresh noise at each step (like
+DDPM), and DPM-Solver and UniPC are higher-order ODE solvers; all call the same $\epsilon_\theta$.
+"""
