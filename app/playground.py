@@ -236,7 +236,7 @@ def build_tab() -> None:
         lesson_key = gr.Dropdown(LESSON_CHOICES, value=LESSON_CHOICES[0][1], label="Lesson")
         lesson_run = gr.Button("Run lesson", variant="primary")
     lesson_text = gr.Markdown(describe(LESSON_CHOICES[0][1]), label="Lesson text")
-    with gr.Accordion("Free play", open=True):
+    with gr.Accordion("Free play: your own distribution, families and settings", open=False):
         with gr.Row():
             distribution = gr.Dropdown(DISTRIBUTION_CHOICES, value="ring8", label="Distribution")
             families = gr.CheckboxGroup(list(FAMILIES), value=list(FAMILIES), label="Families")

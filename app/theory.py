@@ -74,6 +74,6 @@ step before clipping, and with fewer steps than $T$ it jumps between the chosen 
 **DDIM** ($\eta = 0$, deterministic) jumps from $t$ to an earlier $t'$ by
 $x_{t'} = \sqrt{\bar\alpha_{t'}}\, \hat x_0 + \sqrt{1 - \bar\alpha_{t'}}\, \epsilon_\theta(x_t, t)$.
 The `diffusers:*` samplers take other steps along the same reverse process: Euler and Heun integrate its
-probability-flow ODE (deterministic, like DDIM), their "Ancestral" variants add fresh noise at each step (like
+probability-flow ODE (deterministic, like DDIM), EulerAncestral adds fresh noise at each step (like
 DDPM), and DPM-Solver and UniPC are higher-order ODE solvers; all call the same $\epsilon_\theta$.
 """

@@ -120,7 +120,14 @@ def test_every_playground_lesson_runs_in_the_browser_and_ends_with_its_numbers(p
     for key, lesson in LESSONS.items():
         panel.get_by_label("Lesson").first.click()
         page.get_by_role("option", name=lesson.title).click()
+        before = image_sources(panel)
         panel.get_by_role("button", name="Run lesson", exact=True).click()
+        # While it runs, its live view is where the eye is: inside the viewport, under the button.
+        wait_for_new_images(page, panel, before)
+        live = panel.locator(".family-strip img[src]:visible").first.bounding_box()
+        assert live is not None and 0 <= live["y"] < page.viewport_size["height"], live
+        if key == next(iter(LESSONS)):
+            page.screenshot(path=str(ARTIFACTS / "playground_midway.png"))
         done = panel.get_by_text(f"{lesson.title}: done.")
         done.wait_for(state="visible", timeout=300_000)
         assert "Every claim holds." in done.inner_text()
