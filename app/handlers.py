@@ -22,6 +22,7 @@ from engines.checkpoint import CHECKPOINTS, LOG_NAME, QUALITY_LOG_NAME, read_jso
 from engines.data.datasets import from_signed, load_mnist5k
 from engines.data.user_images import is_blank, prepare_digit
 from engines.measure.model_card import quality_table
+from engines.measure.report_markdown import verdict_lines
 from engines.measure.sampler_benchmark import OUT as BENCHMARK, best_at, markdown_section
 from engines.models.diffusion import SAMPLERS
 from engines.sampling.diffusers_adapter import PREFIX, SCHEDULERS
@@ -106,14 +107,28 @@ def default_sampler(steps: int = DEFAULT_UI_STEPS) -> tuple[str, str]:
                             f"(Frechet distance {row['frechet_distance']:.1f}{versus}; lower is better).")
 
 
+def _sampling_inputs(seed, count, sampler, steps, cap: int) -> tuple[int, int, dict]:
+    return whole_number(seed, "Seed", 0, MAX_SEED), whole_number(count, "Count", 1, cap), \
+        _diffusion_options(sampler, steps)
+
+
+def check_side_by_side(seed, count, sampler, steps) -> None:
+    """side_by_side's input checks alone. The page runs them first: a refused input then shows its message and
+    leaves the previous pictures in place (a failing event would mark every output of the event as failed)."""
+    _sampling_inputs(seed, count, sampler, steps, MAX_GRID)
+
+
+def check_diffusion_steps(seed, count, sampler, steps) -> None:
+    """diffusion_steps' input checks alone (see check_side_by_side)."""
+    _sampling_inputs(seed, count, sampler, steps, MAX_TRACE_SAMPLES)
+
+
 # --- side by side ---------------------------------------------------------------------------------
 
 def side_by_side(seed, count, sampler, steps, progress=gr.Progress()):
     """One seed -> VAE, GAN and diffusion grids, each captioned with wall time and network evaluations.
     Diffusion runs through its trace so the page shows its progress; the result is sample()'s, bit for bit."""
-    seed = whole_number(seed, "Seed", 0, MAX_SEED)
-    count = whole_number(count, "Count", 1, MAX_GRID)
-    options = _diffusion_options(sampler, steps)
+    seed, count, options = _sampling_inputs(seed, count, sampler, steps, MAX_GRID)
     nfe = {"vae": 1, "gan": 1, "diffusion": _timed(engine("diffusion").network_evaluations, **options)[0]}
 
     def denoise() -> torch.Tensor:
@@ -220,10 +235,19 @@ def _truncation(value) -> float | None:
     return None if value is None or float(value) <= 0 else float(value)
 
 
+def _gan_inputs(seed, count, truncation) -> tuple[int, int, float | None]:
+    return whole_number(seed, "Seed", 0, MAX_SEED), whole_number(count, "Count", 1, MAX_GRID), \
+        _truncation(truncation)
+
+
+def check_gan_sample(seed, count, truncation) -> None:
+    """gan_sample's input checks alone (see check_side_by_side)."""
+    _gan_inputs(seed, count, truncation)
+
+
 def gan_sample(seed, count, truncation):
-    seed = whole_number(seed, "Seed", 0, MAX_SEED)
-    count = whole_number(count, "Count", 1, MAX_GRID)
-    images, seconds = _timed(engine("gan").sample, count, seed=seed, truncation=_truncation(truncation))
+    seed, count, truncation = _gan_inputs(seed, count, truncation)
+    images, seconds = _timed(engine("gan").sample, count, seed=seed, truncation=truncation)
     return grid_image(images), f"{seconds * 1000:.0f} ms for {count} samples"
 
 
@@ -250,9 +274,7 @@ def _frame(step, last: bool, total: int):
 def diffusion_steps(seed, count, sampler, steps):
     """Stream x_t and the predicted x0 as one trajectory denoises; then keep its frames for the scrubber
     and an animated GIF of the whole trajectory."""
-    seed = whole_number(seed, "Seed", 0, MAX_SEED)
-    count = whole_number(count, "Count", 1, MAX_TRACE_SAMPLES)
-    options = _diffusion_options(sampler, steps)
+    seed, count, options = _sampling_inputs(seed, count, sampler, steps, MAX_TRACE_SAMPLES)
     diffusion = engine("diffusion")
     total = _timed(diffusion.network_evaluations, **options)[0]
     stream_every, store_every = max(1, total // STREAMED_FRAMES), max(1, total // STORED_FRAMES)
@@ -303,14 +325,13 @@ def _read_json(path):
 
 
 def compare():
-    """The measured comparison (report.md from engines.evaluate) and the plots behind it."""
+    """The measured comparison at a glance (one chart per row, its verdict in the title, and the verdicts), then
+    the whole report.md from engines.evaluate and the plots behind it."""
+    report = _read_json(CHECKPOINTS / "report.json")
+    if report is None or "summary" not in report:
+        return None, "No report yet: run `python -m engines.evaluate`.", "", None, None, None
     report_md = CHECKPOINTS / "report.md"
-    if report_md.is_file():
-        text = report_md.read_text()
-    else:
-        report = _read_json(CHECKPOINTS / "report.json")
-        text = (quality_table(report, list(report["quality"])) if report
-                else "No report yet: run `python -m engines.evaluate`.")
+    text = report_md.read_text() if report_md.is_file() else quality_table(report, list(report["quality"]))
     families = ("vae", "gan", "diffusion")
     losses = {name: read_jsonl(CHECKPOINTS / name / LOG_NAME) for name in families}
     quality = {name: read_jsonl(CHECKPOINTS / name / QUALITY_LOG_NAME) for name in families}
@@ -318,7 +339,8 @@ def compare():
     text += "\n\n" + "\n".join(markdown_section(BENCHMARK))
     figures = (plots.loss_curves(losses), plots.quality_during_training(quality),
                plots.quality_against_steps(benchmark["rows"]))
-    return (text, *(plots.png(figure) for figure in figures))
+    return (plots.png(plots.summary_charts(report)), "\n".join(verdict_lines(report)), text,
+            *(plots.png(figure) for figure in figures))
 
 
 def next_seed(seed) -> int:

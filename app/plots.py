@@ -2,6 +2,8 @@
 and the VAE's latent map. They draw what the engines measured; they compute nothing themselves."""
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib
 
 matplotlib.use("Agg")  # no display on a server
@@ -89,4 +91,55 @@ def latent_scatter(coordinates, labels, ticks, explained: list[float]) -> Figure
     ax.add_patch(matplotlib.patches.Rectangle((low, low), high - low, high - low, fill=False, linestyle="--"))
     ax.set(xlabel=f"direction 1 ({explained[0]:.0%} of variance), std", aspect="equal",
            ylabel=f"direction 2 ({explained[1]:.0%}), std", title="test digits in the latent plane")
+    return figure
+
+
+def _bars(ax, labels: list[str], values: list[float], errors: list[float], title: str, ylabel: str,
+          log: bool = False) -> None:
+    colours = [FAMILY_COLOURS.get(label.split()[0].lower(), "tab:gray") for label in labels]
+    ax.bar(range(len(values)), values, yerr=errors, capsize=4, color=colours)
+    ax.set_xticks(range(len(values)), labels, fontsize=7)
+    _title(ax, title, ylabel)
+    if log:
+        ax.set_yscale("log")
+
+
+def _title(ax, title: str, ylabel: str) -> None:
+    ax.set_title("\n".join(textwrap.wrap(title, 34)), fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=7)
+
+
+def summary_charts(report: dict) -> Figure:
+    """One small chart per measured row of the comparison, each bar ± its standard error, the row's verdict
+    in its title: the report at a glance (the tables are one click away)."""
+    verdicts = {row["row"]: row["verdict"] for row in report["summary"]}
+    families = [f for f in ("vae", "gan", "diffusion") if f in report.get("quality", {})]
+    figure = Figure(figsize=(14, 3.6), layout="constrained")
+    axes = figure.subplots(1, 5)
+    net = next(iter(report["feature_nets"]))
+    quality = [report["quality"][f]["nets"][net] for f in families]
+    _bars(axes[0], families, [q["frechet_distance"] for q in quality], [q["frechet_distance_se"] for q in quality],
+          f"Sample quality: {verdicts['Sample quality']}", f"Frechet distance ({net}); lower is better", log=True)
+    lk = report["likelihood"]
+    bounds = [("vae\nIWAE", lk["vae"]["iwae_bpd"], lk["vae"]["iwae_bpd_se"]),
+              ("diffusion\nVLB", lk["diffusion"]["vlb_bpd"]["fixed_small"], lk["diffusion"]["vlb_bpd_se"]),
+              ("diffusion\nODE bound", lk["diffusion"]["ode_bpd"], lk["diffusion"]["ode_bpd_se"])]
+    _bars(axes[1], *map(list, zip(*bounds)), f"Likelihood (GAN: none): {verdicts['Likelihood']}",
+          "bits/dim; lower is better")
+    latent = [report["latent"][f]["slerp"] for f in families]
+    _bars(axes[2], families, [p["step_cv"] for p in latent], [p["step_cv_se"] for p in latent],
+          f"Latent space: {verdicts['Latent space']}", "slerp step CV; lower is smoother")
+    seeds = report["seeds"]["families"]
+    for offset, (key, hatch) in zip((-0.2, 0.2), (("collapse_rate", ""), ("oscillation_rate", "//"))):
+        axes[3].bar([i + offset for i in range(len(families))], [seeds[f][key] for f in families], width=0.4,
+                    yerr=[seeds[f][key + "_se"] for f in families], capsize=3, hatch=hatch,
+                    color=[FAMILY_COLOURS[f] for f in families], label=key.split("_")[0])
+    axes[3].set_xticks(range(len(families)), families, fontsize=7)
+    axes[3].legend(fontsize=6)
+    _title(axes[3], f"Training stability: {verdicts['Training stability']}", "share of 2-D seeds")
+    diffusion = [r for r in report["speed"]["rows"] if r["engine"] == "diffusion" and not r.get("extrapolated")]
+    rows = [r for r in report["speed"]["rows"] if r["engine"] != "diffusion"] + \
+        [min(diffusion, key=lambda r: r["ms_per_sample"])]
+    _bars(axes[4], [f"{r['engine']}\n{r['nfe']} NFE" for r in rows], [r["ms_per_sample"] for r in rows],
+          [0.0] * len(rows), f"Speed: {verdicts['Speed']}", "ms per sample (log)", log=True)
     return figure

@@ -44,7 +44,9 @@ def side_by_side_tab() -> list:
             with gr.Column():
                 outputs.append(gr.Image(label=name, type="pil", format="png"))
                 outputs.append(gr.Markdown(label=f"{name} caption"))
-    run.click(handlers.side_by_side, [seed, count, sampler, steps], outputs, api_name="side_by_side")
+    inputs = [seed, count, sampler, steps]
+    run.click(handlers.check_side_by_side, inputs, None, api_visibility="private").success(
+        handlers.side_by_side, inputs, outputs, api_name="side_by_side")
     new_seed.click(handlers.next_seed, seed, seed, api_name="new_seed").then(
         handlers.side_by_side, [seed, count, sampler, steps], outputs, api_visibility="private")
     return outputs
@@ -104,7 +106,8 @@ def gan_tab() -> None:
     run = gr.Button("Sample", variant="primary")
     grid = gr.Image(label="GAN samples", type="pil", format="png")
     caption = gr.Markdown(label="GAN caption")
-    run.click(handlers.gan_sample, [seed, count, truncation], [grid, caption], api_name="gan_sample")
+    run.click(handlers.check_gan_sample, [seed, count, truncation], None, api_visibility="private").success(
+        handlers.gan_sample, [seed, count, truncation], [grid, caption], api_name="gan_sample")
 
     gr.Markdown("### Walk between two seeds' latents")
     with gr.Row():
@@ -133,8 +136,9 @@ def diffusion_tab() -> None:
         animation = gr.Image(label="The whole trajectory (GIF: x_t | predicted x0)", type="filepath")
     stored = gr.State([])
     scrubber = gr.Slider(0, 1, 0, step=1, label="Scrub the stored steps (after a run)", interactive=False)
-    run.click(handlers.diffusion_steps, [seed, count, sampler, steps], [x_t, x0, status, stored, scrubber, animation],
-              api_name="diffusion_steps")
+    run.click(handlers.check_diffusion_steps, [seed, count, sampler, steps], None, api_visibility="private").success(
+        handlers.diffusion_steps, [seed, count, sampler, steps], [x_t, x0, status, stored, scrubber, animation],
+        api_name="diffusion_steps")
     scrubber.release(handlers.diffusion_scrub, [stored, scrubber], [x_t, x0, status], api_name="diffusion_scrub")
 
     gr.Markdown("### The forward process: noising a digit")
@@ -149,16 +153,21 @@ def diffusion_tab() -> None:
                   api_name="diffusion_forward")
 
 
-def compare_tab() -> None:
+def compare_tab() -> list:
     gr.Markdown("The classic VAE / GAN / diffusion comparison (objective, training stability, sample quality, "
-                "likelihood, latent space, speed), measured on the shipped models by `python -m engines.evaluate`, "
-                "each verdict with its error bars, and the training and sampling measurements behind it.")
-    run = gr.Button("Show the measurements", variant="primary")
-    report = gr.Markdown(label="Report")
-    losses = gr.Image(label="Training losses", type="filepath")
-    quality = gr.Image(label="Quality during training", type="filepath")
-    steps = gr.Image(label="Diffusion: quality against steps", type="filepath")
-    run.click(handlers.compare, None, [report, losses, quality, steps], api_name="compare")
+                "likelihood, latent space, speed), measured on the shipped models by `python -m engines.evaluate`: "
+                "one chart per row, each bar ± its standard error and the row's verdict in its title.")
+    charts = gr.Image(label="The comparison at a glance", type="filepath")
+    verdicts = gr.Markdown(label="Verdicts")
+    with gr.Accordion("The whole report: every table, method and tolerance, and the plots behind it", open=False):
+        report = gr.Markdown(label="Report")
+        losses = gr.Image(label="Training losses", type="filepath")
+        quality = gr.Image(label="Quality during training", type="filepath")
+        steps = gr.Image(label="Diffusion: quality against steps", type="filepath")
+    outputs = [charts, verdicts, report, losses, quality, steps]
+    refresh = gr.Button("Read the report again")
+    refresh.click(handlers.compare, None, outputs, api_name="compare")
+    return outputs
 
 
 def build_demo() -> gr.Blocks:
@@ -172,10 +181,11 @@ def build_demo() -> gr.Blocks:
             gan_tab()
         with gr.Tab("Diffusion, step by step"):
             diffusion_tab()
-        with gr.Tab("Compare"):
-            compare_tab()
+        with gr.Tab("Compare") as compare:
+            compare_outputs = compare_tab()
         with gr.Tab("2-D playground"):
             playground.build_tab()
         # Show before asking: the landing tab opens on the default seed's samples, not on empty frames.
         demo.load(handlers.first_visit, None, first_outputs, api_name="first_visit")
+        compare.select(handlers.compare, None, compare_outputs, api_visibility="private")   # opens on its charts
     return demo

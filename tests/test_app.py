@@ -42,12 +42,14 @@ def test_bad_input_gets_a_clear_message(client):
 
 
 def test_vae_interpolation_from_test_digits_by_index_or_class(client):
-    strip, recon, animation, notes = client.predict(0, 1, 6, "lerp", api_name="/vae_interpolate")
+    strip, recon, animation, notes = client.predict(0, 1, 6, "lerp", "any", "any", api_name="/vae_interpolate")
     assert pixels(strip).shape[1] == 3 * (6 * 30 + 2)
     assert pixels(recon).shape == (3 * 62, 3 * 62)
     gif = Image.open(animation)
     assert gif.format == "GIF" and gif.n_frames == 6 + 4  # there and back
     assert notes == "Digit A: test digit #0 (a 0). Digit B: test digit #1 (a 0)."
+    *_, notes = client.predict(0, 0, 6, "lerp", api_name="/vae_interpolate")   # the page's default pair: 0 -> 7
+    assert notes == "Digit A: test digit #0 (a 0). Digit B: test 7 no. 0 (test digit #700)."
     _, _, _, notes = client.predict(2, 0, 4, "slerp", "7", "3", api_name="/vae_interpolate")
     assert notes == "Digit A: test 7 no. 2 (test digit #702). Digit B: test 3 no. 0 (test digit #300)."
     with pytest.raises(Exception, match="Digit B index within class 3 must be a whole number between 0 and 99"):
@@ -140,7 +142,9 @@ def test_diffusion_forward_process(client):
 
 
 def test_compare_shows_the_measured_table_and_plots(client):
-    text, losses, quality, steps = client.predict(api_name="/compare")
+    charts, verdicts, text, losses, quality, steps = client.predict(api_name="/compare")
+    assert Image.open(charts).format == "PNG"
+    assert "| Sample quality |" in verdicts and "| Likelihood |" in verdicts
     assert "diffusion" in text and "gan" in text and "vae" in text
     assert "## Sampling: steps vs quality" in text and "| ddpm | 20 | 20 |" in text   # the live benchmark
     for plot in (losses, quality, steps):     # plots come back as image files
@@ -219,7 +223,8 @@ def test_the_landing_tab_shows_samples_before_any_click(client):
 
 def test_optional_inputs_are_optional_in_the_api(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    for endpoint, optional in (("/playground_train", {"sketch", "upload"}), ("/playground_truth", {"sketch", "upload"})):
+    for endpoint in ("/playground_train", "/playground_truth"):
+        optional = {"sketch", "upload"}
         parameters = {p["parameter_name"]: p for p in endpoints[endpoint]["parameters"]}
         assert all(parameters[name]["parameter_has_default"] for name in optional), endpoint
     assert "frames" in {p["parameter_name"] for p in endpoints["/diffusion_forward"]["parameters"]}

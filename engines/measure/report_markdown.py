@@ -32,6 +32,12 @@ def summary_lines(report: dict) -> list[str]:
     return lines
 
 
+def verdict_lines(report: dict) -> list[str]:
+    """The verdicts alone, claim by claim (the Compare tab's first view; report.md has the cells too)."""
+    return _table(["claim", "folklore", "verdict"], [[r["row"], r["folklore"], f"**{r['verdict']}**"]
+                                                     for r in report["summary"]])
+
+
 def feature_net_lines(report: dict) -> list[str]:
     lines = ["## Feature nets", "", "Every set-level quality number is measured in the features of two classifiers "
              "of different architectures, trained independently on the train split only:", ""]
