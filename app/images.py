@@ -33,9 +33,15 @@ def grid_image(images: torch.Tensor, columns: int | None = None) -> Image.Image:
     return to_pil(make_grid(images, columns))
 
 
+GIF_MIN_HEIGHT = 192   # px: a single digit in an animation should be easy to see, not a 90 px stamp
+
+
 def save_gif(frames: list[Image.Image], duration_ms: int = 120, final_hold_ms: int = 1200) -> str:
-    """Frames -> an animated GIF file (looping; the last frame held longer), returned as a path."""
+    """Frames -> an animated GIF file (looping; the last frame held longer), returned as a path. Small frames are
+    enlarged by a whole factor (nearest neighbour: the pixels stay honest) to at least GIF_MIN_HEIGHT."""
     import tempfile
+    factor = max(1, -(-GIF_MIN_HEIGHT // frames[0].height))
+    frames = [f.resize((f.width * factor, f.height * factor), Image.NEAREST) for f in frames]
     handle = tempfile.NamedTemporaryFile(prefix="lab-", suffix=".gif", delete=False)
     durations = [duration_ms] * (len(frames) - 1) + [final_hold_ms]
     frames[0].save(handle, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)

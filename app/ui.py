@@ -78,10 +78,11 @@ def vae_tab() -> None:
             method = gr.Radio(list(INTERPOLATIONS), value="slerp", label="Path")
     run = gr.Button("Interpolate", variant="primary")
     notes = gr.Markdown(label="Notes on the digits")
-    strip = gr.Image(label="Decoded path from A to B", type="pil", format="png")
+    gr.Markdown("Decoded path from A to B:")
+    strip = gr.Image(label="Decoded path from A to B", type="pil", format="png", show_label=False)
     with gr.Row():
-        recon = gr.Image(label="A, B (top) and their reconstructions (bottom)", type="pil", format="png")
-        animation = gr.Image(label="Animation (A -> B -> A)", type="filepath")
+        recon = gr.Image(label="A, B (top) and their reconstructions (bottom)", type="pil", format="png", height=240)
+        animation = gr.Image(label="Animation (A -> B -> A)", type="filepath", height=240)
     run.click(handlers.vae_interpolate, [index_a, index_b, steps, method, class_a, class_b, upload_a, sketch_a],
               [strip, recon, animation, notes], api_name="vae_interpolate")
 
@@ -115,9 +116,9 @@ def gan_tab() -> None:
         steps = gr.Slider(2, handlers.MAX_PATH_STEPS, 10, step=1, label="Steps")
         method = gr.Radio(list(INTERPOLATIONS), value="slerp", label="Path")
     walk = gr.Button("Interpolate")
-    with gr.Row():
-        strip = gr.Image(label="Generated path from A to B", type="pil", format="png")
-        animation = gr.Image(label="Animation", type="filepath")
+    gr.Markdown("Generated path from A to B, then as an animation:")
+    strip = gr.Image(label="Generated path from A to B", type="pil", format="png", show_label=False)
+    animation = gr.Image(label="Animation", type="filepath", show_label=False, height=240)
     walk.click(handlers.gan_interpolate, [seed_a, seed_b, steps, method, truncation], [strip, animation],
                api_name="gan_interpolate")
 
