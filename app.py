@@ -46,10 +46,11 @@ def main() -> None:
     args = parse_args()
     import torch
     torch.set_num_threads(TORCH_THREADS)
-    from app.handlers import engine
+    from app.handlers import engine, first_visit
     print("loading the VAE, GAN and diffusion models...", file=sys.stderr, flush=True)
     for name in ("vae", "gan", "diffusion"):
         engine(name)  # load every model once, before the first visitor
+    first_visit()     # and sample the landing tab's pictures, so that even the first visitor waits for nothing
     demo = build_demo()
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     on_space = bool(os.environ.get("SPACE_ID"))
