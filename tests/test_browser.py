@@ -113,6 +113,18 @@ def test_bad_input_shows_a_clear_message_not_a_traceback(page):
     # The previous pictures stay, with no error badge over them.
     assert image_sources(panel) == before and panel.locator(".error").count() == 0
     seed.fill("0")
+    # One diffusion step would start from t = 0 and return the noise: refused, saying why.
+    page.locator(".toast-body.error").first.wait_for(state="hidden", timeout=30_000)
+    steps = panel.get_by_label("number input for Diffusion steps")
+    steps.fill("1")
+    steps.press("Enter")
+    panel.get_by_role("button", name="Sample all three", exact=True).click()
+    toast = page.locator(".toast-body.error")
+    toast.first.wait_for(state="visible", timeout=60_000)
+    assert "needs at least 2 steps: with 1 its chain starts at t = 0" in toast.first.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "steps_guard.png"))
+    steps.fill("50")
+    steps.press("Enter")
 
 
 def test_every_playground_lesson_runs_in_the_browser_and_ends_with_its_numbers(page):
