@@ -200,3 +200,12 @@ def test_report_md_and_model_cards_are_what_the_code_makes_of_the_committed_json
         info = json.loads((CHECKPOINTS / name / "training_info.json").read_text())
         assert card(name, info, REPORT) == (CHECKPOINTS / name / "README.md").read_text(), \
             f"checkpoints/mnist/{name}/README.md is stale: run python -m engines.model_card"
+
+
+def test_every_screenshot_the_readme_shows_exists():
+    import re
+    readme = (CHECKPOINTS.parent.parent / "README.md").read_text()
+    shots = re.findall(r"\]\((docs/screenshots/[^)]+)\)", readme)
+    assert len(shots) >= 8
+    for shot in shots:
+        assert (CHECKPOINTS.parent.parent / shot).is_file(), shot
