@@ -18,6 +18,7 @@ import torch
 
 from app.handlers import user_error, whole_number
 from app.playground_figures import family_strip, truth_image
+from app.widgets import pick_brush
 from engines import MAX_SEED
 from engines.errors import EngineError
 from engines.toy import views
@@ -236,7 +237,7 @@ def build_tab() -> None:
         lesson_key = gr.Dropdown(LESSON_CHOICES, value=LESSON_CHOICES[0][1], label="Lesson")
         lesson_run = gr.Button("Run lesson", variant="primary")
     lesson_text = gr.Markdown(describe(LESSON_CHOICES[0][1]), label="Lesson text")
-    with gr.Accordion("Free play: your own distribution, families and settings", open=False):
+    with gr.Accordion("Free play: your own distribution, families and settings", open=False) as free_play:
         with gr.Row():
             distribution = gr.Dropdown(DISTRIBUTION_CHOICES, value="ring8", label="Distribution")
             families = gr.CheckboxGroup(list(FAMILIES), value=list(FAMILIES), label="Families")
@@ -244,8 +245,8 @@ def build_tab() -> None:
             steps = gr.Number(1000, precision=0, label=f"Steps per Start (max {MAX_STEPS_PER_START})")
             seed = gr.Number(0, precision=0, label="Seed")
         with gr.Row():
-            sketch = gr.Sketchpad(label="Your points: draw (choose 'Your points' above)", type="numpy",
-                                  canvas_size=(400, 400))
+            sketch = gr.Sketchpad(label="Your points: draw them here", type="numpy", canvas_size=(400, 400),
+                                  transforms=(), layers=False, elem_id="points-sketch")
             upload = gr.File(label="…or upload a CSV of x, y (8 to 5,000 rows)", file_types=[".csv"])
             truth_view = gr.Image(label="True density and 500 of its points", type="pil", format="png")
         with gr.Row():
@@ -259,6 +260,7 @@ def build_tab() -> None:
     numbers = gr.Markdown(label="Numbers table")
     numbers_json = gr.JSON(label="Numbers")
 
+    free_play.expand(None, None, None, js=pick_brush("points-sketch"))
     view_outputs = [status, *strips, numbers, numbers_json]
     pool = {"concurrency_limit": PLAYGROUND_CONCURRENCY, "concurrency_id": "playground"}
     lesson_key.change(describe, lesson_key, lesson_text, api_name="playground_describe")

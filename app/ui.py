@@ -4,6 +4,7 @@ from __future__ import annotations
 import gradio as gr
 
 from app import handlers, playground, theory
+from app.widgets import pick_brush
 from engines.sampling.interpolation import INTERPOLATIONS
 
 INTRO = ("VAE, GAN and diffusion models trained by this project on the same 4,000 MNIST digits, on a CPU. "
@@ -68,9 +69,11 @@ def vae_tab() -> None:
     with gr.Row():
         with gr.Column():
             index_a, class_a = digit_picker("Digit A", 0)
-            with gr.Accordion("...or draw / upload digit A", open=False):
-                sketch_a = gr.Sketchpad(label="Draw digit A", type="pil", canvas_size=(280, 280))
+            with gr.Accordion("...or draw / upload digit A", open=False) as draw_a:
+                sketch_a = gr.Sketchpad(label="Draw digit A", type="pil", canvas_size=(280, 280), transforms=(),
+                                        layers=False, elem_id="digit-sketch")
                 upload_a = gr.File(label="Upload digit A (PNG, JPEG, ...)", type="filepath")
+            draw_a.expand(None, None, None, js=pick_brush("digit-sketch"))
         with gr.Column():
             index_b, class_b = digit_picker("Digit B", 0, "7")   # A is test digit #0, a zero: B another digit
         with gr.Column():
@@ -92,7 +95,7 @@ def vae_tab() -> None:
         map_run = gr.Button("Map the latent space")
     map_caption = gr.Markdown(label="Latent map caption")
     with gr.Row():
-        lattice = gr.Image(label="Decoded lattice", type="pil", format="png")
+        lattice = gr.Image(label="Decoded lattice", type="pil", format="png", show_label=False)
         scatter = gr.Plot(label="Test digits on the same axes")
     map_run.click(handlers.vae_latent_map, grid, [lattice, scatter, map_caption], api_name="vae_latent_map")
 
@@ -158,7 +161,7 @@ def compare_tab() -> list:
     gr.Markdown("The classic VAE / GAN / diffusion comparison (objective, training stability, sample quality, "
                 "likelihood, latent space, speed), measured on the shipped models by `python -m engines.evaluate`: "
                 "one chart per row, each bar ± its standard error and the row's verdict in its title.")
-    charts = gr.Image(label="The comparison at a glance", type="filepath")
+    charts = gr.Image(label="The comparison at a glance", type="filepath", show_label=False)
     verdicts = gr.Markdown(label="Verdicts")
     with gr.Accordion("The whole report: every table, method and tolerance, and the plots behind it", open=False):
         report = gr.Markdown(label="Report")

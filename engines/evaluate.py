@@ -1,4 +1,6 @@
-"""Command: `python -m engines.evaluate --help`: measure the comparison table on the shipped models into report.json + report.md (engines/measure/evaluation.py)."""
+"""Command: `python -m engines.evaluate --help`: measure the comparison table into report.json + report.md.
+
+The code is engines/measure/evaluation.py; this module only runs it."""
 import sys
 
 from engines.measure.evaluation import main

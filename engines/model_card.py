@@ -1,4 +1,6 @@
-"""Command: `python -m engines.model_card --help`: write each checkpoint's model card (README.md) from its training_info.json and report.json (engines/measure/model_card.py)."""
+"""Command: `python -m engines.model_card --help`: write every checkpoint's model card from its JSON.
+
+The code is engines/measure/model_card.py; this module only runs it."""
 import sys
 
 from engines.measure.model_card import main

@@ -1,4 +1,6 @@
-"""Command: `python -m engines.sampler_benchmark --help`: measure the steps/quality trade-off of every diffusion sampler (engines/measure/sampler_benchmark.py)."""
+"""Command: `python -m engines.sampler_benchmark --help`: steps against quality for every diffusion sampler.
+
+The code is engines/measure/sampler_benchmark.py; this module only runs it."""
 import sys
 
 from engines.measure.sampler_benchmark import main

@@ -127,6 +127,28 @@ def test_bad_input_shows_a_clear_message_not_a_traceback(page):
     steps.press("Enter")
 
 
+def test_the_first_stroke_on_the_sketchpad_draws(page):
+    """Gradio's editor opens with no tool selected; opening the panel selects the brush for the visitor."""
+    page.get_by_role("tab", name="VAE latent space").click()
+    panel = page.get_by_role("tabpanel")
+    panel.get_by_text("...or draw / upload digit A").click()
+    canvas = panel.locator("#digit-sketch canvas").first
+    canvas.wait_for(state="visible", timeout=30_000)
+    page.wait_for_timeout(1000)
+    box = canvas.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for i in range(20):
+        page.mouse.move(x + i % 3, y + i * box["height"] * 0.03)
+    page.mouse.up()
+    page.wait_for_timeout(500)
+    panel.get_by_role("button", name="Interpolate", exact=True).click()
+    panel.get_by_text("Digit A is your drawing").wait_for(state="visible", timeout=60_000)
+    page.screenshot(path=str(ARTIFACTS / "vae_drawn_digit.png"), full_page=True)
+    panel.locator("#digit-sketch button[aria-label='Clear canvas']").click()
+
+
 def test_every_playground_lesson_runs_in_the_browser_and_ends_with_its_numbers(page):
     from engines.toy.lessons import LESSONS
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

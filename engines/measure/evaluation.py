@@ -370,6 +370,3 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(row["line"] for row in report["summary"]))
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

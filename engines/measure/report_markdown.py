@@ -163,7 +163,8 @@ def seeds_lines(report: dict) -> list[str]:
     lines = ["## Training stability across seeds (2-D)", "",
              f"A claim about a family cannot rest on one training run, and the image models above are one run "
              f"each. The 2-D playground's versions of the families were trained on the "
-             f"{settings['distribution_title']} with {len(settings['seeds'])} seeds each ({settings['steps']} steps, measured every "
+             f"{settings['distribution_title']} with {len(settings['seeds'])} seeds each ({settings['steps']} steps, "
+             f"measured every "
              f"{settings['check_every']} steps on {settings['samples']} samples; learning rates "
              + ", ".join(f"{NAMES[k]} {v:g}" for k, v in settings["lr"].items()) + "). "
              "Rates ± binomial standard errors over the seeds; means ± standard deviations over the seeds.", ""]

@@ -247,6 +247,3 @@ def main(argv: list[str] | None = None) -> int:
         print("\n" + benchmark["verdict"])
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())
