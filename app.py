@@ -13,7 +13,7 @@ import sys
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from app import build_demo  # noqa: E402  (the package app/, after the environment is set)
+from app import CSS, build_demo  # noqa: E402  (the package app/, after the environment is set)
 
 CONCURRENCY = 2  # CPU-bound work: more parallel requests than cores only slows each one down
 TORCH_THREADS = 1  # one core per request, two requests at a time: no oversubscription on 2 cores
@@ -56,7 +56,7 @@ def main() -> None:
     on_space = bool(os.environ.get("SPACE_ID"))
     open_browser = not (args.no_browser or on_space or args.share or args.host not in LOCAL_HOSTS)
     _, local_url, share_url = demo.launch(server_name=args.host, server_port=args.port, share=args.share,
-                                          show_error=True, inbrowser=open_browser, quiet=True,
+                                          show_error=True, inbrowser=open_browser, quiet=True, css=CSS,
                                           prevent_thread_lock=True)
     print(f"The generative lab is running on {local_url}" + (f" and {share_url}" if share_url else "")
           + ("" if args.share or on_space else " (python app.py --share for a public link)"), flush=True)

@@ -9,6 +9,9 @@ from engines.sampling.interpolation import INTERPOLATIONS
 
 INTRO = ("VAE, GAN and diffusion models trained by this project on the same 4,000 MNIST digits, on a CPU. "
          "The same seed always gives the same images.")
+# Gradio floats an image's label badge and toolbar over its top edge; give them a band of their own so that they
+# never cover a picture (the browser test checks every shown image).
+CSS = ".block:has(> label.float) .image-container { padding-top: 34px; }"
 SAMPLER_HELP = ("ddpm / ddim are the lab's own samplers; diffusers:* are diffusers' schedulers run on the same "
                 "network and noise schedule. ")
 
@@ -96,7 +99,7 @@ def vae_tab() -> None:
     map_caption = gr.Markdown(label="Latent map caption")
     with gr.Row():
         lattice = gr.Image(label="Decoded lattice", type="pil", format="png", show_label=False)
-        scatter = gr.Plot(label="Test digits on the same axes")
+        scatter = gr.Plot(label="Test digits on the same axes", show_label=False)   # the figure has its title
     map_run.click(handlers.vae_latent_map, grid, [lattice, scatter, map_caption], api_name="vae_latent_map")
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from app import build_demo
+from app import CSS, build_demo
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -35,7 +35,7 @@ def page():
     from playwright.sync_api import sync_playwright
     demo = build_demo()
     demo.queue(default_concurrency_limit=2)
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, css=CSS)   # as app.py
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -61,6 +61,23 @@ def wait_for_new_images(page, panel, before: list[str], timeout_s: float = 120) 
     raise AssertionError(f"no new image within {timeout_s} s")
 
 
+def labels_over_images(panel) -> list[str]:
+    """Label badges that cover part of a shown image (a label should sit beside a picture, not on it)."""
+    return panel.locator(".block").evaluate_all("""blocks => blocks.flatMap(block => {
+        const label = block.querySelector('[data-testid="block-label"]');
+        const image = block.querySelector('img[src]');
+        if (!label || !image || label.offsetParent === null || image.offsetParent === null) return [];
+        const a = label.getBoundingClientRect(), box = image.getBoundingClientRect();
+        // the picture itself inside its <img> box (object-fit: contain centres it)
+        const scale = Math.min(box.width / image.naturalWidth, box.height / image.naturalHeight);
+        const w = image.naturalWidth * scale, h = image.naturalHeight * scale;
+        const b = {left: box.left + (box.width - w) / 2, top: box.top + (box.height - h) / 2};
+        b.right = b.left + w; b.bottom = b.top + h;
+        const overlap = a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+        return overlap ? [label.innerText] : [];
+    })""")
+
+
 def test_the_landing_tab_shows_samples_before_any_click(page):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     panel = page.get_by_role("tabpanel")     # Side by side, the first tab, as a visitor lands on it
@@ -84,6 +101,7 @@ def test_tab_buttons_show_images(page, tab, buttons, images):
     panel.locator("img[src]").nth(images - 1).wait_for(state="visible", timeout=120_000)
     assert panel.locator("img[src]").count() >= images
     assert page.locator(".toast-body.error").count() == 0  # no error toast
+    assert labels_over_images(panel) == []
     page.screenshot(path=str(ARTIFACTS / f"{tab.lower().replace(' ', '_').replace(',', '')}.png"), full_page=True)
 
 
