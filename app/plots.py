@@ -109,37 +109,67 @@ def _title(ax, title: str, ylabel: str) -> None:
     ax.set_ylabel(ylabel, fontsize=7)
 
 
-def summary_charts(report: dict) -> Figure:
-    """One small chart per measured row of the comparison, each bar ± its standard error, the row's verdict
-    in its title: the report at a glance (the tables are one click away)."""
-    verdicts = {row["row"]: row["verdict"] for row in report["summary"]}
-    families = [f for f in ("vae", "gan", "diffusion") if f in report.get("quality", {})]
-    figure = Figure(figsize=(14, 3.6), layout="constrained")
-    axes = figure.subplots(1, 5)
+def _not_measured(ax, title: str, command: str) -> None:
+    ax.set_title(title, fontsize=8)
+    ax.text(0.5, 0.5, f"not measured:\n{command}", ha="center", va="center", fontsize=7, transform=ax.transAxes)
+    ax.set_xticks([]), ax.set_yticks([])
+
+
+def _quality_panel(ax, report: dict, families: list[str], verdict: str) -> None:
     net = next(iter(report["feature_nets"]))
     quality = [report["quality"][f]["nets"][net] for f in families]
-    _bars(axes[0], families, [q["frechet_distance"] for q in quality], [q["frechet_distance_se"] for q in quality],
-          f"Sample quality: {verdicts['Sample quality']}", f"Frechet distance ({net}); lower is better", log=True)
+    _bars(ax, families, [q["frechet_distance"] for q in quality], [q["frechet_distance_se"] for q in quality],
+          f"Sample quality: {verdict}", f"Frechet distance ({net}); lower is better", log=True)
+
+
+def _likelihood_panel(ax, report: dict, families: list[str], verdict: str) -> None:
     lk = report["likelihood"]
     bounds = [("vae\nIWAE", lk["vae"]["iwae_bpd"], lk["vae"]["iwae_bpd_se"]),
               ("diffusion\nVLB", lk["diffusion"]["vlb_bpd"]["fixed_small"], lk["diffusion"]["vlb_bpd_se"]),
               ("diffusion\nODE bound", lk["diffusion"]["ode_bpd"], lk["diffusion"]["ode_bpd_se"])]
-    _bars(axes[1], *map(list, zip(*bounds)), f"Likelihood (GAN: none): {verdicts['Likelihood']}",
-          "bits/dim; lower is better")
+    _bars(ax, *map(list, zip(*bounds)), f"Likelihood (GAN: none): {verdict}", "bits/dim; lower is better")
+
+
+def _latent_panel(ax, report: dict, families: list[str], verdict: str) -> None:
     latent = [report["latent"][f]["slerp"] for f in families]
-    _bars(axes[2], families, [p["step_cv"] for p in latent], [p["step_cv_se"] for p in latent],
-          f"Latent space: {verdicts['Latent space']}", "slerp step CV; lower is smoother")
+    _bars(ax, families, [p["step_cv"] for p in latent], [p["step_cv_se"] for p in latent],
+          f"Latent space: {verdict}", "slerp step CV; lower is smoother")
+
+
+def _seeds_panel(ax, report: dict, families: list[str], verdict: str) -> None:
     seeds = report["seeds"]["families"]
     for offset, (key, hatch) in zip((-0.2, 0.2), (("collapse_rate", ""), ("oscillation_rate", "//"))):
-        axes[3].bar([i + offset for i in range(len(families))], [seeds[f][key] for f in families], width=0.4,
-                    yerr=[seeds[f][key + "_se"] for f in families], capsize=3, hatch=hatch,
-                    color=[FAMILY_COLOURS[f] for f in families], label=key.split("_")[0])
-    axes[3].set_xticks(range(len(families)), families, fontsize=7)
-    axes[3].legend(fontsize=6)
-    _title(axes[3], f"Training stability: {verdicts['Training stability']}", "share of 2-D seeds")
+        ax.bar([i + offset for i in range(len(families))], [seeds[f][key] for f in families], width=0.4,
+               yerr=[seeds[f][key + "_se"] for f in families], capsize=3, hatch=hatch,
+               color=[FAMILY_COLOURS[f] for f in families], label=key.split("_")[0])
+    ax.set_xticks(range(len(families)), families, fontsize=7)
+    ax.legend(fontsize=6)
+    _title(ax, f"Training stability: {verdict}", "share of 2-D seeds")
+
+
+def _speed_panel(ax, report: dict, families: list[str], verdict: str) -> None:
     diffusion = [r for r in report["speed"]["rows"] if r["engine"] == "diffusion" and not r.get("extrapolated")]
     rows = [r for r in report["speed"]["rows"] if r["engine"] != "diffusion"] + \
         [min(diffusion, key=lambda r: r["ms_per_sample"])]
-    _bars(axes[4], [f"{r['engine']}\n{r['nfe']} NFE" for r in rows], [r["ms_per_sample"] for r in rows],
-          [0.0] * len(rows), f"Speed: {verdicts['Speed']}", "ms per sample (log)", log=True)
+    _bars(ax, [f"{r['engine']}\n{r['nfe']} NFE" for r in rows], [r["ms_per_sample"] for r in rows],
+          [0.0] * len(rows), f"Speed: {verdict}", "ms per sample (log)", log=True)
+
+
+# (row of the summary, the report section it draws, how to draw it)
+PANELS = [("Sample quality", "quality", _quality_panel), ("Likelihood", "likelihood", _likelihood_panel),
+          ("Latent space", "latent", _latent_panel), ("Training stability", "seeds", _seeds_panel),
+          ("Speed", "speed", _speed_panel)]
+
+
+def summary_charts(report: dict) -> Figure:
+    """One small chart per measured row of the comparison, each bar ± its standard error, the row's verdict
+    in its title: the report at a glance (the tables are one click away). A section the report lacks says so."""
+    verdicts = {row["row"]: row["verdict"] for row in report["summary"]}
+    families = [f for f in ("vae", "gan", "diffusion") if f in report.get("engines", ())]
+    figure = Figure(figsize=(14, 3.6), layout="constrained")
+    for ax, (row, section, draw) in zip(figure.subplots(1, len(PANELS)), PANELS):
+        if section in report:
+            draw(ax, report, families, verdicts[row])
+        else:
+            _not_measured(ax, row, f"python -m engines.evaluate --sections {section}")
     return figure

@@ -251,3 +251,15 @@ def test_a_busy_port_is_reported_before_any_model_loads():
     assert done.returncode == 2
     assert f"port {port} on 127.0.0.1 is in use" in done.stderr and f"--port {port + 1}" in done.stderr
     assert "loading the VAE" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_summary_charts_draw_every_measured_row_and_name_the_missing_ones():
+    from app import plots
+    from engines.checkpoint import CHECKPOINTS
+    report = json.loads((CHECKPOINTS / "report.json").read_text())
+    titles = [ax.get_title() for ax in plots.summary_charts(report).axes]
+    assert all(verdict in " ".join(titles).replace("\n", " ") for verdict in
+               (row["verdict"] for row in report["summary"] if row["row"] != "Objective"))
+    partial = {k: v for k, v in report.items() if k != "seeds"}
+    texts = [t.get_text() for ax in plots.summary_charts(partial).axes for t in ax.texts]
+    assert "not measured:\npython -m engines.evaluate --sections seeds" in texts
