@@ -143,6 +143,7 @@ def test_bad_input_shows_a_clear_message_not_a_traceback(page):
     page.screenshot(path=str(ARTIFACTS / "steps_guard.png"))
     steps.fill("50")
     steps.press("Enter")
+    toast.first.wait_for(state="hidden", timeout=30_000)    # gone before the next test's screenshots
 
 
 def test_the_first_stroke_on_the_sketchpad_draws(page):
