@@ -251,13 +251,22 @@ def gan_sample(seed, count, truncation):
     return grid_image(images), f"{seconds * 1000:.0f} ms for {count} samples"
 
 
+def _walk_inputs(seed_a, seed_b, steps, method, truncation) -> tuple:
+    return (whole_number(seed_a, "Seed A", 0, MAX_SEED), whole_number(seed_b, "Seed B", 0, MAX_SEED),
+            whole_number(steps, "Steps", 2, MAX_PATH_STEPS), _choice(method, "path", INTERPOLATIONS),
+            _truncation(truncation))
+
+
+def check_gan_interpolate(seed_a, seed_b, steps, method, truncation) -> None:
+    """gan_interpolate's input checks alone (see check_side_by_side)."""
+    _walk_inputs(seed_a, seed_b, steps, method, truncation)
+
+
 def gan_interpolate(seed_a, seed_b, steps, method, truncation):
     """Walk from seed A's latent to seed B's: the strip and its animation."""
-    seed_a, seed_b = whole_number(seed_a, "Seed A", 0, MAX_SEED), whole_number(seed_b, "Seed B", 0, MAX_SEED)
-    steps = whole_number(steps, "Steps", 2, MAX_PATH_STEPS)
-    method = _choice(method, "path", INTERPOLATIONS)
+    seed_a, seed_b, steps, method, truncation = _walk_inputs(seed_a, seed_b, steps, method, truncation)
     gan = engine("gan")
-    z = torch.cat([gan.latents(1, seed=s, truncation=_truncation(truncation)) for s in (seed_a, seed_b)])
+    z = torch.cat([gan.latents(1, seed=s, truncation=truncation) for s in (seed_a, seed_b)])
     path, _ = _timed(gan.interpolate, z[0], z[1], steps=steps, method=method)
     frames = [grid_image(frame[None], columns=1) for frame in path]
     return grid_image(path, columns=steps), save_gif(frames + frames[-2:0:-1], duration_ms=150, final_hold_ms=150)
@@ -303,11 +312,19 @@ def diffusion_scrub(stored, position):
     return stored[position]
 
 
+def _forward_inputs(index, digit_class, seed, frames) -> tuple:
+    return (*pick_digit(index, digit_class, "Digit"), whole_number(seed, "Seed", 0, MAX_SEED),
+            whole_number(frames, "Frames", 2, MAX_PATH_STEPS))
+
+
+def check_diffusion_forward(index, digit_class, seed, frames) -> None:
+    """diffusion_forward's input checks alone (see check_side_by_side)."""
+    _forward_inputs(index, digit_class, seed, frames)
+
+
 def diffusion_forward(index, digit_class, seed, frames):
     """The forward (noising) process of one test digit: x_t at evenly spaced t, with sqrt(alpha-bar_t)."""
-    digit, about = pick_digit(index, digit_class, "Digit")
-    seed = whole_number(seed, "Seed", 0, MAX_SEED)
-    frames = whole_number(frames, "Frames", 2, MAX_PATH_STEPS)
+    digit, about, seed, frames = _forward_inputs(index, digit_class, seed, frames)
     diffusion = engine("diffusion")
     T = diffusion.num_train_timesteps
     timesteps = torch.linspace(0, T - 1, frames).round().long().tolist()

@@ -125,8 +125,9 @@ def gan_tab() -> None:
     gr.Markdown("Generated path from A to B, then as an animation:")
     strip = gr.Image(label="Generated path from A to B", type="pil", format="png", show_label=False)
     animation = gr.Image(label="Animation", type="filepath", show_label=False, height=240)
-    walk.click(handlers.gan_interpolate, [seed_a, seed_b, steps, method, truncation], [strip, animation],
-               api_name="gan_interpolate")
+    walk_inputs = [seed_a, seed_b, steps, method, truncation]
+    walk.click(handlers.check_gan_interpolate, walk_inputs, None, api_visibility="private").success(
+        handlers.gan_interpolate, walk_inputs, [strip, animation], api_name="gan_interpolate")
 
 
 def diffusion_tab() -> None:
@@ -156,8 +157,9 @@ def diffusion_tab() -> None:
     forward = gr.Button("Noise it")
     forward_strip = gr.Image(label="x_t from t = 0 to T - 1", type="pil", format="png")
     forward_caption = gr.Markdown(label="Forward process caption")
-    forward.click(handlers.diffusion_forward, [index, digit_class, noise_seed, frames], [forward_strip, forward_caption],
-                  api_name="diffusion_forward")
+    forward_inputs = [index, digit_class, noise_seed, frames]
+    forward.click(handlers.check_diffusion_forward, forward_inputs, None, api_visibility="private").success(
+        handlers.diffusion_forward, forward_inputs, [forward_strip, forward_caption], api_name="diffusion_forward")
 
 
 def compare_tab() -> list:

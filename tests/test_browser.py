@@ -91,6 +91,8 @@ def test_tab_buttons_show_images(page, tab, buttons, images):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.get_by_role("tab", name=tab).click()
     panel = page.get_by_role("tabpanel")
+    name = tab.lower().replace(" ", "_").replace(",", "")
+    page.screenshot(path=str(ARTIFACTS / f"{name}_before.png"), full_page=True)   # as a visitor first sees it
     if tab == "Side by side":
         panel.get_by_label("Seed").fill("1")     # other images than the landing's seed 0
     for button in buttons:
@@ -102,7 +104,7 @@ def test_tab_buttons_show_images(page, tab, buttons, images):
     assert panel.locator("img[src]").count() >= images
     assert page.locator(".toast-body.error").count() == 0  # no error toast
     assert labels_over_images(panel) == []
-    page.screenshot(path=str(ARTIFACTS / f"{tab.lower().replace(' ', '_').replace(',', '')}.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
 @pytest.mark.parametrize("tab", ["Side by side", "VAE latent space", "GAN sampling", "Diffusion, step by step"])
