@@ -15,9 +15,10 @@ Where things live (each folder holds one kind of thing; a module that is a comma
 | `sampling/`               | noise `schedule`, our `samplers`, `diffusers_adapter`, latent `interpolation`    |
 | `data/`                   | `datasets` (mnist5k, IDX files, image folders), `user_images` (a drawn digit)    |
 | `training/`               | `trainers` (per family: modules, optimisers, one step), `loop` (the whole run)   |
-| `measure/`                | metrics (`quality`, `likelihood`, `latent`, `stability`); the `evaluation` run,  |
-|                           | its `verdicts`, `report_markdown`, `reproduce`; `model_card`, `sampler_benchmark` |
-| `toy/`                    | the 2-D playground: toy distributions, small models, lessons                     |
+| `measure/`                | metrics (`quality`, `likelihood`, `latent`, `stability`), error bars and ties    |
+|                           | (`uncertainty`); the `evaluation` run, its `verdicts`, `report_markdown`,         |
+|                           | `reproduce`; `model_card`, `sampler_benchmark`                                    |
+| `toy/`                    | the 2-D playground: toy distributions, small models, lessons, `seed_study`       |
 | `train.py`, `evaluate.py`, `model_card.py`, `sampler_benchmark.py` | commands: `python -m engines.<name>` |
 """
 from engines.engine import MAX_SAMPLES, MAX_SEED, Engine
