@@ -346,7 +346,7 @@ def compare():
     the whole report.md from engines.evaluate and the plots behind it."""
     report = _read_json(CHECKPOINTS / "report.json")
     if report is None or "summary" not in report:
-        return None, "No report yet: run `python -m engines.evaluate`.", "", None, None, None
+        return None, "No report yet: run `python -m engines.evaluate`.", "", None, None, None, None
     report_md = CHECKPOINTS / "report.md"
     text = report_md.read_text() if report_md.is_file() else quality_table(report, list(report["quality"]))
     families = ("vae", "gan", "diffusion")
@@ -357,7 +357,17 @@ def compare():
     figures = (plots.loss_curves(losses), plots.quality_during_training(quality),
                plots.quality_against_steps(benchmark["rows"]))
     return (plots.png(plots.summary_charts(report)), "\n".join(verdict_lines(report)), text,
-            *(plots.png(figure) for figure in figures))
+            *(plots.png(figure) for figure in figures), report_elbo_by_level(report))
+
+
+def report_elbo_by_level(report: dict) -> str | None:
+    """The report's diffusion bound split by level beside the VAE's two terms (same digits), or None."""
+    likelihood = report.get("likelihood", {})
+    level = likelihood.get("diffusion", {}).get("vlb_by_level")
+    if level is None:
+        return None
+    title = f"Diffusion as a hierarchical VAE: its bound by level ({likelihood['n']} test digits)"
+    return plots.png(plots.elbo_by_level(level, likelihood.get("vae", {}).get("elbo_terms_bpd"), title))
 
 
 def next_seed(seed) -> int:

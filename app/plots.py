@@ -173,3 +173,37 @@ def summary_charts(report: dict) -> Figure:
         else:
             _not_measured(ax, row, f"python -m engines.evaluate --sections {section}")
     return figure
+
+
+def elbo_by_level(level: dict, vae: dict | None, title: str) -> Figure:
+    """Left: the diffusion bound's KL terms per band of t (bits/dim, log t axis), with the prior and decoder
+    terms named; right: the two bounds as stacked bars, the VAE's reconstruction + KL beside diffusion's
+    decoder + sum of KL terms + prior: the single KL is the counterpart of the whole sum."""
+    figure = Figure(figsize=(11, 3.6), layout="constrained")
+    left, right = figure.subplots(1, 2, width_ratios=[2.2, 1])
+    bands = level["bands"]
+    widths = [last - first + 1 for first, last in zip(bands["first"], bands["last"])]
+    left.bar(bands["first"], bands["bpd"], width=widths, align="edge", color=FAMILY_COLOURS["diffusion"],
+             edgecolor="white", linewidth=0.3)
+    left.set_xscale("log")
+    left.set_xlabel("timestep t (log scale): each bar is one band of KL terms L_t-1", fontsize=7)
+    left.text(0.98, 0.95, f"decoder L_0: {level['decoder']:.3f}\nprior L_T: {level['prior']:.2g}",
+              transform=left.transAxes, ha="right", va="top", fontsize=7)
+    _title(left, title, "bits/dim in the band")
+    kl_sum = sum(bands["bpd"])
+    stacks = {"diffusion": [("decoder L_0", level["decoder"], "tab:olive"), ("sum of KL terms", kl_sum,
+                                                                            FAMILY_COLOURS["diffusion"]),
+                            ("prior L_T", level["prior"], "tab:gray")]}
+    if vae is not None:
+        stacks["VAE"] = [("reconstruction", vae["reconstruction"], "tab:cyan"), ("KL", vae["kl"],
+                                                                               FAMILY_COLOURS["vae"])]
+    for i, (name, parts) in enumerate(stacks.items()):
+        bottom = 0.0
+        for label, value, colour in parts:
+            right.bar(i, value, bottom=bottom, color=colour, label=label)
+            bottom += value
+        right.text(i, bottom, f"{bottom:.3f}", ha="center", va="bottom", fontsize=7)
+    right.set_xticks(range(len(stacks)), list(stacks), fontsize=8)
+    right.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    _title(right, "-ELBO = reconstruction + KL terms", "bits/dim")
+    return figure

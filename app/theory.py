@@ -77,3 +77,51 @@ The `diffusers:*` samplers take other steps along the same reverse process: Eule
 probability-flow ODE (deterministic, like DDIM), EulerAncestral adds fresh noise at each step (like
 DDPM), and DPM-Solver and UniPC are higher-order ODE solvers; all call the same $\epsilon_\theta$.
 """
+
+HIERARCHY = r"""
+**Diffusion is a VAE with $T$ latent levels** (Ho et al. 2020, sec. 2; Sohl-Dickstein et al. 2015). Its encoder is
+fixed, not learned: $q(x_t \mid x_{t-1}) = \mathcal{N}\big(\sqrt{1 - \beta_t}\, x_{t-1},\, \beta_t I\big)$, one level at a
+time (the top row draws exactly this chain). Its decoder is learned and goes one level down:
+$p_\theta(x_{t-1} \mid x_t) = \mathcal{N}\big(\tilde\mu_t(\hat x_0, x_t),\, \sigma_t^2 I\big)$, the posterior mean at the
+network's $\hat x_0$ (second row: $\hat x_0$; third and fourth: the decoder's mean and one draw).
+The same derivation as the VAE's bound gives one term per level (Ho et al. 2020, eq. 5):
+
+$$-\log p_\theta(x_0) \le \underbrace{D_{\mathrm{KL}}\big(q(x_T \mid x_0)\,\|\,p(x_T)\big)}_{L_T} + \sum_{t > 1} \underbrace{\mathbb{E}_q\, D_{\mathrm{KL}}\big(q(x_{t-1} \mid x_t, x_0)\,\|\,p_\theta(x_{t-1} \mid x_t)\big)}_{L_{t-1}} \; \underbrace{-\, \mathbb{E}_q \log p_\theta(x_0 \mid x_1)}_{L_0}.$$
+
+The VAE has one level: $-\log p_\theta(x) \le \mathbb{E}_{q(z \mid x)}[-\log p_\theta(x \mid z)] + D_{\mathrm{KL}}\big(q(z \mid x)\,\|\,p(z)\big)$.
+Its single KL is the counterpart of the whole sum $\sum_t L_{t-1}$, and its reconstruction that of $L_0$. The plot
+gives each term in bits/dim; the bars add up to the variational bound of the Compare tab. (The lab counts timesteps
+from 0, as diffusers does: its level $t = 0$ is the paper's $x_1$.)
+"""
+
+SCORE = r"""
+**What the noise predictor learns: the score.** For $x_t = \sqrt{\bar\alpha_t}\, x_0 + \sqrt{1 - \bar\alpha_t}\,\varepsilon$,
+the best noise prediction in squared error is $\mathbb{E}[\varepsilon \mid x_t]$, and
+$\nabla_{x_t} \log q_t(x_t) = -\mathbb{E}[\varepsilon \mid x_t] / \sqrt{1 - \bar\alpha_t}$ (Vincent 2011; Song & Ermon 2019).
+So $L_{\text{simple}}$ is denoising score matching, and the trained network gives the score
+
+$$s_\theta(x, t) = -\frac{\epsilon_\theta(x, t)}{\sqrt{1 - \bar\alpha_t}} \approx \nabla_x \log q_t(x).$$
+
+The arrows compare $s_\theta$ with the true score of the noised toy density $q_t$ (closed form for Gaussian
+mixtures and the checkerboard). The error number is $\mathbb{E}\lVert s_\theta - \nabla \log q_t\rVert^2 / \mathbb{E}\lVert \nabla \log q_t\rVert^2$
+over $x_t \sim q_t$.
+
+**Tweedie's formula** ties the score to the image tab's predicted $x_0$:
+$\mathbb{E}[x_0 \mid x_t] = \big(x_t + (1 - \bar\alpha_t)\, \nabla \log q_t(x_t)\big) / \sqrt{\bar\alpha_t}$, which with $s_\theta$ is exactly
+$\hat x_0 = \big(x_t - \sqrt{1 - \bar\alpha_t}\,\epsilon_\theta\big)/\sqrt{\bar\alpha_t}$.
+
+**Sampling with the score alone: annealed Langevin dynamics** (Song & Ermon 2019, Algorithm 1). From pure noise,
+for noise levels $\sigma_1 > \dots > \sigma_L$, repeat $x \leftarrow x + \tfrac{\alpha_i}{2}\, s_\theta(x, \sigma_i) + \sqrt{\alpha_i}\, z$,
+$z \sim \mathcal{N}(0, I)$, with $\alpha_i = \epsilon\, \sigma_i^2 / \sigma_L^2$. No DDPM update is involved; only the score.
+"""
+
+DIVERGENCE = r"""
+**The GAN as divergence minimisation** (Goodfellow et al. 2014, Prop. 1 and Thm. 1). For a fixed generator with
+density $p_g$, $V(D, G) = \mathbb{E}_{p_{\text{data}}}\log D(x) + \mathbb{E}_{p_g}\log(1 - D(x))$ is maximised by
+
+$$D^*(x) = \frac{p_{\text{data}}(x)}{p_{\text{data}}(x) + p_g(x)}, \qquad V(D^*, G) = -\log 4 + 2\, \mathrm{JSD}(p_{\text{data}}\,\|\,p_g),$$
+
+with $\mathrm{JSD}(p\,\|\,q) = \tfrac12 D_{\mathrm{KL}}(p\,\|\,m) + \tfrac12 D_{\mathrm{KL}}(q\,\|\,m)$, $m = \tfrac12(p + q)$, between 0 and
+$\log 2$. On the 2-D toys $p_{\text{data}}$ is exact and $p_g$ is estimated from generator samples, so the playground
+can draw $D^*$ beside the learned $D$ and track the JSD while the GAN trains.
+"""

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from app import handlers, playground, theory
+from app import connections, handlers, playground, theory
 from app.widgets import pick_brush
 from engines.sampling.interpolation import INTERPOLATIONS
 
@@ -173,7 +173,8 @@ def compare_tab() -> list:
         losses = gr.Image(label="Training losses", type="filepath")
         quality = gr.Image(label="Quality during training", type="filepath")
         steps = gr.Image(label="Diffusion: quality against steps", type="filepath")
-    outputs = [charts, verdicts, report, losses, quality, steps]
+        levels = gr.Image(label="Diffusion as a hierarchical VAE: the bound by level", type="filepath")
+    outputs = [charts, verdicts, report, losses, quality, steps, levels]
     refresh = gr.Button("Read the report again")
     refresh.click(handlers.compare, None, outputs, api_name="compare")
     return outputs
@@ -192,6 +193,8 @@ def build_demo() -> gr.Blocks:
             diffusion_tab()
         with gr.Tab("Compare") as compare:
             compare_outputs = compare_tab()
+        with gr.Tab("Connections"):
+            connections.build_tab()
         with gr.Tab("2-D playground"):
             playground.build_tab()
         # Show before asking: the landing tab opens on the default seed's samples, not on empty frames.

@@ -142,12 +142,12 @@ def test_diffusion_forward_process(client):
 
 
 def test_compare_shows_the_measured_table_and_plots(client):
-    charts, verdicts, text, losses, quality, steps = client.predict(api_name="/compare")
+    charts, verdicts, text, losses, quality, steps, levels = client.predict(api_name="/compare")
     assert Image.open(charts).format == "PNG"
     assert "| Sample quality |" in verdicts and "| Likelihood |" in verdicts
     assert "diffusion" in text and "gan" in text and "vae" in text
     assert "## Sampling: steps vs quality" in text and "| ddpm | 20 | 20 |" in text   # the live benchmark
-    for plot in (losses, quality, steps):     # plots come back as image files
+    for plot in (losses, quality, steps, levels):     # plots come back as image files
         assert Image.open(plot).format == "PNG" and Image.open(plot).size[0] >= 600
 
 

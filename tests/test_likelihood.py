@@ -267,3 +267,19 @@ def test_ddim_inversion_of_gaussian_data_with_the_exact_model_returns_the_data()
         errors.append(float((back - x0).abs().max()))
     assert errors[1] < 0.01 and errors[1] < errors[0] / 5, errors
     assert (x_T - x0).abs().mean() > 0.3  # it did travel to the noise end
+
+
+def test_vlb_bands_of_gaussian_data_match_each_timesteps_closed_form_kl():
+    """One band per timestep (as many strata as terms): each band is that level's KL, whose expectation for
+    Gaussian data and the exact noise predictor is closed form; the bands add up to the KL part."""
+    T, dims = 30, 4
+    schedule = NoiseSchedule.from_config(T, "linear", 2e-3, 0.4)
+    x0 = MU + S * torch.randn(4000, 1, 2, 2, generator=torch.Generator().manual_seed(2))
+    out = diffusion_vlb(exact_eps_at_steps(schedule), schedule, x0, strata=T, clip=False, batch_size=4000)
+    assert out["bands"] == [(t, t) for t in range(1, T)]
+    a = schedule.alphas_cumprod
+    var_x0_given_xt = S ** 2 * (1 - a) / (a * S ** 2 + 1 - a)
+    expected = dims * schedule.posterior_mean_coef1 ** 2 * var_x0_given_xt / (2 * schedule.posterior_variance)
+    measured = out["band_nats"]["fixed_small"].mean(0)
+    assert torch.allclose(measured, expected[1:], rtol=0.06), (measured, expected[1:])
+    assert torch.allclose(out["band_nats"]["fixed_small"].sum(1), out["terms_nats"]["fixed_small"]["diffusion"])

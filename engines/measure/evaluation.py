@@ -40,6 +40,7 @@ from engines.checkpoint import CHECKPOINTS
 from engines.data.datasets import load_mnist5k, to_signed
 from engines.engine import check_count, make_generator
 from engines.errors import EngineError
+from engines.measure.hierarchy import bound_by_level
 from engines.measure.latent import ddim_decoder, ddim_reconstruction, path_smoothness, reconstruction_scores
 from engines.measure.likelihood import diffusion_vlb, ode_bound, vae_bits_per_dim
 from engines.measure.quality import (CONFIDENT, classifier_features, generate, judge, kernel_distance,
@@ -154,6 +155,7 @@ def diffusion_likelihood(digits: torch.Tensor, seed: int, settings: dict) -> tup
         "vlb_terms_bpd": {v: {k: round(float(bpd(t).mean()), 4) for k, t in parts.items()}
                           for v, parts in vlb["terms_nats"].items()},
         "vlb_strata": vlb["strata"], "vlb_nfe_per_image": vlb["strata"] + 1, "vlb_seconds": round(vlb_seconds, 1),
+        "vlb_by_level": _rounded(bound_by_level(vlb, dims)),
         "ode_bpd": round(float(ode_bpd.mean()), 4), "ode_bpd_se": round(mean_and_se(ode_bpd)[1], 4),
         "ode_floor_bpd": round(float(bpd(ode["floor_nats"]).mean()), 4),
         "ode_terms_bpd": {k: round(float(bpd(t).mean()), 4) for k, t in ode["terms_nats"].items()},
@@ -168,8 +170,13 @@ def diffusion_likelihood(digits: torch.Tensor, seed: int, settings: dict) -> tup
     return summary, {"vlb": vlb_bpd, "ode": ode_bpd}
 
 
-def _rounded(result: dict) -> dict:
-    return {k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}
+def _rounded(result):
+    """Floats rounded to 4 places, in nested dicts and lists too."""
+    if isinstance(result, dict):
+        return {k: _rounded(v) for k, v in result.items()}
+    if isinstance(result, list):
+        return [_rounded(v) for v in result]
+    return round(result, 4) if isinstance(result, float) else result
 
 
 def latent_section(names: list[str], test, seed: int, settings: dict, classifier) -> dict:

@@ -91,17 +91,20 @@ def dequantise(x01: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 @torch.no_grad()
 def vae_bits_per_dim(engine, images: torch.Tensor, k: int = 64, seed: int = 0, batch_size: int = 250) -> dict:
     """ELBO (one draw per image) and IWAE(k) on images in [0, 1], averaged (± standard error over the images),
-    in bits/dim and nats/image; "per_image_bpd" holds each image's bits/dim for paired comparisons."""
+    in bits/dim and nats/image; "per_image_bpd" holds each image's bits/dim for paired comparisons, and
+    "elbo_terms_bpd" the ELBO's reconstruction and KL parts (they sum to -ELBO)."""
     started = time.perf_counter()
-    elbo, iwae = [], []
+    parts, iwae = [], []
     for i, chunk in enumerate(images.split(batch_size)):
-        elbo.append(engine.elbo(chunk, seed=seed + i))
+        parts.append(engine.elbo_parts(chunk, seed=seed + i))
         iwae.append(engine.iwae(chunk, k=k, seed=seed + i))
-    elbo, iwae = torch.cat(elbo).double(), torch.cat(iwae).double()
+    parts = {name: torch.cat([p[name] for p in parts]).double() for name in parts[0]}
+    elbo, iwae = parts.pop("elbo"), torch.cat(iwae).double()
     dims = images[0].numel()
     per_image = {"elbo": bits_per_dim(elbo, dims), "iwae": bits_per_dim(iwae, dims)}
     out = {"elbo_nats": float(elbo.mean()), "iwae_nats": float(iwae.mean()), "iwae_k": k, "n": len(images),
-           "seconds": time.perf_counter() - started, "per_image_bpd": per_image}
+           "seconds": time.perf_counter() - started, "per_image_bpd": per_image,
+           "elbo_terms_bpd": {name: float(bits_per_dim(-nats, dims).mean()) for name, nats in parts.items()}}
     for name, values in per_image.items():
         out[f"{name}_bpd"], out[f"{name}_bpd_se"] = mean_and_se(values)
     return out
@@ -136,7 +139,7 @@ def discretized_gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_scale
                        torch.where(x > 1 - half_bin, log_one_minus_cdf_min, log_delta))
 
 
-def _model_log_variance(schedule: NoiseSchedule, t: torch.Tensor, variance_type: str) -> torch.Tensor:
+def model_log_variance(schedule: NoiseSchedule, t: torch.Tensor, variance_type: str) -> torch.Tensor:
     """log sigma_t^2 of p(x_{t-1}|x_t): beta-tilde_t (fixed_small) or beta_t (fixed_large); at t = 0 both use
     beta-tilde_1, since beta-tilde_0 = 0 (as in Ho et al.'s and Nichol & Dhariwal's code)."""
     if variance_type == "fixed_small":
@@ -153,7 +156,8 @@ def _per_image(values: torch.Tensor) -> torch.Tensor:
 
 
 def vlb_timesteps(num_train_timesteps: int, strata: int, n: int, generator: torch.Generator):
-    """Stratified draw over the KL terms t = 1 .. T-1: per stratum, its size and one t per image [n].
+    """Stratified draw over the KL terms t = 1 .. T-1: per stratum, its first and last timestep and one t per
+    image [n] (the stratum's size, last - first + 1, weights the drawn term).
 
     Strata are spaced geometrically (the first ones single timesteps): the terms fall roughly like 1/t, so
     each stratum then holds terms of similar size and the estimate's variance stays small."""
@@ -167,7 +171,7 @@ def vlb_timesteps(num_train_timesteps: int, strata: int, n: int, generator: torc
     out = []
     for lo, hi in zip(edges[:-1], edges[1:]):
         t = int(lo) + torch.randint(0, int(hi - lo), (n,), generator=generator)
-        out.append((int(hi - lo), t))
+        out.append((int(lo), int(hi) - 1, t))
     return out
 
 
@@ -187,10 +191,14 @@ def _reverse_mean(eps_model: EpsModel, schedule: NoiseSchedule, x0: torch.Tensor
 def diffusion_vlb(eps_model: EpsModel, schedule: NoiseSchedule, x0: torch.Tensor, strata: int = 100,
                   seed: int = 0, clip: bool = True, batch_size: int = 100) -> dict:
     """The variational bound on -log P(x0) for x0 on the 8-bit grid of [-1, 1], in nats per image, for both
-    fixed variance choices (they share the eps predictions): per-image totals and their three parts."""
+    fixed variance choices (they share the eps predictions): per-image totals and their three parts, and the
+    KL part split by stratum ("bands": first and last timestep of each; "band_nats": [images, strata]) - the
+    bound of diffusion read as a hierarchical VAE, one term per level of its latent hierarchy."""
     T = schedule.num_train_timesteps
     generator = torch.Generator().manual_seed(seed)
     parts = {v: {"prior": [], "diffusion": [], "decoder": []} for v in VARIANCE_TYPES}
+    band_nats = {v: [] for v in VARIANCE_TYPES}
+    bands = []
     a_last = schedule.alphas_cumprod[-1]
     for batch in x0.double().split(batch_size):
         n = len(batch)
@@ -200,21 +208,28 @@ def diffusion_vlb(eps_model: EpsModel, schedule: NoiseSchedule, x0: torch.Tensor
         t0 = torch.zeros(n, dtype=torch.long)
         _, mean0 = _reverse_mean(eps_model, schedule, batch, t0, generator, clip)
         kl_sum = {v: torch.zeros(n, dtype=torch.float64) for v in VARIANCE_TYPES}
-        for weight, t in vlb_timesteps(T, strata, n, generator):
+        per_band = {v: [] for v in VARIANCE_TYPES}
+        bands = []
+        for first, last, t in vlb_timesteps(T, strata, n, generator):
+            bands.append((first, last))
             x_t, model_mean = _reverse_mean(eps_model, schedule, batch, t, generator, clip)
             true_mean = schedule.q_posterior_mean(batch, x_t, t)
             true_logvar = schedule.posterior_variance[t].log().reshape(-1, 1, 1, 1)
             for v in VARIANCE_TYPES:
-                logvar = _model_log_variance(schedule, t, v).reshape(-1, 1, 1, 1)
-                kl_sum[v] += weight * _per_image(normal_kl(true_mean, true_logvar, model_mean, logvar))
+                logvar = model_log_variance(schedule, t, v).reshape(-1, 1, 1, 1)
+                term = (last - first + 1) * _per_image(normal_kl(true_mean, true_logvar, model_mean, logvar))
+                kl_sum[v] += term
+                per_band[v].append(term)
         for v in VARIANCE_TYPES:
-            log_scale = 0.5 * _model_log_variance(schedule, t0, v).reshape(-1, 1, 1, 1)
+            band_nats[v].append(torch.stack(per_band[v], dim=1))
+            log_scale = 0.5 * model_log_variance(schedule, t0, v).reshape(-1, 1, 1, 1)
             parts[v]["decoder"].append(-_per_image(discretized_gaussian_log_prob(batch, mean0, log_scale)))
             parts[v]["prior"].append(prior)
             parts[v]["diffusion"].append(kl_sum[v])
     parts = {v: {k: torch.cat(x) for k, x in p.items()} for v, p in parts.items()}
     return {"nll_nats": {v: sum(p.values()) for v, p in parts.items()}, "terms_nats": parts,
-            "strata": min(strata, T - 1)}
+            "strata": min(strata, T - 1), "bands": bands,
+            "band_nats": {v: torch.cat(b) for v, b in band_nats.items()}}
 
 
 # ---------------------------------------------------------------- diffusion: probability-flow ODE
@@ -332,11 +347,11 @@ def _check_8bit(x0: torch.Tensor) -> None:
 
 def decoder_floor_nats(schedule: NoiseSchedule, x0: torch.Tensor) -> torch.Tensor:
     """-log p(x0 | z) per image (nats) for the t = 0 decoder of `ode_bound` and `diffusion_vlb` when its mean
-    is x0 itself: the discretised Gaussian N(x0, sigma^2), sigma^2 = `_model_log_variance(schedule, 0,
+    is x0 itself: the discretised Gaussian N(x0, sigma^2), sigma^2 = `model_log_variance(schedule, 0,
     "fixed_small")`.exp(), scored on x0's own bin (the edge levels take the tails). No decoder with a mean in
     [-1, 1] puts more mass on x0, so no model reaches a bound below this."""
     x0 = x0.double()
-    log_scale = 0.5 * _model_log_variance(schedule, torch.tensor(0), "fixed_small")
+    log_scale = 0.5 * model_log_variance(schedule, torch.tensor(0), "fixed_small")
     return -_per_image(discretized_gaussian_log_prob(x0, x0, log_scale))
 
 
@@ -364,7 +379,7 @@ def ode_bound(eps_model: EpsModel, schedule: NoiseSchedule, x0: torch.Tensor, st
     generator = torch.Generator().manual_seed(seed)
     dims = x0[0].numel()
     entropy = -0.5 * dims * math.log(2 * math.pi * math.e * float(1 - schedule.alphas_cumprod[0]))
-    log_scale = 0.5 * _model_log_variance(schedule, torch.tensor(0), "fixed_small")
+    log_scale = 0.5 * model_log_variance(schedule, torch.tensor(0), "fixed_small")
     terms = {"flow": [], "entropy": [], "decoder": []}
     nfe = None
     for batch in x0.double().split(batch_size):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engines.measure.hierarchy import group_by_decade
 from engines.measure.reproduce import TOLERANCES
 from engines.measure.uncertainty import TIE_SE
 from engines.measure.verdicts import FAMILIES, NAMES, made_by, pm
@@ -106,6 +107,36 @@ def likelihood_lines(report: dict) -> list[str]:
     for bound, diff in lk.get("diffusion_minus_vae_bpd", {}).items():
         lines += [f"- Diffusion ({bound.upper()}) minus VAE (IWAE), per digit: {pm(diff['mean'], diff['se'], 4)} "
                   "bits/dim."]
+    return lines + [""]
+
+
+def hierarchy_lines(report: dict) -> list[str]:
+    """The diffusion bound level by level beside the VAE's reconstruction + KL, on the same digits."""
+    lk = report["likelihood"]
+    level = lk.get("diffusion", {}).get("vlb_by_level")
+    if level is None:
+        return []
+    decades = group_by_decade(level["bands"])
+    rows = [["prior L_T: KL of q(x_T-1 given x) to N(0, I)", f"{level['prior']:.4f}"]]
+    rows += [[f"KL terms, t = {r['first']} .. {r['last']}", f"{r['bpd']:.4f}"] for r in decades]
+    rows += [["decoder L_0", f"{level['decoder']:.4f}"], ["total (the variational bound above)", f"{level['total']:.4f}"]]
+    heaviest = max(decades, key=lambda r: r["bpd"])
+    kl_total = sum(r["bpd"] for r in decades)
+    lines = ["## Diffusion as a hierarchical VAE: the bound level by level", "",
+             f"The diffusion variational bound above (fixed_small, the same {lk['n']} digits), split over its latent "
+             "levels x_0 .. x_T-1: a fixed encoder q(x_t given x_t-1) and a learned decoder p(x_t-1 given x_t) per "
+             f"level. The {len(level['bands']['bpd'])} strata, summed by decade of t (bits/dim):", ""]
+    lines += _table(["term", "bits/dim"], rows)
+    lines += [f"Where the bits go: the KL terms at t = {heaviest['first']} .. {heaviest['last']} carry "
+              f"{heaviest['bpd'] / level['total']:.0%} of the bound; all KL terms together "
+              f"{kl_total / level['total']:.0%}, the decoder {level['decoder'] / level['total']:.0%}."]
+    vae = lk.get("vae", {}).get("elbo_terms_bpd")
+    if vae:
+        total = vae["reconstruction"] + vae["kl"]
+        lines += [f"The VAE's bound on the same digits has one latent level: reconstruction "
+                  f"{vae['reconstruction']:.4f} + KL {vae['kl']:.4f} = {total:.4f} bits/dim (its ELBO above). Its "
+                  "single KL is the counterpart of the diffusion sum of KL terms: both price what the latents say "
+                  "about the digit beyond the prior."]
     return lines + [""]
 
 
@@ -212,6 +243,8 @@ def write_markdown(report: dict, path: Path) -> None:
     for section in ("quality", "likelihood", "latent"):
         if section in report:
             lines += SECTION_LINES[section](report)
+        if section == "likelihood" and section in report:
+            lines += hierarchy_lines(report)
     if "stability" in report:
         lines += stability_lines(report, figure)
     if "seeds" in report:

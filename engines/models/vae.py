@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
-from engines.checkpoint import load_pretrained
+from engines.checkpoint import hub_metadata, load_pretrained
 from engines.data.datasets import from_signed, to_signed
 from engines.engine import Engine, check_count, make_generator
 from engines.errors import EngineError
@@ -58,7 +58,7 @@ def discretized_logistic_log_prob(x: torch.Tensor, loc: torch.Tensor, log_scale:
                                                                      interior))
 
 
-class VAE(nn.Module, PyTorchModelHubMixin):
+class VAE(nn.Module, PyTorchModelHubMixin, **hub_metadata("vae")):
     def __init__(self, config: VAEConfig):
         super().__init__()
         self.config = config
@@ -98,7 +98,7 @@ class VAE(nn.Module, PyTorchModelHubMixin):
     def elbo(self, x01: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
         """Single-sample ELBO per image in nats, with its reconstruction and KL terms."""
         mean, logvar = self.encode(x01)
-        eps = torch.randn(mean.shape, generator=generator)
+        eps = torch.randn(mean.shape, generator=generator).to(mean.device)  # CPU generator, any device
         z = mean + (0.5 * logvar).exp() * eps  # reparameterisation: gradients flow through mean and logvar
         reconstruction = self.log_px_given_z(x01, z)
         kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).sum(1)  # KL(N(mean, var) || N(0, I)), closed form
@@ -193,7 +193,14 @@ class VAEEngine(Engine):
     @torch.no_grad()
     def elbo(self, x: torch.Tensor, seed: int = 0) -> torch.Tensor:
         """Single-sample ELBO per image, in nats (a lower bound on log P(x))."""
-        return self.model.elbo(self._check_images(x), make_generator(seed))[0]
+        return self.elbo_parts(x, seed)["elbo"]
+
+    @torch.no_grad()
+    def elbo_parts(self, x: torch.Tensor, seed: int = 0) -> dict[str, torch.Tensor]:
+        """The same ELBO per image (nats) with its two parts: reconstruction = -E_q log p(x|z) (one draw) and
+        kl = KL(q(z|x) || N(0, I)); elbo = -(reconstruction + kl)."""
+        elbo, log_px, kl = self.model.elbo(self._check_images(x), make_generator(seed))
+        return {"elbo": elbo, "reconstruction": -log_px, "kl": kl}
 
     @torch.no_grad()
     def iwae(self, x: torch.Tensor, k: int = 64, seed: int = 0) -> torch.Tensor:

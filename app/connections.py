@@ -1,0 +1,97 @@
+"""The "Connections" tab: the seed's three connections between the families, each with numbers on screen.
+
+- Diffusion as a hierarchical VAE: one test digit's latent levels under the fixed encoder, what the learned
+  decoder makes of each, and the bound split level by level beside the VAE's reconstruction + KL.
+- Diffusion as score matching: a small 2-D diffusion model's learned score against the true score of the noised
+  toy density at three noise levels, and samples drawn by annealed Langevin dynamics from that score alone.
+- The GAN as divergence minimisation: the 2-D playground's lesson (D* beside the learned D, the JSD per
+  checkpoint); this tab links to it.
+
+Layout and small adapters only: the maths lives in `engines.measure.hierarchy` and `engines.toy.score`.
+"""
+from __future__ import annotations
+
+import gradio as gr
+import torch
+
+from app import plots, theory
+from app.handlers import DIGIT_CLASSES, engine, pick_digit, user_error, whole_number
+from app.images import grid_image
+from engines import MAX_SEED
+from engines.errors import EngineError
+from engines.measure.hierarchy import DEFAULT_LEVELS, elbo_by_level, group_by_decade, latent_hierarchy, vae_elbo_terms
+
+HIERARCHY_STRATA = 50   # the report's setting: one network call per stratum, about half a second per digit
+ROWS = ("x_t from the fixed encoder", "predicted x0", "decoder mean, one level down", "decoder draw")
+
+
+def _hierarchy_inputs(index, digit_class, seed) -> tuple:
+    digit, about = pick_digit(index, digit_class, "Digit")
+    return digit, about, whole_number(seed, "Seed", 0, MAX_SEED)
+
+
+def check_hierarchy(index, digit_class, seed) -> None:
+    """The hierarchy view's input checks alone, before anything runs (a refused input keeps the pictures)."""
+    _hierarchy_inputs(index, digit_class, seed)
+
+
+def hierarchy(index, digit_class, seed, progress=gr.Progress()):
+    """One digit: its levels (a grid: rows = ROWS, columns = levels), the bound by level as a plot, and a caption
+    with the numbers."""
+    digit, about, seed = _hierarchy_inputs(index, digit_class, seed)
+    progress(0.1, desc="encoding and decoding the levels")
+    try:
+        levels = latent_hierarchy(engine("diffusion"), digit[None], DEFAULT_LEVELS, seed=seed)
+        progress(0.4, desc=f"the bound, {HIERARCHY_STRATA} levels")
+        bound = elbo_by_level(engine("diffusion"), digit[None], strata=HIERARCHY_STRATA, seed=seed)
+        vae = vae_elbo_terms(engine("vae"), digit[None], seed=seed)
+    except EngineError as e:
+        raise user_error(str(e)) from None
+    images = torch.cat([levels.encoded, levels.predicted_x0, levels.decoded_mean, levels.decoded_draw])
+    grid = grid_image(images, columns=len(levels.levels))
+    figure = plots.png(plots.elbo_by_level(bound, vae, "This digit's diffusion bound, level by level"))
+    return grid, figure, hierarchy_caption(about, levels.levels, bound, vae)
+
+
+def hierarchy_caption(about: str, levels: list[int], bound: dict, vae: dict) -> str:
+    decades = group_by_decade(bound["bands"])
+    heaviest = max(decades, key=lambda r: r["bpd"])
+    kl_sum = sum(bound["bands"]["bpd"])
+    return (f"{about}. Columns: t = {', '.join(map(str, levels))}; rows, top to bottom: {'; '.join(ROWS)}.\n\n"
+            f"**Diffusion's bound for this digit: {bound['total']:.3f} bits/dim** = prior {bound['prior']:.2g} + "
+            f"KL terms {kl_sum:.3f} + decoder {bound['decoder']:.3f}. By decade of t: "
+            + ", ".join(f"t {r['first']}-{r['last']}: {r['bpd']:.3f}" for r in decades)
+            + f". The most bits go to t {heaviest['first']}-{heaviest['last']}, {_where(heaviest)}. **The VAE's bound: {vae['total']:.3f} bits/dim** = reconstruction "
+            f"{vae['reconstruction']:.3f} + one KL {vae['kl']:.3f}: its single KL plays the part of diffusion's sum "
+            "of KL terms (both price what the latents say beyond the prior).")
+
+
+def _where(band: dict) -> str:
+    if band["last"] < 10:
+        return "the levels nearest the data, where little noise is left to remove"
+    if band["first"] >= 100:
+        return "the noisy levels, where the digit's overall shape is decided"
+    return "the middle levels"
+
+
+def hierarchy_section() -> None:
+    gr.Markdown("### Diffusion as a hierarchical VAE")
+    with gr.Accordion("The math behind this view", open=False):
+        gr.Markdown(theory.HIERARCHY, latex_delimiters=theory.LATEX)
+    with gr.Row():
+        digit_class = gr.Dropdown(DIGIT_CLASSES, value="any", label="Digit: class")
+        index = gr.Number(0, label="Digit: index", minimum=0, step=1)
+        seed = gr.Number(0, label="Seed", minimum=0, maximum=MAX_SEED, step=1)
+    run = gr.Button("Encode and decode, level by level", variant="primary")
+    grid = gr.Image(label="Latent levels: fixed encoder (top), learned decoder (below)", type="pil", format="png")
+    plot = gr.Image(label="The bound, level by level", type="filepath")
+    caption = gr.Markdown(label="Hierarchy caption")
+    inputs = [index, digit_class, seed]
+    run.click(check_hierarchy, inputs, None, api_visibility="private").success(
+        hierarchy, inputs, [grid, plot, caption], api_name="connections_hierarchy")
+
+
+def build_tab() -> None:
+    gr.Markdown("The seed's three connections between the families, measured on the lab's models: diffusion is a "
+                "hierarchical VAE, its network learns a score, and a GAN minimises a divergence.")
+    hierarchy_section()
