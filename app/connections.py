@@ -20,6 +20,9 @@ from app.images import grid_image
 from engines import MAX_SEED
 from engines.errors import EngineError
 from engines.measure.hierarchy import DEFAULT_LEVELS, elbo_by_level, group_by_decade, latent_hierarchy, vae_elbo_terms
+from engines.toy.distributions import PRESETS
+from engines.toy.score_study import LANGEVIN_LEVELS, MAX_STUDY_STEPS, STUDY_TOYS, score_study
+from engines.toy.views import EXTENT
 
 HIERARCHY_STRATA = 50   # the report's setting: one network call per stratum, about half a second per digit
 ROWS = ("x_t from the fixed encoder", "predicted x0", "decoder mean, one level down", "decoder draw")
@@ -91,7 +94,78 @@ def hierarchy_section() -> None:
         hierarchy, inputs, [grid, plot, caption], api_name="connections_hierarchy")
 
 
+# --- diffusion as score matching ------------------------------------------------------------------------
+
+def _score_inputs(distribution, steps, seed) -> tuple:
+    if distribution not in STUDY_TOYS:
+        raise user_error(f"choose a toy among {', '.join(STUDY_TOYS)}")
+    return (distribution, whole_number(steps, "Training steps", 100, MAX_STUDY_STEPS),
+            whole_number(seed, "Seed", 0, MAX_SEED))
+
+
+def check_score(distribution, steps, seed) -> None:
+    _score_inputs(distribution, steps, seed)
+
+
+def score(distribution, steps, seed, progress=gr.Progress()):
+    """Train a small 2-D diffusion model, then its score against the truth at three noise levels, and samples
+    drawn with the learned score alone (annealed Langevin) beside the true score's and DDPM's."""
+    distribution, steps, seed = _score_inputs(distribution, steps, seed)
+    progress(0.05, desc=f"training a 2-D diffusion model for {steps} steps, then measuring its score")
+    study = score_study(distribution, steps, seed)
+    arrows = plots.png(plots.score_levels(study.levels, EXTENT))
+    samples = plots.png(plots.sample_panels(study.samples, study.coverage, study.n_modes, EXTENT))
+    return arrows, samples, score_caption(study)
+
+
+def score_caption(study) -> str:
+    errors = "; ".join(f"t = {lv.t} (noise std {lv.sigma:.2f}): {lv.error.relative:.3f} ± {lv.error.se:.3f}"
+                       for lv in study.levels)
+    learned, true = study.coverage["Langevin (learned score)"], study.coverage["Langevin (true score)"]
+    worst = max(study.levels, key=lambda lv: lv.error.relative)
+    return (f"{PRESETS[study.distribution][0]}, a diffusion MLP trained {study.steps} steps. **Relative score error** "
+            f"E‖s_θ - ∇log p_t‖² / E‖∇log p_t‖² (± SE, {study.levels[0].error.n} points x_t ~ p_t): {errors}. "
+            f"The error is largest at t = {worst.t}{' - the least noise, where the true score is large and changes fast' if worst is study.levels[0] else ''}.\n\n"
+            f"**Sampling with the score alone**: annealed Langevin over {LANGEVIN_LEVELS} noise levels (5 steps "
+            f"each) with the learned score covers {learned.covered} of {study.n_modes} modes with "
+            f"{learned.on_support:.0%} of its samples on a mode; with the true score {true.covered} and "
+            f"{true.on_support:.0%}. **Tweedie's formula** with the learned score gives the sampler's predicted x0 "
+            f"to within {study.tweedie_gap:.1e} (float rounding): they are one quantity written two ways.")
+
+
+def score_section() -> None:
+    gr.Markdown("### Diffusion as score matching")
+    with gr.Accordion("The math behind this view", open=False):
+        gr.Markdown(theory.SCORE, latex_delimiters=theory.LATEX)
+    with gr.Row():
+        toy = gr.Dropdown([(PRESETS[k][0], k) for k in STUDY_TOYS], value="ring8", label="Toy distribution")
+        steps = gr.Number(2000, label=f"Training steps (100 .. {MAX_STUDY_STEPS})", minimum=100,
+                          maximum=MAX_STUDY_STEPS, step=100)
+        seed = gr.Number(0, label="Seed", minimum=0, maximum=MAX_SEED, step=1)
+    run = gr.Button("Train, then compare the scores", variant="primary")
+    arrows = gr.Image(label="Learned score (orange) over the true score (black) and the noised density",
+                      type="filepath")
+    samples = gr.Image(label="Samples: Langevin with the learned score, with the true score, and DDPM",
+                       type="filepath")
+    caption = gr.Markdown(label="Score caption")
+    inputs = [toy, steps, seed]
+    run.click(check_score, inputs, None, api_visibility="private").success(
+        score, inputs, [arrows, samples, caption], api_name="connections_score", concurrency_limit=1,
+        concurrency_id="connections_score")
+
+
+def divergence_section() -> None:
+    gr.Markdown("### The GAN as divergence minimisation")
+    gr.Markdown(theory.DIVERGENCE, latex_delimiters=theory.LATEX)
+    gr.Markdown("See it trained: open the **2-D playground** tab and run the lesson *The GAN as divergence "
+                "minimisation*: the optimal discriminator D* (from the exact data density and a kernel estimate of "
+                "the generator's) beside the learned D, and the Jensen-Shannon divergence at every checkpoint, with "
+                "the game's value against its optimum -log 4 + 2 JSD.")
+
+
 def build_tab() -> None:
     gr.Markdown("The seed's three connections between the families, measured on the lab's models: diffusion is a "
                 "hierarchical VAE, its network learns a score, and a GAN minimises a divergence.")
     hierarchy_section()
+    score_section()
+    divergence_section()

@@ -207,3 +207,36 @@ def elbo_by_level(level: dict, vae: dict | None, title: str) -> Figure:
     right.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     _title(right, "-ELBO = reconstruction + KL terms", "bits/dim")
     return figure
+
+
+def score_levels(levels, extent: float) -> Figure:
+    """One panel per noise level: the noised true density, the true score (thin black) and the learned score
+    (orange), the relative error in the title. Arrow lengths are clipped at the panel's median true-score length
+    (far from the data the score grows like -x / sigma^2 and would dwarf the arrows near the modes)."""
+    figure = Figure(figsize=(12, 4.6), layout="constrained")
+    for ax, level in zip(figure.subplots(1, len(levels)), levels):
+        ax.imshow(level.density.numpy(), origin="lower", extent=(-extent, extent, -extent, extent), cmap="Greys")
+        clip = float(level.true.norm(dim=1).median())
+        spacing = float(level.points[1, 0] - level.points[0, 0])   # a clipped arrow spans one grid cell
+        for vectors, colour, width in ((level.true, "black", 0.003), (level.learned, "tab:orange", 0.005)):
+            norms = vectors.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            v = (vectors * norms.clamp_max(clip) / norms / clip).numpy()
+            ax.quiver(level.points[:, 0].numpy(), level.points[:, 1].numpy(), v[:, 0], v[:, 1], color=colour,
+                      angles="xy", scale_units="xy", scale=1 / spacing, width=width)
+        e = level.error
+        ax.set_title(f"t = {level.t}, noise std {level.sigma:.2f}\nrelative score error {e.relative:.3f} ± {e.se:.3f}",
+                     fontsize=8)
+        ax.set_xticks([]), ax.set_yticks([])
+    return figure
+
+
+def sample_panels(samples: dict, coverage: dict, n_modes: int, extent: float) -> Figure:
+    """One scatter per sampler, with modes covered and the share of samples on a mode in the title."""
+    figure = Figure(figsize=(12, 4.2), layout="constrained")
+    for ax, (name, x) in zip(figure.subplots(1, len(samples)), samples.items()):
+        ax.scatter(x[:, 0].numpy(), x[:, 1].numpy(), s=2, alpha=0.5, color="tab:green")
+        c = coverage[name]
+        ax.set_title(f"{name}\n{c.covered} of {n_modes} modes, {c.on_support:.0%} of samples on a mode", fontsize=8)
+        ax.set_xlim(-extent, extent), ax.set_ylim(-extent, extent), ax.set_aspect("equal")
+        ax.set_xticks([]), ax.set_yticks([])
+    return figure

@@ -13,9 +13,11 @@ Where things live (each folder holds one kind of thing; a module that is a comma
 | `errors.py`, `runtime.py` | `EngineError`; the hardware a run records                                        |
 | `models/`                 | networks and their engines: `vae`, `gan`, `diffusion` (on `unet`), `classifier`  |
 | `sampling/`               | noise `schedule`, our `samplers`, `diffusers_adapter`, latent `interpolation`    |
-| `data/`                   | `datasets` (mnist5k, IDX files, image folders), `user_images` (a drawn digit)    |
-| `training/`               | `trainers` (per family: modules, optimisers, one step), `loop` (the whole run)   |
-| `measure/`                | metrics (`quality`, `likelihood`, `latent`, `stability`), error bars and ties    |
+| `data/`                   | `datasets` (mnist5k, fashion, IDX files, image folders), `user_images`           |
+| `training/`               | `trainers` (per family: modules, optimisers, one step), `loop` (the whole run),  |
+|                           | `distributed` (processes, devices, mixed precision: accelerate)                  |
+| `measure/`                | metrics (`quality`, `likelihood` and its split by level in `hierarchy`,          |
+|                           | `latent`, `stability`), error bars and ties                                      |
 |                           | (`uncertainty`); the `evaluation` run, its `verdicts`, `report_markdown`,         |
 |                           | `reproduce`; `model_card`, `sampler_benchmark`                                    |
 | `toy/`                    | the 2-D playground: toy distributions, small models, lessons, `seed_study`       |

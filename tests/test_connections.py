@@ -30,3 +30,12 @@ def test_hierarchy_refuses_bad_input_clearly(client):
         client.predict(0, "any", -1, api_name="/connections_hierarchy")
     with pytest.raises(Exception, match="Seed must be a whole number"):
         client.predict(0, "any", 0.5, api_name="/connections_hierarchy")
+
+
+def test_score_view_draws_arrows_and_samples_with_numbers(client):
+    arrows, samples, caption = client.predict("ring8", 1000, 0, api_name="/connections_score")
+    assert Image.open(arrows).format == "PNG" and Image.open(samples).format == "PNG"
+    assert caption.count("noise std") == 3 and "Relative score error" in caption
+    assert "Tweedie's formula" in caption and "annealed Langevin" in caption
+    with pytest.raises(Exception, match="Training steps must be a whole number between 100 and 5000|maximum"):
+        client.predict("ring8", 50_000, 0, api_name="/connections_score")

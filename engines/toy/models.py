@@ -6,7 +6,8 @@
 - GAN: MLP generator and discriminator trained with `engines.models.gan`'s non-saturating losses.
 - Diffusion: an MLP noise predictor trained with `engines.diffusion.diffusion_loss` on an
   `engines.schedule.NoiseSchedule`, sampled with `engines.sampling.samplers` (DDPM / DDIM). Points are not images in
-  [-1, 1], so the samplers run with clip_sample=False.
+  [-1, 1], so the samplers run with clip_sample=False. As a score model (-eps / sqrt(1 - abar)) it also samples by
+  annealed Langevin dynamics (`engines.toy.score`).
 """
 from __future__ import annotations
 
@@ -21,8 +22,10 @@ from engines.errors import EngineError
 from engines.models.gan import discriminator_loss, generator_loss
 from engines.sampling.samplers import make_timesteps, sample_ddim, sample_ddpm
 from engines.sampling.schedule import NoiseSchedule
+from engines.toy.score import annealed_langevin, learned_score_fn
 
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+TOY_SAMPLERS = (*SAMPLERS, "langevin")   # the image engines' samplers, plus score-only annealed Langevin
 
 
 def mlp(sizes: list[int], activation=nn.SiLU) -> nn.Sequential:
@@ -154,14 +157,20 @@ class ToyDiffusion(nn.Module):
 
     def sample(self, n: int, generator: torch.Generator, sampler: str = "ddpm", steps: int | None = None,
                spacing: str = "trailing", callback=None) -> torch.Tensor:
-        """x_T ~ N(0, I), then `steps` steps of `engines.sampling.samplers`' DDPM or DDIM (eta = 0).
+        """x_T ~ N(0, I), then `steps` steps of `engines.sampling.samplers`' DDPM or DDIM (eta = 0), or, for
+        "langevin", annealed Langevin dynamics through `steps` noise levels using only the learned score
+        (`engines.toy.score.annealed_langevin`, its default steps per level and step size; the callback gets one
+        SamplerStep per level, so `views.trajectories` draws it like the others).
 
         Trailing spacing, so that even 5 steps start at t = T - 1, where x_T really is noise."""
-        if sampler not in SAMPLERS:
-            raise EngineError(f"unknown sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
+        if sampler not in TOY_SAMPLERS:
+            raise EngineError(f"unknown sampler {sampler!r}: choose one of {', '.join(TOY_SAMPLERS)}")
         timesteps = make_timesteps(self.config.num_train_timesteps, steps or self.config.num_train_timesteps,
                                    spacing)
         x = torch.randn((n, 2), generator=generator)
+        if sampler == "langevin":
+            return annealed_langevin(learned_score_fn(self), self.schedule, x, generator, levels=timesteps,
+                                     callback=callback)
         if sampler == "ddim":
             return sample_ddim(self, self.schedule, x, timesteps, clip_sample=False, callback=callback)
         return sample_ddpm(self, self.schedule, x, timesteps, clip_sample=False, generator=generator,
