@@ -12,5 +12,14 @@ if ! command -v chromium >/dev/null 2>&1; then
     echo "run_tests.sh: chromium missing and cannot be installed here (needs root + apt-get); browser tests will skip (and fail where CI is set)"
   fi
 fi
+# Fashion-MNIST (--dataset fashion) comes from Debian's package, as on Hugging Face Spaces (packages.txt).
+if [ ! -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
+      || echo "run_tests.sh: could not install dataset-fashion-mnist; Fashion-MNIST tests will skip (and fail where CI is set)"
+  else
+    echo "run_tests.sh: Fashion-MNIST missing and cannot be installed here (needs root + apt-get: apt-get install dataset-fashion-mnist); Fashion-MNIST tests will skip (and fail where CI is set)"
+  fi
+fi
 export GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1
 exec .venv/bin/python -m pytest "$@"

@@ -11,6 +11,10 @@ pickled `pytorch_model.bin`; here a checkpoint is safetensors only and must matc
 
 Training state (weights, EMA, optimiser moments, step) is one safetensors file too, its scalar settings in
 the header's metadata: nothing is ever unpickled.
+
+On the Hugging Face Hub a model is the same config.json + model.safetensors plus a README.md whose front matter
+is the metadata each model class declares (`hub_metadata`) and whose text is our own model card
+(`push_to_hub` below; `python -m engines.train ... --push-to-hub REPO`).
 """
 from __future__ import annotations
 
@@ -37,6 +41,22 @@ LOG_NAME = "train_log.jsonl"             # losses, one JSON object per logged st
 QUALITY_LOG_NAME = "quality_log.jsonl"   # the score of each checkpoint (engines.train --eval-every)
 
 M = TypeVar("M", bound=torch.nn.Module)
+
+# Hub metadata of the model classes. The project states no license and has no public repository yet: both
+# stay unset (the Hub then shows none) until whoever publishes decides them.
+HUB_LIBRARY = "generative-lab"
+HUB_REPO_URL: str | None = None
+HUB_LICENSE: str | None = None
+# The README.md that save_pretrained / push_to_hub write: the class's metadata as front matter, then our card.
+HUB_CARD_TEMPLATE = ("---\n{{ card_data }}\n---\n\n"
+                     "{{ card | default('Trained with the generative lab: `python -m engines.train`.', true) }}\n")
+
+
+def hub_metadata(*tags: str, pipeline_tag: str = "unconditional-image-generation") -> dict:
+    """The PyTorchModelHubMixin class arguments of a shipped model class:
+    `class VAE(nn.Module, PyTorchModelHubMixin, **hub_metadata("vae"))`."""
+    return {"library_name": HUB_LIBRARY, "repo_url": HUB_REPO_URL, "license": HUB_LICENSE,
+            "pipeline_tag": pipeline_tag, "tags": [HUB_LIBRARY, *tags], "model_card_template": HUB_CARD_TEMPLATE}
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -100,6 +120,14 @@ def save_pretrained(model: torch.nn.Module, directory: str | Path) -> None:
     for leftover in tmp.iterdir():
         leftover.unlink()
     tmp.rmdir()
+
+
+def push_to_hub(model: torch.nn.Module, repo_id: str, card: str) -> str:
+    """Upload config.json, model.safetensors and README.md (the class's Hub metadata + `card`) to the Hub model
+    repository repo_id, created if needed, in one commit. Needs network and a token (`hf auth login` or
+    HF_TOKEN). Returns the commit's URL."""
+    return model.push_to_hub(repo_id, model_card_kwargs={"card": card},
+                             commit_message="Upload from python -m engines.train")
 
 
 # --- training state -------------------------------------------------------------------------------

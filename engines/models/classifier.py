@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
-from engines.checkpoint import CHECKPOINTS, load_pretrained
+from engines.checkpoint import CHECKPOINTS, hub_metadata, load_pretrained
 from engines.data.datasets import to_signed
 
 CLASSIFIER_DIR = CHECKPOINTS / "classifier"
@@ -60,7 +60,8 @@ def allconv_body(c: ClassifierConfig) -> nn.Sequential:
     )
 
 
-class Classifier(nn.Module, PyTorchModelHubMixin):
+class Classifier(nn.Module, PyTorchModelHubMixin,
+                 **hub_metadata("classifier", pipeline_tag="image-classification")):
     def __init__(self, config: ClassifierConfig):
         super().__init__()
         if config.architecture not in ARCHITECTURES:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
-from engines.checkpoint import load_pretrained
+from engines.checkpoint import hub_metadata, load_pretrained
 from engines.data.datasets import from_signed, to_signed
 from engines.sampling.diffusers_adapter import (PREFIX, SCHEDULERS, iterate_scheduler, make_scheduler,
                                                network_evaluations)
@@ -38,7 +38,7 @@ class DiffusionConfig(UNetConfig):
     beta_end: float = 0.02
 
 
-class DiffusionModel(nn.Module, PyTorchModelHubMixin):
+class DiffusionModel(nn.Module, PyTorchModelHubMixin, **hub_metadata("diffusion", "ddpm")):
     """The noise-prediction network plus the schedule it was trained with (the schedule is not a weight:
     it is rebuilt from the config)."""
 
@@ -56,8 +56,8 @@ class DiffusionModel(nn.Module, PyTorchModelHubMixin):
 
 def diffusion_loss(model: DiffusionModel, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """The simple DDPM loss on a batch x0 in [-1, 1]: uniform t, MSE between true and predicted noise."""
-    t = torch.randint(0, model.config.num_train_timesteps, (x0.shape[0],), generator=generator)
-    noise = torch.randn(x0.shape, generator=generator)
+    t = torch.randint(0, model.config.num_train_timesteps, (x0.shape[0],), generator=generator).to(x0.device)
+    noise = torch.randn(x0.shape, generator=generator).to(x0.device)  # CPU generator, any device
     x_t = model.schedule.q_sample(x0, t, noise)
     return F.mse_loss(model(x_t, t), noise)
 

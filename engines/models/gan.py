@@ -18,7 +18,7 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from engines.checkpoint import load_pretrained
+from engines.checkpoint import hub_metadata, load_pretrained
 from engines.data.datasets import from_signed
 from engines.engine import Engine, check_count, make_generator
 from engines.errors import EngineError
@@ -36,7 +36,7 @@ class GANConfig:
     d_channels: int = 32
 
 
-class Generator(nn.Module, PyTorchModelHubMixin):
+class Generator(nn.Module, PyTorchModelHubMixin, **hub_metadata("gan")):
     """z [N, latent_dim] -> image in [-1, 1]: 7x7 -> 14x14 -> 28x28 with transposed convolutions."""
 
     def __init__(self, config: GANConfig):

@@ -49,8 +49,8 @@ class NoiseSchedule:
     @staticmethod
     def _at(values: torch.Tensor, t: torch.Tensor | int, like: torch.Tensor) -> torch.Tensor:
         """values[t] cast to `like`'s dtype, shaped to broadcast over [B, C, H, W]."""
-        t = torch.as_tensor(t, dtype=torch.long)
-        out = values[t].to(like.dtype)
+        t = torch.as_tensor(t, dtype=torch.long).cpu()  # the schedule stays on the CPU, in float64
+        out = values[t].to(device=like.device, dtype=like.dtype)
         return out.reshape(-1, *([1] * (like.dim() - 1))) if out.dim() == 1 else out
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor | int, noise: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,11 @@ appends losses to train_log.jsonl (one JSON object per line; lines past the chec
 so a kill -9 loses only the work since the last checkpoint). With --eval-every N, every N steps it also scores
 the checkpoint's samples with the lab classifier into quality_log.jsonl, so that oscillation or collapse
 during training is visible (`engines.evaluate` plots both logs).
+
+The same command runs data-parallel under `torchrun --nproc_per_node N -m engines.train ...` or `accelerate
+launch [--multi_gpu] -m engines.train ...` (engines/training/distributed.py): --batch-size is the global
+batch, cut into N x --grad-accum shards, each drawn from the step's generator. --push-to-hub REPO uploads the
+final model with its card.
 """
 from __future__ import annotations
 
@@ -23,14 +28,15 @@ import torch
 from tqdm import tqdm
 
 from engines.checkpoint import (LOG_NAME, QUALITY_LOG_NAME, STATE_NAME, TRAINING_INFO_NAME, WEIGHTS_NAME,
-                                load_pretrained, load_training_state, read_jsonl, save_pretrained,
+                                load_pretrained, load_training_state, push_to_hub, read_jsonl, save_pretrained,
                                 save_training_state)
 from engines.data.datasets import DATASETS, load_dataset
 from engines.errors import EngineError
 from engines.measure.quality import score_samples
 from engines.registry import load_engine
 from engines.runtime import hardware
-from engines.training.trainers import TRAINERS, Trainer, parse_overrides
+from engines.training.distributed import MIXED_PRECISION, Local, make_runtime
+from engines.training.trainers import TRAINERS, Shard, Trainer, parse_overrides
 
 # Checkpoint scoring: cheap enough to run every few hundred steps on a CPU.
 EVAL_SAMPLE_OPTIONS = {"diffusion": {"sampler": "ddim", "steps": 20}}
@@ -39,6 +45,23 @@ EVAL_SAMPLE_OPTIONS = {"diffusion": {"sampler": "ddim", "steps": 20}}
 def step_generator(seed: int, step: int) -> torch.Generator:
     # Distinct, reproducible stream per (seed, step); the multiplier keeps seeds' streams apart.
     return torch.Generator().manual_seed(seed * 1_000_003 + step)
+
+
+def step_shards(data, batch_size: int, generator: torch.Generator, n_shards: int, mine: range,
+                device: torch.device) -> list[Shard]:
+    """This process's shards of the step's batch. Every process draws the same `batch_size` indices from the
+    step's generator; with one shard (one process, no --grad-accum) that generator also draws the noise, as
+    it always has; with several, the batch is cut into n_shards equal slices, each with a generator seeded by
+    the step's generator, and `mine` says which slices are this process's. So the global batch never depends
+    on the number of processes, and N processes compute what one process with --grad-accum N does."""
+    idx = torch.randint(0, len(data), (batch_size,), generator=generator)
+    if n_shards == 1:
+        return [Shard(data.images[idx].to(device), data.labels[idx].to(device), generator)]
+    seeds = torch.randint(0, 2 ** 62, (n_shards,), generator=generator)
+    size = batch_size // n_shards
+    return [Shard(data.images[idx[j * size:(j + 1) * size]].to(device),
+                  data.labels[idx[j * size:(j + 1) * size]].to(device),
+                  torch.Generator().manual_seed(int(seeds[j]))) for j in mine]
 
 
 def truncate_log(path: Path, last_step: int) -> None:
@@ -80,13 +103,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--resume", action="store_true",
                    help="continue from the training state in --out; where only the shipped weights are there "
                         "(a fresh clone), warm-restart from them with a fresh optimiser")
+    p.add_argument("--grad-accum", type=int, default=1, metavar="K",
+                   help="accumulate gradients over K micro-batches per process and step (the batch stays "
+                        "--batch-size; each process's share is cut in K)")
+    p.add_argument("--mixed-precision", default="no", choices=MIXED_PRECISION,
+                   help="autocast the forward passes (bf16 on CPUs or GPUs; fp16, with loss scaling, on GPUs "
+                        "only); needs accelerate")
+    p.add_argument("--push-to-hub", default=None, metavar="REPO",
+                   help="at the end, upload config, weights and model card to this Hugging Face Hub model "
+                        "repository (needs network and `hf auth login` or HF_TOKEN)")
     return p.parse_args(argv)
 
 
-def restore(args: argparse.Namespace, out: Path, trainer: Trainer, command: str) -> tuple[int, float, list[str]]:
+def restore(args: argparse.Namespace, out: Path, trainer: Trainer, command: str,
+            runtime: Local) -> tuple[int, float, list[str]]:
     """Where a run starts: (step, elapsed seconds, the commands of the run so far). With --resume, from the
     training state if there is one (exact), else from the shipped weights (a warm restart, marked in the
-    command list), else from step 0."""
+    command list), else from step 0. Every process reads the same files; rank 0 alone reports and truncates
+    the logs."""
+    say = (lambda text: print(text, file=sys.stderr)) if runtime.is_main else (lambda text: None)
     step, elapsed, commands = 0, 0.0, [command]
     previous = out / TRAINING_INFO_NAME
     info = json.loads(previous.read_text()) if args.resume and previous.is_file() else None
@@ -94,8 +129,9 @@ def restore(args: argparse.Namespace, out: Path, trainer: Trainer, command: str)
         commands = info.get("commands", [info["command"]]) + commands
     if args.resume and (out / STATE_NAME).exists():
         meta = load_training_state(out, trainer.modules, trainer.optimizers)
+        runtime.load_state(meta.get("runtime", {}))
         step, elapsed = meta["step"], meta["elapsed_s"]
-        print(f"resuming {args.family} from step {step} ({elapsed / 60:.1f} min trained so far)", file=sys.stderr)
+        say(f"resuming {args.family} from step {step} ({elapsed / 60:.1f} min trained so far)")
     elif info is not None and (out / WEIGHTS_NAME).is_file():
         step, elapsed = info["step"], info["wall_time_s"]
         shipped = load_pretrained(type(trainer.export()), type(trainer.config), out)
@@ -105,23 +141,26 @@ def restore(args: argparse.Namespace, out: Path, trainer: Trainer, command: str)
             raise EngineError(f"the weights in {out} do not match this run's settings ({e}); repeat the "
                               f"--set options of the original command") from e
         commands[-1] += "  # warm restart from the shipped weights: optimiser state was not kept"
-        print(f"warm restart of {args.family} from the shipped weights at step {step}: fresh optimiser",
-              file=sys.stderr)
+        say(f"warm restart of {args.family} from the shipped weights at step {step}: fresh optimiser")
     elif args.resume:
-        print(f"nothing to resume in {out}: starting from step 0", file=sys.stderr)
-    truncate_log(out / LOG_NAME, step)
-    truncate_log(out / QUALITY_LOG_NAME, step)
+        say(f"nothing to resume in {out}: starting from step 0")
+    if runtime.is_main:
+        truncate_log(out / LOG_NAME, step)
+        truncate_log(out / QUALITY_LOG_NAME, step)
     return step, elapsed, commands
 
 
-def write_checkpoint(args: argparse.Namespace, out: Path, trainer: Trainer, step: int, elapsed: float,
-                     commands: list[str], train_images: int) -> None:
+def write_checkpoint(args: argparse.Namespace, out: Path, trainer: Trainer, runtime: Local, step: int,
+                     elapsed: float, commands: list[str], train_images: int) -> None:
     """The shipped model, the resumable state and training_info.json, each replaced atomically."""
     save_pretrained(trainer.export(), out)
-    save_training_state(out, trainer.modules, trainer.optimizers, {"step": step, "elapsed_s": elapsed})
+    runtime_state = runtime.state()
+    save_training_state(out, trainer.modules, trainer.optimizers,
+                        {"step": step, "elapsed_s": elapsed, **({"runtime": runtime_state} if runtime_state else {})})
     info = {
         "family": args.family, "dataset": args.dataset, "step": step, "total_steps": trainer.steps,
         "batch_size": trainer.batch_size, "lr": trainer.lr, "seed": args.seed,
+        "processes": runtime.world_size, "grad_accum": args.grad_accum, "mixed_precision": runtime.mixed_precision,
         "wall_time_s": round(elapsed, 1), "hardware": hardware(), "torch": torch.__version__,
         "command": commands[0], "commands": commands, "train_images": train_images,
     }
@@ -133,40 +172,112 @@ def append_jsonl(path: Path, row: dict) -> None:
         f.write(json.dumps(row) + "\n")
 
 
+def checkpoint(args: argparse.Namespace, out: Path, trainer: Trainer, runtime: Local, step: int,
+               elapsed: float, commands: list[str], train_images: int, bar: tqdm) -> float:
+    """Rank 0 writes the checkpoint and, every --eval-every steps, scores it; the other processes wait.
+    Returns the seconds spent scoring (not training time)."""
+    runtime.check_in_sync(trainer.modules)
+    scoring_s = 0.0
+    if runtime.is_main:
+        write_checkpoint(args, out, trainer, runtime, step, elapsed, commands, train_images)
+        if args.eval_every and step % args.eval_every == 0 and args.family != "classifier":
+            scoring_started = time.time()
+            row = score_checkpoint(args.family, out, step, args.eval_n)
+            append_jsonl(out / QUALITY_LOG_NAME, row)
+            bar.write(f"step {step}: {row}")
+            scoring_s = time.time() - scoring_started
+    runtime.wait()
+    return scoring_s
+
+
+def check_shards(args: argparse.Namespace, trainer: Trainer, runtime: Local) -> int:
+    """How many shards each step's batch is cut into: processes x --grad-accum, which must divide it."""
+    if args.grad_accum < 1:
+        raise EngineError(f"--grad-accum must be 1 or more, got {args.grad_accum}")
+    n_shards = runtime.world_size * args.grad_accum
+    if trainer.batch_size % n_shards:
+        raise EngineError(f"--batch-size {trainer.batch_size} (the global batch) must be a multiple of processes "
+                          f"x --grad-accum = {runtime.world_size} x {args.grad_accum}")
+    return n_shards
+
+
 def train(args: argparse.Namespace, command: str) -> Path:
+    runtime = make_runtime(args.mixed_precision)
+    try:
+        return run(args, command, runtime)
+    finally:
+        runtime.close()
+
+
+def run(args: argparse.Namespace, command: str, runtime: Local) -> Path:
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     if (out / STATE_NAME).exists() and not args.resume:
         raise EngineError(f"{out} already holds a training run: pass --resume to continue it, or choose "
                           f"another --out")
-    out.mkdir(parents=True, exist_ok=True)
+    if runtime.is_main:
+        out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)  # initial weights
     trainer = TRAINERS[args.family](parse_overrides(args.overrides), lr=args.lr, batch_size=args.batch_size,
                                     steps=args.steps)
+    n_shards = check_shards(args, trainer, runtime)
+    trainer.place(runtime)
     data = load_dataset(args.dataset, "train", args.data_dir)
-    step, elapsed, commands = restore(args, out, trainer, command)
+    if runtime.world_size > 1:
+        command += f"  # on {runtime.world_size} processes (torchrun / accelerate launch)"
+    step, elapsed, commands = restore(args, out, trainer, command, runtime)
+    runtime.broadcast(trainer.modules)
+    mine = range(runtime.rank * args.grad_accum, (runtime.rank + 1) * args.grad_accum)
 
     started = time.time() - elapsed
-    with tqdm(total=trainer.steps, initial=step, desc=args.family, dynamic_ncols=True) as bar:
+    with tqdm(total=trainer.steps, initial=step, desc=args.family, dynamic_ncols=True,
+              disable=not runtime.is_main) as bar:
         while step < trainer.steps:
             generator = step_generator(args.seed, step)
-            idx = torch.randint(0, len(data), (trainer.batch_size,), generator=generator)
-            losses = trainer.train_step(data.images[idx], data.labels[idx], generator, step)
+            shards = step_shards(data, trainer.batch_size, generator, n_shards, mine, runtime.device)
+            losses = trainer.train_shards(shards, step)
+            runtime.end_step()
             step += 1
             bar.update(1)
             if step % args.log_every == 0 or step == trainer.steps:
-                append_jsonl(out / LOG_NAME, {"step": step, "time_s": round(time.time() - started, 2), **losses})
-                bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()})
+                losses = runtime.mean(losses)
+                if runtime.is_main:
+                    append_jsonl(out / LOG_NAME, {"step": step, "time_s": round(time.time() - started, 2), **losses})
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()})
             if step % args.checkpoint_every == 0 or step == trainer.steps:
-                write_checkpoint(args, out, trainer, step, time.time() - started, commands, len(data))
-                if args.eval_every and step % args.eval_every == 0 and args.family != "classifier":
-                    scoring_started = time.time()
-                    row = score_checkpoint(args.family, out, step, args.eval_n)
-                    append_jsonl(out / QUALITY_LOG_NAME, row)
-                    bar.write(f"step {step}: {row}")
-                    started += time.time() - scoring_started  # scoring is not training time
+                started += checkpoint(args, out, trainer, runtime, step, time.time() - started, commands, len(data),
+                                      bar)
+    if args.push_to_hub and runtime.is_main:
+        push(args.push_to_hub, args.family, out, trainer)
     return out
+
+
+def hub_card(family: str, out: Path) -> str:
+    """The model card to publish: the folder's README.md where `python -m engines.model_card` wrote one, else
+    one written now from training_info.json (without scores: engines.evaluate measures shipped checkpoints)."""
+    if (out / "README.md").is_file():
+        return (out / "README.md").read_text()
+    from engines.measure.model_card import DATA, card
+
+    info = json.loads((out / TRAINING_INFO_NAME).read_text())
+    text = card(family, info, None)
+    if info["dataset"] != "mnist5k":  # card() describes mnist5k; say what this run was trained on instead
+        data = {"fashion": "Fashion-MNIST (Zalando, 2017), the official split of Debian's dataset-fashion-mnist: "
+                           "60,000 train / 10,000 test images. Only the train split is trained on."}
+        text = text.replace(f"# {family} (mnist5k)", f"# {family} ({info['dataset']})").replace(
+            DATA, data.get(info["dataset"], f"`{info['dataset']}` (see the command)"))
+    return text
+
+
+def push(repo_id: str, family: str, out: Path, trainer: Trainer) -> None:
+    """Upload the final model (config, weights) and its card to the Hub (rank 0, after the last checkpoint)."""
+    try:
+        url = push_to_hub(trainer.export(), repo_id, hub_card(family, out))
+    except (OSError, ValueError) as e:  # HTTP errors, offline mode, no token, a malformed repo id
+        raise EngineError(f"the run is saved in {out}, but pushing it to {repo_id} failed: {e}. To retry, repeat "
+                          f"the command with --resume: it trains no further and pushes again") from e
+    print(f"pushed {out} to {url}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,9 +1,12 @@
 """One trainer per family: the models, optimisers and EMA it owns, and one optimisation step.
 
 A trainer exposes `modules` and `optimizers` (what a checkpoint saves and a resume restores),
-`train_step(images, labels, generator, step) -> {loss name: float}`, and `export()`, the module that ships
-(config.json + model.safetensors). Hyper-parameters live in a dataclass per family; `--set key=value` on the
-command line overrides a field of it or of the model's config.
+`train_shards(shards, step) -> {loss name: float}` (one optimisation step on this process's shards of the
+step's batch; `train_step(images, labels, generator, step)` is the one-batch case), and `export()`, the module
+that ships (config.json + model.safetensors). Hyper-parameters live in a dataclass per family; `--set
+key=value` on the command line overrides a field of it or of the model's config. `runtime` (see
+engines/training/distributed.py) is where gradients are averaged over processes and mixed precision applies;
+the default is plain single-process torch.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from engines.models.classifier import Classifier, ClassifierConfig, random_shift
 from engines.models.diffusion import DiffusionConfig, DiffusionModel, diffusion_loss
 from engines.models.gan import Discriminator, GANConfig, Generator, discriminator_loss, generator_loss
 from engines.models.vae import VAE, VAEConfig
+from engines.training.distributed import Local
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -53,6 +57,15 @@ def split_overrides(overrides: dict, *dataclass_types) -> list[dict]:
     return parts
 
 
+@dataclass
+class Shard:
+    """A share of one step's batch: this process's (under torchrun), or one micro-batch of it (--grad-accum),
+    with the generator its noise is drawn from."""
+    images: torch.Tensor
+    labels: torch.Tensor
+    generator: torch.Generator
+
+
 def ema_of(module: nn.Module, decay: float) -> AveragedModel:
     return AveragedModel(module, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
@@ -65,6 +78,7 @@ class Trainer:
     hparams_cls: type
     config_cls: type
     model_cls: type
+    runtime = Local()
 
     def __init__(self, overrides: dict, lr: float | None = None, batch_size: int | None = None,
                  steps: int | None = None):
@@ -90,6 +104,40 @@ class Trainer:
         self.opt = torch.optim.Adam(self.model.parameters(), lr=self.lr)
         self.optimizers["opt"] = self.opt
 
+    def place(self, runtime: Local) -> None:
+        """Run on `runtime`: its device (a no-op on the CPU) and its gradient averaging / mixed precision."""
+        self.runtime = runtime
+        for module in self.modules.values():
+            module.to(runtime.device)
+
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator,
+                   step: int) -> dict[str, float]:
+        """One optimisation step on one batch."""
+        return self.train_shards([Shard(images, labels, generator)], step)
+
+    def train_shards(self, shards: list[Shard], step: int) -> dict[str, float]:
+        raise NotImplementedError
+
+    def optimise(self, optimizer: torch.optim.Optimizer, module: nn.Module, shards: list[Shard], loss_fn,
+                 clip: float | None = 1.0) -> dict[str, float]:
+        """One step of `optimizer` on the mean of the shards' losses: `loss_fn(i, shard) -> (loss, {name:
+        float})`, each shard's backward pass accumulating its share of the gradient; then the runtime averages
+        the gradients over processes, and they are clipped and applied. Returns the mean loss and extras."""
+        optimizer.zero_grad(set_to_none=True)
+        logged: dict[str, float] = {}
+        for i, shard in enumerate(shards):
+            with self.runtime.autocast():
+                loss, extras = loss_fn(i, shard)
+            self.runtime.backward(loss / len(shards) if len(shards) > 1 else loss)
+            for name, value in {"loss": loss.item(), **extras}.items():
+                logged[name] = logged.get(name, 0.0) + value / len(shards)
+        self.runtime.reduce_gradients(optimizer, module)
+        if clip:
+            nn.utils.clip_grad_norm_(module.parameters(), clip)
+        self.runtime.step(optimizer)
+        self.runtime.average_batch_norm(module)
+        return logged
+
     def export(self) -> nn.Module:
         """The module that ships: the EMA of the weights where there is one."""
         return self.ema.module if self.ema is not None else self.model
@@ -113,6 +161,7 @@ class Trainer:
 
     @staticmethod
     def update(optimizer: torch.optim.Optimizer, loss: torch.Tensor, params, clip: float | None = 1.0) -> None:
+        """One plain step on one loss (single process, no accumulation): for tests and experiments."""
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if clip:
@@ -134,12 +183,12 @@ class DiffusionHParams:
 class DiffusionTrainer(Trainer):
     hparams_cls, config_cls, model_cls = DiffusionHParams, DiffusionConfig, DiffusionModel
 
-    def train_step(self, images, labels, generator, step):
+    def train_shards(self, shards, step):
         self.warmup_lr(self.opt, step, self.lr)
-        loss = diffusion_loss(self.model, to_signed(images), generator)
-        self.update(self.opt, loss, self.model.parameters())
+        losses = self.optimise(self.opt, self.model, shards,
+                               lambda i, s: (diffusion_loss(self.model, to_signed(s.images), s.generator), {}))
         self.ema.update_parameters(self.model)
-        return {"loss": loss.item()}
+        return losses
 
 
 # --- VAE ------------------------------------------------------------------------------------------
@@ -155,12 +204,13 @@ class VAEHParams:
 class VAETrainer(Trainer):
     hparams_cls, config_cls, model_cls = VAEHParams, VAEConfig, VAE
 
-    def train_step(self, images, labels, generator, step):
+    def train_shards(self, shards, step):
         self.warmup_lr(self.opt, step, self.lr)
-        elbo, reconstruction, kl = self.model.elbo(images, generator)
-        loss = -elbo.mean()
-        self.update(self.opt, loss, self.model.parameters(), clip=100.0)
-        return {"loss": loss.item(), "reconstruction": -reconstruction.mean().item(), "kl": kl.mean().item()}
+
+        def loss_fn(i, shard):
+            elbo, reconstruction, kl = self.model.elbo(shard.images, shard.generator)
+            return -elbo.mean(), {"reconstruction": -reconstruction.mean().item(), "kl": kl.mean().item()}
+        return self.optimise(self.opt, self.model, shards, loss_fn, clip=100.0)
 
 
 # --- GAN ------------------------------------------------------------------------------------------
@@ -187,20 +237,22 @@ class GANTrainer(Trainer):
         self.modules.update(generator=self.generator, discriminator=self.discriminator, ema=self.ema)
         self.optimizers.update(opt_g=self.opt_g, opt_d=self.opt_d)
 
-    def train_step(self, images, labels, generator, step):
-        real = to_signed(images)
-        z = torch.randn((len(images), self.config.latent_dim), generator=generator)
-        fake = self.generator(z)
-        real_logits, fake_logits = self.discriminator(real), self.discriminator(fake.detach())
-        d_loss = discriminator_loss(real_logits, fake_logits)
-        self.update(self.opt_d, d_loss, self.discriminator.parameters(), clip=None)
+    def train_shards(self, shards, step):
+        # G's output for each shard, computed once: D learns from it (detached), then G through it.
+        with self.runtime.autocast():
+            fakes = [self.generator(torch.randn((len(s.images), self.config.latent_dim),
+                                                generator=s.generator).to(s.images.device)) for s in shards]
 
-        g_loss = generator_loss(self.discriminator(fake))
-        self.update(self.opt_g, g_loss, self.generator.parameters(), clip=None)
+        def d_loss(i, shard):
+            real_logits = self.discriminator(to_signed(shard.images))
+            fake_logits = self.discriminator(fakes[i].detach())
+            return discriminator_loss(real_logits, fake_logits), {
+                "d_real": torch.sigmoid(real_logits).mean().item(), "d_fake": torch.sigmoid(fake_logits).mean().item()}
+        d = self.optimise(self.opt_d, self.discriminator, shards, d_loss, clip=None)
+        g = self.optimise(self.opt_g, self.generator, shards,
+                          lambda i, shard: (generator_loss(self.discriminator(fakes[i])), {}), clip=None)
         self.ema.update_parameters(self.generator)
-        return {"d_loss": d_loss.item(), "g_loss": g_loss.item(),
-                "d_real": torch.sigmoid(real_logits).mean().item(),
-                "d_fake": torch.sigmoid(fake_logits).mean().item()}
+        return {"d_loss": d.pop("loss"), "g_loss": g["loss"], **d}
 
     def warm_start_modules(self) -> list[nn.Module]:
         raise EngineError("a GAN cannot continue from shipped weights alone: its discriminator does not ship. "
@@ -220,15 +272,17 @@ class ClassifierHParams:
 class ClassifierTrainer(Trainer):
     hparams_cls, config_cls, model_cls = ClassifierHParams, ClassifierConfig, Classifier
 
-    def train_step(self, images, labels, generator, step):
+    def train_shards(self, shards, step):
         # Cosine decay after warm-up: a classifier, unlike the generators, should end converged.
         lr = self.lr * 0.5 * (1 + math.cos(math.pi * step / self.steps))
         self.warmup_lr(self.opt, step, lr)
         self.model.train()
-        logits = self.model(random_shift(images, generator))
-        loss = F.cross_entropy(logits, labels)
-        self.update(self.opt, loss, self.model.parameters())
-        return {"loss": loss.item(), "accuracy": (logits.argmax(1) == labels).float().mean().item()}
+
+        def loss_fn(i, shard):
+            logits = self.model(random_shift(shard.images, shard.generator))
+            accuracy = (logits.argmax(1) == shard.labels).float().mean().item()
+            return F.cross_entropy(logits, shard.labels), {"accuracy": accuracy}
+        return self.optimise(self.opt, self.model, shards, loss_fn)
 
     def export(self) -> nn.Module:
         return self.model.eval()
