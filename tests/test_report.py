@@ -191,12 +191,12 @@ def test_report_md_and_model_cards_are_what_the_code_makes_of_the_committed_json
     """No number is typed by hand: report.md, its verdicts and every model card are regenerated from the
     committed JSON and must match the committed files byte for byte (`python -m engines.model_card` and
     `python -m engines.evaluate` write them)."""
-    from engines.measure.model_card import card
+    from engines.measure.model_card import DESCRIPTIONS, card
     from engines.measure.report_markdown import write_markdown
     assert summarise(REPORT) == REPORT["summary"], "verdicts in report.json are stale: rerun engines.evaluate"
     write_markdown(REPORT, tmp_path / "report.md")
     assert (tmp_path / "report.md").read_text() == (CHECKPOINTS / "report.md").read_text()
-    for name in ("vae", "gan", "diffusion", "classifier", "classifier_allconv"):
+    for name in DESCRIPTIONS:
         info = json.loads((CHECKPOINTS / name / "training_info.json").read_text())
         assert card(name, info, REPORT) == (CHECKPOINTS / name / "README.md").read_text(), \
             f"checkpoints/mnist/{name}/README.md is stale: run python -m engines.model_card"

@@ -34,6 +34,14 @@ DESCRIPTIONS = {
                           "independently of `classifier` (another seed, another architecture) on the same train "
                           "split with random shifts of up to 2 px. The second feature space of every quality "
                           "number, so that no verdict rests on one net's idea of a digit.",
+    "latent_diffusion": ("Latent diffusion (Rombach et al. 2022; Vahdat et al. 2021, LSGM): a learned prior over the "
+                         "shipped VAE's 8-d latent space. An MLP noise predictor (4 residual blocks of width 256, "
+                         "sinusoidal time features) trained with the simple DDPM loss (linear beta schedule "
+                         "1e-4..0.02 over T=1000 steps, EMA weights, decay 0.999) on the VAE encoder's posterior "
+                         "means of the train split, standardised per dimension. Samples: our DDPM (default, all "
+                         "1000 steps) or DDIM sampler in the latent space, un-standardised, decoded by the frozen "
+                         "VAE decoder's location. `config.json` records the SHA-256 of the VAE weights it belongs "
+                         "to; loading refuses any other VAE."),
 }
 # The share of samples a feature net must recognise (confidence >= 0.9) for a checkpoint to be called done, as a
 # share of what the same net recognises among the real test digits.

@@ -290,3 +290,4 @@ class ClassifierTrainer(Trainer):
 
 TRAINERS: dict[str, type[Trainer]] = {
     "vae": VAETrainer, "gan": GANTrainer, "diffusion": DiffusionTrainer, "classifier": ClassifierTrainer}
+import engines.training.latent_trainer  # noqa: E402,F401  last: it subclasses Trainer and adds "latent_diffusion" here
