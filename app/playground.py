@@ -93,7 +93,20 @@ def _fmt(value) -> str:
     return "" if value is None else f"{value:.2f}"
 
 
-def numbers_markdown(rows: dict[str, dict], data_true_loglik: float | None = None, claims=None) -> str:
+def divergence_markdown(numbers: dict | None) -> str:
+    """The GAN against the optimal discriminator D*: the line under the table (empty without a GAN)."""
+    if not numbers:
+        return ""
+    return (f"\nGAN as divergence minimisation: JSD(p_data ‖ p_g) = **{numbers['jsd']:.2f} ± "
+            f"{numbers['jsd_se']:.2f}** nats (0: the same distribution; log 2 = 0.69: no overlap); the learned D "
+            f"against the optimal D*: mean |D − D*| = **{numbers['gap']:.2f}** (and |D − 1/2| = "
+            f"{numbers['d_confidence']:.2f}: D at 1/2 has given up); game value V(D, G) = "
+            f"{numbers['game_value']:.3f} against D*'s −log 4 + 2 JSD = {numbers['game_optimum']:.3f} ± "
+            f"{numbers['game_optimum_se']:.3f} (no D beats D*).")
+
+
+def numbers_markdown(rows: dict[str, dict], data_true_loglik: float | None = None, claims=None,
+                     divergence: dict | None = None) -> str:
     lines = ["| model | step | modes covered | on a mode | true log-lik of samples | ELBO | model's log-lik |",
              "|---|---|---|---|---|---|---|"]
     for label, row in rows.items():
@@ -103,6 +116,8 @@ def numbers_markdown(rows: dict[str, dict], data_true_loglik: float | None = Non
     if data_true_loglik is not None:
         lines.append(f"\nTrue log-likelihood of held-out data: **{data_true_loglik:.2f}** nats per point; no model "
                      "beats it on average. Log-likelihoods are nats per point; the GAN has none.")
+    if divergence:
+        lines.append(divergence_markdown(divergence))
     for claim in claims or []:
         lines.append(f"- **{'holds' if claim['holds'] else 'does not hold'}**: {claim['text']}")
     return "\n".join(lines)
@@ -122,12 +137,15 @@ def _strips(density, snapshot) -> list:
 
 def _view(density, snapshot, status: str) -> tuple:
     rows = _snapshot_rows(snapshot)
-    return (status, *_strips(density, snapshot), numbers_markdown(rows), {"done": False, "rows": rows})
+    view = snapshot.extra.get("gan_divergence")
+    return (status, *_strips(density, snapshot), numbers_markdown(rows, divergence=view and view.numbers()),
+            {"done": False, "rows": rows})
 
 
 def _final(density, snapshot, measured: dict, status: str) -> tuple:
     return (status, *_strips(density, snapshot),
-            numbers_markdown(measured["rows"], measured["data_true_loglik"], measured.get("claims")),
+            numbers_markdown(measured["rows"], measured["data_true_loglik"], measured.get("claims"),
+                             measured.get("gan_divergence")),
             {"done": True, **measured})
 
 

@@ -6,10 +6,12 @@ with several visitors training at once).
 from __future__ import annotations
 
 import io
+import math
 
 import matplotlib
 
 matplotlib.use("Agg")  # no display on a server
+import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from PIL import Image  # noqa: E402
 
@@ -49,9 +51,33 @@ def _losses(ax, losses: dict[str, list[tuple[int, float]]]) -> None:
     ax.set_title("loss", fontsize=9)
 
 
+def _optimal_loss(ax, history: list[tuple[int, float, float, float]]) -> None:
+    """The discriminator's loss is -V(D, G), and D* would score log 4 - 2 JSD: its points per checkpoint (bars:
+    +-2 SE, i.e. 4 SE of the JSD) are the JSD curve in the loss's own units, the floor that the learned D's loss
+    stays above on average (one batch's loss can dip below it)."""
+    if not history:
+        return
+    steps, jsd, se = (np.array(column) for column in list(zip(*history))[:3])
+    ax.errorbar(steps, math.log(4) - 2 * jsd, yerr=4 * se, fmt="o-", color="black", markersize=3, linewidth=0.8,
+                capsize=2, label="log 4 - 2 JSD (D*'s loss)")
+    ax.legend(fontsize=7)
+
+
+def _discriminators(ax_learned, ax_optimal, density, view, samples) -> None:
+    """The learned D and D* side by side on one colour scale; D* only where m = (p_data + p_g) / 2 has mass."""
+    _plane(ax_learned, density, f"learned D(x): red = 'real'\nmean |D - D*| = {view.gap:.2f}")
+    ax_learned.imshow(view.discriminator.numpy(), origin="lower", extent=BOX, cmap="RdBu_r", vmin=0, vmax=1,
+                      alpha=0.75)
+    _plane(ax_optimal, density, f"optimal D* = p_data / (p_data + p_g)\nJSD {view.jsd:.2f} ± {view.jsd_se:.2f} nats")
+    ax_optimal.imshow(np.where(view.support.numpy(), view.d_star.numpy(), np.nan), origin="lower", extent=BOX,
+                      cmap="RdBu_r", vmin=0, vmax=1, alpha=0.75)   # NaN (no mass) is left blank
+    for ax in (ax_learned, ax_optimal):
+        ax.scatter(samples[:300, 0], samples[:300, 1], s=1, color="black")
+
+
 def family_strip(family: str, density, snapshot) -> Image.Image:
-    """Samples over the true density | the loss curve | the family's own picture."""
-    panels = 4 if family == "vae" else 3
+    """Samples over the true density | the loss curve | the family's own picture(s)."""
+    panels = 4 if family in ("vae", "gan") else 3
     figure = Figure(figsize=(3.0 * panels, 3.0), layout="constrained")
     axes = [figure.add_subplot(1, panels, i + 1) for i in range(panels)]
     coverage = snapshot.coverage[family]
@@ -62,9 +88,8 @@ def family_strip(family: str, density, snapshot) -> Image.Image:
     _losses(axes[1], snapshot.losses[family])
     extra = snapshot.extra.get(family)
     if family == "gan":
-        _plane(axes[2], density, "discriminator D(x): red = 'real'")
-        axes[2].imshow(extra.numpy(), origin="lower", extent=BOX, cmap="RdBu_r", vmin=0, vmax=1, alpha=0.75)
-        axes[2].scatter(samples[:300, 0], samples[:300, 1], s=1, color="black")
+        _optimal_loss(axes[1], snapshot.extra.get("gan_divergence_history", []))
+        _discriminators(axes[2], axes[3], density, snapshot.extra["gan_divergence"], samples)
     elif family == "vae":
         means, lines = (t.numpy() for t in extra)
         axes[2].scatter(means[:, 0], means[:, 1], s=2, color=COLOURS[family])

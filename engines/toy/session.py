@@ -11,7 +11,7 @@ import torch
 
 from engines.engine import check_count
 from engines.errors import EngineError
-from engines.toy import metrics, views
+from engines.toy import divergence, metrics, views
 from engines.toy.distributions import ToyDistribution
 from engines.toy.training import FAMILIES, ToyTrainer, make_trainer
 
@@ -29,7 +29,9 @@ class Snapshot:
     losses: dict[str, dict[str, list[tuple[int, float]]]]
     coverage: dict[str, metrics.Coverage]
     sample_true_loglik: dict[str, float]
-    extra: dict[str, object] = field(default_factory=dict)   # the family-specific pictures' data
+    extra: dict[str, object] = field(default_factory=dict)   # the family-specific pictures' data; for a GAN
+    # also "gan_divergence", the latest `divergence.DivergenceView` (D* beside D, JSD, gap, V(D, G)), and
+    # "gan_divergence_history", `Playground.divergence_history` so far
 
 
 class Playground:
@@ -43,6 +45,9 @@ class Playground:
                                                 for f in families}
         self.test_points = distribution.sample(TEST_POINTS, seed=seed + 1)
         self.history: dict[str, list[tuple[int, int, float]]] = {f: [] for f in families}  # step, covered, on
+        # The GAN's divergence per checkpoint: (step, JSD, its SE, mean |D - D*|); and the view it came from.
+        self.divergence_history: list[tuple[int, float, float, float]] = []
+        self._divergence: tuple[int, divergence.DivergenceView] | None = None
 
     def set_lr(self, lr: float) -> None:
         for trainer in self.trainers.values():
@@ -82,7 +87,9 @@ class Playground:
         extra = {}
         for family, trainer in self.trainers.items():
             if family == "gan":
-                extra["gan"] = views.discriminator_map(trainer.eval_model)
+                extra["gan_divergence"] = self.gan_divergence()
+                extra["gan_divergence_history"] = list(self.divergence_history)   # the curve under the loss
+                extra["gan"] = extra["gan_divergence"].discriminator   # `views.discriminator_map`, computed once
             elif family == "vae":
                 extra["vae"] = views.latent_maps(trainer.eval_model, self.test_points[:300])
             elif family == "diffusion":
@@ -90,6 +97,16 @@ class Playground:
         return Snapshot({f: t.step for f, t in self.trainers.items()}, samples,
                         {f: t.losses for f, t in self.trainers.items()}, coverage,
                         {f: metrics.true_log_likelihood(self.distribution, x) for f, x in samples.items()}, extra)
+
+    def gan_divergence(self) -> divergence.DivergenceView:
+        """The GAN's `divergence_view` at its current step (computed once per step), recorded in the history."""
+        step = self.trainers["gan"].step
+        if self._divergence is None or self._divergence[0] != step:
+            # seed + 2, the live samples' seed: fixed across checkpoints, and no seed a playground does not use already
+            view = divergence.divergence_view(self.distribution, self.trainers["gan"].eval_model, seed=self.seed + 2)
+            self._divergence = step, view
+            self.divergence_history.append((step, view.jsd, view.jsd_se, view.gap))
+        return self._divergence[1]
 
     def measure(self, rows: dict[str, tuple[str, dict]] | None = None) -> dict:
         """Numbers per row (a family, or a family with sampler options, e.g. diffusion at 5 steps):
@@ -109,6 +126,9 @@ class Playground:
             row.update(likelihoods[family])
             out["rows"][label] = row
         out["coverage_history"] = {f: list(h) for f, h in self.history.items()}
+        if "gan" in self.trainers:
+            out["gan_divergence"] = self.gan_divergence().numbers()
+            out["divergence_history"] = list(self.divergence_history)
         return out
 
     def _model_likelihoods(self, family: str) -> dict:
