@@ -19,12 +19,14 @@ from app.handlers import DIGIT_CLASSES, engine, pick_digit, user_error, whole_nu
 from app.images import grid_image
 from engines import MAX_SEED
 from engines.errors import EngineError
-from engines.measure.hierarchy import DEFAULT_LEVELS, elbo_by_level, group_by_decade, latent_hierarchy, vae_elbo_terms
+from engines.measure.hierarchy import (DEFAULT_LEVELS, elbo_by_level, group_by_decade, latent_hierarchy,
+                                       vae_elbo_terms)
 from engines.toy.distributions import PRESETS
 from engines.toy.score_study import LANGEVIN_LEVELS, MAX_STUDY_STEPS, STUDY_TOYS, score_study
 from engines.toy.views import EXTENT
 
 HIERARCHY_STRATA = 50   # the report's setting: one network call per stratum, about half a second per digit
+LEAST_NOISE = " - the least noise, where the true score is large and changes fast"
 ROWS = ("x_t from the fixed encoder", "predicted x0", "decoder mean, one level down", "decoder draw")
 
 
@@ -125,7 +127,7 @@ def score_caption(study) -> str:
     worst = max(study.levels, key=lambda lv: lv.error.relative)
     return (f"{PRESETS[study.distribution][0]}, a diffusion MLP trained {study.steps} steps. **Relative score error** "
             f"E‖s_θ - ∇log p_t‖² / E‖∇log p_t‖² (± SE, {study.levels[0].error.n} points x_t ~ p_t): {errors}. "
-            f"The error is largest at t = {worst.t}{' - the least noise, where the true score is large and changes fast' if worst is study.levels[0] else ''}.\n\n"
+            f"The error is largest at t = {worst.t}{LEAST_NOISE if worst is study.levels[0] else ''}.\n\n"
             f"**Sampling with the score alone**: annealed Langevin over {LANGEVIN_LEVELS} noise levels (5 steps "
             f"each) with the learned score covers {learned.covered} of {study.n_modes} modes with "
             f"{learned.on_support:.0%} of its samples on a mode; with the true score {true.covered} and "

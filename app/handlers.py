@@ -331,7 +331,8 @@ def diffusion_forward(index, digit_class, seed, frames):
     noised, _ = _timed(diffusion.forward_trace, digit[None], timesteps, seed=seed)
     signal = [diffusion.signal_level(t) for t in timesteps]
     caption = (f"{about}. x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps with one noise draw (seed {seed}); "
-               "signal level sqrt(abar_t) per frame: " + ", ".join(f"t={t}: {s:.2f}" for t, s in zip(timesteps, signal)))
+               "signal level sqrt(abar_t) per frame: "
+               + ", ".join(f"t={t}: {s:.2f}" for t, s in zip(timesteps, signal)))
     return grid_image(from_signed(noised[:, 0]), columns=frames), caption
 
 

@@ -32,7 +32,8 @@ def available_engines(root: str | Path = CHECKPOINTS) -> list[str]:
 
 
 def load_engine(name: str, directory: str | Path | None = None) -> Engine:
-    """Load the `name` engine ('vae', 'gan', 'diffusion' or 'latent_diffusion') from `directory` or the shipped checkpoint."""
+    """Load the `name` engine ('vae', 'gan', 'diffusion' or 'latent_diffusion') from `directory` or the shipped
+    checkpoint."""
     if not isinstance(name, str) or name not in ENGINES:
         raise EngineError(f"unknown engine {name!r}: choose one of {', '.join(ENGINES)}")
     return ENGINES[name].load(Path(directory) if directory is not None else CHECKPOINTS / name)

@@ -22,7 +22,8 @@ TABS = [("Side by side", ["Sample all three"], 3),
         ("VAE latent space", ["Interpolate", "Map the latent space"], 5),
         ("GAN sampling", ["Sample", "Interpolate"], 3),
         ("Diffusion, step by step", ["Denoise", "Noise it"], 4),
-        ("Compare", [], 1)]   # opens on its charts: no button to press
+        ("Compare", [], 1),   # opens on its charts: no button to press
+        ("Connections", ["Encode and decode, level by level", "Train, then compare the scores"], 4)]
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +118,20 @@ def test_each_view_has_its_equations_rendered(page, tab):
     page.screenshot(path=str(ARTIFACTS / f"math_{tab.lower().replace(' ', '_').replace(',', '')}.png"),
                     full_page=True)
     panel.get_by_text("The math behind this view").click()     # fold it again for the next test
+
+
+def test_the_connections_tab_typesets_its_equations(page):
+    """Three views, each with its equations: the divergence view shows them open, the others fold them away."""
+    page.get_by_role("tab", name="Connections").click()
+    panel = page.get_by_role("tabpanel")
+    panel.locator(".katex").first.wait_for(state="visible", timeout=30_000)   # the divergence view's, always open
+    for i in range(2):
+        panel.get_by_text("The math behind this view").nth(i).click()
+    panel.get_by_text("Tweedie's formula").first.wait_for(state="visible", timeout=30_000)
+    assert "$$" not in panel.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "math_connections.png"), full_page=True)
+    for i in range(2):
+        panel.get_by_text("The math behind this view").nth(i).click()
 
 
 def test_bad_input_shows_a_clear_message_not_a_traceback(page):

@@ -119,7 +119,8 @@ def hierarchy_lines(report: dict) -> list[str]:
     decades = group_by_decade(level["bands"])
     rows = [["prior L_T: KL of q(x_T-1 given x) to N(0, I)", f"{level['prior']:.4f}"]]
     rows += [[f"KL terms, t = {r['first']} .. {r['last']}", f"{r['bpd']:.4f}"] for r in decades]
-    rows += [["decoder L_0", f"{level['decoder']:.4f}"], ["total (the variational bound above)", f"{level['total']:.4f}"]]
+    rows += [["decoder L_0", f"{level['decoder']:.4f}"],
+             ["total (the variational bound above)", f"{level['total']:.4f}"]]
     heaviest = max(decades, key=lambda r: r["bpd"])
     kl_total = sum(r["bpd"] for r in decades)
     lines = ["## Diffusion as a hierarchical VAE: the bound level by level", "",
