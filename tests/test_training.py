@@ -170,3 +170,18 @@ def test_eval_every_scores_each_checkpoint_into_the_quality_log(tmp_path):
     assert [row["step"] for row in rows] == [2, 4]
     for row in rows:
         assert 0 <= row["confident_share"] <= 1 and row["frechet_distance"] > 0 and row["n"] == 20
+
+
+def test_gan_learning_rates_decay_linearly_over_the_last_steps_when_asked():
+    import torch
+    from engines.training.trainers import GANTrainer
+    images = torch.rand(8, 1, 28, 28)
+    labels = torch.zeros(8, dtype=torch.long)
+    constant = GANTrainer({}, steps=20, batch_size=8)
+    decaying = GANTrainer({"lr_decay_steps": 10}, steps=20, batch_size=8)
+    for step, expected in ((0, 1.0), (10, 1.0), (15, 0.5), (19, 0.1)):
+        for trainer in (constant, decaying):
+            trainer.train_step(images, labels, torch.Generator().manual_seed(step), step)
+        for optimizer in (decaying.opt_g, decaying.opt_d):
+            assert abs(optimizer.param_groups[0]["lr"] - decaying.lr * expected) < 1e-12
+        assert constant.opt_g.param_groups[0]["lr"] == constant.lr

@@ -222,6 +222,7 @@ class GANHParams:
     steps: int = 5000
     beta1: float = 0.5
     ema_decay: float = 0.999
+    lr_decay_steps: int = 0   # the run's last N steps decay both learning rates linearly towards 0 (0: constant)
 
 
 class GANTrainer(Trainer):
@@ -238,6 +239,12 @@ class GANTrainer(Trainer):
         self.optimizers.update(opt_g=self.opt_g, opt_d=self.opt_d)
 
     def train_shards(self, shards, step):
+        if self.hparams.lr_decay_steps:
+            # Annealing both players together: smaller steps settle the game's oscillation around its end point.
+            factor = min(1.0, (self.steps - step) / self.hparams.lr_decay_steps)
+            for optimizer in (self.opt_g, self.opt_d):
+                for group in optimizer.param_groups:
+                    group["lr"] = self.lr * factor
         # G's output for each shard, computed once: D learns from it (detached), then G through it.
         with self.runtime.autocast():
             fakes = [self.generator(torch.randn((len(s.images), self.config.latent_dim),
