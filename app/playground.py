@@ -24,6 +24,7 @@ from engines.errors import EngineError
 from engines.toy import views
 from engines.toy.distributions import PRESETS, from_points, make_distribution
 from engines.toy.lessons import LESSONS, get_lesson, run_lesson
+from engines.toy.models import TOY_SAMPLERS
 from engines.toy.session import Playground
 from engines.toy.training import DEFAULT_LR, FAMILIES, check_lr
 from engines.toy.user_points import read_csv_points, sketch_points
@@ -149,10 +150,12 @@ def _final(density, snapshot, measured: dict, status: str) -> tuple:
             {"done": True, **measured})
 
 
-def train(state, distribution, families, lr, steps, seed, sketch=None, upload=None):
+def train(state, distribution, families, lr, steps, seed, sketch=None, upload=None, sampler="ddpm"):
     """Start or continue: the same distribution, families and seed continue the visitor's playground (with
-    the new learning rate); anything else starts a fresh one."""
+    the new learning rate and diffusion sampler); anything else starts a fresh one."""
     lr = _lr(lr)
+    if sampler not in TOY_SAMPLERS:
+        raise user_error(f"Diffusion sampler must be one of {', '.join(TOY_SAMPLERS)}, got {sampler!r}")
     steps = whole_number(steps, "Steps", 1, MAX_STEPS_PER_START)
     seed = whole_number(seed, "Seed", 0, MAX_SEED)
     families = [f for f in FAMILIES if f in (families or [])]
@@ -166,6 +169,7 @@ def train(state, distribution, families, lr, steps, seed, sketch=None, upload=No
         visitor = Visitor(Playground(dist, families, seed, lr), settings, views.true_density(dist))
     with visitor.lock:
         visitor.playground.set_lr(lr)
+        visitor.playground.diffusion_sampler = sampler
         visitor.run += 1
         run = visitor.run
     try:
@@ -262,6 +266,8 @@ def build_tab() -> None:
             lr = gr.Number(DEFAULT_LR["diffusion"], label="Learning rate (0 < lr <= 0.1)")
             steps = gr.Number(1000, precision=0, label=f"Steps per Start (max {MAX_STEPS_PER_START})")
             seed = gr.Number(0, precision=0, label="Seed")
+            sampler = gr.Dropdown(list(TOY_SAMPLERS), value="ddpm", label="Diffusion sampler",
+                                  info="langevin: annealed Langevin dynamics with the learned score alone")
         with gr.Row():
             sketch = gr.Sketchpad(label="Your points: draw them here", type="numpy", canvas_size=(400, 400),
                                   transforms=(), layers=False, elem_id="points-sketch")
@@ -283,7 +289,7 @@ def build_tab() -> None:
     pool = {"concurrency_limit": PLAYGROUND_CONCURRENCY, "concurrency_id": "playground"}
     lesson_key.change(describe, lesson_key, lesson_text, api_name="playground_describe")
     lesson_event = lesson_run.click(lesson, lesson_key, view_outputs, api_name="playground_lesson", **pool)
-    start.click(train, [state, distribution, families, lr, steps, seed, sketch, upload],
+    start.click(train, [state, distribution, families, lr, steps, seed, sketch, upload, sampler],
                               [state, *view_outputs], api_name="playground_train", **pool)
     preview = [distribution, seed, sketch, upload]
     distribution.change(truth_quietly, preview, truth_view, api_visibility="private")

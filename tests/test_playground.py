@@ -307,3 +307,26 @@ def test_four_visitors_train_at_once_without_blocking_or_mixing(client):
     finals = [run_to_end(job)[-1][-1]["rows"]["gan"] for job in jobs]
     assert all(f["step"] == 1000 for f in finals)
     assert finals[0] == finals[2] and finals[1] == finals[3] and finals[0] != finals[1]
+
+
+def test_the_diffusion_sampler_of_a_playground_can_be_langevin():
+    from engines.toy.distributions import make_distribution
+    from engines.toy.session import Playground
+    playground = Playground(make_distribution("ring8"), ["diffusion"], seed=0)
+    for _ in playground.train(300, every=300):
+        pass
+    ddpm = playground.samples("diffusion", n=200)
+    playground.diffusion_sampler = "langevin"
+    langevin = playground.samples("diffusion", n=200)
+    assert not torch.equal(ddpm, langevin) and torch.isfinite(langevin).all()
+    snapshot = playground.snapshot()
+    assert snapshot.extra["diffusion"].shape[1:] == (24, 2)   # Langevin's own paths, one point per level
+
+
+@pytest.mark.slow
+def test_playground_train_takes_the_diffusion_sampler(client):
+    numbers = run_to_end(client.submit("ring8", ["diffusion"], 0.002, 250, 0, None, None, "langevin",
+                                       api_name="/playground_train"))[-1][-1]
+    assert numbers["done"] and numbers["rows"]["diffusion"]["step"] == 250
+    with pytest.raises(Exception, match="not in the list of choices|Diffusion sampler must be one of"):
+        client.predict("ring8", ["diffusion"], 0.002, 250, 0, None, None, "euler", api_name="/playground_train")

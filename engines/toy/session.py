@@ -47,6 +47,8 @@ class Playground:
         self.history: dict[str, list[tuple[int, int, float]]] = {f: [] for f in families}  # step, covered, on
         # The GAN's divergence per checkpoint: (step, JSD, its SE, mean |D - D*|); and the view it came from.
         self.divergence_history: list[tuple[int, float, float, float]] = []
+        # How diffusion samples in the view and the measurements: ddpm, ddim, or langevin (the learned score alone).
+        self.diffusion_sampler = "ddpm"
         self._divergence: tuple[int, divergence.DivergenceView] | None = None
 
     def set_lr(self, lr: float) -> None:
@@ -75,6 +77,7 @@ class Playground:
     def samples(self, family: str, n: int = SAMPLES, **options) -> torch.Tensor:
         if family == "diffusion":
             options.setdefault("steps", VIEW_DIFFUSION_STEPS)
+            options.setdefault("sampler", self.diffusion_sampler)
         return self.trainers[family].sample(n, seed=self.seed + 2, **options)
 
     def snapshot(self) -> Snapshot:
@@ -93,7 +96,9 @@ class Playground:
             elif family == "vae":
                 extra["vae"] = views.latent_maps(trainer.eval_model, self.test_points[:300])
             elif family == "diffusion":
-                extra["diffusion"] = views.trajectories(trainer.eval_model, seed=self.seed + 3)
+                # Deterministic DDIM paths, unless the samples come from Langevin: then its own (noisy) paths.
+                sampler = "langevin" if self.diffusion_sampler == "langevin" else "ddim"
+                extra["diffusion"] = views.trajectories(trainer.eval_model, seed=self.seed + 3, sampler=sampler)
         return Snapshot({f: t.step for f, t in self.trainers.items()}, samples,
                         {f: t.losses for f, t in self.trainers.items()}, coverage,
                         {f: metrics.true_log_likelihood(self.distribution, x) for f, x in samples.items()}, extra)
