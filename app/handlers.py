@@ -125,11 +125,24 @@ def check_diffusion_steps(seed, count, sampler, steps) -> None:
 
 # --- side by side ---------------------------------------------------------------------------------
 
+SIDE_BY_SIDE = ("vae", "gan", "diffusion", "latent_diffusion")
+
+
+def latent_options(options: dict) -> dict:
+    """Latent diffusion samples with our own samplers only: the chosen one where it is ours, else DDIM, with the
+    same number of steps (its MLP makes even 1000 steps cheap)."""
+    sampler = options["sampler"] if options["sampler"] in engine("latent_diffusion").samplers() else "ddim"
+    return {"sampler": sampler, "steps": options["steps"]}
+
+
 def side_by_side(seed, count, sampler, steps, progress=gr.Progress()):
-    """One seed -> VAE, GAN and diffusion grids, each captioned with wall time and network evaluations.
-    Diffusion runs through its trace so the page shows its progress; the result is sample()'s, bit for bit."""
+    """One seed -> VAE, GAN, diffusion and latent diffusion grids, each captioned with wall time and network
+    evaluations. Diffusion runs through its trace so the page shows its progress; the result is sample()'s, bit
+    for bit."""
     seed, count, options = _sampling_inputs(seed, count, sampler, steps, MAX_GRID)
-    nfe = {"vae": 1, "gan": 1, "diffusion": _timed(engine("diffusion").network_evaluations, **options)[0]}
+    latent = latent_options(options)
+    nfe = {"vae": 1, "gan": 1, "diffusion": _timed(engine("diffusion").network_evaluations, **options)[0],
+           "latent_diffusion": engine("latent_diffusion").network_evaluations(**latent)}
 
     def denoise() -> torch.Tensor:
         trajectory = engine("diffusion").trace(count, seed=seed, **options)
@@ -137,12 +150,17 @@ def side_by_side(seed, count, sampler, steps, progress=gr.Progress()):
             last = step
         return from_signed(last.prev_sample)
 
+    def run(name: str) -> torch.Tensor:
+        if name == "diffusion":
+            return denoise()
+        return engine(name).sample(count, seed=seed, **(latent if name == "latent_diffusion" else {}))
+
     outputs = []
-    for name in ("vae", "gan", "diffusion"):
-        run = denoise if name == "diffusion" else lambda: engine(name).sample(count, seed=seed)
-        images, seconds = _timed(run)
-        outputs += [grid_image(images), f"{name}: {seconds * 1000:.0f} ms for {count} samples, "
-                                        f"{nfe[name]} network evaluation{'s' if nfe[name] > 1 else ''} per sample"]
+    for name in SIDE_BY_SIDE:
+        images, seconds = _timed(run, name)
+        how = f" ({latent['sampler']}, the VAE's decoder)" if name == "latent_diffusion" else ""
+        outputs += [grid_image(images), f"{name}: {seconds * 1000:.0f} ms for {count} samples, {nfe[name]} network "
+                                        f"evaluation{'s' if nfe[name] > 1 else ''} per sample{how}"]
     return tuple(outputs)
 
 

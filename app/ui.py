@@ -40,11 +40,11 @@ def side_by_side_tab() -> list:
         count = gr.Slider(1, handlers.MAX_GRID, handlers.FIRST_VISIT_COUNT, step=1, label="Samples per model")
         sampler, steps = sampler_controls()
     with gr.Row():
-        run = gr.Button("Sample all three", variant="primary")
+        run = gr.Button("Sample all four", variant="primary")
         new_seed = gr.Button("New seed")
     with gr.Row():
         outputs = []
-        for name in ("VAE", "GAN", "Diffusion"):
+        for name in ("VAE", "GAN", "Diffusion", "Latent diffusion"):
             with gr.Column():
                 outputs.append(gr.Image(label=name, type="pil", format="png"))
                 outputs.append(gr.Markdown(label=f"{name} caption"))

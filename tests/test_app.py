@@ -18,16 +18,17 @@ def pixels(path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("L"))
 
 
-def test_side_by_side_three_grids_with_timings_and_determinism(client):
+def test_side_by_side_four_grids_with_timings_and_determinism(client):
     first = client.predict(3, 4, "ddim", 10, api_name="/side_by_side")
     again = client.predict(3, 4, "ddim", 10, api_name="/side_by_side")
     other = client.predict(4, 4, "ddim", 10, api_name="/side_by_side")
-    assert len(first) == 6
-    for i in (0, 2, 4):
+    assert len(first) == 8
+    for i in (0, 2, 4, 6):
         assert pixels(first[i]).shape == (3 * 62, 3 * 62)  # 2x2 grid of 28 px + 2 px borders, upscaled 3x
         assert np.array_equal(pixels(first[i]), pixels(again[i]))
         assert not np.array_equal(pixels(first[i]), pixels(other[i]))
     assert "ms for 4 samples" in first[1] and "10 network evaluations" in first[5]
+    assert first[7].startswith("latent_diffusion:") and "10 network evaluations per sample (ddim" in first[7]
 
 
 def test_bad_input_gets_a_clear_message(client):
@@ -152,8 +153,9 @@ def test_compare_shows_the_measured_table_and_plots(client):
 
 
 def test_every_diffusers_sampler_is_offered_and_bad_ones_refused(client):
-    _, _, _, _, _, caption = client.predict(0, 1, "diffusers:HeunDiscreteScheduler", 5, api_name="/side_by_side")
+    *_, caption, _, latent = client.predict(0, 1, "diffusers:HeunDiscreteScheduler", 5, api_name="/side_by_side")
     assert "9 network evaluations per sample" in caption
+    assert "5 network evaluations per sample (ddim" in latent   # ours only: DDIM at the same step count
     with pytest.raises(Exception, match="Value: diffusers:Nope is not in the list of choices|unknown sampler"):
         client.predict(0, 1, "diffusers:Nope", 5, api_name="/side_by_side")
 
@@ -217,7 +219,7 @@ def test_the_landing_tab_shows_samples_before_any_click(client):
     """demo.load fills Side by side with the defaults' samples (computed once, then cached)."""
     first = client.predict(api_name="/first_visit")
     again = client.predict(api_name="/first_visit")
-    assert len(first) == 6 and all(Path(first[i]).is_file() for i in (0, 2, 4))
+    assert len(first) == 8 and all(Path(first[i]).is_file() for i in (0, 2, 4, 6))
     assert "16 samples" in first[1] and first[5] == again[5]      # the same cached result, timing included
 
 
