@@ -37,6 +37,7 @@ STREAMED_FRAMES = 25   # frames shown while denoising, whatever the step count
 STORED_FRAMES = 100    # frames kept for the scrubber and the GIF
 DIFFUSION_SAMPLERS = list(SAMPLERS) + [PREFIX + name for name in SCHEDULERS]
 DIGIT_CLASSES = ["any"] + [str(d) for d in range(10)]
+LATENT_PATHS, LATENT_PATH_STEPS = 12, 50   # latent diffusion's trajectories on the VAE's latent map
 
 
 @lru_cache(maxsize=None)
@@ -239,11 +240,17 @@ def vae_latent_map(grid):
     grid = whole_number(grid, "Grid size", 3, 16)
     digits = test_digits()
     view, _ = _timed(engine("vae").latent_map, digits.images, grid=grid)
-    figure = plots.latent_scatter(view.coordinates.numpy(), digits.labels.numpy(), view.ticks, view.explained_variance)
+    paths = view.project(engine("latent_diffusion").latent_trajectories(LATENT_PATHS, seed=0, sampler="ddim",
+                                                                       steps=LATENT_PATH_STEPS))
+    figure = plots.latent_scatter(view.coordinates.numpy(), digits.labels.numpy(), view.ticks, view.explained_variance,
+                                  paths.numpy())
     caption = (f"Decoded lattice: {grid}x{grid} points of the plane through the mean latent along its two principal "
                f"directions, from {float(view.ticks[0]):+.1f} to {float(view.ticks[-1]):+.1f} standard deviations "
                f"(direction 1 left to right, direction 2 bottom to top). These two directions hold "
-               f"{sum(view.explained_variance):.0%} of the variance of the 1,000 test digits' latent means.")
+               f"{sum(view.explained_variance):.0%} of the variance of the 1,000 test digits' latent means. Black "
+               f"paths: {LATENT_PATHS} latent diffusion samples ({LATENT_PATH_STEPS} DDIM steps, seed 0) moving from "
+               "Gaussian noise (N(0, I) in its standardised latent units) to where its learned prior puts them, among "
+               "the encoded digits (a projection of the 8-d latents onto this plane).")
     return grid_image(view.decoded, columns=grid), figure, caption
 
 

@@ -82,10 +82,17 @@ def quality_against_steps(rows: list[dict]) -> Figure:
     return figure
 
 
-def latent_scatter(coordinates, labels, ticks, explained: list[float]) -> Figure:
-    """Test digits' posterior means on the latent map's two axes, coloured by class."""
+def latent_scatter(coordinates, labels, ticks, explained: list[float], paths=None) -> Figure:
+    """Test digits' posterior means on the latent map's two axes, coloured by class; with `paths` [steps + 1, n, 2],
+    latent diffusion's trajectories from noise (open circle) to sample (black dot) on the same axes."""
     figure, ax = _figure(5.2, 4.6)
     points = ax.scatter(coordinates[:, 0], coordinates[:, 1], c=labels, cmap="tab10", s=8, vmin=-0.5, vmax=9.5)
+    if paths is not None:
+        for i in range(paths.shape[1]):
+            ax.plot(paths[:, i, 0], paths[:, i, 1], color="black", linewidth=0.8, alpha=0.7)
+        ax.scatter(paths[0, :, 0], paths[0, :, 1], facecolors="none", edgecolors="black", s=18, label="start noise")
+        ax.scatter(paths[-1, :, 0], paths[-1, :, 1], color="black", s=14, label="latent diffusion sample")
+        ax.legend(fontsize=6, loc="lower right")
     figure.colorbar(points, ax=ax, ticks=range(10), label="digit")
     low, high = float(ticks[0]), float(ticks[-1])
     ax.add_patch(matplotlib.patches.Rectangle((low, low), high - low, high - low, fill=False, linestyle="--"))

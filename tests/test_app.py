@@ -88,6 +88,20 @@ def test_vae_latent_map(client):
     assert pixels(lattice).shape == (3 * 122, 3 * 122)
     assert plot["type"] == "matplotlib" and plot["plot"].startswith("data:image")
     assert "4x4 points" in caption and "% of the variance" in caption
+    assert "12 latent diffusion samples" in caption
+
+
+def test_latent_map_projects_latent_diffusion_paths_onto_its_axes():
+    import torch
+    from engines import load_engine
+    vae, latent = load_engine("vae"), load_engine("latent_diffusion")
+    view = vae.latent_map(load_mnist5k("test").images[:200], grid=3)
+    means = vae.encode(load_mnist5k("test").images[:200])[0]
+    assert torch.allclose(view.project(means), view.coordinates, atol=1e-5)   # the digits' own coordinates
+    paths = latent.latent_trajectories(3, seed=1, sampler="ddim", steps=10)
+    assert paths.shape == (11, 3, vae.latent_dim)
+    assert torch.equal(paths[-1], latent.latents(3, seed=1, sampler="ddim", steps=10))
+    assert view.project(paths).shape == (11, 3, 2)
 
 
 def test_gan_sampling_and_interpolation(client):

@@ -205,6 +205,17 @@ class LatentDiffusionEngine(Engine):
         return from_signed(self._decode(self.latents(n, seed, sampler, steps)))
 
     @torch.no_grad()
+    @torch.no_grad()
+    def latent_trajectories(self, n: int, seed: int = 0, sampler: str = "ddim", steps: int | None = 50):
+        """[steps + 1, n, latent_dim]: the latents from the start noise to the samples, in the VAE's latent space
+        (what the VAE's latent map draws as paths); the last row is `latents(n, seed, sampler, steps)`."""
+        path = []
+        for step in self._trajectory(n, seed, sampler, steps):
+            if not path:
+                path.append(step.x_t)
+            path.append(step.prev_sample)
+        return self.model.unstandardise(torch.stack(path))
+
     def trace(self, n: int, seed: int = 0, sampler: str = "ddpm", steps: int | None = None):
         """Yield a LatentSamplerStep per step: the latent trajectory, each latent decoded. The last step's
         prev_sample, mapped to [0, 1], equals sample() bit for bit."""

@@ -120,6 +120,13 @@ class LatentMap:
     coordinates: torch.Tensor       # [N, 2] the images' posterior means on the two axes, in std units
     ticks: torch.Tensor             # [grid] the axis values decoded, in std units
     explained_variance: list[float]  # share of the latent means' variance along each axis
+    centre: torch.Tensor            # [latent_dim] the plane's origin: the mean of the posterior means
+    axes: torch.Tensor              # [2, latent_dim] its two orthonormal directions
+    stds: torch.Tensor              # [2] the means' standard deviation along each (the plot's unit)
+
+    def project(self, z: torch.Tensor) -> torch.Tensor:
+        """Any latents [..., latent_dim] -> their coordinates [..., 2] on the map's axes, in std units."""
+        return (z - self.centre) @ self.axes.T / self.stds
 
 
 class VAEEngine(Engine):
@@ -188,7 +195,7 @@ class VAEEngine(Engine):
         u, v = ticks.repeat(grid), (-ticks).repeat_interleave(grid)
         lattice = centre + (u[:, None] * stds[0]) * axes[0] + (v[:, None] * stds[1]) * axes[1]
         explained = (singular[:2] ** 2 / (singular ** 2).sum()).tolist()
-        return LatentMap(self.decode(lattice), coordinates, ticks, explained)
+        return LatentMap(self.decode(lattice), coordinates, ticks, explained, centre, axes, stds)
 
     @torch.no_grad()
     def elbo(self, x: torch.Tensor, seed: int = 0) -> torch.Tensor:
