@@ -18,9 +18,10 @@ DESCRIPTIONS = {
            "prior and the encoded digits, so prior samples look more like digits), reparameterisation, "
            "discretised-logistic decoder p(x|z) over the 256 pixel levels, trained by maximising the ELBO. "
            "Samples shown are the decoder's location for z ~ N(0, I).",
-    "gan": "DCGAN-style generator (64-d latent, transposed convolutions, batch norm) and a spectrally "
-           "normalised discriminator, non-saturating loss, Adam(beta1=0.5). The shipped generator is the EMA "
-           "of G's weights (decay 0.999).",
+    "gan": "DCGAN-style generator (transposed convolutions, batch norm) and a spectrally normalised "
+           "discriminator (latent size and widths in config.json), non-saturating loss, Adam(beta1=0.5); the "
+           "commands below say whether the learning rate was decayed over the run's last steps (lr_decay_steps). "
+           "The shipped generator is the EMA of G's weights (decay 0.999).",
     "diffusion": "Epsilon-prediction UNet (28->14->7, residual blocks, self-attention at 7x7), linear beta "
                  "schedule 1e-4..0.02 over T=1000 steps, simple DDPM loss, EMA weights (decay 0.999). "
                  "Sampling: our ancestral DDPM (beta_t or beta-tilde_t variance) or DDIM (eta), any step count, "
