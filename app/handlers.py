@@ -23,6 +23,7 @@ from engines.data.datasets import from_signed, load_mnist5k
 from engines.data.user_images import is_blank, prepare_digit
 from engines.measure.model_card import quality_table
 from engines.measure.report_markdown import verdict_lines
+from engines.measure.verdicts import FAMILIES, HYBRIDS
 from engines.measure.sampler_benchmark import OUT as BENCHMARK, best_at, markdown_section
 from engines.models.diffusion import SAMPLERS
 from engines.sampling.diffusers_adapter import PREFIX, SCHEDULERS
@@ -126,7 +127,7 @@ def check_diffusion_steps(seed, count, sampler, steps) -> None:
 
 # --- side by side ---------------------------------------------------------------------------------
 
-SIDE_BY_SIDE = ("vae", "gan", "diffusion", "latent_diffusion")
+SIDE_BY_SIDE = ("vae", "gan", "diffusion", "latent_diffusion", "diffusion_gan")
 
 
 def latent_options(options: dict) -> dict:
@@ -137,13 +138,14 @@ def latent_options(options: dict) -> dict:
 
 
 def side_by_side(seed, count, sampler, steps, progress=gr.Progress()):
-    """One seed -> VAE, GAN, diffusion and latent diffusion grids, each captioned with wall time and network
-    evaluations. Diffusion runs through its trace so the page shows its progress; the result is sample()'s, bit
+    """One seed -> VAE, GAN, diffusion, latent diffusion and diffusion GAN grids, each captioned with wall time
+    and network evaluations. Diffusion runs through its trace so the page shows its progress; the result is sample()'s, bit
     for bit."""
     seed, count, options = _sampling_inputs(seed, count, sampler, steps, MAX_GRID)
     latent = latent_options(options)
     nfe = {"vae": 1, "gan": 1, "diffusion": _timed(engine("diffusion").network_evaluations, **options)[0],
-           "latent_diffusion": engine("latent_diffusion").network_evaluations(**latent)}
+           "latent_diffusion": engine("latent_diffusion").network_evaluations(**latent),
+           "diffusion_gan": engine("diffusion_gan").network_evaluations()}
 
     def denoise() -> torch.Tensor:
         trajectory = engine("diffusion").trace(count, seed=seed, **options)
@@ -159,7 +161,8 @@ def side_by_side(seed, count, sampler, steps, progress=gr.Progress()):
     outputs = []
     for name in SIDE_BY_SIDE:
         images, seconds = _timed(run, name)
-        how = f" ({latent['sampler']}, the VAE's decoder)" if name == "latent_diffusion" else ""
+        how = {"latent_diffusion": f" ({latent['sampler']}, the VAE's decoder)",
+               "diffusion_gan": " (its own few steps, one generator call each, whatever the sampler)"}.get(name, "")
         outputs += [grid_image(images), f"{name}: {seconds * 1000:.0f} ms for {count} samples, {nfe[name]} network "
                                         f"evaluation{'s' if nfe[name] > 1 else ''} per sample{how}"]
     return tuple(outputs)
@@ -311,10 +314,29 @@ def diffusion_steps(seed, count, sampler, steps):
     seed, count, options = _sampling_inputs(seed, count, sampler, steps, MAX_TRACE_SAMPLES)
     diffusion = engine("diffusion")
     total = _timed(diffusion.network_evaluations, **options)[0]
+    yield from _stream_trace(lambda: diffusion.trace(count, seed=seed, **options), total)
+
+
+def check_diffusion_gan_steps(seed, count) -> None:
+    """diffusion_gan_steps' input checks alone (see check_side_by_side)."""
+    whole_number(seed, "Seed", 0, MAX_SEED)
+    whole_number(count, "Count", 1, MAX_TRACE_SAMPLES)
+
+
+def diffusion_gan_steps(seed, count):
+    """The diffusion GAN's few steps, shown as the diffusion trajectory is: x_t and the generator's x0 per step."""
+    seed, count = whole_number(seed, "Seed", 0, MAX_SEED), whole_number(count, "Count", 1, MAX_TRACE_SAMPLES)
+    hybrid = engine("diffusion_gan")
+    yield from _stream_trace(lambda: hybrid.trace(count, seed=seed), hybrid.network_evaluations())
+
+
+def _stream_trace(trace, total: int):
+    """Stream a trajectory's frames (at most STREAMED_FRAMES), keep up to STORED_FRAMES of them, then give the
+    scrubber and the GIF: the outputs x_t, x0, status, stored frames, scrubber, animation."""
     stream_every, store_every = max(1, total // STREAMED_FRAMES), max(1, total // STORED_FRAMES)
     stored = []
     try:
-        for step in diffusion.trace(count, seed=seed, **options):
+        for step in trace():
             last = step.index == total - 1
             if step.index % store_every == 0 or last:
                 stored.append(_frame(step, last, total))
@@ -375,9 +397,8 @@ def compare():
         return None, "No report yet: run `python -m engines.evaluate`.", "", None, None, None, None
     report_md = CHECKPOINTS / "report.md"
     text = report_md.read_text() if report_md.is_file() else quality_table(report, list(report["quality"]))
-    families = ("vae", "gan", "diffusion")
-    losses = {name: read_jsonl(CHECKPOINTS / name / LOG_NAME) for name in families}
-    quality = {name: read_jsonl(CHECKPOINTS / name / QUALITY_LOG_NAME) for name in families}
+    losses = {name: read_jsonl(CHECKPOINTS / name / LOG_NAME) for name in FAMILIES}
+    quality = {name: read_jsonl(CHECKPOINTS / name / QUALITY_LOG_NAME) for name in FAMILIES + HYBRIDS}
     benchmark = _read_json(BENCHMARK) or {"rows": []}
     text += "\n\n" + "\n".join(markdown_section(BENCHMARK))
     figures = (plots.loss_curves(losses), plots.quality_during_training(quality),

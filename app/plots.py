@@ -10,7 +10,8 @@ matplotlib.use("Agg")  # no display on a server
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-FAMILY_COLOURS = {"vae": "tab:blue", "gan": "tab:orange", "diffusion": "tab:green", "classifier": "tab:gray"}
+FAMILY_COLOURS = {"vae": "tab:blue", "gan": "tab:orange", "diffusion": "tab:green", "latent_diffusion": "tab:purple",
+                  "diffusion_gan": "tab:red", "classifier": "tab:gray"}
 
 
 def png(figure: Figure, dpi: int = 100) -> str:

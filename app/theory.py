@@ -12,6 +12,14 @@ GAN: the generator's image $G(z)$ for $z \sim \mathcal{N}(0, I)$. Diffusion: $x_
 $x_T \sim \mathcal{N}(0, I)$ by the chosen sampler, one network call $\epsilon_\theta(x_t, t)$ per step (Heun:
 two). "Network evaluations per sample" counts those calls: 1 for the VAE and the GAN, the step count for
 diffusion, which is why it is slower.
+
+**The two hybrids.** Latent diffusion (VAE + diffusion): a diffusion model over the VAE's latent space samples
+$z$ where the encoder actually puts digits (a learned prior instead of $\mathcal{N}(0, I)$), and the VAE's
+decoder draws it. Diffusion GAN (GAN + diffusion, Xiao et al. 2022): four large denoising steps
+$x_{999} \to x_{749} \to x_{499} \to x_{249} \to x_0$; at each, a generator predicts
+$\hat x_0 = G_\theta(x_t, z, t)$ with $z \sim \mathcal{N}(0, I)$ and the next $x$ is drawn from the forward
+posterior $q(x_{t'} \mid x_t, \hat x_0)$. A Gaussian reverse step is accurate only for small steps; with large ones
+the true $q(x_{t'} \mid x_t)$ has many modes, and a discriminator on $(x_{t'}, x_t, t)$ teaches $G$ to draw from it.
 """
 
 VAE = r"""

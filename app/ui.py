@@ -40,11 +40,11 @@ def side_by_side_tab() -> list:
         count = gr.Slider(1, handlers.MAX_GRID, handlers.FIRST_VISIT_COUNT, step=1, label="Samples per model")
         sampler, steps = sampler_controls()
     with gr.Row():
-        run = gr.Button("Sample all four", variant="primary")
+        run = gr.Button("Sample all five", variant="primary")
         new_seed = gr.Button("New seed")
     with gr.Row():
         outputs = []
-        for name in ("VAE", "GAN", "Diffusion", "Latent diffusion"):
+        for name in ("VAE", "GAN", "Diffusion", "Latent diffusion", "Diffusion GAN"):
             with gr.Column():
                 outputs.append(gr.Image(label=name, type="pil", format="png"))
                 outputs.append(gr.Markdown(label=f"{name} caption"))
@@ -136,7 +136,9 @@ def diffusion_tab() -> None:
         seed = seed_box()
         count = gr.Slider(1, handlers.MAX_TRACE_SAMPLES, 4, step=1, label="Samples")
         sampler, steps = sampler_controls()
-    run = gr.Button("Denoise", variant="primary")
+    with gr.Row():
+        run = gr.Button("Denoise", variant="primary")
+        hybrid = gr.Button("Denoise with the diffusion GAN (its 4 steps)")
     status = gr.Markdown(label="Step")
     with gr.Row():
         x_t = gr.Image(label="x_t", type="pil", format="png")
@@ -147,6 +149,9 @@ def diffusion_tab() -> None:
     run.click(handlers.check_diffusion_steps, [seed, count, sampler, steps], None, api_visibility="private").success(
         handlers.diffusion_steps, [seed, count, sampler, steps], [x_t, x0, status, stored, scrubber, animation],
         api_name="diffusion_steps")
+    hybrid.click(handlers.check_diffusion_gan_steps, [seed, count], None, api_visibility="private").success(
+        handlers.diffusion_gan_steps, [seed, count], [x_t, x0, status, stored, scrubber, animation],
+        api_name="diffusion_gan_steps")
     scrubber.release(handlers.diffusion_scrub, [stored, scrubber], [x_t, x0, status], api_name="diffusion_scrub")
 
     gr.Markdown("### The forward process: noising a digit")

@@ -12,6 +12,7 @@ from engines.checkpoint import CHECKPOINTS, CONFIG_NAME, WEIGHTS_NAME
 from engines.engine import Engine
 from engines.errors import EngineError
 from engines.models.diffusion import DiffusionEngine
+from engines.models.diffusion_gan import DiffusionGANEngine
 from engines.models.gan import GANEngine
 from engines.models.latent_diffusion import LatentDiffusionEngine
 from engines.models.vae import VAEEngine
@@ -21,6 +22,7 @@ ENGINES: dict[str, type[Engine]] = {
     "gan": GANEngine,
     "diffusion": DiffusionEngine,
     "latent_diffusion": LatentDiffusionEngine,
+    "diffusion_gan": DiffusionGANEngine,
 }
 
 
@@ -32,8 +34,8 @@ def available_engines(root: str | Path = CHECKPOINTS) -> list[str]:
 
 
 def load_engine(name: str, directory: str | Path | None = None) -> Engine:
-    """Load the `name` engine ('vae', 'gan', 'diffusion' or 'latent_diffusion') from `directory` or the shipped
-    checkpoint."""
+    """Load the `name` engine ('vae', 'gan', 'diffusion', 'latent_diffusion' or 'diffusion_gan') from
+    `directory` or the shipped checkpoint."""
     if not isinstance(name, str) or name not in ENGINES:
         raise EngineError(f"unknown engine {name!r}: choose one of {', '.join(ENGINES)}")
     return ENGINES[name].load(Path(directory) if directory is not None else CHECKPOINTS / name)

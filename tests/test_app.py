@@ -22,13 +22,14 @@ def test_side_by_side_four_grids_with_timings_and_determinism(client):
     first = client.predict(3, 4, "ddim", 10, api_name="/side_by_side")
     again = client.predict(3, 4, "ddim", 10, api_name="/side_by_side")
     other = client.predict(4, 4, "ddim", 10, api_name="/side_by_side")
-    assert len(first) == 8
-    for i in (0, 2, 4, 6):
+    assert len(first) == 10
+    for i in (0, 2, 4, 6, 8):
         assert pixels(first[i]).shape == (3 * 62, 3 * 62)  # 2x2 grid of 28 px + 2 px borders, upscaled 3x
         assert np.array_equal(pixels(first[i]), pixels(again[i]))
         assert not np.array_equal(pixels(first[i]), pixels(other[i]))
     assert "ms for 4 samples" in first[1] and "10 network evaluations" in first[5]
     assert first[7].startswith("latent_diffusion:") and "10 network evaluations per sample (ddim" in first[7]
+    assert first[9].startswith("diffusion_gan:") and "4 network evaluations per sample (its own" in first[9]
 
 
 def test_bad_input_gets_a_clear_message(client):
@@ -133,6 +134,21 @@ def test_streamed_diffusion_then_scrub_and_gif(client, sampler, steps, frames):
         client.predict(frames + 5, api_name="/diffusion_scrub")
 
 
+def test_the_diffusion_gans_four_steps_in_the_diffusion_tab(client):
+    from app.images import grid_image
+    from engines import load_engine
+    job = client.submit(5, 3, api_name="/diffusion_gan_steps")
+    job.result()
+    final = job.outputs()[-1]
+    assert [o[2] for o in job.outputs()[:4]] == [f"step {i}/4, t = {t}" for i, t in
+                                                 zip(range(1, 5), (999, 749, 499, 249))]
+    assert final[3]["maximum"] == 3 and Image.open(final[4]).n_frames == 4
+    # the last frame shows the chain's end: the engine's sample() for that seed
+    assert np.array_equal(pixels(final[0]), np.asarray(grid_image(load_engine("diffusion_gan").sample(3, seed=5))))
+    with pytest.raises(Exception, match="greater than maximum value 16|Count must be a whole number"):
+        client.predict(0, 40, api_name="/diffusion_gan_steps")
+
+
 def test_scrubbing_before_any_run_asks_for_one():
     demo = build_demo()
     demo.queue()
@@ -167,7 +183,8 @@ def test_compare_shows_the_measured_table_and_plots(client):
 
 
 def test_every_diffusers_sampler_is_offered_and_bad_ones_refused(client):
-    *_, caption, _, latent = client.predict(0, 1, "diffusers:HeunDiscreteScheduler", 5, api_name="/side_by_side")
+    *_, caption, _, latent, _, _ = client.predict(0, 1, "diffusers:HeunDiscreteScheduler", 5,
+                                                  api_name="/side_by_side")
     assert "9 network evaluations per sample" in caption
     assert "5 network evaluations per sample (ddim" in latent   # ours only: DDIM at the same step count
     with pytest.raises(Exception, match="Value: diffusers:Nope is not in the list of choices|unknown sampler"):
@@ -233,7 +250,7 @@ def test_the_landing_tab_shows_samples_before_any_click(client):
     """demo.load fills Side by side with the defaults' samples (computed once, then cached)."""
     first = client.predict(api_name="/first_visit")
     again = client.predict(api_name="/first_visit")
-    assert len(first) == 8 and all(Path(first[i]).is_file() for i in (0, 2, 4, 6))
+    assert len(first) == 10 and all(Path(first[i]).is_file() for i in (0, 2, 4, 6, 8))
     assert "16 samples" in first[1] and first[5] == again[5]      # the same cached result, timing included
 
 

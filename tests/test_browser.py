@@ -18,7 +18,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Screenshots: tests/artifacts/ on every run; LAB_SCREENSHOTS=docs/screenshots writes the README's instead.
 ARTIFACTS = Path(os.environ.get("LAB_SCREENSHOTS") or Path(__file__).parent / "artifacts")
 # (tab, its buttons in order, images the tab then shows: <img> elements, matplotlib plots included)
-TABS = [("Side by side", ["Sample all four"], 4),
+TABS = [("Side by side", ["Sample all five"], 5),
         ("VAE latent space", ["Interpolate", "Map the latent space"], 5),
         ("GAN sampling", ["Sample", "Interpolate"], 3),
         ("Diffusion, step by step", ["Denoise", "Noise it"], 4),
@@ -83,7 +83,7 @@ def test_the_landing_tab_shows_samples_before_any_click(page):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     panel = page.get_by_role("tabpanel")     # Side by side, the first tab, as a visitor lands on it
     panel.locator("img[src]").nth(2).wait_for(state="visible", timeout=120_000)
-    assert panel.get_by_text("16 samples").count() == 4      # each family's caption, no click needed
+    assert panel.get_by_text("16 samples").count() == 5      # each model's caption, no click needed
     page.screenshot(path=str(ARTIFACTS / "landing.png"), full_page=True)
 
 
@@ -106,6 +106,17 @@ def test_tab_buttons_show_images(page, tab, buttons, images):
     assert page.locator(".toast-body.error").count() == 0  # no error toast
     assert labels_over_images(panel) == []
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_the_diffusion_tab_steps_through_the_diffusion_gan(page):
+    page.get_by_role("tab", name="Diffusion, step by step").click()
+    panel = page.get_by_role("tabpanel")
+    before = image_sources(panel)
+    panel.get_by_role("button", name="Denoise with the diffusion GAN (its 4 steps)", exact=True).click()
+    wait_for_new_images(page, panel, before)
+    panel.get_by_text("step 4/4, t = 249").wait_for(state="visible", timeout=60_000)
+    assert page.locator(".toast-body.error").count() == 0
+    page.screenshot(path=str(ARTIFACTS / "diffusion_gan_steps.png"), full_page=True)
 
 
 @pytest.mark.parametrize("tab", ["Side by side", "VAE latent space", "GAN sampling", "Diffusion, step by step"])
@@ -140,7 +151,7 @@ def test_bad_input_shows_a_clear_message_not_a_traceback(page):
     seed = panel.get_by_label("Seed")
     before = image_sources(panel)
     seed.fill("2.5")
-    panel.get_by_role("button", name="Sample all four", exact=True).click()
+    panel.get_by_role("button", name="Sample all five", exact=True).click()
     toast = page.locator(".toast-body.error")
     toast.first.wait_for(state="visible", timeout=60_000)
     assert "Seed must be a whole number" in toast.first.inner_text()
@@ -153,7 +164,7 @@ def test_bad_input_shows_a_clear_message_not_a_traceback(page):
     steps = panel.get_by_label("number input for Diffusion steps")
     steps.fill("1")
     steps.press("Enter")
-    panel.get_by_role("button", name="Sample all four", exact=True).click()
+    panel.get_by_role("button", name="Sample all five", exact=True).click()
     toast = page.locator(".toast-body.error")
     toast.first.wait_for(state="visible", timeout=60_000)
     assert "needs at least 2 steps: with 1 its chain starts at t = 0" in toast.first.inner_text()

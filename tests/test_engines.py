@@ -20,8 +20,8 @@ def engine(request):
     return load_engine(request.param)
 
 
-def test_the_three_families_and_the_latent_hybrid_ship():
-    assert available_engines() == ["vae", "gan", "diffusion", "latent_diffusion"]
+def test_the_three_families_and_the_two_hybrids_ship():
+    assert available_engines() == ["vae", "gan", "diffusion", "latent_diffusion", "diffusion_gan"]
 
 
 def test_contract_shape_range_dtype(engine):

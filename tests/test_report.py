@@ -53,7 +53,7 @@ def fake_report(fd, se=1.0, allconv_fd=None):
     allconv_fd = allconv_fd or fd
     quality = {name: {"sharpness": s, "sharpness_se": 0.01, "nets": {"lenet": net(fd[name]),
                                                                      "allconv": net(allconv_fd[name])}}
-               for name, s in zip(fd, (0.6, 0.95, 0.9))}
+               for name, s in zip(fd, (0.6, 0.95, 0.9, 0.6, 0.9))}
     return {"quality": quality, "engines": list(FAMILIES)}
 
 
@@ -99,6 +99,27 @@ def test_stability_verdict_rests_on_the_runs_across_seeds_not_on_one_image_run()
     assert row["verdict"] == "mixed: 2 agrees, 2 tie"
 
 
+def test_the_hybrids_row_checks_each_hybrid_against_its_parents():
+    fd = {"vae": 30.0, "gan": 9.8, "diffusion": 4.1, "latent_diffusion": 12.0, "diffusion_gan": 6.0}
+    report = fake_report(fd)
+    report["quality"]["diffusion_gan"]["sharpness"] = 0.955       # GAN 0.95 ± 0.01 each: a tie
+    report["speed"] = {"batch": 8, "rows": [
+        {"engine": "diffusion", "sampler": "ddpm", "steps": 1000, "nfe": 1000, "ms_per_sample": 900.0,
+         "extrapolated": True}, {"engine": "diffusion_gan", "nfe": 4, "ms_per_sample": 3.0}]}
+    row = {r["row"]: r for r in summarise(report)}["Hybrids"]
+    verdicts = {c["claim"] + " " + c["detail"].split()[1]: c["verdict"] for c in row["checks"]}
+    assert verdicts["diffusion GAN as sharp as the GAN diffusion"] == "agrees"        # equal within 2 SE
+    assert verdicts["diffusion GAN far faster than diffusion diffusion"] == "agrees"   # 300x >= 100x
+    # latent diffusion FD 12 < VAE 30: agrees; precision and recall equal (0.7, 0.6): ties
+    assert [c["verdict"] for c in row["checks"][2:]] == ["agrees", "tie", "tie"]
+    assert row["verdict"] == "mixed: 3 agrees, 2 tie" and set(row["cells"]) == {"latent_diffusion", "diffusion_gan"}
+    report["quality"]["diffusion_gan"]["sharpness"] = 0.6          # blurrier than the GAN beyond 2 SE
+    report["speed"]["rows"][1]["ms_per_sample"] = 30.0             # only 30x
+    row = {r["row"]: r for r in summarise(report)}["Hybrids"]
+    assert [c["verdict"] for c in row["checks"][:2]] == ["disagrees", "disagrees"]
+    assert "Hybrids" not in {r["row"] for r in summarise(fake_report({"vae": 3.0, "gan": 9.8, "diffusion": 4.1}))}
+
+
 def test_compare_reports_applies_the_tolerances():
     report = {"quality": {"gan": {"frechet_distance": 100.0, "precision": 0.5, "seconds_per_sample": 0.1}},
               "likelihood": {"diffusion": {"ode_bpd": 2.0}}, "run_time_s": 10.0, "n": 1000}
@@ -125,7 +146,7 @@ def test_a_cheap_evaluation_reproduces_within_tolerance(tmp_path, capsys):
     report = json.loads(first.read_text())
     assert all(k in report for k in SECTIONS) and (tmp_path / "a" / "report.md").is_file()
     assert [r["row"] for r in report["summary"]] == ["Objective", "Training stability", "Sample quality",
-                                                      "Likelihood", "Latent space", "Speed"]
+                                                      "Likelihood", "Latent space", "Speed", "Hybrids"]
     # --check reruns the recorded command and compares every number within the report's tolerances
     assert main(["--check", str(first), "--out", str(tmp_path / "b" / "report.json")]) == 0
     assert "reproduced" in capsys.readouterr().out

@@ -1,13 +1,18 @@
 """The evaluation run behind `python -m engines.evaluate`: the seed's comparison table measured on the shipped
 models (quality, likelihood, latent space, stability, speed), every compared number with its standard error.
 
-    python -m engines.evaluate [--engines vae gan diffusion] [--n 1000] [--seed 0] [--threads N]
+    python -m engines.evaluate [--engines vae gan diffusion latent_diffusion diffusion_gan] [--n 1000]
+                               [--seed 0] [--threads N]
                                [--sections quality likelihood latent stability seeds speed]
                                [--out checkpoints/mnist/report.json]      # report.md is written beside it
     python -m engines.evaluate --check checkpoints/mnist/report.json     # rerun its settings, compare
 
 Sections (each measured on the fixed mnist5k test split, everything seeded):
-- quality: n samples per engine (diffusion: --diffusion-sampler/--diffusion-steps) against the 1,000 test
+The three families and the two hybrids (latent diffusion: VAE + diffusion; diffusion GAN: GAN + diffusion) are
+measured alike where a measure applies to them; the likelihood and latent sections concern the three families.
+
+- quality: n samples per engine (diffusion: --diffusion-sampler/--diffusion-steps; latent diffusion: its
+  default, DDPM over all its steps; diffusion GAN: its own few steps) against the 1,000 test
   digits, in the features of both feature nets (`FEATURE_NETS`): Frechet distance, KID, precision/recall
   (k = 3), density/coverage (k = 5), the share recognised with confidence >= 0.9, class histogram and its
   entropy; sharpness (gradient energy relative to the test digits). "real (train)" scores n real training
@@ -19,10 +24,11 @@ Sections (each measured on the fixed mnist5k test split, everything seeded):
   x_T decoded by DDIM, --latent-ddim-steps), VAE reconstruction and diffusion DDIM inversion (--inversion-steps)
   of --recon-n test digits.
 - stability: summaries of each checkpoint's train_log.jsonl and quality_log.jsonl (one run per family).
-- seeds: the 2-D playground's three families trained on the 8-Gaussian ring with --seed-runs seeds each
-  (`engines.toy.seed_study`): how often each collapses or oscillates, the claim about a *family*.
+- seeds: the 2-D playground's three families (not the hybrids) trained on the 8-Gaussian ring with --seed-runs
+  seeds each (`engines.toy.seed_study`): how often each collapses or oscillates, the claim about a *family*.
 - speed: ms per sample at batch --speed-batch and network evaluations per sample; diffusion at --speed-steps
-  DDIM steps (1000-step DDPM extrapolated from the per-evaluation time).
+  DDIM steps (1000-step DDPM extrapolated from the per-evaluation time); the hybrids as their quality rows
+  sampled.
 
 What each section cost on the machine that made the committed report is in its report.md (section times).
 """
@@ -49,7 +55,7 @@ from engines.measure.report_markdown import write_markdown
 from engines.measure.reproduce import TOLERANCES, check
 from engines.measure.stability import stability
 from engines.measure.uncertainty import mean_and_se
-from engines.measure.verdicts import summarise
+from engines.measure.verdicts import FAMILIES, HYBRIDS, summarise
 from engines.models.classifier import FEATURE_NETS, classify, load_classifier
 from engines.models.vae import bits_per_dim
 from engines.registry import load_engine
@@ -57,6 +63,17 @@ from engines.runtime import hardware
 from engines.toy.seed_study import seed_study
 
 SECTIONS = ("quality", "likelihood", "latent", "stability", "seeds", "speed")
+ENGINE_NAMES = FAMILIES + HYBRIDS
+# How each engine's quality and speed rows sample (diffusion's is chosen on the command line).
+SAMPLE_OPTIONS = {"latent_diffusion": {"sampler": "ddpm", "steps": 1000}}
+HYBRID_LIKELIHOOD = {
+    "latent_diffusion": "not measured: its likelihood is the VAE's ELBO with the latent diffusion model as the "
+                        "prior (Vahdat et al. 2021, LSGM), E_q[log p(x|z)] + E_q[log p_prior(z)] + H[q(z|x)], "
+                        "with the latent model's own variational bound for log p_prior(z); the lab has not "
+                        "implemented that estimator yet",
+    "diffusion_gan": "none: each step's generator is implicit (x0 is a learned function of x_t and z), so the "
+                     "chain assigns no tractable probability to a test digit (Xiao et al. 2022 report none either)",
+}
 LAB_NET = "lenet"   # the classifier that also judges latent paths and reconstructions
 LATENT_METHODS = ("slerp", "lerp")
 
@@ -92,7 +109,7 @@ def quality_section(names: list[str], n: int, seed: int, diffusion_options: dict
     real = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:n]]
     rows = {"real (train)": score(nets, test.images, real, seed)}
     for name in names:
-        options = diffusion_options if name == "diffusion" else {}
+        options = diffusion_options if name == "diffusion" else SAMPLE_OPTIONS.get(name, {})
         images, seconds = generate(load_engine(name), n, seed, options)
         rows[name] = {**score(nets, test.images, images, seed),
                       "sampler": options or None, "seconds_per_sample": round(seconds / n, 5)}
@@ -124,6 +141,8 @@ def likelihood_section(names: list[str], test_images: torch.Tensor, seed: int, s
     if "diffusion" in names:
         out["diffusion"], per_image["diffusion"] = diffusion_likelihood(digits, seed, settings)
         log(f"likelihood diffusion: {out['diffusion']}")
+    for name in (n for n in HYBRIDS if n in names):
+        out[name] = {"bpd": None, "note": HYBRID_LIKELIHOOD[name]}
     if "vae" in per_image and "diffusion" in per_image:
         out["diffusion_minus_vae_bpd"] = {}
         for bound, values in per_image["diffusion"].items():
@@ -228,6 +247,12 @@ def speed_section(names: list[str], seed: int, settings: dict) -> dict:
     rows = []
     for name in names:
         engine = load_engine(name)
+        if name in HYBRIDS:   # as their quality rows sample
+            options = SAMPLE_OPTIONS.get(name, {})
+            seconds = time_call(lambda: engine.sample(batch, seed=seed, **options))
+            nfe = engine.network_evaluations(**options)
+            rows.append({"engine": name, **options, "nfe": nfe, "ms_per_sample": round(1000 * seconds / batch, 3)})
+            continue
         if name != "diffusion":
             seconds = time_call(lambda: engine.sample(batch, seed=seed))
             rows.append({"engine": name, "nfe": 1, "ms_per_sample": round(1000 * seconds / batch, 3)})
@@ -284,11 +309,11 @@ def evaluate(names: list[str], n: int, seed: int, diffusion_options: dict, secti
         elif section == "likelihood":
             report["likelihood"] = likelihood_section(names, test.images, seed, settings)
         elif section == "latent":
-            report["latent"] = latent_section(names, test, seed, settings, classifier)
+            report["latent"] = latent_section([n for n in names if n in FAMILIES], test, seed, settings, classifier)
         elif section == "stability":
             report["stability"] = {name: stability(CHECKPOINTS / name) for name in names}
         elif section == "seeds":
-            report["seeds"] = seed_study(families=tuple(names), seeds=settings["seed_runs"],
+            report["seeds"] = seed_study(families=tuple(n for n in names if n in FAMILIES), seeds=settings["seed_runs"],
                                          steps=settings["seed_steps"])
         elif section == "speed":
             report["speed"] = speed_section(names, seed, settings)
@@ -309,7 +334,7 @@ DEFAULT_SETTINGS = {
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m engines.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--engines", nargs="+", default=["vae", "gan", "diffusion"])
+    p.add_argument("--engines", nargs="+", default=list(ENGINE_NAMES), choices=ENGINE_NAMES)
     p.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS)
     p.add_argument("--n", type=int, default=1000, help="samples per engine for the quality section")
     p.add_argument("--seed", type=int, default=0)

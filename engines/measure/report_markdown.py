@@ -7,7 +7,7 @@ from pathlib import Path
 from engines.measure.hierarchy import group_by_decade
 from engines.measure.reproduce import TOLERANCES
 from engines.measure.uncertainty import TIE_SE
-from engines.measure.verdicts import FAMILIES, NAMES, made_by, pm
+from engines.measure.verdicts import FAMILIES, HYBRIDS, NAMES, made_by, pm
 
 def _table(header: list[str], rows: list[list]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
@@ -15,7 +15,7 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
 
 
 def summary_lines(report: dict) -> list[str]:
-    names = [n for n in FAMILIES if n in report.get("engines", FAMILIES)]
+    names = [n for n in FAMILIES + HYBRIDS if n in report.get("engines", FAMILIES)]
     lines = ["# The generative lab: the comparison table, measured", "",
              f"Command: `{report.get('command', '')}` · seed {report['seed']} · {report['run_time_s']:.0f} s on "
              f"{report['hardware']}", "",
@@ -104,6 +104,7 @@ def likelihood_lines(report: dict) -> list[str]:
                   f"{ode_terms['decoder']:.4f}. {d['ode_nfe_per_image']} network evaluations per digit, "
                   f"{d['ode_seconds']:.0f} s = {d['ode_seconds_per_image']:.2f} s per digit (all 1,000 test digits "
                   f"would take {d['ode_seconds_per_image'] * 1000 / 60:.0f} min). Method: {d['ode_method']}."]
+    lines += [f"- {NAMES[name].capitalize()}: {lk[name]['note']}." for name in HYBRIDS if name in lk]
     for bound, diff in lk.get("diffusion_minus_vae_bpd", {}).items():
         lines += [f"- Diffusion ({bound.upper()}) minus VAE (IWAE), per digit: {pm(diff['mean'], diff['se'], 4)} "
                   "bits/dim."]

@@ -1,18 +1,22 @@
 """The seed's comparison table, measured: one row per claim, with a verdict on the folklore.
 
 `summarise(report)` turns the measured sections of report.json into the classic table's six rows (objective,
-training stability, sample quality, likelihood, latent space, speed), each with one cell per family and a verdict.
+training stability, sample quality, likelihood, latent space, speed), each with one cell per family and a verdict,
+and, where the hybrids were measured, a seventh row for the seed's claims about them.
 A row's verdict combines every check of its claims (`uncertainty.combine`): each check compares two measured
 numbers and says "agrees", "disagrees" or "tie" (their difference within 2 standard errors); a check made in
 both feature nets that comes out differently says "depends on the feature net". `report_markdown` renders them.
 """
 from __future__ import annotations
 
-from engines.measure.uncertainty import (AGREES, DISAGREES, check, combine, compare, pooled_rate_se,
+from engines.measure.uncertainty import (AGREES, DISAGREES, TIE_SE, check, combine, compare, pooled_rate_se,
                                          se_of_difference)
 
 FAMILIES = ("vae", "gan", "diffusion")
-NAMES = {"vae": "VAE", "gan": "GAN", "diffusion": "diffusion"}
+HYBRIDS = ("latent_diffusion", "diffusion_gan")   # VAE + diffusion, GAN + diffusion
+NAMES = {"vae": "VAE", "gan": "GAN", "diffusion": "diffusion", "latent_diffusion": "latent diffusion",
+         "diffusion_gan": "diffusion GAN"}
+HYBRID_SPEED_FACTOR = 100   # the issue's target: the few-step hybrid at >= 100x less sampling time than DDPM-1000
 DEPENDS = "depends on the feature net"
 SPEED_FACTOR = 10   # "orders of magnitude slower": at least this factor at diffusion's fewest measured steps
 FOLKLORE = {
@@ -23,6 +27,8 @@ FOLKLORE = {
     "Latent space": "VAE: smooth, with an encoder; GAN: smooth-ish, no encoder; diffusion: no compact latent "
                     "(x_T is image-sized)",
     "Speed": "VAE and GAN: one pass; diffusion: tens to a thousand passes, orders of magnitude slower",
+    "Hybrids": "diffusion GAN: as sharp as a GAN, far faster than diffusion; latent diffusion: a learned prior "
+               "samples better digits than the VAE's N(0, I)",
 }
 
 
@@ -86,7 +92,7 @@ def objective_row(report: dict) -> dict:
 def stability_row(report: dict) -> dict:
     st, seeds = report.get("stability", {}), report.get("seeds")
     cells = {}
-    for name in FAMILIES:
+    for name in FAMILIES + HYBRIDS:
         s = st.get(name)
         if s and s.get("quality"):
             q = s["quality"]
@@ -115,15 +121,17 @@ def stability_row(report: dict) -> dict:
     return _row("Training stability", cells, checks, note if seeds else note.split(", so")[0])
 
 
+def quality_cell(row: dict) -> str:
+    net, first = next(iter(row["nets"].items()))
+    return (f"[{net}] FD {pm(first['frechet_distance'], first['frechet_distance_se'], 1)}, precision "
+            f"{first['precision']:.2f}, recall {first['recall']:.2f}, coverage {first['coverage']:.2f}; "
+            f"sharpness {pm(row['sharpness'], row['sharpness_se'])}{made_by(row)}")
+
+
 def quality_row(report: dict) -> dict:
     q = {k: v for k, v in report.get("quality", {}).items() if k in FAMILIES}
     nets = list(next(iter(q.values()))["nets"]) if q else []
-    cells = {}
-    for k, v in q.items():
-        first = v["nets"][nets[0]]
-        cells[k] = (f"[{nets[0]}] FD {pm(first['frechet_distance'], first['frechet_distance_se'], 1)}, precision "
-                    f"{first['precision']:.2f}, recall {first['recall']:.2f}, coverage {first['coverage']:.2f}; "
-                    f"sharpness {pm(v['sharpness'], v['sharpness_se'])}{made_by(v)}")
+    cells = {k: quality_cell(v) for k, v in report.get("quality", {}).items() if k in FAMILIES + HYBRIDS}
     if len(q) < 3:
         return _row("Sample quality", cells, [], "fewer than three families measured")
 
@@ -194,9 +202,10 @@ def latent_row(report: dict) -> dict:
 def speed_row(report: dict) -> dict:
     sp = report.get("speed", {})
     rows = sp.get("rows", [])
-    one_pass = {r["engine"]: r for r in rows if r["engine"] != "diffusion"}
+    one_pass = {r["engine"]: r for r in rows if r["engine"] in ("vae", "gan")}
     diffusion = [r for r in rows if r["engine"] == "diffusion"]
-    cells = {k: f"{r['ms_per_sample']:.2f} ms/sample, NFE 1" for k, r in one_pass.items()}
+    cells = {r["engine"]: f"{r['ms_per_sample']:.2f} ms/sample, NFE {r['nfe']}" for r in rows
+             if r["engine"] not in ("diffusion",)}
     if diffusion:
         cells["diffusion"] = ", ".join(f"{r['sampler']}-{r['steps']}: {r['ms_per_sample']:.0f} ms"
                                        + (" (extrapolated)" if r.get("extrapolated") else "") for r in diffusion)
@@ -213,7 +222,48 @@ def speed_row(report: dict) -> dict:
                                   "detail": detail}])
 
 
+def hybrids_row(report: dict) -> dict:
+    """The seed's claims about the two hybrids, each against its parents, in the numbers of the rows above."""
+    q = report.get("quality", {})
+    speed = {r["engine"]: r for r in report.get("speed", {}).get("rows", []) if r["engine"] in HYBRIDS}
+    cells = {k: quality_cell(v) for k, v in q.items() if k in HYBRIDS}
+    checks = []
+    if "diffusion_gan" in q and "gan" in q:
+        a, b = q["diffusion_gan"], q["gan"]
+        outcome = compare(a["sharpness"], b["sharpness"], se_of_difference(a["sharpness_se"], b["sharpness_se"]))
+        # An equality claim: a tie is what agreeing with it looks like; either direction beyond 2 SEs refutes it.
+        checks.append({"claim": "diffusion GAN as sharp as the GAN", "verdict": AGREES if outcome == 0 else DISAGREES,
+                       "detail": f"sharpness diffusion GAN {pm(a['sharpness'], a['sharpness_se'])} vs GAN "
+                                 f"{pm(b['sharpness'], b['sharpness_se'])} (the claim holds if they are equal within {TIE_SE:g} SE)"})
+    ddpm = [r for r in report.get("speed", {}).get("rows", []) if r["engine"] == "diffusion"
+            and r.get("sampler") == "ddpm"]
+    if "diffusion_gan" in speed and ddpm:
+        ratio = ddpm[0]["ms_per_sample"] / speed["diffusion_gan"]["ms_per_sample"]
+        checks.append({"claim": "diffusion GAN far faster than diffusion",
+                       "verdict": AGREES if ratio >= HYBRID_SPEED_FACTOR else DISAGREES,
+                       "detail": f"ms/sample diffusion DDPM-{ddpm[0]['steps']} {ddpm[0]['ms_per_sample']:.0f} "
+                                 f"(extrapolated) = {ratio:.0f}x diffusion GAN "
+                                 f"{speed['diffusion_gan']['ms_per_sample']:.1f} at "
+                                 f"{speed['diffusion_gan']['nfe']} NFE; read as >= {HYBRID_SPEED_FACTOR}x"})
+    if "latent_diffusion" in q and "vae" in q:
+        def metric(family, net, key):
+            r = q[family]["nets"][net]
+            return family, r[key], r[key + "_se"]
+        nets = list(q["vae"]["nets"])
+        for key, expected in (("frechet_distance", -1), ("precision", +1), ("recall", +1)):
+            checks.append(across_nets({n: compared("latent diffusion better than the VAE's prior",
+                                                   key.replace("frechet_distance", "FD"),
+                                                   metric("latent_diffusion", n, key), metric("vae", n, key),
+                                                   expected=expected, digits=1 if key == "frechet_distance" else 2)
+                                       for n in nets}))
+    return _row("Hybrids", cells, checks, "stability of the hybrids: one run each, in the stability row's cells "
+                                          "(no verdict)")
+
+
 def summarise(report: dict) -> list[dict]:
-    return [objective_row(report), stability_row(report), quality_row(report), likelihood_row(report),
+    rows = [objective_row(report), stability_row(report), quality_row(report), likelihood_row(report),
             latent_row(report), speed_row(report)]
+    if any(name in report.get("quality", {}) for name in HYBRIDS):
+        rows.append(hybrids_row(report))
+    return rows
 

@@ -100,10 +100,14 @@ class UNet(nn.Module):
                 prev = width
         self.out = nn.Sequential(group_norm(prev), nn.SiLU(), nn.Conv2d(prev, config.image_channels, 3, padding=1))
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Predict the noise in x_t. t: [B] or scalar timesteps, integer or float, in [0, T)."""
+    def forward(self, x: torch.Tensor, t: torch.Tensor, extra_embedding: torch.Tensor | None = None) -> torch.Tensor:
+        """Predict the noise in x_t. t: [B] or scalar timesteps, integer or float, in [0, T). extra_embedding
+        [B, 4 * base_channels], when given, is added to the time embedding that every residual block reads
+        (how the diffusion GAN's generator receives its latent z)."""
         t = torch.as_tensor(t, device=x.device).reshape(-1).expand(x.shape[0])
         emb = self.time_mlp(timestep_embedding(t, self.config.base_channels))
+        if extra_embedding is not None:
+            emb = emb + extra_embedding
         h = self.stem(x)
         skips = [h]
         levels = len(self.config.channel_mults)

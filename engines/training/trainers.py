@@ -298,3 +298,4 @@ class ClassifierTrainer(Trainer):
 TRAINERS: dict[str, type[Trainer]] = {
     "vae": VAETrainer, "gan": GANTrainer, "diffusion": DiffusionTrainer, "classifier": ClassifierTrainer}
 import engines.training.latent_trainer  # noqa: E402,F401  last: it subclasses Trainer and adds "latent_diffusion" here
+import engines.training.diffusion_gan_trainer  # noqa: E402,F401  likewise: adds "diffusion_gan"
