@@ -148,6 +148,8 @@ def likelihood_line(name: str, report: dict) -> list[str]:
 
 def card(name: str, info: dict, report: dict | None) -> str:
     hours = info["wall_time_s"] / 3600
+    total = info.get("total_steps", info["step"])
+    stopped = f" (of the {total} its last command set: the run was stopped there)" if total > info["step"] else ""
     parts = [
         f"# {name} (mnist5k)", "", DESCRIPTIONS[name], "",
         "## Training", "",
@@ -155,7 +157,7 @@ def card(name: str, info: dict, report: dict | None) -> str:
         "from the shipped weights where the optimiser state was not kept, as marked):",
         *[f"  - `{c}`" for c in info.get("commands", [info["command"]])],
         f"- Data: {DATA}",
-        f"- Steps: {info['step']} at batch {info['batch_size']}, learning rate {info['lr']}, seed {info['seed']}",
+        f"- Steps: {info['step']}{stopped} at batch {info['batch_size']}, learning rate {info['lr']}, seed {info['seed']}",
         f"- Hardware: {info['hardware']}",
         f"- Wall time: {info['wall_time_s']:.0f} s ({hours:.2f} h), torch {info['torch']}. {CONTENTION}",
         "- Logs: `train_log.jsonl` (losses, one JSON object per logged step) and, where the run scored its "
