@@ -139,8 +139,8 @@ def latent_options(options: dict) -> dict:
 
 def side_by_side(seed, count, sampler, steps, progress=gr.Progress()):
     """One seed -> VAE, GAN, diffusion, latent diffusion and diffusion GAN grids, each captioned with wall time
-    and network evaluations. Diffusion runs through its trace so the page shows its progress; the result is sample()'s, bit
-    for bit."""
+    and network evaluations. Diffusion runs through its trace so the page shows its progress; the result is
+    sample()'s, bit for bit."""
     seed, count, options = _sampling_inputs(seed, count, sampler, steps, MAX_GRID)
     latent = latent_options(options)
     nfe = {"vae": 1, "gan": 1, "diffusion": _timed(engine("diffusion").network_evaluations, **options)[0],

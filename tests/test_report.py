@@ -230,3 +230,18 @@ def test_every_screenshot_the_readme_shows_exists():
     assert len(shots) >= 8
     for shot in shots:
         assert (CHECKPOINTS.parent.parent / shot).is_file(), shot
+
+
+def test_the_diffusion_gans_shortfall_is_read_from_its_own_logs(tmp_path):
+    """The card's "Why" line: D's mean loss over the second half of the adversarial rows (warm-up rows, without
+    g_loss, excluded), its real-fake gap, and the first and last scored checkpoints."""
+    from engines.measure.model_card import adversarial_shortfall
+    rows = [{"step": 1, "d_loss": 0.5, "d_real": 0.9, "d_fake": 0.1}]                    # warm-up: ignored
+    rows += [{"step": s, "d_loss": loss, "g_loss": 0.7, "d_real": 0.6, "d_fake": 0.5}
+             for s, loss in ((2, 9.0), (3, 1.2), (4, 1.4))]
+    (tmp_path / "train_log.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    scored = [{"step": 2, "n": 50, "frechet_distance": 500.0}, {"step": 4, "n": 50, "frechet_distance": 300.0}]
+    (tmp_path / "quality_log.jsonl").write_text("\n".join(json.dumps(r) for r in scored))
+    line = adversarial_shortfall(tmp_path)
+    assert "averaged 1.300" in line and "gap" not in line and "+0.100" in line
+    assert "500 at step 2 to 300 at step 4" in line and "50 samples" in line and "had 4 steps" in line

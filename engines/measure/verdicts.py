@@ -234,7 +234,8 @@ def hybrids_row(report: dict) -> dict:
         # An equality claim: a tie is what agreeing with it looks like; either direction beyond 2 SEs refutes it.
         checks.append({"claim": "diffusion GAN as sharp as the GAN", "verdict": AGREES if outcome == 0 else DISAGREES,
                        "detail": f"sharpness diffusion GAN {pm(a['sharpness'], a['sharpness_se'])} vs GAN "
-                                 f"{pm(b['sharpness'], b['sharpness_se'])} (the claim holds if they are equal within {TIE_SE:g} SE)"})
+                                 f"{pm(b['sharpness'], b['sharpness_se'])} (the claim holds if they are equal within "
+                                 f"{TIE_SE:g} SE)"})
     ddpm = [r for r in report.get("speed", {}).get("rows", []) if r["engine"] == "diffusion"
             and r.get("sampler") == "ddpm"]
     if "diffusion_gan" in speed and ddpm:
