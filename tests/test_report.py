@@ -198,13 +198,19 @@ def test_model_cards_show_bits_per_dim_error_bars_and_both_nets_bars():
     assert "Likelihood:" not in card("vae", info, without_likelihood)
     assert f"IWAE (k = {REPORT['likelihood']['vae']['iwae_k']})" in card("vae", info, REPORT)
     report = copy.deepcopy(REPORT)
-    report["quality"]["vae"]["nets"]["allconv"].update(precision=0.81, precision_se=0.02, confident_share=0.5)
+    report["quality"]["vae"]["nets"]["allconv"].update(precision=0.81, precision_se=0.02, confident_share=0.5,
+                                                      confident_share_se=0.02)
+    report["quality"]["vae"]["nets"]["lenet"].update(confident_share=0.63, confident_share_se=0.02)
     report["feature_nets"]["allconv"]["confident_share_on_test"] = 1.0
+    report["feature_nets"]["lenet"]["confident_share_on_test"] = 1.0
     report["likelihood"]["vae"].update(iwae_bpd=1.5, iwae_bpd_se=0.02)
     text = card("vae", info, report)
     assert "| vae | allconv |" in text and "| 0.81 ± 0.02 |" in text
-    assert "`allconv`: 50.0% recognisable, 50.0% of the real test digits' 100.0%: does not meet the bar of 65% " \
-        "(short by 15.0 points)" in text
+    assert "`allconv`: 50.0% recognisable, 50.0 ± 2.0% of the real test digits' 100.0%: does not meet the bar of " \
+        "65% (short by 15.0 points)" in text
+    # 2 points short with a standard error of 2 points: within noise, and the card says so
+    assert "`lenet`: 63.0% recognisable, 63.0 ± 2.0% of the real test digits' 100.0%: does not meet the bar of " \
+        "65% (short by 2.0 points, within 2 standard errors: at this n the shortfall is not told from noise)" in text
     assert "IWAE (k = 64) 1.500 ± 0.020 bits/dim" in text
 
 

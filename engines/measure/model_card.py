@@ -12,6 +12,7 @@ from pathlib import Path
 
 from engines.checkpoint import CHECKPOINTS, TRAINING_INFO_NAME
 from engines.measure.sampler_benchmark import OUT as BENCHMARK, markdown_section
+from engines.measure.uncertainty import TIE_SE
 from engines.measure.verdicts import HYBRID_SPEED_FACTOR, pm
 
 DESCRIPTIONS = {
@@ -86,11 +87,13 @@ def bar_lines(name: str, report: dict) -> list[str]:
         return lines
     for net, r in report["quality"][name]["nets"].items():
         real = report["feature_nets"][net]["confident_share_on_test"]
-        ratio = r["confident_share"] / real
+        ratio, ratio_se = r["confident_share"] / real, r["confident_share_se"] / real
         verdict = f"meets the bar of {bar:.0%}" if ratio >= bar else \
-            f"does not meet the bar of {bar:.0%} (short by {100 * (bar - ratio):.1f} points)"
-        lines.append(f"- `{net}`: {r['confident_share']:.1%} recognisable, {ratio:.1%} of the real test digits' "
-                     f"{real:.1%}: {verdict}")
+            f"does not meet the bar of {bar:.0%} (short by {100 * (bar - ratio):.1f} points" + (
+                f", within {TIE_SE:g} standard errors: at this n the shortfall is not told from noise)"
+                if bar - ratio <= TIE_SE * ratio_se else ")")
+        lines.append(f"- `{net}`: {r['confident_share']:.1%} recognisable, {pm(100 * ratio, 100 * ratio_se, 1)}% "
+                     f"of the real test digits' {real:.1%}: {verdict}")
     return lines
 
 
