@@ -186,7 +186,9 @@ def test_committed_report_has_every_measured_section_with_error_bars():
     assert lk["vae"]["n"] == lk["diffusion"]["n"] == lk["n"]     # every likelihood cell on the same digits
     assert lk["diffusion"]["ode_bpd"] >= lk["diffusion"]["ode_floor_bpd"]   # a bound no lower than its floor
     assert lk["vae"]["iwae_bpd_se"] > 0 and lk["diffusion"]["vlb_bpd_se"] > 0 and lk["diffusion"]["ode_bpd_se"] > 0
-    assert len(REPORT["summary"]) == 6
+    assert [r["row"] for r in REPORT["summary"]] == ["Objective", "Training stability", "Sample quality", "Likelihood",
+                                                     "Latent space", "Speed", "Hybrids"]
+    assert {"latent_diffusion", "diffusion_gan"} <= set(REPORT["quality"])
     words = ("agrees", "disagrees", "tie (within 2 standard errors)", "mixed: ", "not measured", "cannot say")
     assert all(r["verdict"].startswith(words) for r in REPORT["summary"]), [r["verdict"] for r in REPORT["summary"]]
 
