@@ -103,8 +103,10 @@ def latent_scatter(coordinates, labels, ticks, explained: list[float], paths=Non
 
 
 def _bars(ax, labels: list[str], values: list[float], errors: list[float], title: str, ylabel: str,
-          log: bool = False) -> None:
-    colours = [FAMILY_COLOURS.get(label.split()[0].lower(), "tab:gray") for label in labels]
+          log: bool = False, families: list[str] | None = None) -> None:
+    """Bars coloured by family: `families` names each bar's, else a label's first word does."""
+    families = families or [label.split()[0].lower() for label in labels]
+    colours = [FAMILY_COLOURS.get(family, "tab:gray") for family in families]
     ax.bar(range(len(values)), values, yerr=errors, capsize=4, color=colours)
     ax.set_xticks(range(len(values)), labels, fontsize=7)
     _title(ax, title, ylabel)
@@ -159,8 +161,10 @@ def _speed_panel(ax, report: dict, families: list[str], verdict: str) -> None:
     diffusion = [r for r in report["speed"]["rows"] if r["engine"] == "diffusion" and not r.get("extrapolated")]
     rows = [r for r in report["speed"]["rows"] if r["engine"] != "diffusion"] + \
         [min(diffusion, key=lambda r: r["ms_per_sample"])]
-    _bars(ax, [f"{r['engine']}\n{r['nfe']} NFE" for r in rows], [r["ms_per_sample"] for r in rows],
-          [0.0] * len(rows), f"Speed: {verdict}", "ms per sample (log)", log=True)
+    # One word a line ("latent\ndiffusion"), so that five labels fit under the panel.
+    _bars(ax, [r["engine"].replace("_", "\n") + f"\n{r['nfe']} NFE" for r in rows], [r["ms_per_sample"] for r in rows],
+          [0.0] * len(rows), f"Speed: {verdict}", "ms per sample (log)", log=True, families=[r["engine"] for r in rows])
+    ax.tick_params(axis="x", labelsize=6)
 
 
 # (row of the summary, the report section it draws, how to draw it)
