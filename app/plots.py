@@ -167,10 +167,21 @@ def _speed_panel(ax, report: dict, families: list[str], verdict: str) -> None:
     ax.tick_params(axis="x", labelsize=6)
 
 
+def _hybrids_panel(ax, report: dict, families: list[str], verdict: str) -> None:
+    """Each hybrid beside its parents on the first feature net's Frechet distance."""
+    net = next(iter(report["feature_nets"]))
+    names = [f for f in ("vae", "latent_diffusion", "gan", "diffusion_gan", "diffusion") if f in report["quality"]]
+    quality = [report["quality"][f]["nets"][net] for f in names]
+    _bars(ax, [f.replace("_", "\n") for f in names], [q["frechet_distance"] for q in quality],
+          [q["frechet_distance_se"] for q in quality], f"Hybrids: {verdict}",
+          f"Frechet distance ({net}); lower is better", log=True, families=names)
+    ax.tick_params(axis="x", labelsize=6)
+
+
 # (row of the summary, the report section it draws, how to draw it)
 PANELS = [("Sample quality", "quality", _quality_panel), ("Likelihood", "likelihood", _likelihood_panel),
           ("Latent space", "latent", _latent_panel), ("Training stability", "seeds", _seeds_panel),
-          ("Speed", "speed", _speed_panel)]
+          ("Speed", "speed", _speed_panel), ("Hybrids", "quality", _hybrids_panel)]
 
 
 def summary_charts(report: dict) -> Figure:
@@ -178,8 +189,9 @@ def summary_charts(report: dict) -> Figure:
     in its title: the report at a glance (the tables are one click away). A section the report lacks says so."""
     verdicts = {row["row"]: row["verdict"] for row in report["summary"]}
     families = [f for f in ("vae", "gan", "diffusion") if f in report.get("engines", ())]
-    figure = Figure(figsize=(14, 3.6), layout="constrained")
-    for ax, (row, section, draw) in zip(figure.subplots(1, len(PANELS)), PANELS):
+    panels = [p for p in PANELS if p[0] != "Hybrids" or "Hybrids" in verdicts]   # a report without hybrids
+    figure = Figure(figsize=(2.8 * len(panels), 3.6), layout="constrained")
+    for ax, (row, section, draw) in zip(figure.subplots(1, len(panels)), panels):
         if section in report:
             draw(ax, report, families, verdicts[row])
         else:
