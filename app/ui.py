@@ -169,8 +169,9 @@ def diffusion_tab() -> None:
 
 def compare_tab() -> list:
     gr.Markdown("The classic VAE / GAN / diffusion comparison (objective, training stability, sample quality, "
-                "likelihood, latent space, speed), measured on the shipped models by `python -m engines.evaluate`: "
-                "one chart per row, each bar ± its standard error and the row's verdict in its title.")
+                "likelihood, latent space, speed), and the two hybrids against their parents, measured on the "
+                "shipped models by `python -m engines.evaluate`: one chart per row, each bar ± its standard error "
+                "and the row's verdict in its title.")
     charts = gr.Image(label="The comparison at a glance", type="filepath", show_label=False)
     verdicts = gr.Markdown(label="Verdicts")
     with gr.Accordion("The whole report: every table, method and tolerance, and the plots behind it", open=False):
