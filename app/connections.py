@@ -15,7 +15,8 @@ import gradio as gr
 import torch
 
 from app import plots, theory
-from app.handlers import DIGIT_CLASSES, engine, pick_digit, user_error, whole_number
+from app.handlers import (DEFAULT_DATASET, DIGIT_CLASSES, dataset_choice, engine, pick_digit, user_error,
+                          whole_number)
 from app.images import grid_image
 from engines import MAX_SEED
 from engines.errors import EngineError
@@ -30,26 +31,27 @@ LEAST_NOISE = " - the least noise, where the true score is large and changes fas
 ROWS = ("x_t from the fixed encoder", "predicted x0", "decoder mean, one level down", "decoder draw")
 
 
-def _hierarchy_inputs(index, digit_class, seed) -> tuple:
-    digit, about = pick_digit(index, digit_class, "Digit")
-    return digit, about, whole_number(seed, "Seed", 0, MAX_SEED)
+def _hierarchy_inputs(index, digit_class, seed, dataset) -> tuple:
+    dataset = dataset_choice(dataset)
+    digit, about = pick_digit(index, digit_class, "Digit", dataset)
+    return digit, about, whole_number(seed, "Seed", 0, MAX_SEED), dataset
 
 
-def check_hierarchy(index, digit_class, seed) -> None:
+def check_hierarchy(index, digit_class, seed, dataset=DEFAULT_DATASET) -> None:
     """The hierarchy view's input checks alone, before anything runs (a refused input keeps the pictures)."""
-    _hierarchy_inputs(index, digit_class, seed)
+    _hierarchy_inputs(index, digit_class, seed, dataset)
 
 
-def hierarchy(index, digit_class, seed, progress=gr.Progress()):
+def hierarchy(index, digit_class, seed, dataset=DEFAULT_DATASET, progress=gr.Progress()):
     """One digit: its levels (a grid: rows = ROWS, columns = levels), the bound by level as a plot, and a caption
     with the numbers."""
-    digit, about, seed = _hierarchy_inputs(index, digit_class, seed)
+    digit, about, seed, dataset = _hierarchy_inputs(index, digit_class, seed, dataset)
     progress(0.1, desc="encoding and decoding the levels")
     try:
-        levels = latent_hierarchy(engine("diffusion"), digit[None], DEFAULT_LEVELS, seed=seed)
+        levels = latent_hierarchy(engine("diffusion", dataset), digit[None], DEFAULT_LEVELS, seed=seed)
         progress(0.4, desc=f"the bound, {HIERARCHY_STRATA} levels")
-        bound = elbo_by_level(engine("diffusion"), digit[None], strata=HIERARCHY_STRATA, seed=seed)
-        vae = vae_elbo_terms(engine("vae"), digit[None], seed=seed)
+        bound = elbo_by_level(engine("diffusion", dataset), digit[None], strata=HIERARCHY_STRATA, seed=seed)
+        vae = vae_elbo_terms(engine("vae", dataset), digit[None], seed=seed)
     except EngineError as e:
         raise user_error(str(e)) from None
     images = torch.cat([levels.encoded, levels.predicted_x0, levels.decoded_mean, levels.decoded_draw])
@@ -79,7 +81,7 @@ def _where(band: dict) -> str:
     return "the middle levels"
 
 
-def hierarchy_section() -> None:
+def hierarchy_section(dataset: gr.Radio) -> gr.Dropdown:
     gr.Markdown("### Diffusion as a hierarchical VAE")
     with gr.Accordion("The math behind this view", open=False):
         gr.Markdown(theory.HIERARCHY, latex_delimiters=theory.LATEX)
@@ -91,9 +93,10 @@ def hierarchy_section() -> None:
     grid = gr.Image(label="Latent levels: fixed encoder (top), learned decoder (below)", type="pil", format="png")
     plot = gr.Image(label="The bound, level by level", type="filepath")
     caption = gr.Markdown(label="Hierarchy caption")
-    inputs = [index, digit_class, seed]
+    inputs = [index, digit_class, seed, dataset]
     run.click(check_hierarchy, inputs, None, api_visibility="private").success(
         hierarchy, inputs, [grid, plot, caption], api_name="connections_hierarchy")
+    return digit_class
 
 
 # --- diffusion as score matching ------------------------------------------------------------------------
@@ -165,9 +168,11 @@ def divergence_section() -> None:
                 "the game's value against its optimum -log 4 + 2 JSD.")
 
 
-def build_tab() -> None:
+def build_tab(dataset: gr.Radio) -> gr.Dropdown:
+    """The tab; returns its class dropdown (the page renames its classes when the dataset changes)."""
     gr.Markdown("The seed's three connections between the families, measured on the lab's models: diffusion is a "
                 "hierarchical VAE, its network learns a score, and a GAN minimises a divergence.")
-    hierarchy_section()
+    digit_class = hierarchy_section(dataset)
     score_section()
     divergence_section()
+    return digit_class

@@ -83,9 +83,10 @@ def quality_against_steps(rows: list[dict]) -> Figure:
     return figure
 
 
-def latent_scatter(coordinates, labels, ticks, explained: list[float], paths=None) -> Figure:
-    """Test digits' posterior means on the latent map's two axes, coloured by class; with `paths` [steps + 1, n, 2],
-    latent diffusion's trajectories from noise (open circle) to sample (black dot) on the same axes."""
+def latent_scatter(coordinates, labels, ticks, explained: list[float], paths=None, class_names=None) -> Figure:
+    """Test images' posterior means on the latent map's two axes, coloured by class (named by `class_names` where
+    given, else digits); with `paths` [steps + 1, n, 2], latent diffusion's trajectories from noise (open
+    circle) to sample (black dot) on the same axes."""
     figure, ax = _figure(5.2, 4.6)
     points = ax.scatter(coordinates[:, 0], coordinates[:, 1], c=labels, cmap="tab10", s=8, vmin=-0.5, vmax=9.5)
     if paths is not None:
@@ -94,11 +95,13 @@ def latent_scatter(coordinates, labels, ticks, explained: list[float], paths=Non
         ax.scatter(paths[0, :, 0], paths[0, :, 1], facecolors="none", edgecolors="black", s=18, label="start noise")
         ax.scatter(paths[-1, :, 0], paths[-1, :, 1], color="black", s=14, label="latent diffusion sample")
         ax.legend(fontsize=6, loc="lower right")
-    figure.colorbar(points, ax=ax, ticks=range(10), label="digit")
+    bar = figure.colorbar(points, ax=ax, ticks=range(10), label="class" if class_names else "digit")
+    if class_names:
+        bar.ax.set_yticklabels(class_names, fontsize=6)
     low, high = float(ticks[0]), float(ticks[-1])
     ax.add_patch(matplotlib.patches.Rectangle((low, low), high - low, high - low, fill=False, linestyle="--"))
     ax.set(xlabel=f"direction 1 ({explained[0]:.0%} of variance), std", aspect="equal",
-           ylabel=f"direction 2 ({explained[1]:.0%}), std", title="test digits in the latent plane")
+           ylabel=f"direction 2 ({explained[1]:.0%}), std", title=f"test {'images' if class_names else 'digits'} in the latent plane")
     return figure
 
 

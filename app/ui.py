@@ -7,8 +7,9 @@ from app import connections, handlers, playground, theory
 from app.widgets import pick_brush
 from engines.sampling.interpolation import INTERPOLATIONS
 
-INTRO = ("VAE, GAN and diffusion models trained by this project on the same 4,000 MNIST digits, on a CPU. "
-         "The same seed always gives the same images.")
+INTRO = ("VAE, GAN and diffusion models trained by this project on the same data, on a CPU: MNIST digits or, "
+         "where its models ship, Fashion-MNIST's clothes (the selector below switches every tab but the 2-D "
+         "playground). The same seed always gives the same images.")
 # Gradio floats an image's label badge and toolbar over its top edge; give them a band of their own so that they
 # never cover a picture (the browser test checks every shown image).
 CSS = ".block:has(> label.float) .image-container { padding-top: 34px; }"
@@ -33,7 +34,7 @@ def sampler_controls() -> tuple[gr.Dropdown, gr.Slider]:
     return sampler, gr.Slider(1, handlers.MAX_UI_STEPS, handlers.DEFAULT_UI_STEPS, step=1, label="Diffusion steps")
 
 
-def side_by_side_tab() -> list:
+def side_by_side_tab(dataset: gr.Radio) -> tuple[list, list]:
     math_panel(theory.SIDE_BY_SIDE)
     with gr.Row():
         seed = seed_box(value=handlers.FIRST_VISIT_SEED)
@@ -48,12 +49,12 @@ def side_by_side_tab() -> list:
             with gr.Column():
                 outputs.append(gr.Image(label=name, type="pil", format="png"))
                 outputs.append(gr.Markdown(label=f"{name} caption"))
-    inputs = [seed, count, sampler, steps]
+    inputs = [seed, count, sampler, steps, dataset]
     run.click(handlers.check_side_by_side, inputs, None, api_visibility="private").success(
         handlers.side_by_side, inputs, outputs, api_name="side_by_side")
     new_seed.click(handlers.next_seed, seed, seed, api_name="new_seed").then(
-        handlers.side_by_side, [seed, count, sampler, steps], outputs, api_visibility="private")
-    return outputs
+        handlers.side_by_side, inputs, outputs, api_visibility="private")
+    return inputs, outputs
 
 
 def digit_picker(label: str, index: int, digit_class: str = "any") -> tuple[gr.Number, gr.Dropdown]:
@@ -64,7 +65,7 @@ def digit_picker(label: str, index: int, digit_class: str = "any") -> tuple[gr.N
     return index, digit_class
 
 
-def vae_tab() -> None:
+def vae_tab(dataset: gr.Radio) -> list[gr.Dropdown]:
     math_panel(theory.VAE)
     gr.Markdown("Encode two digits, walk between their latent means, decode each point. Digit A can be a test "
                 "digit, or your own: draw it or upload an image (it is converted to a 28x28 white-on-black digit, "
@@ -89,8 +90,8 @@ def vae_tab() -> None:
     with gr.Row():
         recon = gr.Image(label="A, B (top) and their reconstructions (bottom)", type="pil", format="png", height=240)
         animation = gr.Image(label="Animation (A -> B -> A)", type="filepath", height=240)
-    run.click(handlers.vae_interpolate, [index_a, index_b, steps, method, class_a, class_b, upload_a, sketch_a],
-              [strip, recon, animation, notes], api_name="vae_interpolate")
+    run.click(handlers.vae_interpolate, [index_a, index_b, steps, method, class_a, class_b, upload_a, sketch_a,
+                                         dataset], [strip, recon, animation, notes], api_name="vae_interpolate")
 
     gr.Markdown("### The latent space in 2-D")
     with gr.Row():
@@ -100,10 +101,11 @@ def vae_tab() -> None:
     with gr.Row():
         lattice = gr.Image(label="Decoded lattice", type="pil", format="png", show_label=False)
         scatter = gr.Plot(label="Test digits on the same axes", show_label=False)   # the figure has its title
-    map_run.click(handlers.vae_latent_map, grid, [lattice, scatter, map_caption], api_name="vae_latent_map")
+    map_run.click(handlers.vae_latent_map, [grid, dataset], [lattice, scatter, map_caption], api_name="vae_latent_map")
+    return [class_a, class_b]
 
 
-def gan_tab() -> None:
+def gan_tab(dataset: gr.Radio) -> None:
     math_panel(theory.GAN)
     with gr.Row():
         seed = seed_box()
@@ -113,8 +115,9 @@ def gan_tab() -> None:
     run = gr.Button("Sample", variant="primary")
     grid = gr.Image(label="GAN samples", type="pil", format="png")
     caption = gr.Markdown(label="GAN caption")
-    run.click(handlers.check_gan_sample, [seed, count, truncation], None, api_visibility="private").success(
-        handlers.gan_sample, [seed, count, truncation], [grid, caption], api_name="gan_sample")
+    inputs = [seed, count, truncation, dataset]
+    run.click(handlers.check_gan_sample, inputs, None, api_visibility="private").success(
+        handlers.gan_sample, inputs, [grid, caption], api_name="gan_sample")
 
     gr.Markdown("### Walk between two seeds' latents")
     with gr.Row():
@@ -125,12 +128,12 @@ def gan_tab() -> None:
     gr.Markdown("Generated path from A to B, then as an animation:")
     strip = gr.Image(label="Generated path from A to B", type="pil", format="png", show_label=False)
     animation = gr.Image(label="Animation", type="filepath", show_label=False, height=240)
-    walk_inputs = [seed_a, seed_b, steps, method, truncation]
+    walk_inputs = [seed_a, seed_b, steps, method, truncation, dataset]
     walk.click(handlers.check_gan_interpolate, walk_inputs, None, api_visibility="private").success(
         handlers.gan_interpolate, walk_inputs, [strip, animation], api_name="gan_interpolate")
 
 
-def diffusion_tab() -> None:
+def diffusion_tab(dataset: gr.Radio) -> gr.Dropdown:
     math_panel(theory.DIFFUSION)
     with gr.Row():
         seed = seed_box()
@@ -146,12 +149,11 @@ def diffusion_tab() -> None:
         animation = gr.Image(label="The whole trajectory (GIF: x_t | predicted x0)", type="filepath")
     stored = gr.State([])
     scrubber = gr.Slider(0, 1, 0, step=1, label="Scrub the stored steps (after a run)", interactive=False)
-    run.click(handlers.check_diffusion_steps, [seed, count, sampler, steps], None, api_visibility="private").success(
-        handlers.diffusion_steps, [seed, count, sampler, steps], [x_t, x0, status, stored, scrubber, animation],
-        api_name="diffusion_steps")
-    hybrid.click(handlers.check_diffusion_gan_steps, [seed, count], None, api_visibility="private").success(
-        handlers.diffusion_gan_steps, [seed, count], [x_t, x0, status, stored, scrubber, animation],
-        api_name="diffusion_gan_steps")
+    inputs, shown = [seed, count, sampler, steps, dataset], [x_t, x0, status, stored, scrubber, animation]
+    run.click(handlers.check_diffusion_steps, inputs, None, api_visibility="private").success(
+        handlers.diffusion_steps, inputs, shown, api_name="diffusion_steps")
+    hybrid.click(handlers.check_diffusion_gan_steps, [seed, count, dataset], None, api_visibility="private").success(
+        handlers.diffusion_gan_steps, [seed, count, dataset], shown, api_name="diffusion_gan_steps")
     scrubber.release(handlers.diffusion_scrub, [stored, scrubber], [x_t, x0, status], api_name="diffusion_scrub")
 
     gr.Markdown("### The forward process: noising a digit")
@@ -162,12 +164,13 @@ def diffusion_tab() -> None:
     forward = gr.Button("Noise it")
     forward_strip = gr.Image(label="x_t from t = 0 to T - 1", type="pil", format="png")
     forward_caption = gr.Markdown(label="Forward process caption")
-    forward_inputs = [index, digit_class, noise_seed, frames]
+    forward_inputs = [index, digit_class, noise_seed, frames, dataset]
     forward.click(handlers.check_diffusion_forward, forward_inputs, None, api_visibility="private").success(
         handlers.diffusion_forward, forward_inputs, [forward_strip, forward_caption], api_name="diffusion_forward")
+    return digit_class
 
 
-def compare_tab() -> list:
+def compare_tab(dataset: gr.Radio) -> list:
     gr.Markdown("The classic VAE / GAN / diffusion comparison (objective, training stability, sample quality, "
                 "likelihood, latent space, speed), and the two hybrids against their parents, measured on the "
                 "shipped models by `python -m engines.evaluate`: one chart per row, each bar ± its standard error "
@@ -182,28 +185,34 @@ def compare_tab() -> list:
         levels = gr.Image(label="Diffusion as a hierarchical VAE: the bound by level", type="filepath")
     outputs = [charts, verdicts, report, losses, quality, steps, levels]
     refresh = gr.Button("Read the report again")
-    refresh.click(handlers.compare, None, outputs, api_name="compare")
+    refresh.click(handlers.compare, dataset, outputs, api_name="compare")
     return outputs
 
 
 def build_demo() -> gr.Blocks:
     with gr.Blocks(title="The generative lab") as demo:
         gr.Markdown("# The generative lab\n" + INTRO)
+        dataset = gr.Radio(handlers.DATASET_CHOICES, value=handlers.DEFAULT_DATASET, label="Dataset",
+                           info="whose trained models every tab shows (each loads once)", elem_id="dataset")
         with gr.Tab("Side by side"):
-            first_outputs = side_by_side_tab()
+            first_inputs, first_outputs = side_by_side_tab(dataset)
         with gr.Tab("VAE latent space"):
-            vae_tab()
+            classes = vae_tab(dataset)
         with gr.Tab("GAN sampling"):
-            gan_tab()
+            gan_tab(dataset)
         with gr.Tab("Diffusion, step by step"):
-            diffusion_tab()
+            classes.append(diffusion_tab(dataset))
         with gr.Tab("Compare") as compare:
-            compare_outputs = compare_tab()
+            compare_outputs = compare_tab(dataset)
         with gr.Tab("Connections"):
-            connections.build_tab()
+            classes.append(connections.build_tab(dataset))
         with gr.Tab("2-D playground"):
             playground.build_tab()
-        # Show before asking: the landing tab opens on the default seed's samples, not on empty frames.
+        # Show before asking: the landing tab opens on the default seed's samples, not on empty frames, and a new
+        # dataset shows its samples and its report at once.
         demo.load(handlers.first_visit, None, first_outputs, api_name="first_visit")
-        compare.select(handlers.compare, None, compare_outputs, api_visibility="private")   # opens on its charts
+        compare.select(handlers.compare, dataset, compare_outputs, api_visibility="private")   # opens on its charts
+        dataset.change(handlers.class_dropdowns, dataset, classes, api_visibility="private").then(
+            handlers.side_by_side, first_inputs, first_outputs, api_visibility="private").then(
+            handlers.compare, dataset, compare_outputs, api_visibility="private")
     return demo

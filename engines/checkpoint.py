@@ -28,10 +28,12 @@ import safetensors.torch
 import torch
 from safetensors import SafetensorError
 
+from engines.data.datasets import check_lab_dataset
 from engines.errors import EngineError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CHECKPOINTS = REPO_ROOT / "checkpoints" / "mnist"
+CHECKPOINT_ROOT = REPO_ROOT / "checkpoints"
+CHECKPOINTS = CHECKPOINT_ROOT / "mnist"   # the default lab dataset's models
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -50,6 +52,11 @@ HUB_LICENSE: str | None = None
 # The README.md that save_pretrained / push_to_hub write: the class's metadata as front matter, then our card.
 HUB_CARD_TEMPLATE = ("---\n{{ card_data }}\n---\n\n"
                      "{{ card | default('Trained with the generative lab: `python -m engines.train`.', true) }}\n")
+
+
+def checkpoints_dir(dataset: str = "mnist") -> Path:
+    """Where a lab dataset's shipped models live: checkpoints/<dataset>/."""
+    return CHECKPOINT_ROOT / check_lab_dataset(dataset)
 
 
 def hub_metadata(*tags: str, pipeline_tag: str = "unconditional-image-generation") -> dict:

@@ -123,6 +123,22 @@ def test_fashion_from_a_data_dir_and_the_message_when_it_is_missing(tmp_path):
     assert torch.equal(load_dataset("mnist-idx", "test", tmp_path).images, fashion.images)  # still works
 
 
+def test_each_lab_dataset_is_judged_on_1000_test_images_100_per_class():
+    from engines.data.datasets import lab_dataset_of, load_lab_split, load_mnist5k
+    assert torch.equal(load_lab_split("mnist").images, load_mnist5k("test").images)
+    fashion_or_skip()
+    judged = load_lab_split("fashion")
+    assert len(judged) == 1000 and judged.labels.bincount().tolist() == [100] * 10
+    assert torch.equal(judged.images, load_lab_split("fashion").images)          # fixed (seeded)
+    full = load_dataset("fashion", "test")
+    assert all(any(torch.equal(image, other) for other in full.images[full.labels == label][:1000])
+               for image, label in zip(judged.images[::97], judged.labels[::97]))  # drawn from the test split
+    assert len(load_lab_split("fashion", "train")) == 60000
+    assert (lab_dataset_of("mnist5k"), lab_dataset_of("fashion"), lab_dataset_of("folder")) == ("mnist", "fashion", None)
+    with pytest.raises(EngineError, match="unknown lab dataset 'cifar'"):
+        load_lab_split("cifar")
+
+
 @pytest.mark.slow
 def test_train_on_fashion_and_its_model_card_says_so(tmp_path):
     fashion_or_skip()

@@ -172,6 +172,19 @@ def test_eval_every_scores_each_checkpoint_into_the_quality_log(tmp_path):
         assert 0 <= row["confident_share"] <= 1 and row["frechet_distance"] > 0 and row["n"] == 20
 
 
+def test_eval_every_needs_a_lab_classifier_for_the_runs_data(tmp_path, capsys):
+    """Checkpoint scores are in the features of the run's own dataset's lab net; a folder of the user's images has
+    none, and the run says so before it trains rather than scoring with the wrong judge."""
+    from PIL import Image
+    for i in range(4):
+        Image.new("L", (28, 28), 40 * i).save(tmp_path / f"{i}.png")
+    args = ["gan", "--dataset", "folder", "--data-dir", str(tmp_path), "--out", str(tmp_path / "run"), "--steps", "2",
+            "--eval-every", "2", "--checkpoint-every", "2"]
+    assert main(args + [a for s in TINY["gan"] for a in ("--set", s)]) == 2
+    assert "there is none for --dataset folder: leave --eval-every out" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_gan_learning_rates_decay_linearly_over_the_last_steps_when_asked():
     import torch
     from engines.training.trainers import GANTrainer

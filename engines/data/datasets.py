@@ -29,10 +29,15 @@ IMAGE_SIZE = 28
 SPLIT_SEED = 0
 TEST_PER_CLASS = 100
 DATASETS = ("mnist5k", "fashion", "mnist-idx", "fashion-idx", "folder")
+# The lab's datasets: each has its shipped models under checkpoints/<lab dataset>/, trained on (engines.train
+# --dataset) and judged against the split of LAB_DATASETS[lab dataset].
+LAB_DATASETS = {"mnist": "mnist5k", "fashion": "fashion"}
+LAB_DATASET_TITLES = {"mnist": "MNIST (5,000 digits)", "fashion": "Fashion-MNIST (70,000 images)"}
 # Where `apt-get install dataset-fashion-mnist` puts the four gzipped IDX files.
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                    "Ankle boot")
+LAB_CLASS_NAMES = {"mnist": tuple(str(d) for d in range(10)), "fashion": FASHION_CLASSES}
 
 # File names of the original distributions (gzip or not); the loader accepts either.
 IDX_FILES = {
@@ -204,3 +209,30 @@ def load_dataset(name: str, split: str = "train", path: str | Path | None = None
             raise EngineError("dataset 'folder' needs --data-dir pointing at a folder of images")
         return load_image_folder(path)
     raise EngineError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
+
+
+def check_lab_dataset(dataset: str) -> str:
+    """`dataset` if the lab ships models for it, else a clear EngineError."""
+    if not isinstance(dataset, str) or dataset not in LAB_DATASETS:
+        raise EngineError(f"unknown lab dataset {dataset!r}: choose one of {', '.join(LAB_DATASETS)}")
+    return dataset
+
+
+def load_lab_split(dataset: str, split: str = "test") -> Digits:
+    """The split a lab dataset's models are trained on ('train') or judged against ('test'). The judging split
+    is 1,000 images, 100 per class, on both datasets: mnist5k's test split is that; Fashion-MNIST's is drawn
+    per class with seed 0 from its official 10,000 test images, so that every measure costs and means the same
+    on both."""
+    data = load_dataset(LAB_DATASETS[check_lab_dataset(dataset)], split)
+    if split != "test" or len(data) == TEST_PER_CLASS * 10:
+        return data
+    generator = torch.Generator().manual_seed(SPLIT_SEED)
+    keep = torch.cat([torch.nonzero(data.labels == c).flatten()[torch.randperm(int((data.labels == c).sum()),
+                                                                                generator=generator)]
+                      [:TEST_PER_CLASS] for c in range(10)])
+    return Digits(data.images[keep], data.labels[keep], data.class_names)
+
+
+def lab_dataset_of(training_dataset: str) -> str | None:
+    """The lab dataset whose judges fit a training run's --dataset (None for the user's own data)."""
+    return {data: lab for lab, data in LAB_DATASETS.items()}.get(training_dataset)

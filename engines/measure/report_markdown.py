@@ -2,6 +2,7 @@
 (The app renders report.json itself.)"""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from engines.measure.hierarchy import group_by_decade
@@ -16,7 +17,8 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
 
 def summary_lines(report: dict) -> list[str]:
     names = [n for n in FAMILIES + HYBRIDS if n in report.get("engines", FAMILIES)]
-    lines = ["# The generative lab: the comparison table, measured", "",
+    title = {"fashion": " on Fashion-MNIST"}.get(report.get("dataset", "mnist"), "")
+    lines = [f"# The generative lab: the comparison table, measured{title}", "",
              f"Command: `{report.get('command', '')}` · seed {report['seed']} · {report['run_time_s']:.0f} s on "
              f"{report['hardware']}", "",
              "Section times (s): " + ", ".join(f"{k} {v}" for k, v in report.get("section_seconds", {}).items()), "",
@@ -37,6 +39,22 @@ def verdict_lines(report: dict) -> list[str]:
     """The verdicts alone, claim by claim (the Compare tab's first view; report.md has the cells too)."""
     return _table(["claim", "folklore", "verdict"], [[r["row"], r["folklore"], f"**{r['verdict']}**"]
                                                      for r in report["summary"]])
+
+
+def dataset_verdicts_markdown(reports: dict[str, dict], titles: dict[str, str]) -> str:
+    """Each claim's verdict on every dataset with a report, side by side; a claim whose verdict differs between
+    the datasets is marked, and one a report does not measure says so."""
+    if len(reports) < 2:
+        return ""
+    verdicts = {name: {r["row"]: r["verdict"] for r in report["summary"]} for name, report in reports.items()}
+    claims = list(dict.fromkeys(row for rows in verdicts.values() for row in rows))
+    rows = []
+    for claim in claims:
+        cells = [verdicts[name].get(claim, "not measured") for name in reports]
+        measured = [c for c in cells if c != "not measured"]
+        rows.append([claim, *cells, "**changes**" if len(set(measured)) > 1 else ""])
+    return "\n".join(["### The verdicts on each dataset", "",
+                      *_table(["claim", *(titles.get(name, name) for name in reports), "between datasets"], rows)])
 
 
 def feature_net_lines(report: dict) -> list[str]:
@@ -219,15 +237,17 @@ def speed_lines(report: dict) -> list[str]:
                     [[NAMES[r["engine"]], r.get("sampler", "-"), r.get("steps", "-"), r["nfe"],
                       f"{r['ms_per_sample']:.2f}" + (" (extrapolated)" if r.get("extrapolated") else "")]
                      for r in sp["rows"]])
-    lines += ["Steps against quality for every sampler (ours and the diffusers schedulers): the diffusion "
-              "model card (`checkpoints/mnist/diffusion/README.md`), measured by "
-              "`python -m engines.sampler_benchmark`.", ""]
+    if report.get("dataset", "mnist") == "mnist":
+        lines += ["Steps against quality for every sampler (ours and the diffusers schedulers): the diffusion "
+                  "model card (`checkpoints/mnist/diffusion/README.md`), measured by "
+                  "`python -m engines.sampler_benchmark`.", ""]
     return lines
 
 
 def reproducing_lines(report: dict) -> list[str]:
     lines = []
-    lines += ["## Reproducing", "", "`python -m engines.evaluate --check checkpoints/mnist/report.json` reruns the "
+    where = f"checkpoints/{report.get('dataset', 'mnist')}/report.json"
+    lines += ["## Reproducing", "", f"`python -m engines.evaluate --check {where}` reruns the "
               "command above and compares every number within these tolerances (timings are not compared; a number "
               "no rule names must match exactly):", ""]
     lines += [f"- `{pattern}`: {rule if isinstance(rule, str) else ', '.join(f'{k} {v}' for k, v in rule.items())}"
@@ -238,10 +258,24 @@ def reproducing_lines(report: dict) -> list[str]:
 SECTION_LINES = {"quality": quality_lines, "likelihood": likelihood_lines, "latent": latent_lines}
 
 
-def write_markdown(report: dict, path: Path) -> None:
+def other_dataset_lines(report: dict, others: dict[str, dict]) -> list[str]:
+    """For a report on another dataset than MNIST: its verdicts beside MNIST's, the changed ones marked."""
+    dataset = report.get("dataset", "mnist")
+    if dataset == "mnist" or not others:
+        return []
+    from engines.data.datasets import LAB_DATASET_TITLES
+    table = dataset_verdicts_markdown({**others, dataset: report}, LAB_DATASET_TITLES)
+    return ["## Against MNIST", "", "The same measures on the MNIST models (`checkpoints/mnist/report.md`): "
+            "a claim whose verdict differs between the datasets is marked \"changes\".", "",
+            *table.splitlines()[2:], ""]
+
+
+def write_markdown(report: dict, path: Path, others: dict[str, dict] | None = None) -> None:
+    """report.md beside report.json; `others` (dataset -> report) are the reports it is set beside (a
+    non-MNIST report's verdicts beside MNIST's: `engines.evaluate` passes the committed MNIST report)."""
     path = Path(path)
     figure = write_figure(report, path.with_name(path.stem + "_training.png"))
-    lines = summary_lines(report) + feature_net_lines(report)
+    lines = summary_lines(report) + other_dataset_lines(report, others or {}) + feature_net_lines(report)
     for section in ("quality", "likelihood", "latent"):
         if section in report:
             lines += SECTION_LINES[section](report)
@@ -254,7 +288,14 @@ def write_markdown(report: dict, path: Path) -> None:
     if "speed" in report:
         lines += speed_lines(report)
     lines += reproducing_lines(report)
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(in_words_of(report.get("dataset", "mnist"), "\n".join(lines) + "\n"))
+
+
+def in_words_of(dataset: str, text: str) -> str:
+    """Text written about digits, said of another dataset's images (MNIST's text is returned as it is)."""
+    if dataset == "mnist":
+        return text
+    return re.sub(r"\bdigit(s?)\b", r"image\1", text.replace("all ten digits", "all ten classes"))
 
 
 def write_figure(report: dict, path: Path) -> Path | None:

@@ -18,13 +18,19 @@ import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
-from engines.checkpoint import CHECKPOINTS, hub_metadata, load_pretrained
+from engines.checkpoint import CHECKPOINTS, checkpoints_dir, hub_metadata, load_pretrained
 from engines.data.datasets import to_signed
 
 CLASSIFIER_DIR = CHECKPOINTS / "classifier"
 # The feature nets every quality number is measured in, by name (the name is the checkpoint folder).
 FEATURE_NETS = {"lenet": CLASSIFIER_DIR, "allconv": CHECKPOINTS / "classifier_allconv"}
 ARCHITECTURES = tuple(FEATURE_NETS)
+
+
+def feature_nets(dataset: str = "mnist") -> dict[str, Path]:
+    """The feature nets of a lab dataset (each dataset ships its own two, trained on its train split)."""
+    root = checkpoints_dir(dataset)
+    return {name: root / directory.name for name, directory in FEATURE_NETS.items()}
 
 
 @dataclass

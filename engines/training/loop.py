@@ -30,9 +30,10 @@ from tqdm import tqdm
 from engines.checkpoint import (LOG_NAME, QUALITY_LOG_NAME, STATE_NAME, TRAINING_INFO_NAME, WEIGHTS_NAME,
                                 load_pretrained, load_training_state, push_to_hub, read_jsonl, save_pretrained,
                                 save_training_state)
-from engines.data.datasets import DATASETS, load_dataset
+from engines.data.datasets import DATASETS, lab_dataset_of, load_dataset
 from engines.errors import EngineError
 from engines.measure.quality import score_samples
+from engines.models.classifier import feature_nets
 from engines.registry import load_engine
 from engines.runtime import hardware
 from engines.training.distributed import MIXED_PRECISION, Local, make_runtime
@@ -72,13 +73,26 @@ def truncate_log(path: Path, last_step: int) -> None:
     path.write_text("".join(json.dumps(row) + "\n" for row in kept))
 
 
-def score_checkpoint(family: str, out: Path, step: int, n: int) -> dict:
+def score_checkpoint(family: str, out: Path, step: int, n: int, dataset: str) -> dict:
     """Quality of the checkpoint just saved, by the same engine code users run: the share of n samples the
-    lab classifier recognises and their Frechet distance to the test split."""
+    lab classifier of the run's dataset recognises and their Frechet distance to its test split."""
     options = EVAL_SAMPLE_OPTIONS.get(family, {})
     with torch.no_grad():
         images = load_engine(family, out).sample(n, seed=0, **options)
-        return {"step": step, "n": n, **options, **score_samples(images)}
+        return {"step": step, "n": n, **options, **score_samples(images, lab_dataset_of(dataset))}
+
+
+def check_scoring(args: argparse.Namespace) -> None:
+    """--eval-every needs the run's dataset to have a lab classifier; say so before training, not after."""
+    if not args.eval_every or args.family == "classifier":
+        return
+    lab = lab_dataset_of(args.dataset)
+    if lab is None:
+        raise EngineError(f"--eval-every scores checkpoints with the lab classifier of mnist5k or fashion; "
+                          f"there is none for --dataset {args.dataset}: leave --eval-every out")
+    if not (feature_nets(lab)["lenet"] / WEIGHTS_NAME).is_file():
+        raise EngineError(f"--eval-every needs the {lab} lab classifier in {feature_nets(lab)['lenet']}: train it "
+                          f"first (python -m engines.train classifier --dataset {args.dataset} --out ...)")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -182,7 +196,7 @@ def checkpoint(args: argparse.Namespace, out: Path, trainer: Trainer, runtime: L
         write_checkpoint(args, out, trainer, runtime, step, elapsed, commands, train_images)
         if args.eval_every and step % args.eval_every == 0 and args.family != "classifier":
             scoring_started = time.time()
-            row = score_checkpoint(args.family, out, step, args.eval_n)
+            row = score_checkpoint(args.family, out, step, args.eval_n, args.dataset)
             append_jsonl(out / QUALITY_LOG_NAME, row)
             bar.write(f"step {step}: {row}")
             scoring_s = time.time() - scoring_started
@@ -213,6 +227,7 @@ def run(args: argparse.Namespace, command: str, runtime: Local) -> Path:
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
+    check_scoring(args)
     if (out / STATE_NAME).exists() and not args.resume:
         raise EngineError(f"{out} already holds a training run: pass --resume to continue it, or choose "
                           f"another --out")
@@ -258,16 +273,9 @@ def hub_card(family: str, out: Path) -> str:
     one written now from training_info.json (without scores: engines.evaluate measures shipped checkpoints)."""
     if (out / "README.md").is_file():
         return (out / "README.md").read_text()
-    from engines.measure.model_card import DATA, card
+    from engines.measure.model_card import card
 
-    info = json.loads((out / TRAINING_INFO_NAME).read_text())
-    text = card(family, info, None)
-    if info["dataset"] != "mnist5k":  # card() describes mnist5k; say what this run was trained on instead
-        data = {"fashion": "Fashion-MNIST (Zalando, 2017), the official split of Debian's dataset-fashion-mnist: "
-                           "60,000 train / 10,000 test images. Only the train split is trained on."}
-        text = text.replace(f"# {family} (mnist5k)", f"# {family} ({info['dataset']})").replace(
-            DATA, data.get(info["dataset"], f"`{info['dataset']}` (see the command)"))
-    return text
+    return card(family, json.loads((out / TRAINING_INFO_NAME).read_text()), None)
 
 
 def push(repo_id: str, family: str, out: Path, trainer: Trainer) -> None:
