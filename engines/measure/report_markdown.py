@@ -2,6 +2,7 @@
 (The app renders report.json itself.)"""
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -13,6 +14,11 @@ from engines.measure.verdicts import FAMILIES, HYBRIDS, NAMES, made_by, pm
 def _table(header: list[str], rows: list[list]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
             *["| " + " | ".join(str(c) for c in r) + " |" for r in rows], ""]
+
+
+def two_significant(spread: float) -> int:
+    """Decimals that show a spread to two significant digits (KID's scale differs by orders between the nets)."""
+    return max(0, 1 - math.floor(math.log10(spread))) if spread > 0 else 2
 
 
 def summary_lines(report: dict) -> list[str]:
@@ -83,7 +89,7 @@ def quality_lines(report: dict) -> list[str]:
         for k, v in report["quality"].items():
             r = v["nets"][net]
             rows.append([k + made_by(v), pm(r["frechet_distance"], r["frechet_distance_se"], 1),
-                         f"{r['kid']:.0f} ± {r['kid_std']:.0f}", pm(r["precision"], r["precision_se"]),
+                         pm(r["kid"], r["kid_std"], two_significant(r["kid_std"])), pm(r["precision"], r["precision_se"]),
                          pm(r["recall"], r["recall_se"]), pm(r["density"], r["density_se"]),
                          pm(r["coverage"], r["coverage_se"]),
                          f"{r['confident_share']:.1%} ± {r['confident_share_se']:.1%}", r["class_entropy"]])
@@ -275,7 +281,9 @@ def write_markdown(report: dict, path: Path, others: dict[str, dict] | None = No
     non-MNIST report's verdicts beside MNIST's: `engines.evaluate` passes the committed MNIST report)."""
     path = Path(path)
     figure = write_figure(report, path.with_name(path.stem + "_training.png"))
-    lines = summary_lines(report) + other_dataset_lines(report, others or {}) + feature_net_lines(report)
+    dataset = report.get("dataset", "mnist")
+    against = other_dataset_lines(report, others or {})   # names the datasets as they are titled: kept as it is
+    lines = summary_lines(report) + feature_net_lines(report)
     for section in ("quality", "likelihood", "latent"):
         if section in report:
             lines += SECTION_LINES[section](report)
@@ -288,14 +296,17 @@ def write_markdown(report: dict, path: Path, others: dict[str, dict] | None = No
     if "speed" in report:
         lines += speed_lines(report)
     lines += reproducing_lines(report)
-    path.write_text(in_words_of(report.get("dataset", "mnist"), "\n".join(lines) + "\n"))
+    summary = len(summary_lines(report))
+    path.write_text("\n".join([in_words_of(dataset, "\n".join(lines[:summary])), *against,
+                               in_words_of(dataset, "\n".join(lines[summary:]))]) + "\n")
 
 
 def in_words_of(dataset: str, text: str) -> str:
     """Text written about digits, said of another dataset's images (MNIST's text is returned as it is)."""
     if dataset == "mnist":
         return text
-    return re.sub(r"\bdigit(s?)\b", r"image\1", text.replace("all ten digits", "all ten classes"))
+    return re.sub(r"\bdigit(s?)\b", r"image\1", text.replace("all ten digits", "all ten classes").replace(
+        "look more like digits", "look more like real ones"))
 
 
 def write_figure(report: dict, path: Path) -> Path | None:
