@@ -26,7 +26,7 @@ from engines.toy.distributions import PRESETS, from_points, make_distribution
 from engines.toy.lessons import LESSONS, get_lesson, run_lesson
 from engines.toy.models import TOY_SAMPLERS
 from engines.toy.session import Playground
-from engines.toy.training import DEFAULT_LR, FAMILIES, check_lr
+from engines.toy.training import CLASSIC_FAMILIES, DEFAULT_LR, FAMILIES, check_lr
 from engines.toy.user_points import read_csv_points, sketch_points
 
 MAX_STEPS_PER_START = 5000
@@ -248,7 +248,7 @@ def pause(state):
 def reset(state):
     if isinstance(state, Visitor):
         state.run += 1   # stops a running loop; its playground is dropped with the state
-    return None, "Reset: the next Start begins from fresh weights.", None, None, None, "", {}
+    return None, "Reset: the next Start begins from fresh weights.", *(None for _ in FAMILIES), "", {}
 
 
 def build_tab() -> None:
@@ -262,7 +262,8 @@ def build_tab() -> None:
     with gr.Accordion("Free play: your own distribution, families and settings", open=False) as free_play:
         with gr.Row():
             distribution = gr.Dropdown(DISTRIBUTION_CHOICES, value="ring8", label="Distribution")
-            families = gr.CheckboxGroup(list(FAMILIES), value=list(FAMILIES), label="Families")
+            families = gr.CheckboxGroup(list(FAMILIES), value=list(CLASSIC_FAMILIES), label="Families",
+                                        info="diffusion_gan: the GAN + diffusion hybrid, a GAN in 4 denoising steps")
             lr = gr.Number(DEFAULT_LR["diffusion"], label="Learning rate (0 < lr <= 0.1)")
             steps = gr.Number(1000, precision=0, label=f"Steps per Start (max {MAX_STEPS_PER_START})")
             seed = gr.Number(0, precision=0, label="Seed")
@@ -280,7 +281,7 @@ def build_tab() -> None:
             truth_button = gr.Button("Show the true density")
     status = gr.Markdown(label="Status")
     strips = [gr.Image(label=label, type="pil", format="png", elem_classes="family-strip")
-              for label in ("VAE", "GAN", "Diffusion")]
+              for label in ("VAE", "GAN", "Diffusion", "Diffusion GAN")]
     numbers = gr.Markdown(label="Numbers table")
     numbers_json = gr.JSON(label="Numbers")
 

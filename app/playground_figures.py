@@ -17,8 +17,8 @@ from PIL import Image  # noqa: E402
 
 from engines.toy.views import EXTENT  # noqa: E402
 
-COLOURS = {"vae": "tab:blue", "gan": "tab:orange", "diffusion": "tab:green"}
-NAMES = {"vae": "VAE", "gan": "GAN", "diffusion": "Diffusion"}
+COLOURS = {"vae": "tab:blue", "gan": "tab:orange", "diffusion": "tab:green", "diffusion_gan": "tab:red"}
+NAMES = {"vae": "VAE", "gan": "GAN", "diffusion": "Diffusion", "diffusion_gan": "Diffusion GAN"}
 BOX = [-EXTENT, EXTENT, -EXTENT, EXTENT]
 MAX_CURVE_POINTS = 400
 
@@ -101,9 +101,10 @@ def family_strip(family: str, density, snapshot) -> Image.Image:
         _plane(axes[3], density, "decoder: a latent grid, mapped")
         for line in lines:
             axes[3].plot(line[:, 0], line[:, 1], color=COLOURS[family], linewidth=0.6)
-    elif family == "diffusion":
+    elif family in ("diffusion", "diffusion_gan"):
         path = extra.numpy()   # [steps + 1, n, 2]
-        _plane(axes[2], density, f"DDIM trajectories from x_T\n({len(path) - 1} steps)")
+        how = "DDIM trajectories" if family == "diffusion" else "its chain: x0 = G(x_t, z), x_t' ~ q"
+        _plane(axes[2], density, f"{how} from x_T\n({len(path) - 1} steps)")
         for i in range(path.shape[1]):
             axes[2].plot(path[:, i, 0], path[:, i, 1], linewidth=0.6, color=COLOURS[family], alpha=0.7)
         axes[2].scatter(path[0, :, 0], path[0, :, 1], s=4, color="grey", label="x_T")

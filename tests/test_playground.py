@@ -126,7 +126,7 @@ def test_trained_vae_elbo_below_exact_which_matches_importance_sampling():
     assert metrics.vae_elbo(vae, x) < float(exact.mean()) < metrics.true_log_likelihood(ring, x)
 
 
-@pytest.mark.parametrize("family", ["vae", "gan", "diffusion"])
+@pytest.mark.parametrize("family", ["vae", "gan", "diffusion", "diffusion_gan"])
 def test_training_is_seeded_resumable_and_keeps_the_sample_contract(family):
     ring = ring8()
     whole, pieces, other = (make_trainer(family, ring, seed=s) for s in (3, 3, 4))
@@ -164,6 +164,29 @@ def test_views_have_the_shapes_the_app_draws():
     means, lines = views.latent_maps(trainers["vae"].model, ring.sample(30))
     assert means.shape == (30, 2) and lines.shape == (22, 60, 2)
     assert views.trajectories(trainers["diffusion"].eval_model, n=5, steps=10).shape == (11, 5, 2)
+
+
+def test_the_toy_diffusion_gans_chain_ends_at_its_generators_x0_and_starts_near_the_identity():
+    """Four steps at the trailing timesteps of the toy schedule; the last step's output is G's x0 itself (no
+    noise added); the chain drawn is the chain sampled; and thanks to the preconditioning an untrained G already
+    maps a barely noised point at the last level close to itself, so that step need not first learn the identity."""
+    from engines.engine import make_generator
+    trainer = make_trainer("diffusion_gan", ring8())
+    model = trainer.eval_model
+    assert model.timesteps == [199, 149, 99, 49]
+    steps = []
+    x = model.sample(6, make_generator(0), callback=steps.append)
+    assert len(steps) == 4 and torch.equal(steps[-1].prev_sample, steps[-1].predicted_x0) and torch.equal(x, steps[-1].prev_sample)
+    path = views.chain_trajectories(model, n=6, seed=0)
+    assert path.shape == (5, 6, 2) and torch.equal(path[-1], x) and torch.equal(path[0], steps[0].x_t)
+    points = ring8().sample(500, seed=0)
+    t = torch.full((500,), 49)
+    x_t = model.schedule.q_sample(points, t, torch.randn(points.shape, generator=make_generator(1)))
+    with torch.no_grad():
+        guess = model.predicted_x0(x_t, model.latents(500, make_generator(2)), t)
+    error = (guess - points).pow(2).sum(1).mean()
+    assert error < 1.5 * (x_t - points).pow(2).sum(1).mean()      # about as close as x_t itself
+    assert error < 0.2 * points.pow(2).sum(1).mean()              # an unconditioned net's ~0 would be off by |x0|^2
 
 
 # ------------------------------------------------------------------------------------------ the app's tab
@@ -205,6 +228,8 @@ LESSON_NUMBERS = {
     and rows["diffusion, 5 steps"]["on_support"] < rows["diffusion, 200 steps"]["on_support"]
     and rows["diffusion, 200 steps"]["model_loglik"] <= truth,
     "gan_divergence": lambda rows, truth: rows["GAN"]["step"] == 2500,   # its numbers: checked below, beyond rows
+    "diffusion_gan": lambda rows, truth: rows["diffusion GAN"]["modes_covered"] == 8
+    and rows["diffusion GAN"]["on_support"] >= 0.8 and rows["diffusion GAN"]["step"] == rows["GAN"]["step"] == 2500,
 }
 
 
@@ -219,7 +244,7 @@ def test_each_lesson_streams_and_ends_with_numbers_that_show_its_claim(client, k
     frames = run_to_end(client.submit(key, api_name="/playground_lesson"))
     seconds = time.perf_counter() - start
     assert len(frames) >= 4                                   # live updates, not one final answer
-    status, vae, gan, diffusion, table, numbers = frames[-1]
+    status, vae, gan, diffusion, diffusion_gan, table, numbers = frames[-1]
     assert numbers["done"] and numbers["lesson"] == key
     assert all(claim["holds"] for claim in numbers["claims"]), numbers["claims"]
     assert LESSON_NUMBERS[key](numbers["rows"], numbers["data_true_loglik"])
@@ -228,7 +253,7 @@ def test_each_lesson_streams_and_ends_with_numbers_that_show_its_claim(client, k
         assert len(history) == 10 and history[-1][1] < history[0][1] - 0.2
         assert end["game_value"] <= end["game_optimum"] + 2 * end["game_optimum_se"]
     assert "Every claim holds" in status and table.count("- **holds**:") == len(numbers["claims"])
-    assert any(image is not None for image in (vae, gan, diffusion))
+    assert any(image is not None for image in (vae, gan, diffusion, diffusion_gan))
     assert seconds < 45, f"{key} took {seconds:.0f} s"   # < 30 s on 2 idle cores; this leaves room for a busy CI
 
 

@@ -105,6 +105,26 @@ def _gan_divergence_claims(m: dict) -> list[Claim]:
     ]
 
 
+def _diffusion_gan_claims(m: dict) -> list[Claim]:
+    hybrid, gan = m["rows"]["diffusion GAN"], m["rows"]["GAN"]
+    early = {f: m["coverage_history"][f][0] for f in ("gan", "diffusion_gan")}
+    return [
+        Claim(f"the diffusion GAN ends covering {hybrid['modes_covered']} of {hybrid['n_modes']} modes with "
+              f"{hybrid['on_support']:.0%} of its samples on a mode (the GAN: {gan['modes_covered']} of "
+              f"{gan['n_modes']}, {gan['on_support']:.0%})",
+              hybrid["modes_covered"] == hybrid["n_modes"] and hybrid["on_support"] >= 0.8),
+        Claim(f"it starts slower: at step {early['diffusion_gan'][0]} it covers {early['diffusion_gan'][1]} modes "
+              f"({early['diffusion_gan'][2]:.0%} on a mode) against the GAN's {early['gan'][1]} "
+              f"({early['gan'][2]:.0%}): each of its four steps is an easier problem than the GAN's one, but it "
+              f"has four to learn, one at a time", early["diffusion_gan"][2] < early["gan"][2]),
+        Claim(f"by the end it has caught up on coverage: both cover all {gan['n_modes']} modes. At equal steps on "
+              f"this toy one run does not show the hybrid doing better than the GAN (samples' true log-likelihood "
+              f"{_fmt(hybrid['sample_true_loglik'])} vs {_fmt(gan['sample_true_loglik'])} nats; the data's own "
+              f"{_fmt(m['data_true_loglik'])}): what the seed claims for it, diffusion's stability, is a question "
+              f"across seeds", hybrid["modes_covered"] == gan["modes_covered"] == gan["n_modes"]),
+    ]
+
+
 LESSONS = {lesson.key: lesson for lesson in [
     Lesson("gan_collapse", "GAN mode collapse on 8 narrow Gaussians",
            "Watch the GAN's samples pile onto a few of the 8 modes, and the discriminator's map light up where "
@@ -134,6 +154,16 @@ LESSONS = {lesson.key: lesson for lesson in [
            "moons", {"gan": 2500}, {"gan": 1e-3}, {"GAN": ("gan", {})}, _gan_divergence_claims,
            notes=f"p_g has no formula: it is a kernel density estimate from {KDE_SAMPLES:,} generator samples, and "
                  f"the JSD an average over {EVAL_SAMPLES:,} fresh points of each side (engines/toy/divergence.py)."),
+    Lesson("diffusion_gan", "A GAN in four denoising steps: the diffusion GAN against the GAN",
+           "The hybrid's generator does not draw a point from noise in one go: at each of four noise levels it "
+           "guesses the clean point from the noisy one, and the forward process's posterior adds back the right "
+           "noise for the next level; its discriminator judges (less noisy, noisier) pairs. Watch its chain on the "
+           "right, and how its samples settle on the modes after the GAN's.",
+           "ring8", {"gan": 2500, "diffusion_gan": 2500}, {"gan": 1e-3, "diffusion_gan": 1e-3},
+           {"GAN": ("gan", {}), "diffusion GAN": ("diffusion_gan", {})}, _diffusion_gan_claims, every=500,
+           notes="Xiao et al. 2022; the image version is the lab's `diffusion_gan` engine. Its generator's output "
+                 "is preconditioned (EDM's c_skip, c_out) so that its last, least noisy step starts near the "
+                 "identity."),
 ]}
 
 

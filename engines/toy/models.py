@@ -4,6 +4,9 @@
   density and the ELBO a true lower bound on the model's log p(x) in nats. With a 2-D latent, that log p(x)
   can also be computed by quadrature over z, which is what "ELBO <= exact log-likelihood" is checked against.
 - GAN: MLP generator and discriminator trained with `engines.models.gan`'s non-saturating losses.
+- Diffusion GAN (the GAN + diffusion hybrid): `engines.models.diffusion_gan`'s few-step chain with MLPs: a
+  generator G(x_t, z, t) -> x0 and a pair discriminator D(x_t', x_t, t), the same forward pairs and posterior
+  draws as the image engine.
 - Diffusion: an MLP noise predictor trained with `engines.diffusion.diffusion_loss` on an
   `engines.schedule.NoiseSchedule`, sampled with `engines.sampling.samplers` (DDPM / DDIM). Points are not images in
   [-1, 1], so the samplers run with clip_sample=False. As a score model (-eps / sqrt(1 - abar)) it also samples by
@@ -19,8 +22,9 @@ from torch import nn
 
 from engines.models.diffusion import SAMPLERS, diffusion_loss
 from engines.errors import EngineError
+from engines.models.diffusion_gan import alphas_cumprod_at, posterior_sample
 from engines.models.gan import discriminator_loss, generator_loss
-from engines.sampling.samplers import make_timesteps, sample_ddim, sample_ddpm
+from engines.sampling.samplers import SamplerStep, make_timesteps, sample_ddim, sample_ddpm
 from engines.sampling.schedule import NoiseSchedule
 from engines.toy.score import annealed_langevin, learned_score_fn
 
@@ -175,3 +179,63 @@ class ToyDiffusion(nn.Module):
             return sample_ddim(self, self.schedule, x, timesteps, clip_sample=False, callback=callback)
         return sample_ddpm(self, self.schedule, x, timesteps, clip_sample=False, generator=generator,
                            callback=callback)
+
+
+# ------------------------------------------------------------------------------------------- diffusion GAN
+@dataclass
+class ToyDiffusionGANConfig:
+    hidden: int = 128
+    latent_dim: int = 2
+    time_features: int = 16
+    num_steps: int = 4               # the chain: trailing timesteps of the toy diffusion schedule, 199 .. 49
+    num_train_timesteps: int = 200
+    beta_schedule: str = "cosine"
+    data_variance: float = 2.0       # about the toys' per-axis variance (the ring's radius is 2)
+
+
+class ToyDiffusionGAN(nn.Module):
+    """G(x_t, z, t) -> x0 and D(x_t', x_t, t) -> logit, for points. G's output is preconditioned (Karras et al.
+    2022, EDM): x0 = c_skip(t) x_t + c_out(t) F(x_t, z, t), with c_skip, c_out the variance-preserving weights
+    for data of variance `data_variance`, so that near the data end of the chain G starts close to the right
+    denoiser and F only has to learn the correction. Without it the chain's last step must first learn the
+    identity, and 1500 steps leave most samples between the modes."""
+
+    def __init__(self, config: ToyDiffusionGANConfig = ToyDiffusionGANConfig()):
+        super().__init__()
+        self.config = config
+        h, tf = config.hidden, config.time_features
+        self.generator = mlp([2 + config.latent_dim + tf, h, h, h, 2], nn.ReLU)
+        self.discriminator = mlp([4 + tf, h, h, 1], lambda: nn.LeakyReLU(0.2))
+        self.schedule = NoiseSchedule.from_config(config.num_train_timesteps, config.beta_schedule, 1e-4, 0.02)
+        self.timesteps = make_timesteps(config.num_train_timesteps, config.num_steps, "trailing")
+
+    def predicted_x0(self, x_t: torch.Tensor, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        abar, data = alphas_cumprod_at(self.schedule, t, x_t), self.config.data_variance
+        # x_t / sqrt(abar) = x0 + sigma eps with sigma^2 = (1 - abar) / abar; EDM's c_skip and c_out for that
+        # noise level, written in abar so that t = T - 1 (abar ~ 0) stays finite.
+        denominator = 1 - abar + abar * data
+        c_skip, c_out = data * abar.sqrt() / denominator, (data * (1 - abar) / denominator).sqrt()
+        features = torch.cat([x_t, z, time_embedding(t, self.config.time_features)], dim=1)
+        return c_skip * x_t + c_out * self.generator(features)
+
+    def logits(self, x_prev: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.discriminator(torch.cat([x_prev, x_t, time_embedding(t, self.config.time_features)], 1)).squeeze(1)
+
+    def latents(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return torch.randn((n, self.config.latent_dim), generator=generator)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator, callback=None) -> torch.Tensor:
+        """x_T ~ N(0, I), then per step x0 = G(x_t, z, t) and x_t' ~ q(x_t' | x_t, x0); the last step returns
+        G's x0. The callback gets one SamplerStep per step, so `views.trajectories` draws it like diffusion."""
+        x = torch.randn((n, 2), generator=generator)
+        for index, (t, prev_t) in enumerate(zip(self.timesteps, self.timesteps[1:] + [-1])):
+            t_batch, prev_batch = torch.full((n,), t), torch.full((n,), prev_t)
+            x0 = self.predicted_x0(x, self.latents(n, generator), t_batch)
+            noise = torch.randn((n, 2), generator=generator) if prev_t >= 0 else torch.zeros_like(x)
+            prev_sample = posterior_sample(self.schedule, x0, x, t_batch, prev_batch, noise)
+            if callback is not None:
+                abar = alphas_cumprod_at(self.schedule, t_batch, x)
+                callback(SamplerStep(index, t, x, (x - abar.sqrt() * x0) / (1 - abar).sqrt(), x0, prev_sample))
+            x = prev_sample
+        return x

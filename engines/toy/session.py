@@ -95,6 +95,8 @@ class Playground:
                 extra["gan"] = extra["gan_divergence"].discriminator   # `views.discriminator_map`, computed once
             elif family == "vae":
                 extra["vae"] = views.latent_maps(trainer.eval_model, self.test_points[:300])
+            elif family == "diffusion_gan":
+                extra["diffusion_gan"] = views.chain_trajectories(trainer.eval_model, seed=self.seed + 3)
             elif family == "diffusion":
                 # Deterministic DDIM paths, unless the samples come from Langevin: then its own (noisy) paths.
                 sampler = "langevin" if self.diffusion_sampler == "langevin" else "ddim"

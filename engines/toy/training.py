@@ -14,12 +14,15 @@ from torch import nn
 from engines.engine import check_count, check_seed, make_generator
 from engines.errors import EngineError
 from engines.toy.distributions import ToyDistribution
-from engines.toy.models import ToyDiffusion, ToyGAN, ToyVAE
+from engines.models.diffusion_gan import forward_pair, posterior_sample
+from engines.models.gan import discriminator_loss, generator_loss
+from engines.toy.models import ToyDiffusion, ToyDiffusionGAN, ToyGAN, ToyVAE
 from engines.training.loop import step_generator
 from engines.training.trainers import ema_of
 
-FAMILIES = ("vae", "gan", "diffusion")
-DEFAULT_LR = {"vae": 2e-3, "gan": 1e-3, "diffusion": 2e-3}
+FAMILIES = ("vae", "gan", "diffusion", "diffusion_gan")   # the three families and the GAN + diffusion hybrid
+CLASSIC_FAMILIES = FAMILIES[:3]
+DEFAULT_LR = {"vae": 2e-3, "gan": 1e-3, "diffusion": 2e-3, "diffusion_gan": 1e-3}
 MAX_LR = 0.1               # above this Adam diverges on every toy; the UI refuses it
 BATCH_SIZE = 256
 MAX_SAMPLES = 20_000       # per sample() call: enough for a dense scatter plot
@@ -153,7 +156,37 @@ class GANTrainer(ToyTrainer):
         return {"discriminator": d_loss.item(), "generator": g_loss.item()}
 
 
-TRAINERS = {"vae": VAETrainer, "gan": GANTrainer, "diffusion": DiffusionTrainer}
+class DiffusionGANTrainer(GANTrainer):
+    """The image diffusion GAN's step on points: a real pair (x_t', x_t) from the forward process at one of the
+    chain's steps per point, a fake pair (x_t' from the posterior at G's x0, x_t), non-saturating losses.
+    No R1 and no EMA: on these toys the plain GAN setting trains it."""
+    family, model_cls = "diffusion_gan", ToyDiffusionGAN
+
+    def parameter_groups(self):
+        return [self.model.discriminator.parameters(), self.model.generator.parameters()]
+
+    def train_step(self, batch, generator):
+        opt_d, opt_g, model, n = *self.optimizers, self.model, len(batch)
+        timesteps = torch.tensor(model.timesteps)
+        previous = torch.tensor(model.timesteps[1:] + [-1])
+        step = torch.randint(0, len(timesteps), (n,), generator=generator)
+        t, prev_t = timesteps[step], previous[step]
+        noises = [torch.randn(batch.shape, generator=generator) for _ in range(3)]
+        real_prev, x_t = forward_pair(model.schedule, batch, t, prev_t, (noises[0], noises[1]))
+        x0 = model.predicted_x0(x_t, model.latents(n, generator), t)
+        fake_prev = posterior_sample(model.schedule, x0, x_t, t, prev_t, noises[2])
+        d_loss = discriminator_loss(model.logits(real_prev, x_t, t), model.logits(fake_prev.detach(), x_t, t))
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        g_loss = generator_loss(model.logits(fake_prev, x_t, t))
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+        return {"discriminator": d_loss.item(), "generator": g_loss.item()}
+
+
+TRAINERS = {"vae": VAETrainer, "gan": GANTrainer, "diffusion": DiffusionTrainer, "diffusion_gan": DiffusionGANTrainer}
 
 
 def make_trainer(family: str, distribution: ToyDistribution, seed: int = 0, lr: float | None = None,

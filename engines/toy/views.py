@@ -52,6 +52,17 @@ def trajectories(diffusion, n: int = 24, seed: int = 0, steps: int = 50, sampler
     """[steps + 1, n, 2]: x_T, then the sample after each step (the samplers' callback, no second loop).
 
     DDIM by default: deterministic, so each path is the smooth map from a noise point to its sample."""
+    return recorded_path(lambda record: diffusion.sample(n, make_generator(seed), sampler=sampler, steps=steps,
+                                                         callback=record))
+
+
+def chain_trajectories(diffusion_gan, n: int = 24, seed: int = 0) -> torch.Tensor:
+    """[steps + 1, n, 2]: the diffusion GAN's few-step chain from x_T, as `trajectories` draws diffusion's."""
+    return recorded_path(lambda record: diffusion_gan.sample(n, make_generator(seed), callback=record))
+
+
+def recorded_path(run) -> torch.Tensor:
+    """Run a sampler with a callback that records x_T and every step's output; stack them."""
     path = []
 
     def record(step):
@@ -59,5 +70,5 @@ def trajectories(diffusion, n: int = 24, seed: int = 0, steps: int = 50, sampler
             path.append(step.x_t)
         path.append(step.prev_sample)
 
-    diffusion.sample(n, make_generator(seed), sampler=sampler, steps=steps, callback=record)
+    run(record)
     return torch.stack(path)
