@@ -49,3 +49,15 @@ def client():
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
     yield Client(url, verbose=False)
     demo.close()
+
+
+def fashion_or_skip():
+    """The installed Fashion-MNIST folder; where it is missing, skip saying why, or fail in CI (the CI variable
+    set): run_tests.sh installs the Debian package where it can, so a CI run without it has lost these checks."""
+    from engines.data.datasets import FASHION_DIR
+    if not (FASHION_DIR / "train-images-idx3-ubyte.gz").exists():
+        why = f"no Fashion-MNIST in {FASHION_DIR}: apt-get install dataset-fashion-mnist (run_tests.sh does, as root)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{why}; in CI the Fashion-MNIST tests must run")
+        pytest.skip(why)
+    return FASHION_DIR

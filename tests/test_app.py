@@ -9,6 +9,7 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from app import build_demo
+from conftest import fashion_or_skip
 from engines.data.datasets import load_mnist5k
 
 pytestmark = pytest.mark.slow
@@ -296,3 +297,32 @@ def test_the_summary_charts_draw_every_measured_row_and_name_the_missing_ones():
     partial = {k: v for k, v in report.items() if k != "seeds"}
     texts = [t.get_text() for ax in plots.summary_charts(partial).axes for t in ax.texts]
     assert "not measured:\npython -m engines.evaluate --sections seeds" in texts
+
+
+def test_every_tab_switches_to_fashion_mnist_through_the_dataset_argument(client):
+    """The dataset is the last argument of every endpoint (MNIST where it is left out): Fashion-MNIST's own
+    models, test images and report come back, and what does not ship for it says so."""
+    fashion_or_skip()   # its test images come from Debian's package
+    mnist = client.predict(3, 4, "ddim", 10, api_name="/side_by_side")
+    fashion = client.predict(3, 4, "ddim", 10, "fashion", api_name="/side_by_side")
+    for i in (0, 2, 4):   # VAE, GAN, diffusion: grids of other models
+        assert not np.array_equal(pixels(mnist[i]), pixels(fashion[i]))
+    assert fashion[6] is None and fashion[7] == "latent_diffusion: not trained for Fashion-MNIST (70,000 images) " \
+                                              "(the hybrids ship for MNIST)"
+    *_, notes = client.predict(0, 0, 6, "lerp", "any", "7", None, None, "fashion", api_name="/vae_interpolate")
+    assert notes == "Digit A: test image #0 (a T-shirt/top). Digit B: test Sneaker no. 0 (test image #700)."
+    _, _, caption = client.predict(5, "fashion", api_name="/vae_latent_map")
+    assert "Black paths" not in caption   # no latent diffusion for Fashion-MNIST
+    grid, _ = client.predict(0, 4, 0, "fashion", api_name="/gan_sample")
+    assert not np.array_equal(pixels(grid), pixels(client.predict(0, 4, 0, api_name="/gan_sample")[0]))
+    _, caption = client.predict(0, "2", 0, 3, "fashion", api_name="/diffusion_forward")
+    assert caption.startswith("Digit: test Pullover no. 0")
+    *_, caption = client.predict(0, "2", 0, "fashion", api_name="/connections_hierarchy")
+    assert caption.startswith("Digit: test Pullover no. 0")
+    charts, verdicts, report, *_ = client.predict("fashion", api_name="/compare")
+    assert report.startswith("# The generative lab: the comparison table, measured on Fashion-MNIST")
+    assert "### The verdicts on each dataset" in verdicts and "| MNIST (5,000 digits) | Fashion-MNIST" in verdicts
+    with pytest.raises(Exception, match="no diffusion gan model ships for Fashion-MNIST"):
+        client.predict(0, 2, "fashion", api_name="/diffusion_gan_steps")
+    with pytest.raises(Exception, match="'cifar'.* is not in the list of choices: \\['mnist', 'fashion'\\]"):
+        client.predict(0, 4, 0, "cifar", api_name="/gan_sample")

@@ -220,3 +220,36 @@ def test_every_playground_lesson_runs_in_the_browser_and_ends_with_its_numbers(p
         assert panel.locator(".family-strip:visible").count() == len(lesson.steps)
         assert page.locator(".toast-body.error").count() == 0
         page.screenshot(path=str(ARTIFACTS / f"playground_{key}.png"), full_page=True)
+
+
+def choose_dataset(page, label: str):
+    """Pick a dataset on the landing tab and wait for its new samples; the tab's panel."""
+    page.get_by_role("tab", name="Side by side").click()
+    panel = page.get_by_role("tabpanel")
+    panel.locator("img[src]").nth(2).wait_for(state="visible", timeout=120_000)   # the landing samples are in
+    before = image_sources(panel)
+    page.get_by_label(label).check()
+    wait_for_new_images(page, panel, before, timeout_s=300)
+    return panel
+
+
+def test_the_dataset_selector_switches_the_tabs_to_fashion_mnist_and_back(page):
+    """Choosing Fashion-MNIST shows its models' samples at once (no button), renames the class choices, and the
+    Compare tab shows its report with every verdict beside MNIST's; choosing MNIST brings the digits back."""
+    panel = choose_dataset(page, "Fashion-MNIST (70,000 images)")
+    panel.get_by_text("latent_diffusion: not trained for Fashion-MNIST").wait_for(state="visible", timeout=120_000)
+    panel.get_by_text("diffusion: ").first.wait_for(state="visible", timeout=120_000)
+    assert page.locator(".toast-body.error").count() == 0
+    page.screenshot(path=str(ARTIFACTS / "fashion_side_by_side.png"), full_page=True)
+    page.get_by_role("tab", name="VAE latent space").click()
+    panel = page.get_by_role("tabpanel")
+    panel.get_by_label("Digit B: class").click()
+    page.get_by_role("option", name="7 Sneaker").wait_for(state="visible", timeout=30_000)
+    page.keyboard.press("Escape")
+    page.get_by_role("tab", name="Compare").click()
+    panel = page.get_by_role("tabpanel")
+    panel.get_by_text("The verdicts on each dataset").wait_for(state="visible", timeout=120_000)
+    panel.locator("img[src]").first.wait_for(state="visible", timeout=120_000)
+    page.screenshot(path=str(ARTIFACTS / "fashion_compare.png"), full_page=True)
+    panel = choose_dataset(page, "MNIST (5,000 digits)")
+    panel.get_by_text("diffusion_gan: ").wait_for(state="visible", timeout=120_000)

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from engines import EngineError
+from conftest import fashion_or_skip
 from engines.data.datasets import (FASHION_CLASSES, load_dataset, load_idx_dataset, load_image_folder, load_mnist5k,
                                    read_idx, from_signed, to_signed)
 
@@ -87,18 +88,6 @@ def test_image_folder(tmp_path):
 
 
 # --- Fashion-MNIST (Debian's dataset-fashion-mnist, or --data-dir) ---------------------------------
-
-def fashion_or_skip():
-    """The installed Fashion-MNIST folder; where it is missing, skip saying why, or fail in CI (the CI variable
-    set): run_tests.sh installs the Debian package where it can, so a CI run without it has lost these checks."""
-    from engines.data.datasets import FASHION_DIR
-    if not (FASHION_DIR / "train-images-idx3-ubyte.gz").exists():
-        why = f"no Fashion-MNIST in {FASHION_DIR}: apt-get install dataset-fashion-mnist (run_tests.sh does, as root)"
-        if os.environ.get("CI"):
-            pytest.fail(f"{why}; in CI the Fashion-MNIST tests must run")
-        pytest.skip(why)
-    return FASHION_DIR
-
 
 def test_fashion_mnist_is_the_official_split_with_its_class_names():
     fashion_or_skip()

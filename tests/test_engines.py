@@ -9,19 +9,37 @@ import pytest
 import torch
 
 from engines import MAX_SAMPLES, EngineError, available_engines, load_engine
-from engines.checkpoint import CHECKPOINTS
+from engines.checkpoint import CHECKPOINTS, checkpoints_dir
+from engines.registry import ENGINES
 from engines.data.datasets import load_mnist5k
 
 FAST = {"vae": {}, "gan": {}, "diffusion": {"sampler": "ddim", "steps": 5}}
 
 
-@pytest.fixture(scope="module", params=["vae", "gan", "diffusion"])
+@pytest.fixture(scope="module", params=[(d, n) for d in ("mnist", "fashion") for n in ("vae", "gan", "diffusion")],
+                ids=lambda p: "-".join(p))
 def engine(request):
-    return load_engine(request.param)
+    dataset, name = request.param
+    return load_engine(name, dataset=dataset)
 
 
 def test_the_three_families_and_the_two_hybrids_ship():
     assert available_engines() == ["vae", "gan", "diffusion", "latent_diffusion", "diffusion_gan"]
+    assert available_engines(checkpoints_dir("fashion"))[:3] == ["vae", "gan", "diffusion"]
+
+
+def test_each_dataset_loads_its_own_models_and_refuses_what_does_not_ship():
+    mnist, fashion = load_engine("gan"), load_engine("gan", dataset="fashion")
+    assert not torch.equal(mnist.sample(4, seed=0), fashion.sample(4, seed=0))
+    assert torch.equal(fashion.sample(4, seed=0), load_engine("gan", checkpoints_dir("fashion") / "gan").sample(4, seed=0))
+    info = json.loads((checkpoints_dir("fashion") / "gan" / "training_info.json").read_text())
+    assert info["dataset"] == "fashion" and info["train_images"] == 60000
+    for name in ENGINES:
+        if name not in available_engines(checkpoints_dir("fashion")):
+            with pytest.raises(EngineError, match=f"no {name} model ships for the fashion dataset"):
+                load_engine(name, dataset="fashion")
+    with pytest.raises(EngineError, match="unknown lab dataset 'cifar': choose one of mnist, fashion"):
+        load_engine("vae", dataset="cifar")
 
 
 def test_contract_shape_range_dtype(engine):
@@ -43,7 +61,8 @@ def test_same_seed_same_images_other_seed_other_images(engine):
 def test_family_and_info(engine):
     info = engine.info
     assert engine.family in ("vae", "gan", "diffusion") and info["family"] == engine.family
-    assert info["parameters"] > 1000 and info["dataset"] == "mnist5k"
+    assert info["parameters"] > 1000 and info["dataset"] in ("mnist5k", "fashion")
+    assert f"checkpoints/{'mnist' if info['dataset'] == 'mnist5k' else 'fashion'}/" in str(engine.directory)
     assert info["training_steps"] > 0 and info["training_time_s"] > 0
     assert "python -m engines.train" in info["command"]
 

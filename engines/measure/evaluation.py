@@ -6,8 +6,7 @@ models (quality, likelihood, latent space, stability, speed), every compared num
                                [--sections quality likelihood latent stability seeds speed]
                                [--out checkpoints/mnist/report.json]      # report.md is written beside it
     python -m engines.evaluate --check checkpoints/mnist/report.json     # rerun its settings, compare
-    python -m engines.evaluate --dataset fashion --engines vae gan diffusion \
-        --sections quality likelihood latent stability speed --out checkpoints/fashion/report.json
+    python -m engines.evaluate --dataset fashion --engines vae gan diffusion  # -> checkpoints/fashion/report.json
 
 Sections (each measured on the dataset's fixed judging split of 1,000 test images, everything seeded; the
 models, feature nets and reference are those shipped for --dataset, under checkpoints/<dataset>/):
