@@ -101,7 +101,8 @@ def latent_scatter(coordinates, labels, ticks, explained: list[float], paths=Non
     low, high = float(ticks[0]), float(ticks[-1])
     ax.add_patch(matplotlib.patches.Rectangle((low, low), high - low, high - low, fill=False, linestyle="--"))
     ax.set(xlabel=f"direction 1 ({explained[0]:.0%} of variance), std", aspect="equal",
-           ylabel=f"direction 2 ({explained[1]:.0%}), std", title=f"test {'images' if class_names else 'digits'} in the latent plane")
+           ylabel=f"direction 2 ({explained[1]:.0%}), std",
+           title=f"test {'images' if class_names else 'digits'} in the latent plane")
     return figure
 
 

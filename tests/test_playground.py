@@ -176,7 +176,8 @@ def test_the_toy_diffusion_gans_chain_ends_at_its_generators_x0_and_starts_near_
     assert model.timesteps == [199, 149, 99, 49]
     steps = []
     x = model.sample(6, make_generator(0), callback=steps.append)
-    assert len(steps) == 4 and torch.equal(steps[-1].prev_sample, steps[-1].predicted_x0) and torch.equal(x, steps[-1].prev_sample)
+    assert len(steps) == 4 and torch.equal(steps[-1].prev_sample, steps[-1].predicted_x0)
+    assert torch.equal(x, steps[-1].prev_sample)
     path = views.chain_trajectories(model, n=6, seed=0)
     assert path.shape == (5, 6, 2) and torch.equal(path[-1], x) and torch.equal(path[0], steps[0].x_t)
     points = ring8().sample(500, seed=0)

@@ -262,7 +262,8 @@ def test_the_verdicts_side_by_side_mark_the_claims_that_change():
                      {"row": "Hybrids", "verdict": "agrees"}]}
     lines = dataset_verdicts_markdown({"mnist": a, "fashion": b}, {"mnist": "M", "fashion": "F"}).splitlines()
     assert lines[2] == "| claim | M | F | between datasets |"
-    assert lines[4:] == ["| Speed | agrees | agrees |  |", "| Likelihood | tie (within 2 SE) | disagrees | **changes** |",
+    assert lines[4:] == ["| Speed | agrees | agrees |  |",
+                         "| Likelihood | tie (within 2 SE) | disagrees | **changes** |",
                          "| Hybrids | not measured | agrees |  |"]
     assert dataset_verdicts_markdown({"mnist": a}, {}) == ""
 

@@ -89,7 +89,8 @@ def quality_lines(report: dict) -> list[str]:
         for k, v in report["quality"].items():
             r = v["nets"][net]
             rows.append([k + made_by(v), pm(r["frechet_distance"], r["frechet_distance_se"], 1),
-                         pm(r["kid"], r["kid_std"], two_significant(r["kid_std"])), pm(r["precision"], r["precision_se"]),
+                         pm(r["kid"], r["kid_std"], two_significant(r["kid_std"])),
+                         pm(r["precision"], r["precision_se"]),
                          pm(r["recall"], r["recall_se"]), pm(r["density"], r["density_se"]),
                          pm(r["coverage"], r["coverage_se"]),
                          f"{r['confident_share']:.1%} ± {r['confident_share_se']:.1%}", r["class_entropy"]])
