@@ -152,11 +152,12 @@ def _latent_panel(ax, report: dict, families: list[str], verdict: str) -> None:
 
 def _seeds_panel(ax, report: dict, families: list[str], verdict: str) -> None:
     seeds = report["seeds"]["families"]
+    families = [f for f in (*families, "diffusion_gan") if f in seeds]   # the hybrid where the study trained it
     for offset, (key, hatch) in zip((-0.2, 0.2), (("collapse_rate", ""), ("oscillation_rate", "//"))):
         ax.bar([i + offset for i in range(len(families))], [seeds[f][key] for f in families], width=0.4,
                yerr=[seeds[f][key + "_se"] for f in families], capsize=3, hatch=hatch,
                color=[FAMILY_COLOURS[f] for f in families], label=key.split("_")[0])
-    ax.set_xticks(range(len(families)), families, fontsize=7)
+    ax.set_xticks(range(len(families)), [f.replace("_", "\n") for f in families], fontsize=7)
     ax.legend(fontsize=6)
     _title(ax, f"Training stability: {verdict}", "share of 2-D seeds")
 

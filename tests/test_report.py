@@ -13,7 +13,7 @@ from engines.measure.stability import quality_summary, stability
 CHEAP = ["--threads", "1", "--n", "30", "--diffusion-steps", "5", "--likelihood-n", "3", "--vlb-strata", "6",
          "--ode-steps", "3", "--iwae-k", "4", "--latent-pairs", "2", "--latent-steps", "4",
          "--latent-ddim-steps", "3", "--recon-n", "4", "--inversion-steps", "3", "--speed-steps", "2",
-         "--speed-batch", "8", "--seed-runs", "2", "--seed-steps", "400"]
+         "--speed-batch", "8", "--seed-runs", "2", "--seed-steps", "400", "--seed-steps-hybrid", "800"]
 SECTIONS = ("quality", "likelihood", "latent", "stability", "speed", "summary", "tolerances")
 
 
@@ -132,6 +132,34 @@ def test_compare_reports_applies_the_tolerances():
     rerun["n"] = 999
     problems = compare_reports(report, rerun)
     assert len(problems) == 3 and any("ode_bpd" in p for p in problems)
+
+
+def test_the_hybrids_row_judges_as_stable_as_diffusion_on_the_seed_study():
+    report = fake_report({"vae": 30.0, "gan": 9.8, "diffusion": 4.1, "diffusion_gan": 6.0})
+    calm = {"collapse_rate": 0.0, "collapse_rate_se": 0.0, "oscillation_rate": 0.05, "oscillation_rate_se": 0.05}
+    report["seeds"] = {"settings": {"seeds": list(range(20)), "steps": {"diffusion": 1500, "diffusion_gan": 3000}},
+                       "families": {"diffusion": calm, "diffusion_gan": {**calm, "oscillation_rate": 0.0,
+                                                                         "oscillation_rate_se": 0.0}}}
+    def stability_checks():
+        row = {r["row"]: r for r in summarise(report)}["Hybrids"]
+        return [c for c in row["checks"] if c["claim"] == "diffusion GAN as stable as diffusion"], row
+    checks, row = stability_checks()
+    # 0 of 20 vs 0 of 20: equal; 0 vs 1 of 20: the hybrid lower, no refutation of "as stable as"
+    assert [c["verdict"] for c in checks] == ["agrees", "agrees"]
+    assert "(3000 vs 1500 steps)" in checks[0]["detail"] and "across seeds" in row["line"]
+    report["seeds"]["families"]["diffusion_gan"]["collapse_rate"] = 0.5    # 10 of 20 collapse: beyond 2 SE
+    assert [c["verdict"] for c in stability_checks()[0]] == ["disagrees", "agrees"]
+    report["seeds"]["families"]["diffusion_gan"]["collapse_rate"] = 0.1    # 2 of 20 vs 0: inside the pooled SE
+    assert [c["verdict"] for c in stability_checks()[0]] == ["agrees", "agrees"]
+    del report["seeds"]["families"]["diffusion_gan"]                        # not studied: no check, no claim
+    assert stability_checks()[0] == []
+
+
+def test_the_summary_speaks_of_the_datasets_images():
+    report = fake_report({"vae": 30.0, "gan": 9.8, "diffusion": 4.1, "latent_diffusion": 12.0})
+    assert "digits" in json.dumps(summarise(report))
+    fashion = json.dumps(summarise({**report, "dataset": "fashion"}))
+    assert "digit" not in fashion and "better images than the VAE" in fashion
 
 
 def test_bad_settings_are_refused(capsys):

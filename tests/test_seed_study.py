@@ -92,7 +92,19 @@ def test_the_same_arguments_give_the_same_numbers(tiny):
     assert other["families"]["gan"]["per_seed"] != tiny["families"]["gan"]["per_seed"]
 
 
+def test_families_can_have_their_own_training_budget(tiny):
+    out = seed_study(**{**TINY, "families": ("gan", "diffusion_gan"), "steps": {"gan": 8, "diffusion_gan": 16},
+                        "check_every": {"gan": 2, "diffusion_gan": 4}})
+    assert out["settings"]["steps"] == {"gan": 8, "diffusion_gan": 16}
+    assert out["settings"]["check_every"] == {"gan": 2, "diffusion_gan": 4} and "checkpoints" not in out["settings"]
+    assert out["families"]["gan"] == tiny["families"]["gan"]     # a family's runs do not depend on the others'
+    assert all(len(run["on_mode"]) == 4 for run in out["families"]["diffusion_gan"]["per_seed"])
+
+
 @pytest.mark.parametrize("change, message", [
+    ({"steps": {"gan": 8}}, "steps given per family must name exactly the families studied"),
+    ({"check_every": {"gan": 2, "vae": 2, "diffusion": 2, "flow": 2}}, "check_every given per family"),
+    ({"steps": {"gan": 8, "vae": 8, "diffusion": 9}}, "check_every=2 for diffusion"),
     ({"families": ("gan", "flow")}, "families must be a non-empty list"),
     ({"families": ()}, "families must be a non-empty list"),
     ({"families": "gan"}, "families must be a non-empty list"),

@@ -185,6 +185,26 @@ def test_eval_every_needs_a_lab_classifier_for_the_runs_data(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+def test_a_hybrid_starts_from_the_parent_trained_on_the_runs_own_images(tmp_path, capsys):
+    """MNIST's hybrids start from MNIST's shipped parents (the settings' default); another lab dataset's from its
+    own; a folder of the user's images has none, and the run says so before training instead of starting a
+    hybrid from a parent that never saw its images."""
+    from engines.checkpoint import checkpoints_dir
+    from engines.training.loop import with_parent
+    assert with_parent("diffusion_gan", "mnist5k", {}) == {}
+    assert with_parent("diffusion_gan", "fashion", {}) == {"warm_start_from": str(checkpoints_dir("fashion") /
+                                                                                  "diffusion")}
+    assert with_parent("latent_diffusion", "fashion", {})["vae_directory"].endswith("fashion/vae")
+    assert with_parent("latent_diffusion", "folder", {"vae_directory": "my/vae"}) == {"vae_directory": "my/vae"}
+    assert with_parent("gan", "folder", {}) == {}
+    for family, key in (("diffusion_gan", "warm_start_from"), ("latent_diffusion", "vae_directory")):
+        args = [family, "--dataset", "folder", "--data-dir", str(tmp_path), "--out", str(tmp_path / "run"),
+                "--steps", "2"]
+        assert main(args) == 2
+        assert f"none ships for --dataset folder: train one and pass --set {key}=DIR" in capsys.readouterr().err
+        assert not (tmp_path / "run").exists()
+
+
 def test_gan_learning_rates_decay_linearly_over_the_last_steps_when_asked():
     import torch
     from engines.training.trainers import GANTrainer

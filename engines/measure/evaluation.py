@@ -26,8 +26,10 @@ measured alike where a measure applies to them; the likelihood and latent sectio
   x_T decoded by DDIM, --latent-ddim-steps), VAE reconstruction and diffusion DDIM inversion (--inversion-steps)
   of --recon-n test digits.
 - stability: summaries of each checkpoint's train_log.jsonl and quality_log.jsonl (one run per family).
-- seeds: the 2-D playground's three families (not the hybrids) trained on the 8-Gaussian ring with --seed-runs
-  seeds each (`engines.toy.seed_study`): how often each collapses or oscillates, the claim about a *family*.
+- seeds: the 2-D playground's three families trained on the 8-Gaussian ring with --seed-runs seeds each
+  (`engines.toy.seed_study`): how often each collapses or oscillates, the claim about a *family*; and, when the
+  diffusion GAN is evaluated, the playground's diffusion GAN too (--seed-steps-hybrid steps: it learns four
+  conditionals), for the Hybrids row's "as stable as diffusion" (latent diffusion has no 2-D version).
 - speed: ms per sample at batch --speed-batch and network evaluations per sample; diffusion at --speed-steps
   DDIM steps (1000-step DDPM extrapolated from the per-evaluation time); the hybrids as their quality rows
   sampled.
@@ -62,7 +64,7 @@ from engines.models.classifier import classify, feature_nets, load_classifier
 from engines.models.vae import bits_per_dim
 from engines.registry import load_engine
 from engines.runtime import hardware
-from engines.toy.seed_study import seed_study
+from engines.toy.seed_study import CHECK_EVERY, seed_study
 
 SECTIONS = ("quality", "likelihood", "latent", "stability", "seeds", "speed")
 ENGINE_NAMES = FAMILIES + HYBRIDS
@@ -292,6 +294,20 @@ def feature_net_summary(net, directory: Path, test) -> dict:
             "confident_share_on_test": round(float((confidence >= CONFIDENT).float().mean()), 4)}
 
 
+def seeds_section(names: list[str], settings: dict) -> dict:
+    """The 2-D seed study of the families among `names`, and of the diffusion GAN when it is among them: it
+    learns four conditionals where the GAN learns one, so it trains --seed-steps-hybrid steps (measured every
+    as many checkpoints as the families get) instead of --seed-steps."""
+    families = tuple(n for n in names if n in FAMILIES) + (("diffusion_gan",) if "diffusion_gan" in names else ())
+    steps = {f: settings["seed_steps_hybrid"] if f in HYBRIDS else settings["seed_steps"] for f in families}
+    if set(steps.values()) == {settings["seed_steps"]}:   # one budget for all: the study's plain settings
+        return seed_study(families=families, seeds=settings["seed_runs"], steps=settings["seed_steps"])
+    checkpoints = settings["seed_steps"] // CHECK_EVERY
+    return seed_study(families=families, seeds=settings["seed_runs"], steps=steps,
+                      check_every={f: CHECK_EVERY if f in FAMILIES else max(1, n // checkpoints)
+                                   for f, n in steps.items()})
+
+
 @torch.no_grad()  # (not set_grad_enabled(False): a caller's process must keep its own autograd state)
 def evaluate(names: list[str], n: int, seed: int, diffusion_options: dict, sections=SECTIONS,
              settings: dict | None = None, dataset: str = "mnist") -> dict:
@@ -320,8 +336,7 @@ def evaluate(names: list[str], n: int, seed: int, diffusion_options: dict, secti
         elif section == "stability":
             report["stability"] = {name: stability(checkpoints_dir(dataset) / name) for name in names}
         elif section == "seeds":
-            report["seeds"] = seed_study(families=tuple(n for n in names if n in FAMILIES), seeds=settings["seed_runs"],
-                                         steps=settings["seed_steps"])
+            report["seeds"] = seeds_section(names, settings)
         elif section == "speed":
             report["speed"] = speed_section(names, seed, settings, dataset)
         report["section_seconds"][section] = round(time.time() - section_started, 1)
@@ -338,6 +353,7 @@ DEFAULT_SETTINGS = {
     "iwae_k": 64, "likelihood_n": 300, "vlb_strata": 50, "ode_steps": 24,
     "latent_pairs": 16, "latent_steps": 12, "latent_ddim_steps": 20, "recon_n": 100, "inversion_steps": 50,
     "speed_batch": 64, "speed_steps": [10, 20, 50, 100], "seed_runs": 20, "seed_steps": 1500,
+    "seed_steps_hybrid": 3000,
 }
 
 
@@ -369,6 +385,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed-runs", type=int, default=d["seed_runs"],
                    help="seeds per family for the 2-D training-stability study (section seeds)")
     p.add_argument("--seed-steps", type=int, default=d["seed_steps"], help="training steps per 2-D seed run")
+    p.add_argument("--seed-steps-hybrid", type=int, default=d["seed_steps_hybrid"],
+                   help="training steps per 2-D seed run of the diffusion GAN (its four conditionals need more)")
     p.add_argument("--speed-batch", type=int, default=d["speed_batch"])
     p.add_argument("--speed-steps", nargs="+", type=int, default=d["speed_steps"])
     p.add_argument("--out", default=None, help="report.json (report.md beside it; default: "
@@ -382,6 +400,11 @@ def reports_beside(dataset: str) -> dict[str, dict]:
     """The committed MNIST report, which a report on another dataset sets its verdicts beside."""
     path = checkpoints_dir("mnist") / "report.json"
     return {"mnist": json.loads(path.read_text())} if dataset != "mnist" and path.is_file() else {}
+
+
+def report_path(args: argparse.Namespace) -> Path:
+    """--out, or the dataset's committed report."""
+    return Path(args.out) if args.out else checkpoints_dir(args.dataset) / "report.json"
 
 
 def settings_from(args: argparse.Namespace) -> dict:
@@ -401,7 +424,7 @@ def run(argv: list[str]) -> dict:
     report["command"] = "python -m engines.evaluate " + " ".join(argv)
     report["tolerances"] = TOLERANCES
     report["summary"] = summarise(report)
-    out = Path(args.out) if args.out else checkpoints_dir(args.dataset) / "report.json"
+    out = report_path(args)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1) + "\n")
     write_markdown(report, out.with_suffix(".md"), reports_beside(args.dataset))
@@ -413,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parse_args(argv)
         if args.check:
-            return check(Path(args.check), Path(args.out or checkpoints_dir(args.dataset) / "report.json"), run)
+            return check(Path(args.check), report_path(args), run)
         report = run(argv)
     except EngineError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -13,10 +13,9 @@ from pathlib import Path
 
 from engines.checkpoint import TRAINING_INFO_NAME, checkpoints_dir
 from engines.data.datasets import LAB_DATASETS, lab_dataset_of
-from engines.measure.report_markdown import in_words_of
 from engines.measure.sampler_benchmark import OUT as BENCHMARK, markdown_section
 from engines.measure.uncertainty import TIE_SE
-from engines.measure.verdicts import HYBRID_SPEED_FACTOR, pm
+from engines.measure.verdicts import HYBRID_SPEED_FACTOR, in_words_of, pm
 
 DESCRIPTIONS = {
     "vae": "Convolutional VAE: Gaussian encoder q(z|x) (8-d latent: fewer dimensions leave fewer holes between the "
@@ -134,6 +133,9 @@ def target_lines(name: str, report: dict, benchmark_path: Path = BENCHMARK) -> l
                          f"evaluations) against 1000-step DDPM's {rows['diffusion']['ms_per_sample']:.0f} ms "
                          f"(extrapolated): {speedup:.0f}x less; target {HYBRID_SPEED_FACTOR}x "
                          + ("met" if speedup >= HYBRID_SPEED_FACTOR else "not met"))
+        hybrids = next((r for r in report.get("summary", []) if r["row"] == "Hybrids"), {"checks": []})
+        lines += [f"- As stable as diffusion? The playground's diffusion GAN, {c['detail']}: {c['verdict']}"
+                  for c in hybrids["checks"] if c["claim"] == "diffusion GAN as stable as diffusion"]
     if name == "latent_diffusion" and "vae" in q:
         for net in q[name]["nets"]:
             a, b = q[name]["nets"][net], q["vae"]["nets"][net]

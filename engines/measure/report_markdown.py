@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 
 from engines.measure.hierarchy import group_by_decade
 from engines.measure.reproduce import TOLERANCES
 from engines.measure.uncertainty import TIE_SE
-from engines.measure.verdicts import FAMILIES, HYBRIDS, NAMES, made_by, pm
+from engines.measure.verdicts import FAMILIES, HYBRIDS, NAMES, in_words_of, made_by, pm
 
 def _table(header: list[str], rows: list[list]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
@@ -215,15 +214,22 @@ def stability_lines(report: dict, figure: Path | None) -> list[str]:
     return lines
 
 
+def budget(settings: dict) -> str:
+    """"1500 steps, measured every 100 steps", or per family where the study gave families different budgets."""
+    steps, every = settings["steps"], settings["check_every"]
+    if not isinstance(steps, dict):
+        return f"{steps} steps, measured every {every} steps"
+    return "; ".join(f"{NAMES[f]} {steps[f]} steps, measured every {every[f]}" for f in steps)
+
+
 def seeds_lines(report: dict) -> list[str]:
     st = report["seeds"]
     settings = st["settings"]
     lines = ["## Training stability across seeds (2-D)", "",
              f"A claim about a family cannot rest on one training run, and the image models above are one run "
              f"each. The 2-D playground's versions of the families were trained on the "
-             f"{settings['distribution_title']} with {len(settings['seeds'])} seeds each ({settings['steps']} steps, "
-             f"measured every "
-             f"{settings['check_every']} steps on {settings['samples']} samples; learning rates "
+             f"{settings['distribution_title']} with {len(settings['seeds'])} seeds each ({budget(settings)}; each "
+             f"measurement on {settings['samples']} samples; learning rates "
              + ", ".join(f"{NAMES[k]} {v:g}" for k, v in settings["lr"].items()) + "). "
              "Rates ± binomial standard errors over the seeds; means ± standard deviations over the seeds.", ""]
     lines += _table(["family", "collapse", "fell short of all modes", "oscillation", "final modes covered",
@@ -300,14 +306,6 @@ def write_markdown(report: dict, path: Path, others: dict[str, dict] | None = No
     summary = len(summary_lines(report))
     path.write_text("\n".join([in_words_of(dataset, "\n".join(lines[:summary])), *against,
                                in_words_of(dataset, "\n".join(lines[summary:]))]) + "\n")
-
-
-def in_words_of(dataset: str, text: str) -> str:
-    """Text written about digits, said of another dataset's images (MNIST's text is returned as it is)."""
-    if dataset == "mnist":
-        return text
-    return re.sub(r"\bdigit(s?)\b", r"image\1", text.replace("all ten digits", "all ten classes").replace(
-        "look more like digits", "look more like real ones"))
 
 
 def write_figure(report: dict, path: Path) -> Path | None:

@@ -116,7 +116,7 @@ def train_and_measure(distribution, family: str, seed: int, lr: float, steps: in
 
 def check_arguments(distribution, families, seeds, steps, check_every, samples, lr, drop_threshold) -> dict:
     """Refuses bad settings before any training, with messages that say what to pass; returns the
-    learning rate per family (the playground's default where none is given)."""
+    learning rate, steps and check_every per family (the playground's default rate where none is given)."""
     if not isinstance(distribution, str) or distribution not in PRESETS:
         raise EngineError(f"unknown distribution {distribution!r}: choose one of {', '.join(PRESETS)}")
     if isinstance(families, str) or not families or len(set(families)) != len(families) \
@@ -125,11 +125,13 @@ def check_arguments(distribution, families, seeds, steps, check_every, samples, 
                           f"got {families!r}")
     if check_count(seeds, cap=MAX_SEEDS, what="seeds") < 2:
         raise EngineError("seeds must be at least 2: a rate over seeds needs more than one run")
-    check_count(steps, cap=session.MAX_STEPS, what="steps")
-    check_count(check_every, cap=session.MAX_STEPS, what="check_every")
-    if steps % check_every or steps // check_every < MIN_CHECKPOINTS:
-        raise EngineError(f"steps must be a multiple of check_every giving at least {MIN_CHECKPOINTS} "
-                          f"checkpoints, got steps={steps}, check_every={check_every}")
+    steps, check_every = per_family(steps, families, "steps"), per_family(check_every, families, "check_every")
+    for f in families:
+        check_count(steps[f], cap=session.MAX_STEPS, what="steps")
+        check_count(check_every[f], cap=session.MAX_STEPS, what="check_every")
+        if steps[f] % check_every[f] or steps[f] // check_every[f] < MIN_CHECKPOINTS:
+            raise EngineError(f"steps must be a multiple of check_every giving at least {MIN_CHECKPOINTS} "
+                              f"checkpoints, got steps={steps[f]}, check_every={check_every[f]} for {f}")
     check_count(samples, cap=MAX_SAMPLES, what="samples")
     if isinstance(drop_threshold, bool) or not isinstance(drop_threshold, numbers.Real) \
             or not 0 < drop_threshold < 1:
@@ -137,8 +139,21 @@ def check_arguments(distribution, families, seeds, steps, check_every, samples, 
     if isinstance(lr, dict):
         if set(lr) - set(families):
             raise EngineError(f"learning rates given for families not studied: {sorted(set(lr) - set(families))}")
-        return {f: check_lr(lr[f]) if f in lr else DEFAULT_LR[f] for f in families}
-    return {f: DEFAULT_LR[f] if lr is None else check_lr(lr) for f in families}
+        lrs = {f: check_lr(lr[f]) if f in lr else DEFAULT_LR[f] for f in families}
+    else:
+        lrs = {f: DEFAULT_LR[f] if lr is None else check_lr(lr) for f in families}
+    return {"lr": lrs, "steps": steps, "check_every": check_every}
+
+
+def per_family(value, families, what: str) -> dict:
+    """One number for every family, or a dict with one for each (a family that learns more conditionals, like
+    the diffusion GAN's four, needs more steps to reach the same point of its training)."""
+    if not isinstance(value, dict):
+        return {f: value for f in families}
+    if set(value) != set(families):
+        raise EngineError(f"{what} given per family must name exactly the families studied {list(families)}, "
+                          f"got {sorted(value)}")
+    return dict(value)
 
 
 def definitions(n_modes: int, samples: int, drop_threshold: float) -> dict[str, str]:
@@ -169,26 +184,30 @@ def definitions(n_modes: int, samples: int, drop_threshold: float) -> dict[str, 
 
 
 def seed_study(distribution: str = "ring8", families=("gan", "vae", "diffusion"), seeds: int = SEEDS,
-               steps: int = STEPS, check_every: int = CHECK_EVERY, samples: int = SAMPLES,
-               lr: float | dict[str, float] | None = None, drop_threshold: float = DROP_THRESHOLD) -> dict:
+               steps: int | dict[str, int] = STEPS, check_every: int | dict[str, int] = CHECK_EVERY,
+               samples: int = SAMPLES, lr: float | dict[str, float] | None = None,
+               drop_threshold: float = DROP_THRESHOLD) -> dict:
     """Trains each family with seeds 0 .. seeds-1 and returns, as plain JSON numbers:
     {"settings": {...}, "definitions": {...}, "families": {family: summarise_seeds(...)}}.
 
     `lr`: None for the playground's default per family (training.DEFAULT_LR), one number for all, or a
-    dict per family. Writes nothing; raises EngineError on bad arguments before training anything."""
-    lrs = check_arguments(distribution, families, seeds, steps, check_every, samples, lr, drop_threshold)
+    dict per family; `steps` and `check_every`: one number for all or a dict naming every family (the
+    settings then hold them per family). Writes nothing; raises EngineError on bad arguments before training."""
+    per = check_arguments(distribution, families, seeds, steps, check_every, samples, lr, drop_threshold)
     dist = make_distribution(distribution)
     results = {}
     with torch.enable_grad():   # training, whatever the caller's autograd mode (the evaluation runs in no_grad)
         for family in families:
-            runs = [train_and_measure(dist, family, seed, lrs[family], steps, check_every, samples)
-                    for seed in range(seeds)]
+            runs = [train_and_measure(dist, family, seed, per["lr"][family], per["steps"][family],
+                                      per["check_every"][family], samples) for seed in range(seeds)]
             results[family] = summarise_seeds(runs, dist.n_modes, drop_threshold)
+    uniform = not isinstance(steps, dict) and not isinstance(check_every, dict)
     settings = {"distribution": distribution, "distribution_title": PRESETS[distribution][0],
                 "n_modes": dist.n_modes, "families": list(families), "seeds": list(range(seeds)),
-                "steps": steps, "check_every": check_every,
-                "checkpoints": list(range(check_every, steps + 1, check_every)), "samples": samples,
-                "lr": lrs, "batch_size": BATCH_SIZE, "drop_threshold": float(drop_threshold),
+                **({"steps": steps, "check_every": check_every,
+                    "checkpoints": list(range(check_every, steps + 1, check_every))} if uniform else
+                   {"steps": per["steps"], "check_every": per["check_every"]}),
+                "samples": samples, "lr": per["lr"], "batch_size": BATCH_SIZE, "drop_threshold": float(drop_threshold),
                 "diffusion_sampler_steps": session.VIEW_DIFFUSION_STEPS, "torch_threads": torch.get_num_threads()}
     return {"settings": settings, "definitions": definitions(dist.n_modes, samples, drop_threshold),
             "families": results}

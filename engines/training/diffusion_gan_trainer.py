@@ -48,7 +48,9 @@ class DiffusionGANHParams:
     # D alone for the first steps (G frozen): a random D is fooled by tiny changes of G's output (adversarial
     # examples), so G must not follow it until it has learnt what real denoising pairs look like.
     d_warmup_steps: int = 300
-    warm_start_from: str = ""  # a diffusion checkpoint whose UNet initialises G; "" = the shipped one; "none"
+    # A diffusion checkpoint whose UNet initialises G: "" = MNIST's shipped one (engines.train names the run's own
+    # lab dataset's, loop.with_parent); "none" = G from scratch.
+    warm_start_from: str = ""
 
 
 def diffusion_weights(directory: Path, config: DiffusionGANConfig) -> dict:

@@ -37,7 +37,7 @@ class LatentDiffusionHParams:
     steps: int = 8000
     warmup_steps: int = 200
     ema_decay: float = 0.999
-    vae_directory: str = ""   # the frozen VAE; "" = the shipped checkpoints/mnist/vae
+    vae_directory: str = ""   # the frozen VAE; "" = checkpoints/mnist/vae (another lab dataset's: loop.with_parent)
 
 
 @torch.no_grad()

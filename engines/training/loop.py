@@ -28,8 +28,8 @@ import torch
 from tqdm import tqdm
 
 from engines.checkpoint import (LOG_NAME, QUALITY_LOG_NAME, STATE_NAME, TRAINING_INFO_NAME, WEIGHTS_NAME,
-                                load_pretrained, load_training_state, push_to_hub, read_jsonl, save_pretrained,
-                                save_training_state)
+                                checkpoints_dir, load_pretrained, load_training_state, push_to_hub, read_jsonl,
+                                save_pretrained, save_training_state)
 from engines.data.datasets import DATASETS, lab_dataset_of, load_dataset
 from engines.errors import EngineError
 from engines.measure.quality import score_samples
@@ -93,6 +93,25 @@ def check_scoring(args: argparse.Namespace) -> None:
     if not (feature_nets(lab)["lenet"] / WEIGHTS_NAME).is_file():
         raise EngineError(f"--eval-every needs the {lab} lab classifier in {feature_nets(lab)['lenet']}: train it "
                           f"first (python -m engines.train classifier --dataset {args.dataset} --out ...)")
+
+
+# The hybrids start from a parent model: (the setting that names it, the parent shipped per lab dataset).
+PARENTS = {"diffusion_gan": ("warm_start_from", "diffusion"), "latent_diffusion": ("vae_directory", "vae")}
+
+
+def with_parent(family: str, dataset: str, overrides: dict) -> dict:
+    """A hybrid's parent from the run's own data: MNIST's is the setting's default (""); another lab dataset's
+    shipped parent is named; the user's own data has none, which is said before training (a hybrid of a
+    parent trained on other images would train, and mean nothing)."""
+    if family not in PARENTS or overrides.get(PARENTS[family][0]):
+        return overrides
+    key, parent = PARENTS[family]
+    lab = lab_dataset_of(dataset)
+    if lab is None:
+        raise EngineError(f"{family} starts from a {parent} model trained on the same images, and none ships for "
+                          f"--dataset {dataset}: train one and pass --set {key}=DIR"
+                          + (", or --set warm_start_from=none" if family == "diffusion_gan" else ""))
+    return overrides if lab == "mnist" else {**overrides, key: str(checkpoints_dir(lab) / parent)}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -228,13 +247,14 @@ def run(args: argparse.Namespace, command: str, runtime: Local) -> Path:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     check_scoring(args)
+    overrides = with_parent(args.family, args.dataset, parse_overrides(args.overrides))
     if (out / STATE_NAME).exists() and not args.resume:
         raise EngineError(f"{out} already holds a training run: pass --resume to continue it, or choose "
                           f"another --out")
     if runtime.is_main:
         out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)  # initial weights
-    trainer = TRAINERS[args.family](parse_overrides(args.overrides), lr=args.lr, batch_size=args.batch_size,
+    trainer = TRAINERS[args.family](overrides, lr=args.lr, batch_size=args.batch_size,
                                     steps=args.steps)
     n_shards = check_shards(args, trainer, runtime)
     trainer.place(runtime)
