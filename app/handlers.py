@@ -142,8 +142,9 @@ def default_sampler(steps: int = DEFAULT_UI_STEPS) -> tuple[str, str]:
         return "ddpm", f"Default: ancestral DDPM ({steps} steps)."
     row, ddim = best
     versus = f"; DDIM's {ddim['frechet_distance']:.1f}" if ddim and ddim is not row else ""
-    return row["sampler"], (f"Default: {row['sampler']}, the best {steps}-step sampler in the lab's benchmark "
-                            f"(Frechet distance {row['frechet_distance']:.1f}{versus}; lower is better).")
+    return row["sampler"], (f"Default: {row['sampler']}, the best {steps}-step sampler in the lab's benchmark on "
+                            f"MNIST (Frechet distance {row['frechet_distance']:.1f}{versus}; lower is better; the "
+                            f"same default serves Fashion-MNIST, not benchmarked).")
 
 
 def _sampling_inputs(seed, count, sampler, steps, cap: int, dataset) -> tuple[int, int, dict, str]:
