@@ -296,7 +296,7 @@ def feature_net_summary(net, directory: Path, test) -> dict:
 
 def seeds_section(names: list[str], settings: dict) -> dict:
     """The 2-D seed study of the families among `names`, and of the diffusion GAN when it is among them: it
-    learns four conditionals where the GAN learns one, so it trains --seed-steps-hybrid steps (measured every
+    learns four conditionals where the GAN learns one, so it trains --seed-steps-hybrid steps (measured at
     as many checkpoints as the families get) instead of --seed-steps."""
     families = tuple(n for n in names if n in FAMILIES) + (("diffusion_gan",) if "diffusion_gan" in names else ())
     steps = {f: settings["seed_steps_hybrid"] if f in HYBRIDS else settings["seed_steps"] for f in families}
