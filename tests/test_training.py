@@ -197,6 +197,8 @@ def test_a_hybrid_starts_from_the_parent_trained_on_the_runs_own_images(tmp_path
     assert with_parent("latent_diffusion", "fashion", {})["vae_directory"].endswith("fashion/vae")
     assert with_parent("latent_diffusion", "folder", {"vae_directory": "my/vae"}) == {"vae_directory": "my/vae"}
     assert with_parent("gan", "folder", {}) == {}
+    assert with_parent("diffusion_gan", "mnist-idx", {}) == {}     # MNIST's own IDX files: MNIST's parent
+    assert with_parent("diffusion_gan", "fashion-idx", {})["warm_start_from"].endswith("fashion/diffusion")
     for family, key in (("diffusion_gan", "warm_start_from"), ("latent_diffusion", "vae_directory")):
         args = [family, "--dataset", "folder", "--data-dir", str(tmp_path), "--out", str(tmp_path / "run"),
                 "--steps", "2"]

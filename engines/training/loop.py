@@ -97,6 +97,8 @@ def check_scoring(args: argparse.Namespace) -> None:
 
 # The hybrids start from a parent model: (the setting that names it, the parent shipped per lab dataset).
 PARENTS = {"diffusion_gan": ("warm_start_from", "diffusion"), "latent_diffusion": ("vae_directory", "vae")}
+# The same images read from the user's own IDX files: the lab dataset's shipped parents fit them.
+SAME_IMAGES = {"mnist-idx": "mnist", "fashion-idx": "fashion"}
 
 
 def with_parent(family: str, dataset: str, overrides: dict) -> dict:
@@ -106,7 +108,7 @@ def with_parent(family: str, dataset: str, overrides: dict) -> dict:
     if family not in PARENTS or overrides.get(PARENTS[family][0]):
         return overrides
     key, parent = PARENTS[family]
-    lab = lab_dataset_of(dataset)
+    lab = lab_dataset_of(dataset) or SAME_IMAGES.get(dataset)
     if lab is None:
         raise EngineError(f"{family} starts from a {parent} model trained on the same images, and none ships for "
                           f"--dataset {dataset}: train one and pass --set {key}=DIR"
