@@ -102,6 +102,19 @@ def test_resume_continues_exactly(family, tmp_path):
     assert a == b
 
 
+def test_gan_with_diff_augment_resumes_exactly_and_differs_from_plain(tmp_path, capsys):
+    augment = ("--set", "diff_augment=translation,cutout")
+    run_cli("gan", tmp_path / "straight", 4, *augment)
+    run_cli("gan", tmp_path / "resumed", 2, *augment)
+    run_cli("gan", tmp_path / "resumed", 4, "--resume", *augment)
+    run_cli("gan", tmp_path / "plain", 4)
+    weights = {name: (tmp_path / name / "model.safetensors").read_bytes() for name in ("straight", "resumed", "plain")}
+    assert weights["straight"] == weights["resumed"] != weights["plain"]
+    args = ["gan", "--out", str(tmp_path / "bad"), "--steps", "2", "--set", "diff_augment=rotation"]
+    assert main(args) == 2
+    assert "unknown DiffAugment policy rotation" in capsys.readouterr().err
+
+
 def test_refuses_to_overwrite_a_run_without_resume(tmp_path, capsys):
     run_cli("vae", tmp_path, 2)
     args = ["vae", "--out", str(tmp_path), "--steps", "4"] + [a for s in TINY["vae"] for a in ("--set", s)]

@@ -24,8 +24,10 @@ DESCRIPTIONS = {
            "Samples shown are the decoder's location for z ~ N(0, I).",
     "gan": "DCGAN-style generator (transposed convolutions, batch norm) and a spectrally normalised "
            "discriminator (latent size and widths in config.json), non-saturating loss, Adam(beta1=0.5); the "
-           "commands below say whether the learning rate was decayed over the run's last steps (lr_decay_steps). "
-           "The shipped generator is the EMA of G's weights (decay 0.999).",
+           "commands below say whether the learning rate was decayed over the run's last steps (lr_decay_steps) "
+           "and whether the discriminator saw only augmented images, real and generated alike (diff_augment: "
+           "DiffAugment's translation and cutout, Zhao et al. 2020, against a discriminator memorising a small "
+           "train split). The shipped generator is the EMA of G's weights (decay 0.999).",
     "diffusion": "Epsilon-prediction UNet (28->14->7, residual blocks, self-attention at 7x7), linear beta "
                  "schedule 1e-4..0.02 over T=1000 steps, simple DDPM loss, EMA weights (decay 0.999). "
                  "Sampling: our ancestral DDPM (beta_t or beta-tilde_t variance) or DDIM (eta), any step count, "

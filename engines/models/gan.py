@@ -5,7 +5,9 @@ What makes it train reliably on a CPU budget, and why:
   gradients stay informative instead of saturating;
 - the generator that ships is an exponential moving average of G's weights (Karras et al.; Yazici et al.
   2019), which smooths the oscillation that alternating updates cause;
-- Adam with beta1 = 0.5, as in DCGAN.
+- Adam with beta1 = 0.5, as in DCGAN;
+- optionally (`diff_augment`, engines/training/diff_augment.py) D sees only augmented images, real and generated
+  alike (DiffAugment, Zhao et al. 2020): on a few thousand digits an un-augmented D starts to memorise them.
 """
 from __future__ import annotations
 

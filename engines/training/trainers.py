@@ -26,6 +26,7 @@ from engines.models.classifier import Classifier, ClassifierConfig, random_shift
 from engines.models.diffusion import DiffusionConfig, DiffusionModel, diffusion_loss
 from engines.models.gan import Discriminator, GANConfig, Generator, discriminator_loss, generator_loss
 from engines.models.vae import VAE, VAEConfig
+from engines.training.diff_augment import check_policy, diff_augment
 from engines.training.distributed import Local
 
 
@@ -223,6 +224,7 @@ class GANHParams:
     beta1: float = 0.5
     ema_decay: float = 0.999
     lr_decay_steps: int = 0   # the run's last N steps decay both learning rates linearly towards 0 (0: constant)
+    diff_augment: str = ""    # D sees only augmented images, real and fake ("translation,cutout"; "": none)
 
 
 class GANTrainer(Trainer):
@@ -232,6 +234,7 @@ class GANTrainer(Trainer):
         self.generator = Generator(self.config)
         self.discriminator = Discriminator(self.config)
         self.ema = ema_of(self.generator, self.hparams.ema_decay)
+        check_policy(self.hparams.diff_augment)
         betas = (self.hparams.beta1, 0.999)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.lr, betas=betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.lr, betas=betas)
@@ -250,14 +253,17 @@ class GANTrainer(Trainer):
             fakes = [self.generator(torch.randn((len(s.images), self.config.latent_dim),
                                                 generator=s.generator).to(s.images.device)) for s in shards]
 
+        def judged(images, shard):   # D's logits, on DiffAugment's augmented images where the run asks for them
+            return self.discriminator(diff_augment(images, self.hparams.diff_augment, shard.generator))
+
         def d_loss(i, shard):
-            real_logits = self.discriminator(to_signed(shard.images))
-            fake_logits = self.discriminator(fakes[i].detach())
+            real_logits = judged(to_signed(shard.images), shard)
+            fake_logits = judged(fakes[i].detach(), shard)
             return discriminator_loss(real_logits, fake_logits), {
                 "d_real": torch.sigmoid(real_logits).mean().item(), "d_fake": torch.sigmoid(fake_logits).mean().item()}
         d = self.optimise(self.opt_d, self.discriminator, shards, d_loss, clip=None)
         g = self.optimise(self.opt_g, self.generator, shards,
-                          lambda i, shard: (generator_loss(self.discriminator(fakes[i])), {}), clip=None)
+                          lambda i, shard: (generator_loss(judged(fakes[i], shard)), {}), clip=None)
         self.ema.update_parameters(self.generator)
         return {"d_loss": d.pop("loss"), "g_loss": g["loss"], **d}
 
