@@ -15,7 +15,8 @@ Where things live (each folder holds one kind of thing; a module that is a comma
 | `sampling/`               | noise `schedule`, our `samplers`, `diffusers_adapter`, latent `interpolation`    |
 | `data/`                   | `datasets` (mnist5k, fashion, IDX files, image folders), `user_images`           |
 | `training/`               | `trainers` (per family: modules, optimisers, one step), `loop` (the whole run),  |
-|                           | `distributed` (processes, devices, mixed precision: accelerate)                  |
+|                           | `distributed` (processes, devices, mixed precision: accelerate),                 |
+|                           | `diff_augment` (the GAN discriminator's augmentations on small data)            |
 | `measure/`                | metrics (`quality`, `likelihood` and its split by level in `hierarchy`,          |
 |                           | `latent`, `stability`), error bars and ties                                      |
 |                           | (`uncertainty`); the `evaluation` run, its `verdicts`, `report_markdown`,         |
