@@ -162,6 +162,28 @@ def test_the_summary_speaks_of_the_datasets_images():
     assert "digit" not in fashion and "better images than the VAE" in fashion
 
 
+def test_check_of_any_report_never_writes_over_a_committed_report(tmp_path, monkeypatch, capsys):
+    # `--check checkpoints/fashion/report.json` (as Fashion's report.md says) once wrote its rerun over the
+    # committed MNIST report: the rerun's --out came from the default --dataset. It goes to a temporary folder.
+    import engines.measure.evaluation as evaluation
+    from engines.checkpoint import checkpoints_dir
+    committed = {d: (checkpoints_dir(d) / "report.json").read_bytes() for d in ("mnist", "fashion")}
+    outs = []
+
+    def fake_run(argv):
+        outs.append(argv[argv.index("--out") + 1])
+        return json.loads((checkpoints_dir("fashion") / "report.json").read_text())
+    monkeypatch.setattr(evaluation, "run", fake_run)
+    for argv in (["--check", str(checkpoints_dir("fashion") / "report.json")],
+                 ["--check", str(checkpoints_dir("fashion") / "report.json"), "--dataset", "fashion"]):
+        assert main(argv) == 0
+        assert "reproduced" in capsys.readouterr().out
+    assert all("evaluate-check-" in out for out in outs), outs
+    assert committed == {d: (checkpoints_dir(d) / "report.json").read_bytes() for d in ("mnist", "fashion")}
+    assert main(["--check", str(checkpoints_dir("fashion") / "report.json"), "--out", str(tmp_path / "r.json")]) == 0
+    assert outs[-1] == str(tmp_path / "r.json")
+
+
 def test_bad_settings_are_refused(capsys):
     assert main(["--likelihood-n", "0", "--out", "/nonexistent/report.json"]) == 2
     assert "likelihood-n" in capsys.readouterr().err

@@ -435,8 +435,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = parse_args(argv)
-        if args.check:
-            return check(Path(args.check), report_path(args), run)
+        if args.check:   # the rerun goes to --out or a temporary folder, never over a committed report
+            return check(Path(args.check), Path(args.out) if args.out else None, run)
         report = run(argv)
     except EngineError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -81,15 +81,15 @@ def compare_reports(reference: dict, rerun: dict, tolerances=TOLERANCES) -> list
     return problems
 
 
-def check(reference_path: Path, out: Path, run) -> int:
-    """Rerun the command recorded in a report (writing to `out`, or a temporary folder when `out` is the
-    report itself) and compare. Returns 0 when everything is within tolerance."""
+def check(reference_path: Path, out: Path | None, run) -> int:
+    """Rerun the command recorded in a report (writing to `out`, or a temporary folder when there is none or it
+    is the report itself) and compare. Returns 0 when everything is within tolerance."""
     reference = json.loads(Path(reference_path).read_text())
     argv = shlex.split(reference["command"])[3:]  # after "python -m engines.evaluate"
     if "--out" in argv:
         i = argv.index("--out")
         del argv[i:i + 2]
-    if Path(out).resolve() == Path(reference_path).resolve():
+    if out is None or Path(out).resolve() == Path(reference_path).resolve():
         out = Path(tempfile.mkdtemp(prefix="evaluate-check-")) / "report.json"
     rerun = run(argv + ["--out", str(out)])
     problems = compare_reports(reference, rerun)
