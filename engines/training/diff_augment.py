@@ -12,6 +12,8 @@ Two of the paper's policies, for images in [-1, 1]:
 The fill is the background value (-1, black in MNIST's and Fashion-MNIST's convention) where the paper fills
 with 0 (mid-grey for its natural images): a grey frame or patch would be a cue no real digit has.
 Random draws come from the caller's generator, so a resumed run augments exactly as an uninterrupted one.
+Measured here: on mnist5k's 4,000 digits within the shipped GAN's 15000-step budget it slowed convergence and did
+not raise the share of recognisable samples, so no shipped run uses it; it is there for longer runs and other data.
 """
 from __future__ import annotations
 
@@ -35,7 +37,8 @@ def translation(images: torch.Tensor, generator: torch.Generator) -> torch.Tenso
     cols = torch.arange(w) + shift - dx            # [N, W]
     batch = torch.arange(n)[:, None, None]
     # Advanced indices around the channel slice put their broadcast shape [N, H, W] first: back to [N, C, H, W].
-    return padded[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    index = [t.to(images.device) for t in (batch, rows[:, :, None], cols[:, None, :])]
+    return padded[index[0], :, index[1], index[2]].permute(0, 3, 1, 2)
 
 
 def cutout(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -47,7 +50,7 @@ def cutout(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     inside_rows = (ys >= top) & (ys < top + size_h)                    # [N, H]
     inside_cols = (xs >= left) & (xs < left + size_w)                  # [N, W]
     hidden = (inside_rows[:, :, None] & inside_cols[:, None, :])[:, None]
-    return images.masked_fill(hidden, BACKGROUND)
+    return images.masked_fill(hidden.to(images.device), BACKGROUND)   # draws on the CPU, images anywhere
 
 
 POLICIES = {"translation": translation, "cutout": cutout}
