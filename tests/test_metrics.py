@@ -142,3 +142,14 @@ def test_comparisons_call_differences_within_two_standard_errors_a_tie():
     assert combine([{"verdict": AGREES}, {"verdict": DISAGREES}, {"verdict": AGREES}]) == \
         "mixed: 2 agrees, 1 disagrees"
     assert combine([]) == "cannot say"
+
+
+def test_share_of_real_is_one_for_the_real_test_digits_and_zero_for_blank_images():
+    """The training log's bar quantity, per feature net: the real digits are their own reference; a blank page is
+    no digit to the lab net. (The all-convolutional net calls it one with confidence: its global average pooling of
+    a page without strokes lands on one class. One more reason no bar rests on one net alone.)"""
+    from engines.data.datasets import load_lab_split
+    from engines.measure.quality import score_samples
+    real = load_lab_split("mnist", "test").images
+    assert score_samples(real)["share_of_real"] == {"lenet": 1.0, "allconv": 1.0}
+    assert score_samples(torch.zeros_like(real[:50]))["share_of_real"]["lenet"] == 0.0

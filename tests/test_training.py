@@ -183,6 +183,7 @@ def test_eval_every_scores_each_checkpoint_into_the_quality_log(tmp_path):
     assert [row["step"] for row in rows] == [2, 4]
     for row in rows:
         assert 0 <= row["confident_share"] <= 1 and row["frechet_distance"] > 0 and row["n"] == 20
+        assert set(row["share_of_real"]) == {"lenet", "allconv"}   # the quality bars hold in both nets
 
 
 def test_eval_every_needs_a_lab_classifier_for_the_runs_data(tmp_path, capsys):

@@ -8,7 +8,8 @@ shipped model (config.json + model.safetensors), the resumable training state, t
 appends losses to train_log.jsonl (one JSON object per line; lines past the checkpoint are dropped on resume,
 so a kill -9 loses only the work since the last checkpoint). With --eval-every N, every N steps it also scores
 the checkpoint's samples with the lab classifier into quality_log.jsonl, so that oscillation or collapse
-during training is visible (`engines.evaluate` plots both logs).
+during training is visible (`engines.evaluate` plots both logs), and with each feature net's share of
+samples recognised over the real test digits' (`share_of_real`: what the model cards' quality bars check).
 
 The same command runs data-parallel under `torchrun --nproc_per_node N -m engines.train ...` or `accelerate
 launch [--multi_gpu] -m engines.train ...` (engines/training/distributed.py): --batch-size is the global
