@@ -237,13 +237,10 @@ LESSON_NUMBERS = {
 @pytest.mark.slow
 @pytest.mark.parametrize("key", list(LESSON_NUMBERS))
 def test_each_lesson_streams_and_ends_with_numbers_that_show_its_claim(client, key):
-    import time
-
     from engines.toy.lessons import LESSONS
     assert set(LESSON_NUMBERS) == set(LESSONS)
-    start = time.perf_counter()
+    # How long a lesson takes is a benchmark (scripts/lesson_times.py), not a test: it depends on the machine.
     frames = run_to_end(client.submit(key, api_name="/playground_lesson"))
-    seconds = time.perf_counter() - start
     assert len(frames) >= 4                                   # live updates, not one final answer
     status, vae, gan, diffusion, diffusion_gan, table, numbers = frames[-1]
     assert numbers["done"] and numbers["lesson"] == key
@@ -255,7 +252,6 @@ def test_each_lesson_streams_and_ends_with_numbers_that_show_its_claim(client, k
         assert end["game_value"] <= end["game_optimum"] + 2 * end["game_optimum_se"]
     assert "Every claim holds" in status and table.count("- **holds**:") == len(numbers["claims"])
     assert any(image is not None for image in (vae, gan, diffusion, diffusion_gan))
-    assert seconds < 45, f"{key} took {seconds:.0f} s"   # < 30 s on 2 idle cores; this leaves room for a busy CI
 
 
 @pytest.mark.slow
