@@ -1,8 +1,9 @@
 """Preset lessons: each trains what it needs on one toy, measures, and checks the seed's claim in numbers.
 
 A lesson fixes everything (distribution, families, steps, learning rates, seed), so the same lesson always
-shows the same numbers on the same machine; each runs in well under 30 s on 2 CPU cores. `claims` turns the
-measurements into sentences that hold or not; the app shows them and the tests assert them.
+shows the same numbers on the same machine; each takes under a minute on 2 CPU cores (`scripts/lesson_times.py`
+measures it). `claims` turns the measurements into sentences that hold or not; the app shows them and the tests
+assert them.
 """
 from __future__ import annotations
 
