@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from engines.toy.lessons import LESSONS, run_lesson
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # run as a script from any folder
+from engines.toy.lessons import LESSONS, run_lesson  # noqa: E402
 
 
 def main() -> None:
