@@ -80,5 +80,10 @@ class Engine:
     def sample(self, n: int, seed: int = 0, **options) -> torch.Tensor:
         raise NotImplementedError
 
+    def network_evaluations(self, **sampling_options) -> int:
+        """Network calls per sample when `sample` is called with the same options: the cost unit that compares
+        one-pass models with iterative samplers. Every engine says its own; there is no default."""
+        raise NotImplementedError(f"{type(self).__name__} does not say its network evaluations per sample")
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} from {self.directory}>"

@@ -1,5 +1,5 @@
-"""Which engines exist, and how to load one. Adding a family is one module under engines/models/ and one
-line in ENGINES.
+"""Which families exist, and how to load one. A family is one record (`engines.family.Family`, defined at the
+end of its model module) and one line in FAMILIES below; everything that lists families reads FAMILIES.
 
     load_engine("diffusion")                     # from checkpoints/mnist/diffusion unless a directory is given
     load_engine("gan", dataset="fashion")        # from checkpoints/fashion/gan
@@ -12,36 +12,55 @@ from pathlib import Path
 from engines.checkpoint import CHECKPOINTS, CONFIG_NAME, WEIGHTS_NAME, checkpoints_dir
 from engines.engine import Engine
 from engines.errors import EngineError
-from engines.models.diffusion import DiffusionEngine
-from engines.models.diffusion_gan import DiffusionGANEngine
-from engines.models.gan import GANEngine
-from engines.models.latent_diffusion import LatentDiffusionEngine
-from engines.models.vae import VAEEngine
+from engines.family import Family
+from engines.models import diffusion, diffusion_gan, gan, latent_diffusion, vae
 
-ENGINES: dict[str, type[Engine]] = {
-    "vae": VAEEngine,
-    "gan": GANEngine,
-    "diffusion": DiffusionEngine,
-    "latent_diffusion": LatentDiffusionEngine,
-    "diffusion_gan": DiffusionGANEngine,
-}
+# The lab's families in canonical order (the order of every table, chart and grid): the seed's three, then the
+# hybrids. Adding a family: its model module ends with `FAMILY = Family(...)`; add it here.
+FAMILIES: dict[str, Family] = {}
+
+
+def register_family(family: Family) -> Family:
+    """Add a family to the registry (a test's throwaway family uses this too); its name must be new."""
+    if family.name in FAMILIES:
+        raise EngineError(f"a family named {family.name!r} is already registered")
+    unknown = [p for p in family.parents if p not in FAMILIES]
+    if unknown:
+        raise EngineError(f"{family.name}: register its parents first ({', '.join(unknown)})")
+    FAMILIES[family.name] = family
+    return family
+
+
+for _module in (vae, gan, diffusion, latent_diffusion, diffusion_gan):
+    register_family(_module.FAMILY)
+
+
+def families(kind: str | None = None) -> list[Family]:
+    """The registered families in canonical order; kind "family" (the seed's three) or "hybrid" filters."""
+    return [f for f in FAMILIES.values() if kind is None or f.kind == kind]
+
+
+def family(name: str) -> Family:
+    """The record of family `name`, or a clear error naming the known ones."""
+    if not isinstance(name, str) or name not in FAMILIES:
+        raise EngineError(f"unknown engine {name!r}: choose one of {', '.join(FAMILIES)}")
+    return FAMILIES[name]
 
 
 def available_engines(root: str | Path = CHECKPOINTS) -> list[str]:
     """Names of the families with a checkpoint (config + weights) under `root`, in canonical order."""
     root = Path(root)
-    return [name for name in ENGINES
+    return [name for name in FAMILIES
             if (root / name / CONFIG_NAME).is_file() and (root / name / WEIGHTS_NAME).is_file()]
 
 
 def load_engine(name: str, directory: str | Path | None = None, dataset: str = "mnist") -> Engine:
-    """Load the `name` engine ('vae', 'gan', 'diffusion', 'latent_diffusion' or 'diffusion_gan') from
-    `directory`, or else the one shipped for `dataset` ('mnist' or 'fashion')."""
-    if not isinstance(name, str) or name not in ENGINES:
-        raise EngineError(f"unknown engine {name!r}: choose one of {', '.join(ENGINES)}")
+    """Load the engine of family `name` (a key of FAMILIES) from `directory`, or else the one shipped for
+    `dataset` ('mnist' or 'fashion')."""
+    engine_class = family(name).engine
     if directory is None:
         directory = checkpoints_dir(dataset) / name
         if not (directory / CONFIG_NAME).is_file():
             raise EngineError(f"no {name} model ships for the {dataset} dataset (nothing in {directory}); "
                               f"the ones that do: {', '.join(available_engines(directory.parent)) or 'none'}")
-    return ENGINES[name].load(Path(directory))
+    return engine_class.load(Path(directory))

@@ -10,7 +10,7 @@ import torch
 
 from engines import MAX_SAMPLES, EngineError, available_engines, load_engine
 from engines.checkpoint import CHECKPOINTS, checkpoints_dir
-from engines.registry import ENGINES
+from engines.registry import FAMILIES
 from engines.data.datasets import load_mnist5k
 
 FAST = {"vae": {}, "gan": {}, "diffusion": {"sampler": "ddim", "steps": 5}}
@@ -35,7 +35,7 @@ def test_each_dataset_loads_its_own_models_and_refuses_what_does_not_ship():
     assert torch.equal(fashion.sample(4, seed=0), by_folder.sample(4, seed=0))
     info = json.loads((checkpoints_dir("fashion") / "gan" / "training_info.json").read_text())
     assert info["dataset"] == "fashion" and info["train_images"] == 60000
-    for name in ENGINES:
+    for name in FAMILIES:
         if name not in available_engines(checkpoints_dir("fashion")):
             with pytest.raises(EngineError, match=f"no {name} model ships for the fashion dataset"):
                 load_engine(name, dataset="fashion")

@@ -20,6 +20,7 @@ from engines.sampling.diffusers_adapter import (PREFIX, SCHEDULERS, iterate_sche
                                                network_evaluations)
 from engines.engine import Engine, check_count, make_generator
 from engines.errors import EngineError
+from engines.family import Family
 from engines.sampling.samplers import (DEFAULT_SPACING, check_eta, check_variance_type, ddim_step, ddpm_step,
                                       iterate, make_timesteps)
 from engines.sampling.schedule import NoiseSchedule
@@ -115,8 +116,10 @@ class DiffusionEngine(Engine):
     def samplers(self) -> list[str]:
         return list(SAMPLERS) + [PREFIX + name for name in SCHEDULERS]
 
-    def network_evaluations(self, sampler: str, steps: int | None = None) -> int:
-        """Network calls per sample for a sampler and step count (Heun makes two per step but the last)."""
+    def network_evaluations(self, sampler: str = "ddpm", steps: int | None = None, spacing: str | None = None,
+                            eta: float = 0.0, variance_type: str | None = None) -> int:
+        """Network calls per sample for a sampler and step count (Heun makes two per step but the last); takes
+        sample()'s options (spacing, eta and the variance do not change the count)."""
         steps = self.num_train_timesteps if steps is None else steps
         if isinstance(sampler, str) and sampler.startswith(PREFIX):
             return network_evaluations(self.scheduler(sampler, steps))
@@ -175,3 +178,12 @@ class DiffusionEngine(Engine):
         if t_tensor.dtype.is_floating_point or (t_tensor < 0).any() or (t_tensor > t_max).any():
             raise EngineError(f"t must be whole numbers in [0, {t_max}], got {t!r}")
         return self.schedule.q_sample(to_signed(x0), t_tensor, noise)
+
+
+DESCRIPTION = ("Epsilon-prediction UNet (28->14->7, residual blocks, self-attention at 7x7), linear beta schedule "
+               "1e-4..0.02 over T=1000 steps, simple DDPM loss, EMA weights (decay 0.999). Sampling: our ancestral "
+               "DDPM (beta_t or beta-tilde_t variance) or DDIM (eta), any step count, or any diffusers scheduler "
+               "(`sampler=\"diffusers:<Class>\"`) built from the same betas.")
+FAMILY = Family(name="diffusion", title="diffusion", engine=DiffusionEngine,
+                trainer="engines.training.diffusion:DiffusionTrainer", colour="tab:green", description=DESCRIPTION,
+                takes_sampler=True, likelihood=True, latent=True, quality_bar=0.90)

@@ -37,6 +37,7 @@ from torch import nn
 
 from engines.checkpoint import hub_metadata, load_pretrained
 from engines.data.datasets import from_signed
+from engines.family import Family
 from engines.engine import Engine, check_count, make_generator
 from engines.models.unet import UNet, UNetConfig
 from engines.sampling.samplers import SamplerStep, make_timesteps
@@ -164,6 +165,7 @@ class DiffusionGANEngine(Engine):
         return self.config.latent_dim
 
     def network_evaluations(self) -> int:
+        """One generator call per denoising step."""
         return len(self.timesteps)
 
     def _trajectory(self, n: int, seed: int):
@@ -198,3 +200,22 @@ class DiffusionGANEngine(Engine):
         [-1, 1] space, as DiffusionEngine.trace does; the last step's prev_sample, mapped to [0, 1], equals
         sample()."""
         yield from self._trajectory(n, seed)
+
+
+# Why the report has no bits/dim for it.
+NO_LIKELIHOOD = ("none: each step's generator is implicit (x0 is a learned function of x_t and z), so the chain "
+                 "assigns no tractable probability to a test digit (Xiao et al. 2022 report none either)")
+DESCRIPTION = ("Denoising diffusion GAN (Xiao et al. 2022): four large denoising steps at t = 999, 749, 499, 249 of "
+               "the diffusion model's linear schedule. The generator G(x_t, z, t) is the diffusion model's UNet, "
+               "started from its weights, with a 32-d z added to its time embedding through a zero-initialised MLP; "
+               "it predicts x0, and the next x is drawn from the forward posterior q(x_t' | x_t, x0). A "
+               "time-conditioned discriminator on (x_t', x_t, step) (not shipped) is trained with the non-saturating "
+               "loss and an R1 penalty on real pairs; it trains alone for the first steps (`d_warmup_steps`: a "
+               "random discriminator is fooled by tiny changes of G's output) and then at a higher learning rate "
+               "than G (`d_lr`); Adam(0.5, 0.9); the shipped generator is the EMA of G (decay 0.999). Sampling: its "
+               "four steps, one generator call each.")
+FAMILY = Family(name="diffusion_gan", title="diffusion GAN", engine=DiffusionGANEngine,
+                trainer="engines.training.diffusion_gan:DiffusionGANTrainer", colour="tab:red",
+                description=DESCRIPTION, parents=("gan", "diffusion"), no_likelihood=NO_LIKELIHOOD,
+                quality_bar=0.90, parent_options={"warm_start_from": "diffusion"},
+                caption=" (its own few steps, one generator call each, whatever the sampler)")

@@ -24,6 +24,7 @@ from engines.checkpoint import hub_metadata, load_pretrained
 from engines.data.datasets import from_signed
 from engines.engine import Engine, check_count, make_generator
 from engines.errors import EngineError
+from engines.family import Family
 from engines.sampling.interpolation import interpolate_latents
 
 MAX_TRUNCATION_DRAWS = 1000
@@ -121,6 +122,24 @@ class GANEngine(Engine):
     def sample(self, n: int, seed: int = 0, truncation: float | None = None) -> torch.Tensor:
         return self.generate(self.latents(n, seed, truncation))
 
+    def network_evaluations(self, truncation: float | None = None) -> int:
+        """One generator pass per sample, truncated or not."""
+        return 1
+
     def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int = 8, method: str = "slerp") -> torch.Tensor:
         """Images along a path between latents a and b (each [latent_dim])."""
         return self.generate(interpolate_latents(a.reshape(-1).float(), b.reshape(-1).float(), steps, method))
+
+
+# Why the report has no bits/dim for it.
+NO_LIKELIHOOD = ("no explicit likelihood: the generator is an implicit model (a deterministic map of z, its images "
+                 "lie on a 64-d surface in 784-d pixel space), so it assigns no probability to a test digit")
+DESCRIPTION = ("DCGAN-style generator (transposed convolutions, batch norm) and a spectrally normalised "
+               "discriminator (latent size and widths in config.json), non-saturating loss, Adam(beta1=0.5); the "
+               "commands below say whether the learning rate was decayed over the run's last steps (lr_decay_steps) "
+               "and whether the discriminator saw only augmented images, real and generated alike (diff_augment: "
+               "DiffAugment's translation and cutout, Zhao et al. 2020, against a discriminator memorising a small "
+               "train split). The shipped generator is the EMA of G's weights (decay 0.999).")
+FAMILY = Family(name="gan", title="GAN", engine=GANEngine, trainer="engines.training.gan:GANTrainer",
+                colour="tab:orange", description=DESCRIPTION, no_likelihood=NO_LIKELIHOOD, latent=True,
+                quality_bar=0.80)

@@ -24,6 +24,7 @@ from engines.checkpoint import hub_metadata, load_pretrained
 from engines.data.datasets import from_signed, to_signed
 from engines.engine import Engine, check_count, make_generator
 from engines.errors import EngineError
+from engines.family import Family
 from engines.sampling.interpolation import interpolate_latents
 
 MIN_LOG_SCALE = -7.0
@@ -174,6 +175,10 @@ class VAEEngine(Engine):
     def sample(self, n: int, seed: int = 0) -> torch.Tensor:
         return self.decode(self.latents(n, seed))
 
+    def network_evaluations(self) -> int:
+        """One decoder pass per sample."""
+        return 1
+
     def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int = 8, method: str = "slerp") -> torch.Tensor:
         """Decode a path between the posterior means of images a and b (each [C, H, W] or [1, C, H, W])."""
         za, zb = self.encode(torch.cat([self._check_images(a), self._check_images(b)]))[0]
@@ -229,3 +234,11 @@ class VAEEngine(Engine):
     def bits_per_dim(self, log_prob_nats: torch.Tensor) -> torch.Tensor:
         c, s = self.model.config.image_channels, self.model.config.image_size
         return bits_per_dim(log_prob_nats, c * s * s)
+
+
+DESCRIPTION = ("Convolutional VAE: Gaussian encoder q(z|x) (8-d latent: fewer dimensions leave fewer holes between "
+               "the prior and the encoded digits, so prior samples look more like digits), reparameterisation, "
+               "discretised-logistic decoder p(x|z) over the 256 pixel levels, trained by maximising the ELBO. "
+               "Samples shown are the decoder's location for z ~ N(0, I).")
+FAMILY = Family(name="vae", title="VAE", engine=VAEEngine, trainer="engines.training.vae:VAETrainer",
+                colour="tab:blue", description=DESCRIPTION, likelihood=True, latent=True, quality_bar=0.65)
