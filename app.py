@@ -46,12 +46,14 @@ def main() -> None:
     args = parse_args()
     import torch
     torch.set_num_threads(TORCH_THREADS)
-    from app.handlers import SHIPPED_DATASETS, engine, first_visit, ships
+    from app.inputs import SHIPPED_DATASETS, engine, ships
+    from app.tabs.side_by_side import first_visit
+    from engines.registry import families
     print(f"loading the models of {', '.join(SHIPPED_DATASETS)}...", file=sys.stderr, flush=True)
     for dataset in SHIPPED_DATASETS:
-        for name in ("vae", "gan", "diffusion"):
-            if ships(name, dataset):
-                engine(name, dataset)  # load every model once, before the first visitor
+        for family in families():
+            if ships(family.name, dataset):
+                engine(family.name, dataset)  # load every model once, before the first visitor
     first_visit()     # and sample the landing tab's pictures, so that even the first visitor waits for nothing
     demo = build_demo()
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)

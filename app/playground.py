@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import gradio as gr
 import torch
 
-from app.handlers import user_error, whole_number
+from app.inputs import user_error, whole_number
 from app.playground_figures import family_strip, truth_image
 from app.widgets import pick_brush
 from engines import MAX_SEED

@@ -15,10 +15,12 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from engines.registry import families  # noqa: E402
 from engines.toy.views import EXTENT  # noqa: E402
 
-COLOURS = {"vae": "tab:blue", "gan": "tab:orange", "diffusion": "tab:green", "diffusion_gan": "tab:red"}
-NAMES = {"vae": "VAE", "gan": "GAN", "diffusion": "Diffusion", "diffusion_gan": "Diffusion GAN"}
+# The toy families share the lab families' names: each is drawn in its lab family's colour, under its title.
+COLOURS = {family.name: family.colour for family in families()}
+NAMES = {family.name: family.title[:1].upper() + family.title[1:] for family in families()}
 BOX = [-EXTENT, EXTENT, -EXTENT, EXTENT]
 MAX_CURVE_POINTS = 400
 
@@ -76,8 +78,11 @@ def _discriminators(ax_learned, ax_optimal, density, view, samples) -> None:
 
 
 def family_strip(family: str, density, snapshot) -> Image.Image:
-    """Samples over the true density | the loss curve | the family's own picture(s)."""
-    panels = 4 if family in ("vae", "gan") else 3
+    """Samples over the true density | the loss curve | the family's own view, drawn as what its snapshot holds:
+    a latent map (encoder means, a decoded grid), a discriminator (the learned D beside D*) or sampling paths."""
+    view = snapshot.extra.get(family)
+    draw, own_panels = _own_view(view)
+    panels = 2 + own_panels
     figure = Figure(figsize=(3.0 * panels, 3.0), layout="constrained")
     axes = [figure.add_subplot(1, panels, i + 1) for i in range(panels)]
     coverage = snapshot.coverage[family]
@@ -86,31 +91,50 @@ def family_strip(family: str, density, snapshot) -> Image.Image:
                              f"modes covered, {coverage.on_support:.0%} on a mode")
     axes[0].scatter(samples[:, 0], samples[:, 1], s=1.5, color=COLOURS[family], alpha=0.6)
     _losses(axes[1], snapshot.losses[family])
-    extra = snapshot.extra.get(family)
-    if family == "gan":
-        _optimal_loss(axes[1], snapshot.extra.get("gan_divergence_history", []))
-        _discriminators(axes[2], axes[3], density, snapshot.extra["gan_divergence"], samples)
-    elif family == "vae":
-        means, lines = (t.numpy() for t in extra)
-        axes[2].scatter(means[:, 0], means[:, 1], s=2, color=COLOURS[family])
-        axes[2].set_xlim(-3.5, 3.5)
-        axes[2].set_ylim(-3.5, 3.5)
-        axes[2].set_aspect("equal")
-        axes[2].set_title("encoder means of data (z space)", fontsize=9)
-        axes[2].tick_params(labelsize=7)
-        _plane(axes[3], density, "decoder: a latent grid, mapped")
-        for line in lines:
-            axes[3].plot(line[:, 0], line[:, 1], color=COLOURS[family], linewidth=0.6)
-    elif family in ("diffusion", "diffusion_gan"):
-        path = extra.numpy()   # [steps + 1, n, 2]
-        how = "DDIM trajectories" if family == "diffusion" else "its chain: x0 = G(x_t, z), x_t' ~ q"
-        _plane(axes[2], density, f"{how} from x_T\n({len(path) - 1} steps)")
-        for i in range(path.shape[1]):
-            axes[2].plot(path[:, i, 0], path[:, i, 1], linewidth=0.6, color=COLOURS[family], alpha=0.7)
-        axes[2].scatter(path[0, :, 0], path[0, :, 1], s=4, color="grey", label="x_T")
-        axes[2].scatter(path[-1, :, 0], path[-1, :, 1], s=6, color="black", label="x_0")
-        axes[2].legend(fontsize=7, loc="lower right")
+    if draw is not None:
+        draw(axes, density, snapshot, view, COLOURS[family], samples)
     return to_image(figure)
+
+
+def _own_view(view) -> tuple:
+    """How to draw a family's own view, by what it is: (drawer or None, the panels it takes)."""
+    if view is None:
+        return None, 0
+    if isinstance(view, tuple):
+        return _latent_view, 2
+    return (_paths_view, 1) if view.dim() == 3 else (_divergence_view, 2)
+
+
+def _divergence_view(axes, density, snapshot, view, colour: str, samples) -> None:
+    """The GAN: D*'s loss under the loss curve, and the learned D beside D*."""
+    _optimal_loss(axes[1], snapshot.extra.get("gan_divergence_history", []))
+    _discriminators(axes[2], axes[3], density, snapshot.extra["gan_divergence"], samples)
+
+
+def _latent_view(axes, density, snapshot, view, colour: str, samples) -> None:
+    """The VAE: the data's encoder means in z space, and a latent grid mapped through the decoder."""
+    means, lines = (t.numpy() for t in view)
+    axes[2].scatter(means[:, 0], means[:, 1], s=2, color=colour)
+    axes[2].set_xlim(-3.5, 3.5)
+    axes[2].set_ylim(-3.5, 3.5)
+    axes[2].set_aspect("equal")
+    axes[2].set_title("encoder means of data (z space)", fontsize=9)
+    axes[2].tick_params(labelsize=7)
+    _plane(axes[3], density, "decoder: a latent grid, mapped")
+    for line in lines:
+        axes[3].plot(line[:, 0], line[:, 1], color=colour, linewidth=0.6)
+
+
+def _paths_view(axes, density, snapshot, view, colour: str, samples) -> None:
+    """Diffusion and the diffusion GAN: their sampling chains from x_T (DDIM or Langevin paths; the GAN's
+    x0 = G(x_t, z), x_t' ~ q steps)."""
+    path = view.numpy()   # [steps + 1, n, 2]
+    _plane(axes[2], density, f"its sampling paths from x_T\n({len(path) - 1} steps)")
+    for i in range(path.shape[1]):
+        axes[2].plot(path[:, i, 0], path[:, i, 1], linewidth=0.6, color=colour, alpha=0.7)
+    axes[2].scatter(path[0, :, 0], path[0, :, 1], s=4, color="grey", label="x_T")
+    axes[2].scatter(path[-1, :, 0], path[-1, :, 1], s=6, color="black", label="x_0")
+    axes[2].legend(fontsize=7, loc="lower right")
 
 
 def truth_image(density, points=None, title: str = "true density") -> Image.Image:

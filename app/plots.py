@@ -10,8 +10,11 @@ matplotlib.use("Agg")  # no display on a server
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-FAMILY_COLOURS = {"vae": "tab:blue", "gan": "tab:orange", "diffusion": "tab:green", "latent_diffusion": "tab:purple",
-                  "diffusion_gan": "tab:red", "classifier": "tab:gray"}
+from engines.registry import families as _families  # noqa: E402
+from engines.registry import family as _family  # noqa: E402
+
+# Each family's colour in every chart, from its record; anything else (the feature nets' classifier) in grey.
+FAMILY_COLOURS = {family.name: family.colour for family in _families()}
 
 
 def png(figure: Figure, dpi: int = 100) -> str:
@@ -30,7 +33,7 @@ def _figure(width: float = 6.4, height: float = 3.6) -> tuple[Figure, plt.Axes]:
 def loss_curves(logs: dict[str, list[dict]]) -> Figure:
     """One panel per family: every loss it logs against the training step."""
     figure = Figure(figsize=(10, 3.2), layout="constrained")
-    names = [n for n in ("vae", "gan", "diffusion") if logs.get(n)]
+    names = [f.name for f in _families() if logs.get(f.name)]
     for i, name in enumerate(names):
         ax = figure.add_subplot(1, len(names), i + 1)
         rows = [r for r in logs[name] if "step" in r]
@@ -39,10 +42,16 @@ def loss_curves(logs: dict[str, list[dict]]) -> Figure:
             ax.plot([r["step"] for r in rows], [r[key] for r in rows], label=key, linewidth=1)
         ax.set_title(f"{name}: training losses")
         ax.set_xlabel("step")
-        if name == "vae":
-            ax.set_yscale("symlog")
+        if _wide_range([r[key] for r in rows for key in keys]):
+            ax.set_yscale("symlog")   # a loss that falls by orders of magnitude (the VAE's) stays readable
         ax.legend(fontsize=7)
     return figure
+
+
+def _wide_range(values: list[float]) -> bool:
+    """Values spread over more than two orders of magnitude."""
+    size = [abs(v) for v in values if isinstance(v, (int, float)) and v]
+    return bool(size) and max(size) > 100 * min(size)
 
 
 def quality_during_training(logs: dict[str, list[dict]]) -> Figure:
@@ -152,7 +161,8 @@ def _latent_panel(ax, report: dict, families: list[str], verdict: str) -> None:
 
 def _seeds_panel(ax, report: dict, families: list[str], verdict: str) -> None:
     seeds = report["seeds"]["families"]
-    families = [f for f in (*families, "diffusion_gan") if f in seeds]   # the hybrid where the study trained it
+    # the seed's families, and the hybrids where the study trained them
+    families = [f.name for f in _families() if f.name in seeds and (f.name in families or f.is_hybrid)]
     for offset, (key, hatch) in zip((-0.2, 0.2), (("collapse_rate", ""), ("oscillation_rate", "//"))):
         ax.bar([i + offset for i in range(len(families))], [seeds[f][key] for f in families], width=0.4,
                yerr=[seeds[f][key + "_se"] for f in families], capsize=3, hatch=hatch,
@@ -163,9 +173,12 @@ def _seeds_panel(ax, report: dict, families: list[str], verdict: str) -> None:
 
 
 def _speed_panel(ax, report: dict, families: list[str], verdict: str) -> None:
-    diffusion = [r for r in report["speed"]["rows"] if r["engine"] == "diffusion" and not r.get("extrapolated")]
-    rows = [r for r in report["speed"]["rows"] if r["engine"] != "diffusion"] + \
-        [min(diffusion, key=lambda r: r["ms_per_sample"])]
+    measured = [r for r in report["speed"]["rows"] if not r.get("extrapolated")]
+    fastest = {}   # each engine's fastest measured setting (diffusion: the few-step sampler), in registry order
+    for row in measured:
+        if row["engine"] not in fastest or row["ms_per_sample"] < fastest[row["engine"]]["ms_per_sample"]:
+            fastest[row["engine"]] = row
+    rows = [fastest[f.name] for f in _families() if f.name in fastest]
     # One word a line ("latent\ndiffusion"), so that five labels fit under the panel.
     _bars(ax, [r["engine"].replace("_", "\n") + f"\n{r['nfe']} NFE" for r in rows], [r["ms_per_sample"] for r in rows],
           [0.0] * len(rows), f"Speed: {verdict}", "ms per sample (log)", log=True, families=[r["engine"] for r in rows])
@@ -175,12 +188,19 @@ def _speed_panel(ax, report: dict, families: list[str], verdict: str) -> None:
 def _hybrids_panel(ax, report: dict, families: list[str], verdict: str) -> None:
     """Each hybrid beside its parents on the first feature net's Frechet distance."""
     net = next(iter(report["feature_nets"]))
-    names = [f for f in ("vae", "latent_diffusion", "gan", "diffusion_gan", "diffusion") if f in report["quality"]]
+    names = [f for f in _beside_parents() if f in report["quality"]]
     quality = [report["quality"][f]["nets"][net] for f in names]
     _bars(ax, [f.replace("_", "\n") for f in names], [q["frechet_distance"] for q in quality],
           [q["frechet_distance_se"] for q in quality], f"Hybrids: {verdict}",
           f"Frechet distance ({net}); lower is better", log=True, families=names)
     ax.tick_params(axis="x", labelsize=6)
+
+
+def _beside_parents() -> list[str]:
+    """The registry's families in order, each hybrid right after its first parent."""
+    hybrids = _families("hybrid")
+    return [name for f in _families("family")
+            for name in [f.name] + [h.name for h in hybrids if h.parents[0] == f.name]]
 
 
 # (row of the summary, the report section it draws, how to draw it)
@@ -193,7 +213,7 @@ def summary_charts(report: dict) -> Figure:
     """One small chart per measured row of the comparison, each bar ± its standard error, the row's verdict
     in its title: the report at a glance (the tables are one click away). A section the report lacks says so."""
     verdicts = {row["row"]: row["verdict"] for row in report["summary"]}
-    families = [f for f in ("vae", "gan", "diffusion") if f in report.get("engines", ())]
+    families = [f.name for f in _families("family") if f.name in report.get("engines", ())]
     panels = [p for p in PANELS if p[0] != "Hybrids" or "Hybrids" in verdicts]   # a report without hybrids
     figure = Figure(figsize=(2.8 * len(panels), 3.6), layout="constrained")
     for ax, (row, section, draw) in zip(figure.subplots(1, len(panels)), panels):
@@ -220,13 +240,13 @@ def elbo_by_level(level: dict, vae: dict | None, title: str) -> Figure:
               transform=left.transAxes, ha="right", va="top", fontsize=7)
     _title(left, title, "bits/dim in the band")
     kl_sum = sum(bands["bpd"])
-    stacks = {"diffusion": [("decoder L_0", level["decoder"], "tab:olive"), ("sum of KL terms", kl_sum,
-                                                                            FAMILY_COLOURS["diffusion"]),
-                            ("prior L_T", level["prior"], "tab:gray")]}
+    diffusion_parts = [("decoder L_0", level["decoder"], "tab:olive"), ("sum of KL terms", kl_sum,
+                       FAMILY_COLOURS["diffusion"]), ("prior L_T", level["prior"], "tab:gray")]
+    stacks = {_family("diffusion").title: diffusion_parts}
     if vae is not None:
-        stacks["VAE"] = [("reconstruction", vae["reconstruction"], "tab:cyan"), ("KL", vae["kl"],
+        stacks[_family("vae").title] = [("reconstruction", vae["reconstruction"], "tab:cyan"), ("KL", vae["kl"],
                                                                                FAMILY_COLOURS["vae"])]
-    for i, (name, parts) in enumerate(stacks.items()):
+    for i, parts in enumerate(stacks.values()):
         bottom = 0.0
         for label, value, colour in parts:
             right.bar(i, value, bottom=bottom, color=colour, label=label)

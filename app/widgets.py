@@ -1,5 +1,43 @@
-"""Small pieces of browser behaviour shared by the tabs."""
+"""Components and small pieces of browser behaviour shared by the tabs."""
 from __future__ import annotations
+
+import gradio as gr
+
+from app import inputs, theory
+
+SAMPLER_HELP = ("ddpm / ddim are the lab's own samplers; diffusers:* are diffusers' schedulers run on the same "
+                "network and noise schedule. ")
+
+
+def math_panel(text: str) -> None:
+    """The equations behind a view, folded away until asked for."""
+    with gr.Accordion("The math behind this view", open=False):
+        gr.Markdown(text, latex_delimiters=theory.LATEX)
+
+
+def seed_box(label: str = "Seed", value: int = 0) -> gr.Number:
+    return gr.Number(value, label=label, minimum=0, maximum=inputs.MAX_SEED, step=1)
+
+
+def sampler_controls() -> tuple[gr.Dropdown, gr.Slider]:
+    default, why = inputs.default_sampler()
+    sampler = gr.Dropdown(inputs.DIFFUSION_SAMPLERS, value=default, label="Diffusion sampler",
+                          info=SAMPLER_HELP + why)
+    return sampler, gr.Slider(1, inputs.MAX_UI_STEPS, inputs.DEFAULT_UI_STEPS, step=1, label="Diffusion steps")
+
+
+def digit_picker(label: str, index: int, digit_class: str = "any") -> tuple[gr.Number, gr.Dropdown]:
+    with gr.Group():
+        digit_class = gr.Dropdown(inputs.DIGIT_CLASSES, value=digit_class, label=f"{label}: class",
+                                  info="'any': the index counts over all 1,000 test digits")
+        index = gr.Number(index, label=f"{label}: index", minimum=0, step=1)
+    return index, digit_class
+
+
+def class_dropdowns(dataset) -> tuple:
+    """The page's four class dropdowns renamed for a dataset (their values, and so any chosen class, stay)."""
+    choices = inputs.class_choices(dataset)
+    return tuple(gr.Dropdown(choices=choices) for _ in range(4))
 
 
 def pick_brush(elem_id: str) -> str:

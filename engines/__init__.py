@@ -14,7 +14,8 @@ Where things live (each folder holds one kind of thing; a module that is a comma
 | `models/`                 | networks and their engines: `vae`, `gan`, `diffusion` (on `unet`), `classifier`  |
 | `sampling/`               | noise `schedule`, our `samplers`, `diffusers_adapter`, latent `interpolation`    |
 | `data/`                   | `datasets` (mnist5k, fashion, IDX files, image folders), `user_images`           |
-| `training/`               | `trainers` (per family: modules, optimisers, one step), `loop` (the whole run),  |
+| `training/`               | `base` (what trainers share), one trainer per family (`vae`, `gan`, ...) and     |
+|                           | `classifier`, `trainers()` (their table), `loop` (the whole run),                |
 |                           | `distributed` (processes, devices, mixed precision: accelerate),                 |
 |                           | `diff_augment` (the GAN discriminator's augmentations on small data)            |
 | `measure/`                | metrics (`quality`, `likelihood` and its split by level in `hierarchy`,          |

@@ -45,6 +45,13 @@ def make_generator(seed) -> torch.Generator:
     return torch.Generator(device="cpu").manual_seed(check_seed(seed))
 
 
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """The generator of training step `step` of a run seeded by `seed` (its batch and noise), for the image
+    trainers and the playground's alike: a run resumed at any step draws what the uninterrupted run drew."""
+    # Distinct, reproducible stream per (seed, step); the multiplier keeps seeds' streams apart.
+    return torch.Generator().manual_seed(seed * 1_000_003 + step)
+
+
 class Engine:
     """Base of the engines. Subclasses set `family` and implement `load` and `sample`."""
 

@@ -12,6 +12,7 @@ asks the record or the engine; nothing outside a family's own files branches on 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -36,7 +37,16 @@ class Family:
         to call the checkpoint done (None: no bar).
     parent_options: for hybrids, the training option that names each parent's checkpoint folder
         ({"warm_start_from": "diffusion"}).
-    caption: what its Side by side caption adds about how it sampled.
+    caption: what its Side by side caption adds about how it sampled; may name its sampling options
+        (" ({sampler}, the VAE's decoder)").
+    own_sampler: for a family that samples with its own samplers only (not `takes_sampler`): maps a page's
+        diffusion sampler and step count to its sampling options (its grid in the app follows the page's choice
+        where it can).
+    objective: what its training minimises, in a phrase (its cell of the report's Objective row; empty: none).
+    loss_scale: the y scale of its training-loss panel in the report's figure ("log" where the loss falls by
+        orders of magnitude, as the VAE's negative ELBO in nats does).
+    card_targets: the target lines its model card measures (keys of `engines.measure.model_card.TARGETS`);
+        each is measured against the parent that `parent_options` names (the one whose checkpoint it builds on).
     """
 
     name: str
@@ -54,6 +64,10 @@ class Family:
     quality_bar: float | None = None
     parent_options: dict = field(default_factory=dict)
     caption: str = ""
+    own_sampler: Callable[[str, int], dict] | None = None
+    objective: str = ""
+    loss_scale: str = "linear"
+    card_targets: tuple[str, ...] = ()
 
     @property
     def is_hybrid(self) -> bool:
@@ -62,6 +76,13 @@ class Family:
     @property
     def kind(self) -> str:
         return "hybrid" if self.parents else "family"
+
+    def sampling_options(self, sampler: str, steps: int) -> dict:
+        """Its sampling options when a page asks for the diffusion `sampler` at `steps` steps: those where it
+        `takes_sampler`, its `own_sampler`'s mapping of them where it has one, else its `evaluation_options`."""
+        if self.takes_sampler:
+            return {"sampler": sampler, "steps": steps}
+        return self.own_sampler(sampler, steps) if self.own_sampler else dict(self.evaluation_options)
 
     def trainer_class(self) -> type:
         """The trainer class named by `trainer`, imported now."""

@@ -30,9 +30,8 @@ import torch  # noqa: E402
 
 from engines.checkpoint import LOG_NAME, read_jsonl  # noqa: E402
 from engines.runtime import hardware  # noqa: E402
-from engines.training.trainers import TRAINERS  # noqa: E402
-
-SAMPLE_OPTIONS = {"diffusion": {"sampler": "ddim", "steps": 20}}
+from engines.training import TRAINERS  # noqa: E402
+from engines.training.loop import scoring_options  # noqa: E402
 
 
 def train_command(family: str, processes: int, out: Path, steps: int, batch_size: int) -> list[str]:
@@ -63,7 +62,7 @@ def sampling_rate(family: str, n: int) -> dict:
     from engines import load_engine
 
     engine = load_engine(family)
-    options = SAMPLE_OPTIONS.get(family, {})
+    options = scoring_options(family)
     engine.sample(2, seed=1, **options)
     started = time.perf_counter()
     engine.sample(n, seed=0, **options)

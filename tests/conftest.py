@@ -38,6 +38,24 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(f"browser tests (real headless Chromium): {counts}")
 
 
+# The cheap evaluation: every section of `python -m engines.evaluate` on tiny settings (seconds per section).
+CHEAP_EVALUATION = [
+    "--threads", "1", "--n", "30", "--diffusion-steps", "5", "--likelihood-n", "3", "--vlb-strata", "6",
+    "--ode-steps", "3", "--iwae-k", "4", "--latent-pairs", "2", "--latent-steps", "4", "--latent-ddim-steps", "3",
+    "--recon-n", "4", "--inversion-steps", "3", "--speed-steps", "2", "--speed-batch", "8", "--seed-runs", "2",
+    "--seed-steps", "400", "--seed-steps-hybrid", "800"]
+
+
+@pytest.fixture(scope="session")
+def cheap_report(tmp_path_factory) -> Path:
+    """The cheap evaluation's report.json (report.md beside it), run once per test run and shared by the tests
+    that read a freshly made report; `--check` of it is the one rerun."""
+    from engines.measure.evaluation import main
+    path = tmp_path_factory.mktemp("cheap-evaluation") / "report.json"
+    assert main(CHEAP_EVALUATION + ["--out", str(path)]) == 0
+    return path
+
+
 @pytest.fixture(scope="module")
 def client():
     """The app launched on a free local port, as app.py serves it, driven through gradio_client."""

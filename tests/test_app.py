@@ -34,9 +34,9 @@ def test_side_by_side_four_grids_with_timings_and_determinism(client):
 
 
 def test_bad_input_gets_a_clear_message(client):
-    with pytest.raises(Exception, match="Value 500 is greater than maximum value 64"):
+    with pytest.raises(Exception, match="Count must be a whole number between 1 and 64, got 500"):
         client.predict(0, 500, "ddim", 10, api_name="/side_by_side")
-    with pytest.raises(Exception, match="Value -5 is less than minimum value 0"):
+    with pytest.raises(Exception, match="Seed must be a whole number between 0 and 2147483647, got -5"):
         client.predict(-5, 4, "ddim", 10, api_name="/side_by_side")
     with pytest.raises(Exception, match="Seed must be a whole number between 0 and"):
         client.predict(2.5, 4, "ddim", 10, api_name="/side_by_side")
@@ -95,6 +95,7 @@ def test_vae_latent_map(client):
 
 def test_latent_map_projects_latent_diffusion_paths_onto_its_axes():
     import torch
+
     from engines import load_engine
     vae, latent = load_engine("vae"), load_engine("latent_diffusion")
     view = vae.latent_map(load_mnist5k("test").images[:200], grid=3)
@@ -239,11 +240,11 @@ def test_too_few_steps_to_denoise_are_refused_with_the_reason(client):
 
 
 def test_the_default_sampler_is_the_benchmarks_best_and_says_why():
-    from app import handlers
+    from app import inputs
     from engines.measure.sampler_benchmark import OUT
-    rows = [r for r in json.loads(OUT.read_text())["rows"] if r["steps"] == handlers.DEFAULT_UI_STEPS]
+    rows = [r for r in json.loads(OUT.read_text())["rows"] if r["steps"] == inputs.DEFAULT_UI_STEPS]
     best = min(rows, key=lambda r: r["frechet_distance"])
-    sampler, why = handlers.default_sampler()
+    sampler, why = inputs.default_sampler()
     assert sampler == best["sampler"] and f"{best['frechet_distance']:.1f}" in why
 
 
@@ -324,5 +325,46 @@ def test_every_tab_switches_to_fashion_mnist_through_the_dataset_argument(client
     assert "### The verdicts on each dataset" in verdicts and "| MNIST (5,000 digits) | Fashion-MNIST" in verdicts
     with pytest.raises(Exception, match="no diffusion gan model ships for Fashion-MNIST"):
         client.predict(0, 2, "fashion", api_name="/diffusion_gan_steps")
-    with pytest.raises(Exception, match="'cifar'.* is not in the list of choices: \\['mnist', 'fashion'\\]"):
+    with pytest.raises(Exception, match="unknown dataset 'cifar': choose one of mnist, fashion"):
         client.predict(0, 4, 0, "cifar", api_name="/gan_sample")
+
+
+def test_a_refused_input_is_named_by_the_validator_and_the_first_refusal_only():
+    """A validator answers one gr.validate per input: the refused input carries the message, the others pass
+    (a sampler refused is not refused again as the steps)."""
+    from app.tabs.side_by_side import check_side_by_side
+    answers = check_side_by_side(0, 4, "diffusers:Nope", 1, "mnist")
+    assert [a["is_valid"] for a in answers] == [True, True, False, True, True]
+    assert answers[2]["message"].startswith("unknown sampler 'diffusers:Nope'")
+    assert all(a["is_valid"] for a in check_side_by_side(0, 4, "ddim", 10, "mnist"))
+
+
+def test_side_by_side_shows_every_registered_family_from_its_record(monkeypatch):
+    """A family registered with its record gets its own grid, heading, caption and button count, untouched app."""
+    import torch
+
+    from app.tabs import side_by_side
+    from engines.family import Family
+    from engines.registry import FAMILIES, register_family
+
+    class Flat:
+        def sample(self, n, seed=0, sampler="ddim", steps=None):
+            return torch.full((n, 1, 28, 28), 0.5)
+
+        def network_evaluations(self, sampler="ddim", steps=None):
+            return 2
+
+    toy = Family(name="toy_flat", title="toy flat", engine=Flat, trainer="x:Y", colour="tab:brown",
+                 description="", caption=" ({sampler}, its own way)", own_sampler=lambda s, n: {"sampler": "ddim"})
+    register_family(toy)
+    try:
+        shipped, loaded = side_by_side.ships, side_by_side.engine
+        monkeypatch.setattr(side_by_side, "ships", lambda name, dataset: name == toy.name or shipped(name, dataset))
+        monkeypatch.setattr(side_by_side, "engine", lambda name, d: Flat() if name == toy.name else loaded(name, d))
+        out = side_by_side.side_by_side(0, 1, "ddim", 5, "mnist")
+        assert len(out) == 2 * len(FAMILIES) and out[-1].startswith("toy_flat: ")
+        assert out[-1].endswith("2 network evaluations per sample (ddim, its own way)")
+        assert side_by_side.run_label() == "Sample all six" and side_by_side.heading(toy) == "Toy flat"
+        assert "#side-by-side-toy_flat { border-top: 4px solid #8c564b" in side_by_side.colour_css()
+    finally:
+        FAMILIES.pop(toy.name)

@@ -153,26 +153,27 @@ def test_bad_input_shows_a_clear_message_not_a_traceback(page):
     before = image_sources(panel)
     seed.fill("2.5")
     panel.get_by_role("button", name="Sample all five", exact=True).click()
-    toast = page.locator(".toast-body.error")
-    toast.first.wait_for(state="visible", timeout=60_000)
-    assert "Seed must be a whole number" in toast.first.inner_text()
-    assert "Traceback" not in page.content()
+    # The event's validator refuses it before it runs: the message stands at the refused input.
+    message = panel.locator("div.validation-error")   # the message; its input is marked by the same class
+    message.first.wait_for(state="visible", timeout=60_000)
+    assert message.count() == 1 and "Seed must be a whole number" in message.first.inner_text()
+    assert "Traceback" not in page.content() and page.locator(".toast-body.error").count() == 0
     # The previous pictures stay, with no error badge over them.
     assert image_sources(panel) == before and panel.locator(".error").count() == 0
     seed.fill("0")
     # One diffusion step would start from t = 0 and return the noise: refused, saying why.
-    page.locator(".toast-body.error").first.wait_for(state="hidden", timeout=30_000)
     steps = panel.get_by_label("number input for Diffusion steps")
     steps.fill("1")
     steps.press("Enter")
     panel.get_by_role("button", name="Sample all five", exact=True).click()
-    toast = page.locator(".toast-body.error")
-    toast.first.wait_for(state="visible", timeout=60_000)
-    assert "needs at least 2 steps: with 1 its chain starts at t = 0" in toast.first.inner_text()
+    panel.get_by_text("needs at least 2 steps: with 1 its chain starts at t = 0").wait_for(timeout=60_000)
+    assert message.count() == 1 and image_sources(panel) == before
     page.screenshot(path=str(ARTIFACTS / "steps_guard.png"))
     steps.fill("50")
     steps.press("Enter")
-    toast.first.wait_for(state="hidden", timeout=30_000)    # gone before the next test's screenshots
+    panel.get_by_role("button", name="Sample all five", exact=True).click()   # a run clears the message
+    wait_for_new_images(page, panel, before)
+    message.first.wait_for(state="hidden", timeout=30_000)    # gone before the next test's screenshots
 
 
 def test_the_first_stroke_on_the_sketchpad_draws(page):
@@ -197,12 +198,18 @@ def test_the_first_stroke_on_the_sketchpad_draws(page):
     panel.locator("#digit-sketch button[aria-label='Clear canvas']").click()
 
 
-def test_every_playground_lesson_runs_in_the_browser_and_ends_with_its_numbers(page):
+# One lesson end to end in the browser; every lesson's claims are checked once, through the API, in
+# tests/test_playground.py. Regenerating the README's screenshots also runs the lesson it shows at its end.
+BROWSER_LESSONS = ["gan_collapse"] + (["gan_divergence"] if os.environ.get("LAB_SCREENSHOTS") else [])
+
+
+def test_a_playground_lesson_runs_in_the_browser_and_ends_with_its_numbers(page):
     from engines.toy.lessons import LESSONS
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.get_by_role("tab", name="2-D playground").click()
     panel = page.get_by_role("tabpanel")
-    for key, lesson in LESSONS.items():
+    for key in BROWSER_LESSONS:
+        lesson = LESSONS[key]
         panel.get_by_label("Lesson").first.click()
         page.get_by_role("option", name=lesson.title).click()
         before = image_sources(panel)
@@ -211,7 +218,7 @@ def test_every_playground_lesson_runs_in_the_browser_and_ends_with_its_numbers(p
         wait_for_new_images(page, panel, before)
         live = panel.locator(".family-strip img[src]:visible").first.bounding_box()
         assert live is not None and 0 <= live["y"] < page.viewport_size["height"], live
-        if key == next(iter(LESSONS)):
+        if key == BROWSER_LESSONS[0]:
             page.screenshot(path=str(ARTIFACTS / "playground_midway.png"))
         done = panel.get_by_text(f"{lesson.title}: done.")
         done.wait_for(state="visible", timeout=300_000)

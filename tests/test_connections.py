@@ -26,7 +26,7 @@ def test_hierarchy_shows_levels_the_bound_and_its_numbers(client):
 def test_hierarchy_refuses_bad_input_clearly(client):
     with pytest.raises(Exception, match="Digit index within class 7 must be a whole number between 0 and 99"):
         client.predict(100, "7", 0, api_name="/connections_hierarchy")
-    with pytest.raises(Exception, match="Value -1 is less than minimum value 0"):
+    with pytest.raises(Exception, match="Seed must be a whole number between 0 and 2147483647, got -1"):
         client.predict(0, "any", -1, api_name="/connections_hierarchy")
     with pytest.raises(Exception, match="Seed must be a whole number"):
         client.predict(0, "any", 0.5, api_name="/connections_hierarchy")

@@ -1,7 +1,6 @@
 """Data loaders: the fixed mnist5k split, IDX files the tests write, and image folders."""
 import gzip
 import json
-import os
 import struct
 
 import numpy as np
@@ -9,10 +8,18 @@ import pytest
 import torch
 from PIL import Image
 
-from engines import EngineError
 from conftest import fashion_or_skip
-from engines.data.datasets import (FASHION_CLASSES, load_dataset, load_idx_dataset, load_image_folder, load_mnist5k,
-                                   read_idx, from_signed, to_signed)
+from engines import EngineError
+from engines.data.datasets import (
+    FASHION_CLASSES,
+    from_signed,
+    load_dataset,
+    load_idx_dataset,
+    load_image_folder,
+    load_mnist5k,
+    read_idx,
+    to_signed,
+)
 
 
 def test_mnist5k_split_is_fixed_stratified_and_disjoint():

@@ -14,12 +14,14 @@ from conftest import REPO
 from engines import EngineError, available_engines, load_engine
 from engines.checkpoint import CHECKPOINTS, STATE_NAME
 from engines.data.datasets import load_mnist5k, to_signed
+from engines.engine import step_generator
 from engines.models.diffusion_gan import (DiffusionGANConfig, forward_pair, posterior_sample, r1_penalty,
                                           step_timesteps)
 from engines.sampling.samplers import ddpm_step
 from engines.sampling.schedule import NoiseSchedule
-from engines.training.loop import main, step_generator
-from engines.training.trainers import TRAINERS, parse_overrides
+from engines.training import TRAINERS
+from engines.training.base import parse_overrides
+from engines.training.loop import main
 
 TINY = ["base_channels=8", "channel_mults=[1,2]", "attention_at_lowest=false", "num_train_timesteps=40",
         "d_channels=8", "latent_dim=4", "warm_start_from=none", "d_warmup_steps=1"]
@@ -45,8 +47,8 @@ def test_posterior_step_is_ddpms_step_at_the_same_x0(t, prev_t):
     x_t, x0 = torch.randn(3, 1, 28, 28, dtype=torch.float64), torch.rand(3, 1, 28, 28, dtype=torch.float64) * 2 - 1
     abar = float(SCHEDULE.alphas_cumprod[t])
     eps = (x_t - abar ** 0.5 * x0) / (1 - abar) ** 0.5
-    expected, _ = ddpm_step(SCHEDULE, eps, t, prev_t, x_t, clip_sample=False,
-                            generator=torch.Generator().manual_seed(5))
+    expected = ddpm_step(SCHEDULE, eps, t, prev_t, x_t, clip_sample=False,
+                         generator=torch.Generator().manual_seed(5)).prev_sample
     noise = torch.randn(x_t.shape, generator=torch.Generator().manual_seed(5), dtype=x_t.dtype)
     ours = posterior_sample(SCHEDULE, x0, x_t, torch.full((3,), t), torch.full((3,), prev_t),
                             noise if prev_t >= 0 else torch.zeros_like(x_t))
@@ -149,6 +151,7 @@ print(hashlib.sha256(load_engine("diffusion_gan").sample(3, seed=11).numpy().tob
 """
 
 
+@pytest.mark.slow   # a subprocess
 def test_bit_identical_across_processes(engine):
     torch.set_num_threads(1)
     out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=True,
@@ -194,6 +197,7 @@ def test_the_generator_waits_while_the_discriminator_warms_up():
     assert any(not torch.equal(v, before[k]) for k, v in trainer.generator.state_dict().items())
 
 
+@pytest.mark.slow   # trains through the command line
 def test_save_load_round_trip_and_exact_resume(tmp_path):
     run_cli(tmp_path / "straight", 4)
     run_cli(tmp_path / "resumed", 2)
@@ -210,6 +214,7 @@ def test_save_load_round_trip_and_exact_resume(tmp_path):
     assert [row["step"] for row in log] == [1, 2, 3, 4]
 
 
+@pytest.mark.slow   # trains through the command line
 def test_a_warm_restart_from_shipped_weights_alone_is_refused(tmp_path):
     run_cli(tmp_path, 2)
     (tmp_path / STATE_NAME).unlink()
@@ -221,7 +226,7 @@ def test_the_real_pairs_in_training_are_the_forward_process():
     """The trainer's real x_t for step k is a forward draw at t_k from the batch's own digits."""
     trainer = TRAINERS["diffusion_gan"](parse_overrides(TINY))
     images = load_mnist5k("train").images[:4]
-    from engines.training.trainers import Shard
+    from engines.training.base import Shard
     step, x_prev, x_t, fake_prev = trainer.pairs(Shard(images, torch.zeros(4), step_generator(0, 3)))
     assert step.shape == (4,) and x_prev.shape == x_t.shape == fake_prev.shape == images.shape
     last = step == len(trainer.timesteps) - 1

@@ -10,8 +10,8 @@ import torch
 
 from engines import MAX_SAMPLES, EngineError, available_engines, load_engine
 from engines.checkpoint import CHECKPOINTS, checkpoints_dir
-from engines.registry import FAMILIES
 from engines.data.datasets import load_mnist5k
+from engines.registry import FAMILIES
 
 FAST = {"vae": {}, "gan": {}, "diffusion": {"sampler": "ddim", "steps": 5}}
 
@@ -155,11 +155,12 @@ def test_diffusion_q_sample_matches_closed_form():
 
 
 def test_default_ddpm_sampler_runs_all_steps():
+    """The default sampler visits every timestep, T-1 down to 0; which timesteps it asks for does not depend on
+    the network's answers, so a stand-in network that predicts zero noise saves 1000 UNet evaluations."""
     diff = load_engine("diffusion")
     calls = []
     model = diff.model
-    orig = model.forward
-    model.forward = lambda x, t: (calls.append(int(t[0])), orig(x, t))[1]
+    model.forward = lambda x, t: (calls.append(int(t[0])), torch.zeros_like(x))[1]
     try:
         diff.sample(1, seed=0)
     finally:

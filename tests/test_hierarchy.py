@@ -8,7 +8,7 @@ import torch
 from engines.checkpoint import CHECKPOINTS
 from engines.data.datasets import load_mnist5k, to_signed
 from engines.errors import EngineError
-from engines.measure.hierarchy import (elbo_by_level, group_by_decade, latent_hierarchy, vae_elbo_terms)
+from engines.measure.hierarchy import elbo_by_level, group_by_decade, latent_hierarchy, vae_elbo_terms
 from engines.registry import load_engine
 
 REPORT = json.loads((CHECKPOINTS / "report.json").read_text())

@@ -14,9 +14,11 @@ from conftest import REPO
 from engines import EngineError, available_engines, load_engine
 from engines.checkpoint import CHECKPOINTS, STATE_NAME, WEIGHTS_NAME
 from engines.data.datasets import load_mnist5k
+from engines.engine import step_generator
 from engines.models.latent_diffusion import LatentDiffusionEngine, file_sha256
-from engines.training.loop import main, step_generator
-from engines.training.trainers import TRAINERS, parse_overrides
+from engines.training import TRAINERS
+from engines.training.base import parse_overrides
+from engines.training.loop import main
 
 FAST = {"sampler": "ddim", "steps": 10}
 TINY = ["hidden=32", "depth=1", "time_features=16", "num_train_timesteps=50"]

@@ -11,11 +11,19 @@ import math
 import pytest
 import torch
 
-from engines.measure.likelihood import (ContinuousTime, continuous_bits_per_dim, decoder_floor_nats, dequantise,
-                                        diffusion_vlb, discretized_gaussian_log_prob, ode_bound, ode_log_likelihood,
-                                        vae_bits_per_dim)
-from engines.sampling.schedule import NoiseSchedule
+from engines.measure.likelihood import (
+    ContinuousTime,
+    continuous_bits_per_dim,
+    decoder_floor_nats,
+    dequantise,
+    diffusion_vlb,
+    discretized_gaussian_log_prob,
+    ode_bound,
+    ode_log_likelihood,
+    vae_bits_per_dim,
+)
 from engines.models.vae import bits_per_dim
+from engines.sampling.schedule import NoiseSchedule
 
 MU, S = 0.1, 0.3
 
@@ -283,3 +291,26 @@ def test_vlb_bands_of_gaussian_data_match_each_timesteps_closed_form_kl():
     measured = out["band_nats"]["fixed_small"].mean(0)
     assert torch.allclose(measured, expected[1:], rtol=0.06), (measured, expected[1:])
     assert torch.allclose(out["band_nats"]["fixed_small"].sum(1), out["terms_nats"]["fixed_small"]["diffusion"])
+
+
+def test_the_report_pairs_each_two_likelihood_families_later_minus_earlier_under_one_key():
+    """report.json's paired differences: for each two families that measure bits/dim (registry order), the later's
+    bounds minus the earlier's per digit, under "<later>_minus_<earlier>_bpd"; a family without a likelihood (the
+    GAN) is in no pair, and the order names are given in does not matter."""
+    from engines.measure.verdicts import likelihood_pairs, paired_key
+    pairs = [(earlier.name, later.name) for earlier, later in likelihood_pairs(["diffusion", "gan", "vae"])]
+    assert pairs == [("vae", "diffusion")] and paired_key("diffusion", "vae") == "diffusion_minus_vae_bpd"
+    assert likelihood_pairs(["vae", "gan"]) == []
+
+
+def test_an_ode_estimate_below_its_floor_is_not_counted_as_a_bound():
+    """The verdict compares the better of diffusion's bounds with the VAE's IWAE; an ODE estimate under its floor
+    is solver error (too few steps), so only the variational bound counts then."""
+    from engines.models.diffusion import DiffusionEngine
+    from engines.models.vae import VAEEngine
+    summary = {"vlb_bpd": {"fixed_small": 1.7}, "vlb_bpd_se": 0.02, "ode_bpd": 0.5, "ode_bpd_se": 0.01,
+               "ode_floor_bpd": 0.6}
+    assert [bound for bound, _, _ in DiffusionEngine.likelihood_bounds(summary)] == ["vlb"]
+    summary["ode_bpd"] = 1.6
+    assert DiffusionEngine.likelihood_bounds(summary) == [("vlb", 1.7, 0.02), ("ode", 1.6, 0.01)]
+    assert VAEEngine.likelihood_bounds({"iwae_bpd": 1.8, "iwae_bpd_se": 0.06}) == [("iwae", 1.8, 0.06)]

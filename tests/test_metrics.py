@@ -1,9 +1,17 @@
 """Metrics on cases with known answers."""
+import pytest
 import torch
 
 from engines.measure.latent import path_smoothness, path_statistics
-from engines.measure.quality import (FeatureNet, class_histogram_entropy, frechet_distance, gradient_energy,
-                                     kernel_distance, precision_recall, sharpness)
+from engines.measure.quality import (
+    FeatureNet,
+    class_histogram_entropy,
+    frechet_distance,
+    gradient_energy,
+    kernel_distance,
+    precision_recall,
+    sharpness,
+)
 from engines.models.vae import bits_per_dim, discretized_logistic_log_prob
 
 IDENTITY = FeatureNet(lambda x: x, 4)  # "images" that are already 4-d feature vectors
@@ -144,6 +152,7 @@ def test_comparisons_call_differences_within_two_standard_errors_a_tie():
     assert combine([]) == "cannot say"
 
 
+@pytest.mark.slow   # scores all 1,000 judging digits in both feature nets (every quality measure)
 def test_share_of_real_is_one_for_the_real_test_digits_and_zero_for_blank_images():
     """The training log's bar quantity, per feature net: the real digits are their own reference; a blank page is
     no digit to the lab net. (The all-convolutional net calls it one with confidence: its global average pooling of

@@ -7,13 +7,11 @@ import pytest
 from engines.checkpoint import CHECKPOINTS
 from engines.measure.evaluation import main
 from engines.measure.reproduce import compare_reports
-from engines.measure.verdicts import FAMILIES, summarise
 from engines.measure.stability import quality_summary, stability
+from engines.measure.verdicts import summarise
+from engines.registry import families
 
-CHEAP = ["--threads", "1", "--n", "30", "--diffusion-steps", "5", "--likelihood-n", "3", "--vlb-strata", "6",
-         "--ode-steps", "3", "--iwae-k", "4", "--latent-pairs", "2", "--latent-steps", "4",
-         "--latent-ddim-steps", "3", "--recon-n", "4", "--inversion-steps", "3", "--speed-steps", "2",
-         "--speed-batch", "8", "--seed-runs", "2", "--seed-steps", "400", "--seed-steps-hybrid", "800"]
+FAMILIES = [f.name for f in families("family")]   # the seed's three, whose claims the table checks
 SECTIONS = ("quality", "likelihood", "latent", "stability", "speed", "summary", "tolerances")
 
 
@@ -120,6 +118,34 @@ def test_the_hybrids_row_checks_each_hybrid_against_its_parents():
     assert "Hybrids" not in {r["row"] for r in summarise(fake_report({"vae": 3.0, "gan": 9.8, "diffusion": 4.1}))}
 
 
+def test_a_registered_family_is_reported_without_code_that_names_it(monkeypatch):
+    """A family is one record: register a throwaway one and the verdict table, report.md and the evaluation's
+    choice of families read it from the registry; the seed's claims, which name the families they compare, are
+    checked as before and none is invented for it."""
+    from dataclasses import replace
+
+    from engines import registry
+    from engines.measure.evaluation import parse_args, selected
+    from engines.measure.report_markdown import likelihood_lines, speed_lines, summary_lines
+    monkeypatch.setattr(registry, "FAMILIES", dict(registry.FAMILIES))
+    registry.register_family(replace(registry.family("gan"), name="toy_gan", title="toy GAN",
+                                     no_likelihood="none: a test", objective="a test's game", quality_bar=None))
+    report = fake_report({"vae": 30.0, "gan": 9.8, "diffusion": 4.1, "toy_gan": 20.0})
+    report.update(engines=[*FAMILIES, "toy_gan"], seed=0, run_time_s=1.0, hardware="cpu",
+                  likelihood={"unit": "bits/dim", "n": 3, "toy_gan": {"bpd": None, "note": "none: a test"}},
+                  speed={"batch": 8, "note": "n", "rows": [{"engine": "toy_gan", "nfe": 1, "ms_per_sample": 2.0}]})
+    rows = {r["row"]: r for r in summarise(report)}
+    assert rows["Sample quality"]["cells"]["toy_gan"].startswith("[lenet] FD 20.0 ± 1.0")
+    assert rows["Objective"]["cells"]["toy_gan"] == "a test's game" and "toy_gan" in rows["Speed"]["cells"]
+    assert [c["verdict"] for c in rows["Sample quality"]["checks"][:3]] == ["agrees"] * 3   # the seed's claims only
+    assert "Hybrids" not in rows
+    report["summary"] = summarise(report)
+    assert "| claim | folklore | VAE | GAN | diffusion | toy GAN | verdict |" in summary_lines(report)
+    assert "- GAN: none: a test." in likelihood_lines(report)                  # the GAN's engine words it
+    assert any(line.startswith("| toy GAN | - | - | 1 | 2.00 |") for line in speed_lines(report))
+    assert "toy_gan" in parse_args([]).engines and [f.name for f in selected(["toy_gan", "vae"])] == ["vae", "toy_gan"]
+
+
 def test_compare_reports_applies_the_tolerances():
     report = {"quality": {"gan": {"frechet_distance": 100.0, "precision": 0.5, "seconds_per_sample": 0.1}},
               "likelihood": {"diffusion": {"ode_bpd": 2.0}}, "run_time_s": 10.0, "n": 1000}
@@ -190,11 +216,10 @@ def test_bad_settings_are_refused(capsys):
 
 
 @pytest.mark.slow
-def test_a_cheap_evaluation_reproduces_within_tolerance(tmp_path, capsys):
-    first = tmp_path / "a" / "report.json"
-    assert main(CHEAP + ["--out", str(first)]) == 0
+def test_a_cheap_evaluation_reproduces_within_tolerance(cheap_report, tmp_path, capsys):
+    first = cheap_report      # the cheap evaluation, run once per test run (tests/conftest.py)
     report = json.loads(first.read_text())
-    assert all(k in report for k in SECTIONS) and (tmp_path / "a" / "report.md").is_file()
+    assert all(k in report for k in SECTIONS) and first.with_suffix(".md").is_file()
     assert [r["row"] for r in report["summary"]] == ["Objective", "Training stability", "Sample quality",
                                                       "Likelihood", "Latent space", "Speed", "Hybrids"]
     # --check reruns the recorded command and compares every number within the report's tolerances
@@ -270,12 +295,12 @@ def test_report_md_and_model_cards_are_what_the_code_makes_of_the_committed_json
     """No number is typed by hand: report.md, its verdicts and every model card are regenerated from the
     committed JSON and must match the committed files byte for byte (`python -m engines.model_card` and
     `python -m engines.evaluate` write them)."""
-    from engines.measure.model_card import DESCRIPTIONS, card
+    from engines.measure.model_card import card, card_names
     from engines.measure.report_markdown import write_markdown
     assert summarise(REPORT) == REPORT["summary"], "verdicts in report.json are stale: rerun engines.evaluate"
     write_markdown(REPORT, tmp_path / "report.md")
     assert (tmp_path / "report.md").read_text() == (CHECKPOINTS / "report.md").read_text()
-    for name in DESCRIPTIONS:
+    for name in card_names():
         info = json.loads((CHECKPOINTS / name / "training_info.json").read_text())
         assert card(name, info, REPORT) == (CHECKPOINTS / name / "README.md").read_text(), \
             f"checkpoints/mnist/{name}/README.md is stale: run python -m engines.model_card"
@@ -285,7 +310,7 @@ def test_the_fashion_report_and_cards_are_what_the_code_makes_of_their_json(tmp_
     """The same for Fashion-MNIST: its report.md (its verdicts set beside the committed MNIST report's) and every
     card under checkpoints/fashion/, regenerated byte for byte (`python -m engines.model_card --dataset fashion`)."""
     from engines.checkpoint import checkpoints_dir
-    from engines.measure.model_card import DESCRIPTIONS, card
+    from engines.measure.model_card import card, card_names
     from engines.measure.report_markdown import write_markdown
     root = checkpoints_dir("fashion")
     report = json.loads((root / "report.json").read_text())
@@ -294,8 +319,8 @@ def test_the_fashion_report_and_cards_are_what_the_code_makes_of_their_json(tmp_
     text = (tmp_path / "report.md").read_text()
     assert text == (root / "report.md").read_text()
     assert "## Against MNIST" in text and "--check checkpoints/fashion/report.json" in text
-    shipped = [name for name in DESCRIPTIONS if (root / name / "training_info.json").is_file()]
-    assert shipped[:5] == ["vae", "gan", "diffusion", "classifier", "classifier_allconv"]
+    shipped = [name for name in card_names() if (root / name / "training_info.json").is_file()]
+    assert shipped == ["vae", "gan", "diffusion", "classifier", "classifier_allconv"]
     for name in shipped:
         info = json.loads((root / name / "training_info.json").read_text())
         assert info["dataset"] == "fashion"

@@ -1,5 +1,6 @@
 """Our samplers against the reference implementation (diffusers), step for step, and their contracts."""
 import json
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -9,8 +10,16 @@ from diffusers import DDIMScheduler, DDPMScheduler
 from engines import EngineError, load_engine
 from engines.data.datasets import from_signed
 from engines.sampling.diffusers_adapter import PREFIX, SCHEDULERS
-from engines.sampling.samplers import (ddim_step, ddpm_step, make_timesteps, previous_timesteps, sample_ddim,
-                                      sample_ddpm)
+from engines.sampling.samplers import (
+    StepOutput,
+    ddim_step,
+    ddpm_step,
+    iterate,
+    make_timesteps,
+    previous_timesteps,
+    sample_ddim,
+    sample_ddpm,
+)
 from engines.sampling.schedule import NoiseSchedule
 
 T = 1000
@@ -55,7 +64,8 @@ def compare(schedule, reference, our_step, steps, spacing, **step_kwargs):
     x = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     ours_alone = x.clone()
     for t, prev_t in zip(timesteps, prev_timesteps):
-        ours, ours_x0 = our_step(schedule, toy_model(x, t), t, prev_t, x, generator=ours_gen, **step_kwargs)
+        step = our_step(schedule, toy_model(x, t), t, prev_t, x, generator=ours_gen, **step_kwargs)
+        ours, ours_x0 = step.prev_sample, step.predicted_x0
         out = reference.step(toy_model(x, t), t, x, generator=ref_gen, **({"eta": step_kwargs["eta"]}
                                                                           if "eta" in step_kwargs else {}))
         assert torch.allclose(ours, out.prev_sample, atol=TOLERANCE), (t, (ours - out.prev_sample).abs().max())
@@ -63,8 +73,8 @@ def compare(schedule, reference, our_step, steps, spacing, **step_kwargs):
         x = out.prev_sample
     gen = torch.Generator().manual_seed(1)
     for t, prev_t in zip(timesteps, prev_timesteps):
-        ours_alone, _ = our_step(schedule, toy_model(ours_alone, t), t, prev_t, ours_alone, generator=gen,
-                                 **step_kwargs)
+        ours_alone = our_step(schedule, toy_model(ours_alone, t), t, prev_t, ours_alone, generator=gen,
+                              **step_kwargs).prev_sample
     assert torch.allclose(ours_alone, x, atol=1e-3)
 
 
@@ -156,6 +166,38 @@ def test_plain_sampler_functions_are_the_engines_loop():
         assert [s.timestep for s in seen] == make_timesteps(T, 6)
 
 
+def test_a_step_returns_its_output_by_name(schedule):
+    """ddpm_step / ddim_step return a StepOutput (diffusers' SchedulerOutput, plus the noise), and iterate's
+    SamplerStep carries exactly those tensors with where the step was taken."""
+    x = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    eps = toy_model(x, 500)
+    for step_fn in (ddpm_step, ddim_step):
+        prev_t = previous_timesteps(step_fn, [500, 400], T)[0]   # 400 for DDPM, 500 - T // 2 = 0 for DDIM
+        out = step_fn(schedule, eps, 500, prev_t, x, generator=torch.Generator().manual_seed(1))
+        assert isinstance(out, StepOutput) and out.predicted_noise is eps
+        assert out.prev_sample.shape == out.predicted_x0.shape == x.shape
+        first = next(iterate(step_fn, toy_model, schedule, x, [500, 400], generator=torch.Generator().manual_seed(1)))
+        assert (first.index, first.timestep) == (0, 500) and first.x_t is x
+        assert torch.equal(first.prev_sample, out.prev_sample) and torch.equal(first.predicted_x0, out.predicted_x0)
+
+
+@pytest.mark.parametrize("family,options", [("diffusion", {"sampler": "ddim", "steps": 2}),
+                                            ("diffusion", {"sampler": "ddpm", "steps": 2}),
+                                            ("latent_diffusion", {"sampler": "ddpm", "steps": 2}),
+                                            ("diffusion_gan", {})])
+def test_every_diffusion_engine_samples_and_traces_through_the_one_loop(monkeypatch, family, options):
+    """sample() and trace() of each engine run `samplers.iterate` (no private loop to drift), and sample() is the
+    last step of trace(), bit for bit."""
+    engine = load_engine(family)
+    module = sys.modules[type(engine).__module__]
+    calls = []
+    monkeypatch.setattr(module, "iterate", lambda *a, **k: calls.append(a[0]) or iterate(*a, **k))
+    out = engine.sample(2, seed=1, **options)
+    frames = list(engine.trace(2, seed=1, **options))
+    assert len(calls) == 2 and calls[0] is calls[1]
+    assert torch.equal(from_signed(frames[-1].prev_sample), out)
+
+
 # --- diffusers schedulers through the engine ------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -198,6 +240,7 @@ def test_our_samplers_and_diffusers_give_the_same_images_on_the_shipped_model(en
     assert (a - b).abs().max() < 1e-3
 
 
+@pytest.mark.slow  # runs the benchmark command (or 100-step solves) on the shipped model
 def test_probability_flow_solvers_converge_to_one_solution(engine):
     """DPM-Solver++, UniPC and Euler integrate the same ODE from the same x_T: with enough steps they must
     land where a fine Heun solve does. A wrong init_noise_sigma or scale_model_input would not."""
@@ -220,6 +263,7 @@ def test_two_threads_with_different_samplers_match_sequential_runs(engine):
         assert torch.equal(a, b)
 
 
+@pytest.mark.slow  # runs the benchmark command (or 100-step solves) on the shipped model
 def test_sampler_benchmark_measures_each_row_once_and_keeps_them_across_runs(tmp_path, monkeypatch, capsys):
     from engines.measure import sampler_benchmark
     out = tmp_path / "bench.json"
@@ -239,6 +283,7 @@ def test_sampler_benchmark_measures_each_row_once_and_keeps_them_across_runs(tmp
     assert "unknown sampler 'nope'" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # runs the benchmark command (or 100-step solves) on the shipped model
 def test_benchmark_retime_times_every_kept_row_again_and_keeps_its_distances(tmp_path, capsys):
     from engines.measure import sampler_benchmark
     out = tmp_path / "bench.json"
@@ -260,6 +305,7 @@ def test_benchmark_retime_times_every_kept_row_again_and_keeps_its_distances(tmp
     assert "measured on other weights" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # runs the benchmark command (or 100-step solves) on the shipped model
 def test_benchmark_merges_the_rows_of_parallel_runs_and_refuses_other_weights(tmp_path, capsys):
     from engines.measure import sampler_benchmark
     a, b, out = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "bench.json"
@@ -303,6 +349,7 @@ def test_benchmark_says_which_kind_of_sampler_wins_at_each_step_count():
         "FD 60.0: stochastic wins"]
 
 
+@pytest.mark.slow  # runs the benchmark command (or 100-step solves) on the shipped model
 def test_benchmark_leaves_autograd_on_for_the_rest_of_the_process(tmp_path):
     from engines.measure import sampler_benchmark
     sampler_benchmark.main(["--samplers", "ddim", "--steps", "1", "--n", "70", "--out", str(tmp_path / "b.json")])

@@ -212,6 +212,7 @@ def test_langevin_callback_follows_the_samplers_contract():
     assert all(s.predicted_noise.shape == (50, 2) for s in steps)
 
 
+@pytest.mark.slow   # trains 1000 steps
 def test_briefly_trained_diffusion_samples_the_ring_by_langevin_with_its_learned_score():
     ring = make_distribution("ring8")
     trainer = make_trainer("diffusion", ring, seed=0, lr=5e-3, batch_size=128)

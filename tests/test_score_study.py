@@ -10,6 +10,7 @@ def study():
     return score_study("ring8", steps=1500, seed=0)
 
 
+@pytest.mark.slow   # the study trains a toy diffusion model 1500 steps
 def test_the_learned_score_is_close_to_the_truth_and_sampling_with_it_covers_the_ring(study):
     assert [lv.t for lv in study.levels] == sorted(lv.t for lv in study.levels)
     for level in study.levels:
@@ -22,10 +23,12 @@ def test_the_learned_score_is_close_to_the_truth_and_sampling_with_it_covers_the
     assert study.coverage["DDPM"].covered >= 7
 
 
+@pytest.mark.slow   # the study trains a toy diffusion model 1500 steps
 def test_tweedie_with_the_learned_score_is_the_samplers_predicted_x0(study):
     assert study.tweedie_gap < 1e-4
 
 
+@pytest.mark.slow   # the study trains a toy diffusion model 1500 steps
 def test_the_study_is_seeded(study):
     again = score_study("ring8", steps=1500, seed=0)
     for name, x in study.samples.items():

@@ -13,8 +13,10 @@ from conftest import REPO, TINY
 from engines import load_engine
 from engines.checkpoint import STATE_NAME
 from engines.data.datasets import load_mnist5k
-from engines.training.loop import main, step_generator
-from engines.training.trainers import TRAINERS, parse_overrides
+from engines.engine import step_generator
+from engines.training import TRAINERS
+from engines.training.base import parse_overrides
+from engines.training.loop import main
 
 pytestmark = pytest.mark.slow
 
@@ -223,7 +225,8 @@ def test_a_hybrid_starts_from_the_parent_trained_on_the_runs_own_images(tmp_path
 
 def test_gan_learning_rates_decay_linearly_over_the_last_steps_when_asked():
     import torch
-    from engines.training.trainers import GANTrainer
+
+    from engines.training.gan import GANTrainer
     images = torch.rand(8, 1, 28, 28)
     labels = torch.zeros(8, dtype=torch.long)
     constant = GANTrainer({}, steps=20, batch_size=8)

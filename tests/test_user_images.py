@@ -7,9 +7,9 @@ import torch
 from PIL import Image
 
 from engines import EngineError
-from engines.models.classifier import classify, load_classifier
 from engines.data.datasets import load_mnist5k
 from engines.data.user_images import prepare_digit
+from engines.models.classifier import classify, load_classifier
 
 
 def png_bytes(image: Image.Image) -> io.BytesIO:

@@ -11,7 +11,10 @@ models (quality, likelihood, latent space, stability, speed), every compared num
 Sections (each measured on the dataset's fixed judging split of 1,000 test images, everything seeded; the
 models, feature nets and reference are those shipped for --dataset, under checkpoints/<dataset>/):
 The three families and the two hybrids (latent diffusion: VAE + diffusion; diffusion GAN: GAN + diffusion) are
-measured alike where a measure applies to them; the likelihood and latent sections concern the three families.
+measured alike where a measure applies to them: every section loops over the registry (`engines.registry`), and a
+family's record (`Family`) says how it samples, whether its engine measures a likelihood or a latent space (the
+engine's `likelihood` and `latent_space`), and why not; today the likelihood and latent sections concern the
+three families.
 
 - quality: n samples per engine (diffusion: --diffusion-sampler/--diffusion-steps; latent diffusion: its
   default, DDPM over all its steps; diffusion GAN: its own few steps) against the 1,000 test
@@ -42,42 +45,39 @@ import argparse
 import json
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
 
 from engines.checkpoint import CHECKPOINT_ROOT, checkpoints_dir
-from engines.data.datasets import LAB_DATASETS, load_lab_split, to_signed
-from engines.engine import check_count, make_generator
+from engines.data.datasets import LAB_DATASETS, load_lab_split
+from engines.engine import check_count
 from engines.errors import EngineError
-from engines.measure.hierarchy import bound_by_level
-from engines.measure.latent import ddim_decoder, ddim_reconstruction, path_smoothness, reconstruction_scores
-from engines.measure.likelihood import diffusion_vlb, ode_bound, vae_bits_per_dim
-from engines.measure.quality import (CONFIDENT, classifier_features, generate, judge, kernel_distance,
-                                     scores_in_features, sharpness_with_se)
+from engines.family import Family
+from engines.measure.latent import path_smoothness
+from engines.measure.likelihood import rounded
+from engines.measure.quality import (
+    CONFIDENT,
+    classifier_features,
+    generate,
+    judge,
+    kernel_distance,
+    scores_in_features,
+    sharpness_with_se,
+)
 from engines.measure.report_markdown import write_markdown
 from engines.measure.reproduce import TOLERANCES, check
 from engines.measure.stability import stability
 from engines.measure.uncertainty import mean_and_se
-from engines.measure.verdicts import FAMILIES, HYBRIDS, summarise
+from engines.measure.verdicts import likelihood_pairs, paired_key, summarise
 from engines.models.classifier import classify, feature_nets, load_classifier
-from engines.models.vae import bits_per_dim
-from engines.registry import load_engine
+from engines.registry import families, load_engine
 from engines.runtime import hardware
 from engines.toy.seed_study import CHECK_EVERY, seed_study
+from engines.toy.training import FAMILIES as PLAYGROUND_FAMILIES
 
 SECTIONS = ("quality", "likelihood", "latent", "stability", "seeds", "speed")
-ENGINE_NAMES = FAMILIES + HYBRIDS
-# How each engine's quality and speed rows sample (diffusion's is chosen on the command line).
-SAMPLE_OPTIONS = {"latent_diffusion": {"sampler": "ddpm", "steps": 1000}}
-HYBRID_LIKELIHOOD = {
-    "latent_diffusion": "not measured: its likelihood is the VAE's ELBO with the latent diffusion model as the "
-                        "prior (Vahdat et al. 2021, LSGM), E_q[log p(x|z)] + E_q[log p_prior(z)] + H[q(z|x)], "
-                        "with the latent model's own variational bound for log p_prior(z); the lab has not "
-                        "implemented that estimator yet",
-    "diffusion_gan": "none: each step's generator is implicit (x0 is a learned function of x_t and z), so the "
-                     "chain assigns no tractable probability to a test digit (Xiao et al. 2022 report none either)",
-}
 LAB_NET = "lenet"   # the classifier that also judges latent paths and reconstructions
 LATENT_METHODS = ("slerp", "lerp")
 
@@ -113,13 +113,25 @@ def quality_section(names: list[str], n: int, seed: int, diffusion_options: dict
     train = load_lab_split(dataset, "train").images
     real = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:n]]
     rows = {"real (train)": score(nets, test.images, real, seed)}
-    for name in names:
-        options = diffusion_options if name == "diffusion" else SAMPLE_OPTIONS.get(name, {})
-        images, seconds = generate(load_engine(name, dataset=dataset), n, seed, options)
-        rows[name] = {**score(nets, test.images, images, seed),
-                      "sampler": options or None, "seconds_per_sample": round(seconds / n, 5)}
-        log(f"quality {name}: {rows[name]}")
+    for family in selected(names):
+        options = sampling_options(family, diffusion_options)
+        images, seconds = generate(load_engine(family.name, dataset=dataset), n, seed, options)
+        rows[family.name] = {**score(nets, test.images, images, seed),
+                             "sampler": options or None, "seconds_per_sample": round(seconds / n, 5)}
+        log(f"quality {family.name}: {rows[family.name]}")
     return rows
+
+
+def selected(names: list[str], measures: str | None = None) -> list[Family]:
+    """The registered families among `names`, in registry order; `measures` ("likelihood", "latent"): only those
+    whose record says the engine measures it."""
+    return [f for f in families() if f.name in names and (measures is None or getattr(f, measures))]
+
+
+def sampling_options(family: Family, diffusion_options: dict) -> dict:
+    """How a family's quality and speed rows sample: the command line's diffusion sampler where it takes one,
+    else its record's evaluation options."""
+    return dict(diffusion_options) if family.takes_sampler else dict(family.evaluation_options)
 
 
 def test_subset(test_images: torch.Tensor, n: int, seed: int) -> torch.Tensor:
@@ -129,111 +141,42 @@ def test_subset(test_images: torch.Tensor, n: int, seed: int) -> torch.Tensor:
 
 def likelihood_section(names: list[str], test_images: torch.Tensor, seed: int, settings: dict,
                        dataset: str) -> dict:
-    """Every family's bits/dim on the same test digits, each ± its standard error over the digits, and the
-    diffusion-minus-VAE differences per digit (paired, so the digits' own spread cancels)."""
+    """Every family's bits/dim on the same test digits, each ± its standard error over the digits (or why it
+    has none), and for each two families that measure it the later's bounds minus the earlier's per digit (paired,
+    so the digits' own spread cancels): "diffusion_minus_vae_bpd"."""
     dims = test_images[0].numel()
     digits = test_subset(test_images, settings["likelihood_n"], seed)
     out = {"unit": f"bits/dim of the 8-bit test digits ({dims} dims); lower is better", "n": len(digits)}
     per_image = {}
-    if "vae" in names:
-        result = vae_bits_per_dim(load_engine("vae", dataset=dataset), digits, k=settings["iwae_k"], seed=seed)
-        per_image["vae"] = result.pop("per_image_bpd")["iwae"]
-        out["vae"] = _rounded(result)
-        log(f"likelihood vae: {out['vae']}")
-    if "gan" in names:
-        out["gan"] = {"bpd": None, "note": "no explicit likelihood: the generator is an implicit model (a "
-                                           "deterministic map of z, its images lie on a 64-d surface in 784-d "
-                                           "pixel space), so it assigns no probability to a test digit"}
-    if "diffusion" in names:
-        out["diffusion"], per_image["diffusion"] = diffusion_likelihood(digits, seed, settings, dataset)
-        log(f"likelihood diffusion: {out['diffusion']}")
-    for name in (n for n in HYBRIDS if n in names):
-        out[name] = {"bpd": None, "note": HYBRID_LIKELIHOOD[name]}
-    if "vae" in per_image and "diffusion" in per_image:
-        out["diffusion_minus_vae_bpd"] = {}
-        for bound, values in per_image["diffusion"].items():
-            mean, se = mean_and_se(values - per_image["vae"])
-            out["diffusion_minus_vae_bpd"][bound] = {"mean": round(mean, 4), "se": round(se, 4)}
+    for family in selected(names):
+        if not family.likelihood:
+            out[family.name] = {"bpd": None, "note": family.no_likelihood}
+            continue
+        out[family.name], per_image[family.name] = load_engine(family.name, dataset=dataset).likelihood(
+            digits, settings, seed)
+        log(f"likelihood {family.name}: {out[family.name]}")
+    for earlier, later in likelihood_pairs(names):
+        reference = next(iter(per_image[earlier.name].values()))   # the earlier's first bound: its tightest
+        differences = out[paired_key(later.name, earlier.name)] = {}
+        for bound, values in per_image[later.name].items():
+            mean, se = mean_and_se(values - reference)
+            differences[bound] = {"mean": round(mean, 4), "se": round(se, 4)}
     return out
 
 
-def diffusion_likelihood(digits: torch.Tensor, seed: int, settings: dict, dataset: str) -> tuple[dict, dict]:
-    """The variational bound and the probability-flow ODE bound of the shipped diffusion model on `digits`
-    (8-bit, in [0, 1]), in bits/dim, with their costs; and each digit's bits/dim per bound."""
-    engine = load_engine("diffusion", dataset=dataset)
-    x0 = to_signed(digits)
-    dims = x0[0].numel()
-
-    def bpd(nats):
-        return bits_per_dim(-nats, dims)
-    started = time.perf_counter()
-    vlb = diffusion_vlb(engine.model, engine.schedule, x0, strata=settings["vlb_strata"], seed=seed)
-    vlb_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    ode = ode_bound(engine.model, engine.schedule, x0, steps=settings["ode_steps"], seed=seed)
-    ode_seconds = time.perf_counter() - started
-    vlb_bpd, ode_bpd = bpd(vlb["nll_nats"]["fixed_small"]), bpd(ode["nll_nats"])
-    summary = {
-        "n": len(digits),
-        "vlb_bpd": {v: round(float(bpd(t).mean()), 4) for v, t in vlb["nll_nats"].items()},
-        "vlb_bpd_se": round(mean_and_se(vlb_bpd)[1], 4),
-        "vlb_terms_bpd": {v: {k: round(float(bpd(t).mean()), 4) for k, t in parts.items()}
-                          for v, parts in vlb["terms_nats"].items()},
-        "vlb_strata": vlb["strata"], "vlb_nfe_per_image": vlb["strata"] + 1, "vlb_seconds": round(vlb_seconds, 1),
-        "vlb_by_level": _rounded(bound_by_level(vlb, dims)),
-        "ode_bpd": round(float(ode_bpd.mean()), 4), "ode_bpd_se": round(mean_and_se(ode_bpd)[1], 4),
-        "ode_floor_bpd": round(float(bpd(ode["floor_nats"]).mean()), 4),
-        "ode_terms_bpd": {k: round(float(bpd(t).mean()), 4) for k, t in ode["terms_nats"].items()},
-        "ode_steps": settings["ode_steps"], "ode_nfe_per_image": ode["nfe"],
-        "ode_seconds": round(ode_seconds, 1), "ode_seconds_per_image": round(ode_seconds / len(digits), 3),
-        "ode_method": "variational bound on the 8-bit likelihood with the first diffusion step as the dequantiser "
-                      "(z ~ q(x at t = 0 | x), the VLB's discretised-Gaussian decoder p(x | z)); the flow's "
-                      "log-density by RK4 on even integer timesteps (the network only sees timesteps it was "
-                      "trained at), roughly uniform in log noise-to-signal, with a Hutchinson trace (one "
-                      "Rademacher probe per image; a forward and a vector-Jacobian product per evaluation)",
-    }
-    return summary, {"vlb": vlb_bpd, "ode": ode_bpd}
-
-
-def _rounded(result):
-    """Floats rounded to 4 places, in nested dicts and lists too."""
-    if isinstance(result, dict):
-        return {k: _rounded(v) for k, v in result.items()}
-    if isinstance(result, list):
-        return [_rounded(v) for v in result]
-    return round(result, 4) if isinstance(result, float) else result
-
-
 def latent_section(names: list[str], test, seed: int, settings: dict, classifier, dataset: str) -> dict:
-    pairs, steps = settings["latent_pairs"], settings["latent_steps"]
+    """Path smoothness along slerp and lerp paths in each family's latent, and what its engine adds (its
+    reconstruction of test digits, or why there is none)."""
     out = {}
     digits = test_subset(test.images, settings["recon_n"], seed)
-    for name in names:
+    for family in selected(names, "latent"):
         started = time.perf_counter()
-        engine = load_engine(name, dataset=dataset)
-        if name == "vae":
-            decode, a, b = engine.decode, engine.latents(pairs, seed + 1), engine.latents(pairs, seed + 2)
-            extra = {"latent": f"z, {engine.latent_dim}-d", "reconstruction": {
-                "method": "decoder location at the posterior mean",
-                **reconstruction_scores(classifier, digits, engine.reconstruct(digits))}}
-        elif name == "gan":
-            decode, a, b = engine.generate, engine.latents(pairs, seed + 1), engine.latents(pairs, seed + 2)
-            extra = {"latent": f"z, {engine.latent_dim}-d", "reconstruction": None,
-                     "note": "no encoder: a digit can only be found by optimising z (not measured)"}
-        else:
-            shape = (pairs, engine.config.image_channels, engine.config.image_size, engine.config.image_size)
-            a = torch.randn(shape, generator=make_generator(seed + 1))
-            b = torch.randn(shape, generator=make_generator(seed + 2))
-            decode = ddim_decoder(engine.model, engine.schedule, settings["latent_ddim_steps"])
-            recon = ddim_reconstruction(engine.model, engine.schedule, digits, settings["inversion_steps"])
-            extra = {"latent": f"x_T, {a[0].numel()}-d, decoded by DDIM (eta 0, {settings['latent_ddim_steps']} "
-                               "steps)",
-                     "reconstruction": {"method": f"DDIM inversion and back, {settings['inversion_steps']} steps "
-                                                  "each way", **reconstruction_scores(classifier, digits, recon)}}
-        paths = {m: _rounded(path_smoothness(decode, classifier.features, a, b, steps, m, seed))
+        engine = load_engine(family.name, dataset=dataset)
+        decode, a, b, extra = engine.latent_space(settings["latent_pairs"], seed, digits, settings, classifier)
+        paths = {m: rounded(path_smoothness(decode, classifier.features, a, b, settings["latent_steps"], m, seed))
                  for m in LATENT_METHODS}
-        out[name] = {**paths, **extra, "seconds": round(time.perf_counter() - started, 1)}
-        log(f"latent {name}: {out[name]}")
+        out[family.name] = {**paths, **extra, "seconds": round(time.perf_counter() - started, 1)}
+        log(f"latent {family.name}: {out[family.name]}")
     return out
 
 
@@ -249,37 +192,44 @@ def time_call(fn, min_seconds: float = 1.0, max_repeats: int = 20) -> float:
 
 
 def speed_section(names: list[str], seed: int, settings: dict, dataset: str) -> dict:
+    """ms per sample and network evaluations per sample: each family as its quality row samples, and a family
+    that takes a sampler over DDIM at --speed-steps and 1000-step DDPM (extrapolated from the per-evaluation
+    time: a DDPM step costs one evaluation, like a DDIM step)."""
     batch = settings["speed_batch"]
     rows = []
-    for name in names:
-        engine = load_engine(name, dataset=dataset)
-        if name in HYBRIDS:   # as their quality rows sample
-            options = SAMPLE_OPTIONS.get(name, {})
-            seconds = time_call(lambda: engine.sample(batch, seed=seed, **options))
-            nfe = engine.network_evaluations(**options)
-            rows.append({"engine": name, **options, "nfe": nfe, "ms_per_sample": round(1000 * seconds / batch, 3)})
+    for family in selected(names):
+        engine = load_engine(family.name, dataset=dataset)
+        if family.takes_sampler:
+            rows += sampler_speed_rows(family.name, engine, seed, settings)
             continue
-        if name != "diffusion":
-            seconds = time_call(lambda: engine.sample(batch, seed=seed))
-            rows.append({"engine": name, "nfe": 1, "ms_per_sample": round(1000 * seconds / batch, 3)})
-            continue
-        engine.sample(2, seed=seed, sampler="ddim", steps=2)  # warm-up
-        per_nfe = []
-        for steps in settings["speed_steps"]:
-            started = time.perf_counter()
-            engine.sample(batch, seed=seed, sampler="ddim", steps=steps)
-            seconds = time.perf_counter() - started
-            nfe = engine.network_evaluations("ddim", steps)
-            per_nfe.append(seconds / nfe)
-            rows.append({"engine": name, "sampler": "ddim", "steps": steps, "nfe": nfe,
-                         "ms_per_sample": round(1000 * seconds / batch, 3)})
-        nfe = engine.network_evaluations("ddpm", engine.num_train_timesteps)
-        rows.append({"engine": name, "sampler": "ddpm", "steps": engine.num_train_timesteps, "nfe": nfe,
-                     "ms_per_sample": round(1000 * min(per_nfe) * nfe / batch, 3), "extrapolated": True})
+        options = family.evaluation_options
+        seconds = time_call(partial(engine.sample, batch, seed=seed, **options))
+        rows.append({"engine": family.name, **options, "nfe": engine.network_evaluations(**options),
+                     "ms_per_sample": round(1000 * seconds / batch, 3)})
     for row in rows:
         log(f"speed: {row}")
     return {"batch": batch, "rows": rows,
             "note": "1000-step DDPM is extrapolated: its step costs one network evaluation, like a DDIM step"}
+
+
+def sampler_speed_rows(name: str, engine, seed: int, settings: dict) -> list[dict]:
+    """DDIM at each of --speed-steps, timed once each, and all-step DDPM extrapolated from the cheapest time per
+    network evaluation (timing 1000 steps would cost minutes and say nothing more)."""
+    batch = settings["speed_batch"]
+    engine.sample(2, seed=seed, sampler="ddim", steps=2)  # warm-up
+    per_nfe, rows = [], []
+    for steps in settings["speed_steps"]:
+        started = time.perf_counter()
+        engine.sample(batch, seed=seed, sampler="ddim", steps=steps)
+        seconds = time.perf_counter() - started
+        nfe = engine.network_evaluations(sampler="ddim", steps=steps)
+        per_nfe.append(seconds / nfe)
+        rows.append({"engine": name, "sampler": "ddim", "steps": steps, "nfe": nfe,
+                     "ms_per_sample": round(1000 * seconds / batch, 3)})
+    nfe = engine.network_evaluations(sampler="ddpm", steps=engine.num_train_timesteps)
+    rows.append({"engine": name, "sampler": "ddpm", "steps": engine.num_train_timesteps, "nfe": nfe,
+                 "ms_per_sample": round(1000 * min(per_nfe) * nfe / batch, 3), "extrapolated": True})
+    return rows
 
 
 # ---------------------------------------------------------------- the report
@@ -295,17 +245,18 @@ def feature_net_summary(net, directory: Path, test) -> dict:
 
 
 def seeds_section(names: list[str], settings: dict) -> dict:
-    """The 2-D seed study of the families among `names`, and of the diffusion GAN when it is among them: it
-    learns four conditionals where the GAN learns one, so it trains --seed-steps-hybrid steps (measured at
-    as many checkpoints as the families get) instead of --seed-steps."""
-    families = tuple(n for n in names if n in FAMILIES) + (("diffusion_gan",) if "diffusion_gan" in names else ())
-    steps = {f: settings["seed_steps_hybrid"] if f in HYBRIDS else settings["seed_steps"] for f in families}
+    """The 2-D seed study of the families among `names` that the playground has a version of. A hybrid learns
+    several conditionals where a family learns one (the diffusion GAN: four), so it trains --seed-steps-hybrid
+    steps (measured at as many checkpoints as the families get) instead of --seed-steps."""
+    studied = [f for f in selected(names) if f.name in PLAYGROUND_FAMILIES]
+    steps = {f.name: settings["seed_steps_hybrid"] if f.is_hybrid else settings["seed_steps"] for f in studied}
+    names = tuple(steps)
     if set(steps.values()) == {settings["seed_steps"]}:   # one budget for all: the study's plain settings
-        return seed_study(families=families, seeds=settings["seed_runs"], steps=settings["seed_steps"])
+        return seed_study(families=names, seeds=settings["seed_runs"], steps=settings["seed_steps"])
     checkpoints = settings["seed_steps"] // CHECK_EVERY
-    return seed_study(families=families, seeds=settings["seed_runs"], steps=steps,
-                      check_every={f: CHECK_EVERY if f in FAMILIES else max(1, n // checkpoints)
-                                   for f, n in steps.items()})
+    return seed_study(families=names, seeds=settings["seed_runs"], steps=steps,
+                      check_every={f.name: max(1, steps[f.name] // checkpoints) if f.is_hybrid else CHECK_EVERY
+                                   for f in studied})
 
 
 @torch.no_grad()  # (not set_grad_enabled(False): a caller's process must keep its own autograd state)
@@ -331,8 +282,7 @@ def evaluate(names: list[str], n: int, seed: int, diffusion_options: dict, secti
         elif section == "likelihood":
             report["likelihood"] = likelihood_section(names, test.images, seed, settings, dataset)
         elif section == "latent":
-            report["latent"] = latent_section([n for n in names if n in FAMILIES], test, seed, settings, classifier,
-                                              dataset)
+            report["latent"] = latent_section(names, test, seed, settings, classifier, dataset)
         elif section == "stability":
             report["stability"] = {name: stability(checkpoints_dir(dataset) / name) for name in names}
         elif section == "seeds":
@@ -362,7 +312,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="mnist", choices=list(LAB_DATASETS),
                    help="whose shipped models, feature nets and test images (checkpoints/<dataset>/)")
-    p.add_argument("--engines", nargs="+", default=list(ENGINE_NAMES), choices=ENGINE_NAMES)
+    engines = [f.name for f in families()]
+    p.add_argument("--engines", nargs="+", default=engines, choices=engines)
     p.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS)
     p.add_argument("--n", type=int, default=1000, help="samples per engine for the quality section")
     p.add_argument("--seed", type=int, default=0)

@@ -19,6 +19,7 @@ from typing import Callable
 
 import torch
 
+from engines.engine import make_generator
 from engines.measure.uncertainty import mean_and_se
 from engines.models.classifier import classify
 from engines.sampling.interpolation import interpolate_latents, latents_at
@@ -102,3 +103,20 @@ def ddim_reconstruction(model, schedule: NoiseSchedule, images: torch.Tensor, st
     back = sample_ddim(model, schedule, x_T, make_timesteps(schedule.num_train_timesteps, steps), eta=0.0,
                        clip_sample=False)
     return ((back + 1) / 2).clamp(0, 1)
+
+
+def diffusion_latent_space(engine, pairs: int, seed: int, digits: torch.Tensor, settings: dict,
+                           classifier) -> tuple:
+    """A diffusion engine's latent, as the report measures it (`DiffusionEngine.latent_space`): x_T decoded by
+    deterministic DDIM, `pairs` pairs of x_T draws, and DDIM inversion of `digits` and back."""
+    config = engine.config
+    shape = (pairs, config.image_channels, config.image_size, config.image_size)
+    a = torch.randn(shape, generator=make_generator(seed + 1))
+    b = torch.randn(shape, generator=make_generator(seed + 2))
+    steps, inversion = settings["latent_ddim_steps"], settings["inversion_steps"]
+    decode = ddim_decoder(engine.model, engine.schedule, steps)
+    recon = ddim_reconstruction(engine.model, engine.schedule, digits, inversion)
+    extra = {"latent": f"x_T, {a[0].numel()}-d, decoded by DDIM (eta 0, {steps} steps)",
+             "reconstruction": {"method": f"DDIM inversion and back, {inversion} steps each way",
+                                **reconstruction_scores(classifier, digits, recon)}}
+    return decode, a, b, extra

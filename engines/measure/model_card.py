@@ -11,27 +11,17 @@ import json
 import math
 from pathlib import Path
 
+from engines import registry
 from engines.checkpoint import TRAINING_INFO_NAME, checkpoints_dir
 from engines.data.datasets import LAB_DATASETS, lab_dataset_of
-from engines.measure.sampler_benchmark import OUT as BENCHMARK, markdown_section
+from engines.family import Family
+from engines.measure.sampler_benchmark import OUT as BENCHMARK
+from engines.measure.sampler_benchmark import markdown_section
 from engines.measure.uncertainty import TIE_SE
-from engines.measure.verdicts import HYBRID_SPEED_FACTOR, in_words_of, pm
+from engines.measure.verdicts import HYBRID_CLAIMS, HYBRID_SPEED_FACTOR, in_words_of, likelihood_text, pm, title
 
-DESCRIPTIONS = {
-    "vae": "Convolutional VAE: Gaussian encoder q(z|x) (8-d latent: fewer dimensions leave fewer holes between the "
-           "prior and the encoded digits, so prior samples look more like digits), reparameterisation, "
-           "discretised-logistic decoder p(x|z) over the 256 pixel levels, trained by maximising the ELBO. "
-           "Samples shown are the decoder's location for z ~ N(0, I).",
-    "gan": "DCGAN-style generator (transposed convolutions, batch norm) and a spectrally normalised "
-           "discriminator (latent size and widths in config.json), non-saturating loss, Adam(beta1=0.5); the "
-           "commands below say whether the learning rate was decayed over the run's last steps (lr_decay_steps) "
-           "and whether the discriminator saw only augmented images, real and generated alike (diff_augment: "
-           "DiffAugment's translation and cutout, Zhao et al. 2020, against a discriminator memorising a small "
-           "train split). The shipped generator is the EMA of G's weights (decay 0.999).",
-    "diffusion": "Epsilon-prediction UNet (28->14->7, residual blocks, self-attention at 7x7), linear beta "
-                 "schedule 1e-4..0.02 over T=1000 steps, simple DDPM loss, EMA weights (decay 0.999). "
-                 "Sampling: our ancestral DDPM (beta_t or beta-tilde_t variance) or DDIM (eta), any step count, "
-                 "or any diffusers scheduler (`sampler=\"diffusers:<Class>\"`) built from the same betas.",
+# The cards that are not of a family: the feature nets (a family's card opens with its record's description).
+FEATURE_NET_DESCRIPTIONS = {
     "classifier": "LeNet-style CNN (feature net `lenet`) trained on the mnist5k train split with random shifts of "
                   "up to 2 px. It is the lab's judge (class, confidence), and its 64-d penultimate layer is one of "
                   "the two feature spaces of every Frechet distance, KID, precision/recall and density/coverage "
@@ -41,28 +31,7 @@ DESCRIPTIONS = {
                           "independently of `classifier` (another seed, another architecture) on the same train "
                           "split with random shifts of up to 2 px. The second feature space of every quality "
                           "number, so that no verdict rests on one net's idea of a digit.",
-    "latent_diffusion": ("Latent diffusion (Rombach et al. 2022; Vahdat et al. 2021, LSGM): a learned prior over the "
-                         "shipped VAE's 8-d latent space. An MLP noise predictor (4 residual blocks of width 256, "
-                         "sinusoidal time features) trained with the simple DDPM loss (linear beta schedule "
-                         "1e-4..0.02 over T=1000 steps, EMA weights, decay 0.999) on the VAE encoder's posterior "
-                         "means of the train split, standardised per dimension. Samples: our DDPM (default, all "
-                         "1000 steps) or DDIM sampler in the latent space, un-standardised, decoded by the frozen "
-                         "VAE decoder's location. `config.json` records the SHA-256 of the VAE weights it belongs "
-                         "to; loading refuses any other VAE."),
-    "diffusion_gan": ("Denoising diffusion GAN (Xiao et al. 2022): four large denoising steps at t = 999, 749, 499, "
-                      "249 of the diffusion model's linear schedule. The generator G(x_t, z, t) is the diffusion "
-                      "model's UNet, started from its weights, with a 32-d z added to its time embedding through a "
-                      "zero-initialised MLP; it predicts x0, and the next x is drawn from the forward posterior "
-                      "q(x_t' | x_t, x0). A time-conditioned discriminator on (x_t', x_t, step) (not shipped) is "
-                      "trained with the non-saturating loss and an R1 penalty on real pairs; it trains alone for the "
-                      "first steps (`d_warmup_steps`: a random discriminator is fooled by tiny changes of G's "
-                      "output) and then at a higher learning rate than G (`d_lr`); Adam(0.5, 0.9); the shipped "
-                      "generator is the EMA of G (decay 0.999). Sampling: its four steps, one generator "
-                      "call each."),
 }
-# The share of samples a feature net must recognise (confidence >= 0.9) for a checkpoint to be called done, as a
-# share of what the same net recognises among the real test digits.
-QUALITY_BARS = {"vae": 0.65, "gan": 0.80, "diffusion": 0.90, "diffusion_gan": 0.90}
 HYBRID_FD_TARGET = 1.10   # the diffusion GAN's target: Frechet distance within 10% of 1000-step DDPM's
 NET_FOLDERS = {"lenet": "classifier", "allconv": "classifier_allconv"}
 CONTENTION = ("Wall time is as measured on a shared 2-core machine where other runs overlapped this one, so it had "
@@ -94,7 +63,7 @@ def quality_table(report: dict, rows: list[str]) -> str:
 
 def bar_lines(name: str, report: dict) -> list[str]:
     """Whether the family meets its bar in each feature net: recognisable share over the real test digits'."""
-    bar, lines = QUALITY_BARS.get(name), []
+    bar, lines = getattr(registry.FAMILIES.get(name), "quality_bar", None), []
     if bar is None:
         return lines
     for net, r in report["quality"][name]["nets"].items():
@@ -110,45 +79,82 @@ def bar_lines(name: str, report: dict) -> list[str]:
 
 
 def target_lines(name: str, report: dict, benchmark_path: Path = BENCHMARK) -> list[str]:
-    """The hybrid's targets, measured: the diffusion GAN against 1000-step DDPM (Frechet distance on the sampler
-    benchmark's measure, which is the report's `lenet` one at the same n and seed; time per sample), latent
-    diffusion against the VAE's own prior (Frechet distance and precision, at equal recall or better)."""
-    q, lines = report["quality"], []
-    if name == "diffusion_gan":
-        benchmark = json.loads(benchmark_path.read_text()) if benchmark_path.is_file() else {"rows": []}
-        reference = next((r for r in benchmark["rows"] if (r["sampler"], r["steps"]) == ("ddpm", 1000)), None)
-        ours = q[name]["nets"]["lenet"]
-        if reference and (benchmark["n"], benchmark["seed"]) == (report["n"], report["seed"]):
-            ratio = ours["frechet_distance"] / reference["frechet_distance"]
-            lines.append(f"- Frechet distance (`lenet`) {pm(ours['frechet_distance'], ours['frechet_distance_se'], 1)}"
-                         f" = {ratio:.2f}x that of 1000-step DDPM ({reference['frechet_distance']:.1f}, the diffusion "
-                         f"card's sampler benchmark): target within {HYBRID_FD_TARGET - 1:.0%} "
-                         + ("met" if ratio <= HYBRID_FD_TARGET
-                            else f"not met ({ratio:.2f}x > {HYBRID_FD_TARGET:.2f}x)"))
-            if ratio > HYBRID_FD_TARGET:
-                lines.append(adversarial_shortfall(checkpoints_dir(report.get("dataset", "mnist")) / name))
-        rows = {r["engine"]: r for r in report.get("speed", {}).get("rows", [])
-                if r["engine"] == name or (r["engine"], r.get("sampler")) == ("diffusion", "ddpm")}
-        if name in rows and "diffusion" in rows:
-            speedup = rows["diffusion"]["ms_per_sample"] / rows[name]["ms_per_sample"]
-            lines.append(f"- Time per sample {rows[name]['ms_per_sample']:.1f} ms ({rows[name]['nfe']} network "
-                         f"evaluations) against 1000-step DDPM's {rows['diffusion']['ms_per_sample']:.0f} ms "
-                         f"(extrapolated): {speedup:.0f}x less; target {HYBRID_SPEED_FACTOR}x "
-                         + ("met" if speedup >= HYBRID_SPEED_FACTOR else "not met"))
-        hybrids = next((r for r in report.get("summary", []) if r["row"] == "Hybrids"), {"checks": []})
-        lines += [f"- As stable as diffusion? The playground's diffusion GAN, {c['detail']}: {c['verdict']}"
-                  for c in hybrids["checks"] if c["claim"] == "diffusion GAN as stable as diffusion"]
-    if name == "latent_diffusion" and "vae" in q:
-        for net in q[name]["nets"]:
-            a, b = q[name]["nets"][net], q["vae"]["nets"][net]
-            lines.append(f"- `{net}`: " + ", ".join(
-                f"{label} {pm(a[key], a[key + '_se'], digits)} vs the VAE prior's {pm(b[key], b[key + '_se'], digits)}"
-                for label, key, digits in (("FD", "frechet_distance", 1), ("precision", "precision", 2),
-                                           ("recall", "recall", 2))))
+    """A hybrid's targets, measured against the parent it builds on (`Family.card_targets`); the report's
+    Hybrids row gives the verdicts."""
+    record = registry.FAMILIES.get(name)
+    lines = [line for target in (record.card_targets if record else ())
+             for line in TARGETS[target](record, report, benchmark_path)]
     if lines:
         lines = ["Targets (the hybrid against its parent; the report's Hybrids row gives the verdicts with their "
                  "standard errors):", "", *lines, ""]
     return lines
+
+
+def parent_of(family: Family) -> str:
+    """The parent a hybrid's targets are measured against: the one whose checkpoint it builds on."""
+    return next(iter(family.parent_options.values()))
+
+
+def fd_against_ddpm(family: Family, report: dict, benchmark_path: Path) -> list[str]:
+    """Frechet distance against the parent's 1000-step DDPM, on the sampler benchmark's measure (the report's
+    `lenet` one at the same n and seed); where the target is missed, why, from the run's own logs."""
+    benchmark = json.loads(benchmark_path.read_text()) if benchmark_path.is_file() else {"rows": []}
+    reference = next((r for r in benchmark["rows"] if (r["sampler"], r["steps"]) == ("ddpm", 1000)), None)
+    if not reference or (benchmark["n"], benchmark["seed"]) != (report["n"], report["seed"]):
+        return []
+    ours = report["quality"][family.name]["nets"]["lenet"]
+    ratio = ours["frechet_distance"] / reference["frechet_distance"]
+    lines = [f"- Frechet distance (`lenet`) {pm(ours['frechet_distance'], ours['frechet_distance_se'], 1)}"
+             f" = {ratio:.2f}x that of 1000-step DDPM ({reference['frechet_distance']:.1f}, the diffusion "
+             f"card's sampler benchmark): target within {HYBRID_FD_TARGET - 1:.0%} "
+             + ("met" if ratio <= HYBRID_FD_TARGET else f"not met ({ratio:.2f}x > {HYBRID_FD_TARGET:.2f}x)")]
+    if ratio > HYBRID_FD_TARGET:
+        lines.append(adversarial_shortfall(checkpoints_dir(report.get("dataset", "mnist")) / family.name))
+    return lines
+
+
+def speed_against_ddpm(family: Family, report: dict, benchmark_path: Path) -> list[str]:
+    """Time per sample against the parent's 1000-step DDPM (extrapolated in the report's speed section)."""
+    name, parent = family.name, parent_of(family)
+    rows = {r["engine"]: r for r in report.get("speed", {}).get("rows", [])
+            if r["engine"] == name or (r["engine"], r.get("sampler")) == (parent, "ddpm")}
+    if name not in rows or parent not in rows:
+        return []
+    speedup = rows[parent]["ms_per_sample"] / rows[name]["ms_per_sample"]
+    return [f"- Time per sample {rows[name]['ms_per_sample']:.1f} ms ({rows[name]['nfe']} network "
+            f"evaluations) against 1000-step DDPM's {rows[parent]['ms_per_sample']:.0f} ms "
+            f"(extrapolated): {speedup:.0f}x less; target {HYBRID_SPEED_FACTOR}x "
+            + ("met" if speedup >= HYBRID_SPEED_FACTOR else "not met")]
+
+
+def stability_against_parent(family: Family, report: dict, benchmark_path: Path) -> list[str]:
+    """The Hybrids row's "as stable as" checks of this hybrid (the playground's version, across seeds)."""
+    parents = {claim: parent for claim, how, hybrid, parent in HYBRID_CLAIMS
+               if how == "as_stable_as" and hybrid == family.name}
+    hybrids = next((r for r in report.get("summary", []) if r["row"] == "Hybrids"), {"checks": []})
+    return [f"- As stable as {title(parents[c['claim']])}? The playground's {family.title}, {c['detail']}: "
+            f"{c['verdict']}" for c in hybrids["checks"] if c["claim"] in parents]
+
+
+def prior_against_parent(family: Family, report: dict, benchmark_path: Path) -> list[str]:
+    """A learned prior against its parent's own N(0, I): Frechet distance and precision, at equal recall or
+    better, in each feature net."""
+    q, parent = report["quality"], parent_of(family)
+    if parent not in q:
+        return []
+    lines = []
+    for net, a in q[family.name]["nets"].items():
+        b = q[parent]["nets"][net]
+        lines.append(f"- `{net}`: " + ", ".join(
+            f"{label} {pm(a[key], a[key + '_se'], digits)} vs the {title(parent)} prior's "
+            f"{pm(b[key], b[key + '_se'], digits)}" for label, key, digits in
+            (("FD", "frechet_distance", 1), ("precision", "precision", 2), ("recall", "recall", 2))))
+    return lines
+
+
+# What `Family.card_targets` names.
+TARGETS = {"fd_against_ddpm": fd_against_ddpm, "speed_against_ddpm": speed_against_ddpm,
+           "stability_against_parent": stability_against_parent, "prior_against_parent": prior_against_parent}
 
 
 def adversarial_shortfall(directory: Path) -> str:
@@ -173,17 +179,9 @@ def adversarial_shortfall(directory: Path) -> str:
 def likelihood_line(name: str, report: dict) -> list[str]:
     """The family's bits/dim on the test split, from the report's likelihood section where it was measured."""
     lk = (report.get("likelihood") or {}).get(name)
-    if not lk:
+    if not lk or name not in registry.FAMILIES:
         return []
-    if name == "vae":
-        text = (f"ELBO {pm(lk['elbo_bpd'], lk['elbo_bpd_se'], 3)}, IWAE (k = {lk['iwae_k']}) "
-                f"{pm(lk['iwae_bpd'], lk['iwae_bpd_se'], 3)} bits/dim on {lk['n']} test digits")
-    elif name == "diffusion":
-        text = (f"variational bound {pm(lk['vlb_bpd']['fixed_small'], lk['vlb_bpd_se'], 3)}, probability-flow "
-                f"ODE bound {pm(lk['ode_bpd'], lk['ode_bpd_se'], 3)} (floor {lk['ode_floor_bpd']:.3f}) bits/dim on "
-                f"{lk['n']} test digits ({lk['ode_seconds_per_image']:.2f} s per digit for the ODE)")
-    else:
-        text = lk["note"]
+    text = likelihood_text(registry.FAMILIES[name], lk)["card"]
     return [f"Likelihood: {text}. All rows of the comparison: `{report_path(report)}`.", ""]
 
 
@@ -191,12 +189,23 @@ def report_path(report: dict) -> str:
     return f"checkpoints/{report.get('dataset', 'mnist')}/report.md"
 
 
+def card_names() -> list[str]:
+    """Every checkpoint folder that gets a card: the registry's families, then the feature nets."""
+    return [f.name for f in registry.families()] + list(FEATURE_NET_DESCRIPTIONS)
+
+
+def describe(name: str) -> str:
+    """A card's first paragraph: the family's description, or the feature net's."""
+    return registry.FAMILIES[name].description if name in registry.FAMILIES else FEATURE_NET_DESCRIPTIONS[name]
+
+
 def card(name: str, info: dict, report: dict | None) -> str:
+    record = registry.FAMILIES.get(name)   # None for a feature net
     hours = info["wall_time_s"] / 3600
     total = info.get("total_steps", info["step"])
     stopped = f" (of the {total} its last command set: the run was stopped there)" if total > info["step"] else ""
     lab = lab_dataset_of(info["dataset"]) or "mnist"
-    description = DESCRIPTIONS[name] if lab == "mnist" else DESCRIPTIONS[name].replace(
+    description = describe(name) if lab == "mnist" else describe(name).replace(
         "the mnist5k train split", "the Fashion-MNIST train split")
     parts = [
         f"# {name} ({info['dataset']})", "", description, "",
@@ -222,7 +231,7 @@ def card(name: str, info: dict, report: dict | None) -> str:
                   quality_table(report, [name, "real (train)"]), "",
                   f"Sharpness (1 = as sharp as real digits): {pm(r['sharpness'], r['sharpness_se'])}.", "",
                   *(["Quality bar, in each feature net:", "", *bar_lines(name, report), ""]
-                    if name in QUALITY_BARS else []), *target_lines(name, report)]
+                    if getattr(record, "quality_bar", None) is not None else []), *target_lines(name, report)]
         if r.get("sampler"):
             parts += [f"Sampler for this table: {r['sampler']}.", ""]
         parts += [f"Class histogram of the samples (`lenet`): {r['nets']['lenet']['class_histogram']}", ""]
@@ -236,7 +245,7 @@ def card(name: str, info: dict, report: dict | None) -> str:
                   "", "Caveat: like most softmax classifiers it is over-confident off the data manifold (pure "
                   "noise can get a confident label), so the lab never reads the confident share alone: the class "
                   "histogram and the Frechet distance expose such failures.", ""]
-    if name == "diffusion" and lab == "mnist":   # the sampler benchmark was run on the MNIST model
+    if record and record.takes_sampler and lab == "mnist":   # the sampler benchmark: of the MNIST diffusion model
         parts += markdown_section()
     parts += ["## Files", "", "`config.json` + `model.safetensors` (written by huggingface_hub's "
               "`PyTorchModelHubMixin.save_pretrained`; load with `engines.load_engine` — safetensors only, "
@@ -250,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset", default="mnist", choices=list(LAB_DATASETS))
     root = checkpoints_dir(p.parse_args(argv).dataset)
     report = json.loads((root / "report.json").read_text()) if (root / "report.json").is_file() else None
-    for name in DESCRIPTIONS:
+    for name in card_names():
         info_path = root / name / TRAINING_INFO_NAME
         if info_path.is_file():
             (root / name / "README.md").write_text(card(name, json.loads(info_path.read_text()), report))

@@ -8,7 +8,9 @@ from pathlib import Path
 from engines.measure.hierarchy import group_by_decade
 from engines.measure.reproduce import TOLERANCES
 from engines.measure.uncertainty import TIE_SE
-from engines.measure.verdicts import FAMILIES, HYBRIDS, NAMES, in_words_of, made_by, pm
+from engines.measure.verdicts import in_words_of, likelihood_pairs, likelihood_text, made_by, paired_key, pm, title
+from engines.registry import families
+
 
 def _table(header: list[str], rows: list[list]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
@@ -21,9 +23,11 @@ def two_significant(spread: float) -> int:
 
 
 def summary_lines(report: dict) -> list[str]:
-    names = [n for n in FAMILIES + HYBRIDS if n in report.get("engines", FAMILIES)]
-    title = {"fashion": " on Fashion-MNIST"}.get(report.get("dataset", "mnist"), "")
-    lines = [f"# The generative lab: the comparison table, measured{title}", "",
+    # A report without an engine list is an old one, of the seed's families only.
+    engines = report.get("engines", [f.name for f in families("family")])
+    names = [f.name for f in families() if f.name in engines]
+    on = {"fashion": " on Fashion-MNIST"}.get(report.get("dataset", "mnist"), "")
+    lines = [f"# The generative lab: the comparison table, measured{on}", "",
              f"Command: `{report.get('command', '')}` · seed {report['seed']} · {report['run_time_s']:.0f} s on "
              f"{report['hardware']}", "",
              "Section times (s): " + ", ".join(f"{k} {v}" for k, v in report.get("section_seconds", {}).items()), "",
@@ -33,7 +37,7 @@ def summary_lines(report: dict) -> list[str]:
              f"larger than {TIE_SE:g} standard errors of the difference, \"tie\" when it is not; a check made in "
              f"both feature nets that comes out differently \"depends on the feature net\". How each standard "
              f"error is estimated is said in its section below.", ""]
-    lines += _table(["claim", "folklore", *[NAMES[n] for n in names], "verdict"],
+    lines += _table(["claim", "folklore", *[title(n) for n in names], "verdict"],
                     [[r["row"], r["folklore"], *[r["cells"].get(n, "-") for n in names], r["verdict"]]
                      for r in report["summary"]])
     lines += [f"- {r['line']}" for r in report["summary"]] + [""]
@@ -106,39 +110,26 @@ def likelihood_lines(report: dict) -> list[str]:
     lines = ["## Likelihood", "", f"Unit: {lk['unit']}. Every number is on the same {lk['n']} test digits (a "
              "seeded random subset), ± its standard error over the digits; the diffusion-minus-VAE differences are "
              "taken digit by digit, so their standard error leaves out the spread the two models share.", ""]
-    if "vae" in lk:
-        v = lk["vae"]
-        lines += [f"- VAE: ELBO {pm(v['elbo_bpd'], v['elbo_bpd_se'], 4)}, IWAE (k = {v['iwae_k']}) "
-                  f"{pm(v['iwae_bpd'], v['iwae_bpd_se'], 4)} bits/dim ({v['seconds']:.0f} s)."]
-    if "gan" in lk:
-        lines += [f"- GAN: {lk['gan']['note']}."]
-    if "diffusion" in lk:
-        d = lk["diffusion"]
-        terms, ode_terms = d["vlb_terms_bpd"]["fixed_small"], d["ode_terms_bpd"]
-        lines += [f"- Diffusion, variational bound: {pm(d['vlb_bpd']['fixed_small'], d['vlb_bpd_se'], 4)} bits/dim "
-                  f"with sigma_t^2 = beta-tilde_t (fixed_small), {d['vlb_bpd']['fixed_large']:.4f} with beta_t "
-                  f"(fixed_large); parts (fixed_small): prior {terms['prior']:.4f}, KL terms "
-                  f"{terms['diffusion']:.4f}, decoder {terms['decoder']:.4f}. The sum over the T-1 KL terms is "
-                  f"estimated from {d['vlb_strata']} geometrically spaced strata (one random t each, unbiased); "
-                  f"{d['vlb_seconds']:.0f} s.",
-                  f"- Diffusion, probability-flow ODE bound: {pm(d['ode_bpd'], d['ode_bpd_se'], 4)} bits/dim, "
-                  f"no lower than its floor {d['ode_floor_bpd']:.4f} (what a perfect model reaches with this start "
-                  f"and decoder) - {'as a bound must be' if d['ode_bpd'] >= d['ode_floor_bpd'] else 'BELOW IT'}; "
-                  f"parts: flow {ode_terms['flow']:.4f}, entropy {ode_terms['entropy']:.4f}, decoder "
-                  f"{ode_terms['decoder']:.4f}. {d['ode_nfe_per_image']} network evaluations per digit, "
-                  f"{d['ode_seconds']:.0f} s = {d['ode_seconds_per_image']:.2f} s per digit (all 1,000 test digits "
-                  f"would take {d['ode_seconds_per_image'] * 1000 / 60:.0f} min). Method: {d['ode_method']}."]
-    lines += [f"- {NAMES[name].capitalize()}: {lk[name]['note']}." for name in HYBRIDS if name in lk]
-    for bound, diff in lk.get("diffusion_minus_vae_bpd", {}).items():
-        lines += [f"- Diffusion ({bound.upper()}) minus VAE (IWAE), per digit: {pm(diff['mean'], diff['se'], 4)} "
-                  "bits/dim."]
+    for family in (f for f in families() if f.name in lk):
+        lines += [f"- {line}" for line in likelihood_text(family, lk[family.name])["report"]]
+    for earlier, later in likelihood_pairs(lk):
+        reference = earlier.engine.likelihood_bounds(lk[earlier.name])[0][0]   # what the evaluation paired with
+        for bound, diff in lk.get(paired_key(later.name, earlier.name), {}).items():
+            lines += [f"- {later.title.capitalize()} ({bound.upper()}) minus {earlier.title} ({reference.upper()}), "
+                      f"per digit: {pm(diff['mean'], diff['se'], 4)} bits/dim."]
     return lines + [""]
+
+
+def summary_with(lk: dict, key: str):
+    """`key` of the first family's likelihood summary that has it (a diffusion bound by level, a VAE's ELBO
+    terms): the section is about those two kinds of bound, whichever families measure them."""
+    return next((lk[f.name][key] for f in families() if key in (lk.get(f.name) or {})), None)
 
 
 def hierarchy_lines(report: dict) -> list[str]:
     """The diffusion bound level by level beside the VAE's reconstruction + KL, on the same digits."""
     lk = report["likelihood"]
-    level = lk.get("diffusion", {}).get("vlb_by_level")
+    level = summary_with(lk, "vlb_by_level")
     if level is None:
         return []
     decades = group_by_decade(level["bands"])
@@ -156,7 +147,7 @@ def hierarchy_lines(report: dict) -> list[str]:
     lines += [f"Where the bits go: the KL terms at t = {heaviest['first']} .. {heaviest['last']} carry "
               f"{heaviest['bpd'] / level['total']:.0%} of the bound; all KL terms together "
               f"{kl_total / level['total']:.0%}, the decoder {level['decoder'] / level['total']:.0%}."]
-    vae = lk.get("vae", {}).get("elbo_terms_bpd")
+    vae = summary_with(lk, "elbo_terms_bpd")
     if vae:
         total = vae["reconstruction"] + vae["kl"]
         lines += [f"The VAE's bound on the same digits has one latent level: reconstruction "
@@ -177,14 +168,14 @@ def latent_lines(report: dict) -> list[str]:
     for name, v in report["latent"].items():
         for m in ("slerp", "lerp"):
             p = v[m]
-            rows.append([NAMES[name], m, v["latent"], pm(p["step_cv"], p["step_cv_se"]),
+            rows.append([title(name), m, v["latent"], pm(p["step_cv"], p["step_cv_se"]),
                          pm(p["max_step_share"], p["max_step_share_se"]),
                          pm(p["path_length_ratio"], p["path_length_ratio_se"]),
                          f"{p['ppl']:.4g} ± {p['ppl_se']:.2g}"])
     lines += _table(["family", "path", "latent", "step CV", "max step share", "length ratio", "PPL"], rows)
     for name, v in report["latent"].items():
         r = v.get("reconstruction")
-        lines += [f"- {NAMES[name]}: " + (f"{r['method']}: MSE {r['mse']:.4f}, same class {r['same_class']:.1%} "
+        lines += [f"- {title(name)}: " + (f"{r['method']}: MSE {r['mse']:.4f}, same class {r['same_class']:.1%} "
                                           f"({r['n']} test digits)" if r else v.get("note", "no encoder"))]
     lines += [""]
     return lines
@@ -197,19 +188,19 @@ def stability_lines(report: dict, figure: Path | None) -> list[str]:
     rows = []
     for name, s in report["stability"].items():
         for loss, c in s["losses"].items():
-            rows.append([NAMES[name], loss, c["start"], c["end"], c["min"], c["last_quarter_mean"],
+            rows.append([title(name), loss, c["start"], c["end"], c["min"], c["last_quarter_mean"],
                          c["last_quarter_cv"], c["last_quarter_roughness"]])
     lines += _table(["family", "loss", "start", "end", "min", "last-quarter mean", "CV", "roughness"], rows)
     for name, s in report["stability"].items():
         q = s.get("quality")
         if q:
             fds = ", ".join(f"{c['step']}: {c['frechet_distance']:.1f}" for c in q["checkpoints"])
-            lines += [f"- {NAMES[name]} Frechet distance per checkpoint ({q['samples_per_checkpoint']} "
+            lines += [f"- {title(name)} Frechet distance per checkpoint ({q['samples_per_checkpoint']} "
                       f"samples): {fds}. Best at step {q['best_step']}; final/best {q['final_over_best']}; "
                       f"worse by >10% at {q['times_worse']} of {q['transitions']} checkpoints; second-half CV "
                       f"{q['second_half_cv']}."]
         else:
-            lines += [f"- {NAMES[name]}: no quality_log.jsonl (train with --eval-every to record it)."]
+            lines += [f"- {title(name)}: no quality_log.jsonl (train with --eval-every to record it)."]
     lines += [""]
     return lines
 
@@ -219,7 +210,7 @@ def budget(settings: dict) -> str:
     steps, every = settings["steps"], settings["check_every"]
     if not isinstance(steps, dict):
         return f"{steps} steps, measured every {every} steps"
-    return "; ".join(f"{NAMES[f]} {steps[f]} steps, measured every {every[f]}" for f in steps)
+    return "; ".join(f"{title(f)} {steps[f]} steps, measured every {every[f]}" for f in steps)
 
 
 def seeds_lines(report: dict) -> list[str]:
@@ -230,11 +221,11 @@ def seeds_lines(report: dict) -> list[str]:
              f"each. The 2-D playground's versions of the families were trained on the "
              f"{settings['distribution_title']} with {len(settings['seeds'])} seeds each ({budget(settings)}; each "
              f"measurement on {settings['samples']} samples; learning rates "
-             + ", ".join(f"{NAMES[k]} {v:g}" for k, v in settings["lr"].items()) + "). "
+             + ", ".join(f"{title(k)} {v:g}" for k, v in settings["lr"].items()) + "). "
              "Rates ± binomial standard errors over the seeds; means ± standard deviations over the seeds.", ""]
     lines += _table(["family", "collapse", "fell short of all modes", "oscillation", "final modes covered",
                      "final on-mode share"],
-                    [[NAMES[name], pm(f["collapse_rate"], f["collapse_rate_se"]),
+                    [[title(name), pm(f["collapse_rate"], f["collapse_rate_se"]),
                       pm(f["short_rate"], f["short_rate_se"]), pm(f["oscillation_rate"], f["oscillation_rate_se"]),
                       pm(f["final_modes_covered_mean"], f["final_modes_covered_std"], 1),
                       pm(f["final_on_mode_mean"], f["final_on_mode_std"])] for name, f in st["families"].items()])
@@ -247,7 +238,7 @@ def speed_lines(report: dict) -> list[str]:
     sp = report["speed"]
     lines += ["## Speed", "", f"Batch of {sp['batch']}, median wall time. {sp['note']}.", ""]
     lines += _table(["family", "sampler", "steps", "NFE/sample", "ms/sample"],
-                    [[NAMES[r["engine"]], r.get("sampler", "-"), r.get("steps", "-"), r["nfe"],
+                    [[title(r["engine"]), r.get("sampler", "-"), r.get("steps", "-"), r["nfe"],
                       f"{r['ms_per_sample']:.2f}" + (" (extrapolated)" if r.get("extrapolated") else "")]
                      for r in sp["rows"]])
     if report.get("dataset", "mnist") == "mnist":
@@ -319,24 +310,24 @@ def write_figure(report: dict, path: Path) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    names = [n for n in FAMILIES if n in stability]
-    fig, axes = plt.subplots(2, len(names), figsize=(4 * len(names), 6), squeeze=False)
-    for col, name in enumerate(names):
-        s = stability[name]
+    # The seed's families, one column each (the hybrids' runs are in the stability table).
+    shown = [f for f in families("family") if f.name in stability]
+    fig, axes = plt.subplots(2, len(shown), figsize=(4 * len(shown), 6), squeeze=False)
+    for col, family in enumerate(shown):
+        s = stability[family.name]
         for loss, c in s["losses"].items():
             if loss in ("loss", "d_loss", "g_loss", "reconstruction", "kl"):
                 axes[0, col].plot(c["curve"]["step"], c["curve"]["value"], label=loss)
-        axes[0, col].set_title(f"{NAMES[name]}: training losses")
+        axes[0, col].set_title(f"{family.title}: training losses")
         axes[0, col].legend(fontsize=7)
-        if name == "vae":
-            axes[0, col].set_yscale("log")
+        axes[0, col].set_yscale(family.loss_scale)
         q = s.get("quality")
         if q:
             axes[1, col].plot([c["step"] for c in q["checkpoints"]],
                               [c["frechet_distance"] for c in q["checkpoints"]], marker="o")
         else:
             axes[1, col].text(0.5, 0.5, "no quality_log.jsonl", ha="center", va="center")
-        axes[1, col].set_title(f"{NAMES[name]}: FD per checkpoint")
+        axes[1, col].set_title(f"{family.title}: FD per checkpoint")
         axes[1, col].set_xlabel("step")
     fig.tight_layout()
     fig.savefig(path, dpi=80)

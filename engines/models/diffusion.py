@@ -16,15 +16,28 @@ from torch import nn
 
 from engines.checkpoint import hub_metadata, load_pretrained
 from engines.data.datasets import from_signed, to_signed
-from engines.sampling.diffusers_adapter import (PREFIX, SCHEDULERS, iterate_scheduler, make_scheduler,
-                                               network_evaluations)
 from engines.engine import Engine, check_count, make_generator
 from engines.errors import EngineError
 from engines.family import Family
-from engines.sampling.samplers import (DEFAULT_SPACING, check_eta, check_variance_type, ddim_step, ddpm_step,
-                                      iterate, make_timesteps)
-from engines.sampling.schedule import NoiseSchedule
 from engines.models.unet import UNet, UNetConfig
+from engines.sampling.diffusers_adapter import (
+    PREFIX,
+    SCHEDULERS,
+    iterate_scheduler,
+    make_scheduler,
+    network_evaluations,
+)
+from engines.sampling.samplers import (
+    DEFAULT_SPACING,
+    check_eta,
+    check_variance_type,
+    ddim_step,
+    ddpm_step,
+    iterate,
+    make_timesteps,
+    run,
+)
+from engines.sampling.schedule import NoiseSchedule
 
 SAMPLERS = ("ddpm", "ddim")
 
@@ -149,10 +162,7 @@ class DiffusionEngine(Engine):
         "linspace" (default: leading for ours, the scheduler's own default for diffusers'); eta: DDIM's
         noise (0 = deterministic); variance_type: DDPM's "fixed_small" (beta-tilde_t, default) or
         "fixed_large" (beta_t)."""
-        x = None
-        for step in self._trajectory(n, seed, sampler, steps, spacing, eta, variance_type):
-            x = step.prev_sample
-        return from_signed(x)
+        return from_signed(run(self._trajectory(n, seed, sampler, steps, spacing, eta, variance_type)))
 
     @torch.no_grad()
     def trace(self, n: int, seed: int = 0, sampler: str = "ddpm", steps: int | None = None,
@@ -179,6 +189,45 @@ class DiffusionEngine(Engine):
             raise EngineError(f"t must be whole numbers in [0, {t_max}], got {t!r}")
         return self.schedule.q_sample(to_signed(x0), t_tensor, noise)
 
+    # ---------------------------------------------------------------- the report's measurements of the family
+    # (engines.measure imports this module's package, so they import engines.measure when called)
+
+    def likelihood(self, digits: torch.Tensor, settings: dict, seed: int) -> tuple[dict, dict]:
+        """The report's likelihood cell: the variational bound and the probability-flow ODE bound of 8-bit
+        `digits` in [0, 1] (`engines.measure.likelihood.diffusion_likelihood`), and each digit's bits/dim per
+        bound."""
+        from engines.measure.likelihood import diffusion_likelihood
+        return diffusion_likelihood(self, digits, settings, seed)
+
+    @staticmethod
+    def likelihood_bounds(summary: dict) -> list[tuple[str, float, float]]:
+        """(bound, bits/dim, standard error) of its bounds that count: an ODE estimate below its floor is solver
+        error, not a bound."""
+        bounds = [("vlb", summary["vlb_bpd"]["fixed_small"], summary["vlb_bpd_se"])]
+        if summary["ode_bpd"] >= summary["ode_floor_bpd"]:
+            bounds.append(("ode", summary["ode_bpd"], summary["ode_bpd_se"]))
+        return bounds
+
+    @staticmethod
+    def likelihood_text(summary: dict) -> dict:
+        """Its likelihood in words: the comparison table's cell, the model card's line, report.md's bullets."""
+        from engines.measure.likelihood import diffusion_report_lines
+        from engines.measure.verdicts import pm
+        d = summary
+        return {"cell": f"VLB {pm(d['vlb_bpd']['fixed_small'], d['vlb_bpd_se'], 3)}, ODE bound "
+                        f"{pm(d['ode_bpd'], d['ode_bpd_se'], 3)} (floor {d['ode_floor_bpd']:.3f}) bpd, "
+                        f"{d['ode_seconds_per_image']:.2f} s/digit",
+                "card": f"variational bound {pm(d['vlb_bpd']['fixed_small'], d['vlb_bpd_se'], 3)}, probability-flow "
+                        f"ODE bound {pm(d['ode_bpd'], d['ode_bpd_se'], 3)} (floor {d['ode_floor_bpd']:.3f}) bits/dim "
+                        f"on {d['n']} test digits ({d['ode_seconds_per_image']:.2f} s per digit for the ODE)",
+                "report": diffusion_report_lines(d)}
+
+    def latent_space(self, pairs: int, seed: int, digits: torch.Tensor, settings: dict, classifier) -> tuple:
+        """What the report's latent section measures: x_T decoded by DDIM, `pairs` pairs of x_T to walk between,
+        and the cell's other entries (DDIM inversion of `digits` and back)."""
+        from engines.measure.latent import diffusion_latent_space
+        return diffusion_latent_space(self, pairs, seed, digits, settings, classifier)
+
 
 DESCRIPTION = ("Epsilon-prediction UNet (28->14->7, residual blocks, self-attention at 7x7), linear beta schedule "
                "1e-4..0.02 over T=1000 steps, simple DDPM loss, EMA weights (decay 0.999). Sampling: our ancestral "
@@ -186,4 +235,5 @@ DESCRIPTION = ("Epsilon-prediction UNet (28->14->7, residual blocks, self-attent
                "(`sampler=\"diffusers:<Class>\"`) built from the same betas.")
 FAMILY = Family(name="diffusion", title="diffusion", engine=DiffusionEngine,
                 trainer="engines.training.diffusion:DiffusionTrainer", colour="tab:green", description=DESCRIPTION,
-                takes_sampler=True, likelihood=True, latent=True, quality_bar=0.90)
+                takes_sampler=True, likelihood=True, latent=True, quality_bar=0.90,
+                objective="denoising: eps-MSE (simple loss)")

@@ -37,10 +37,10 @@ from torch import nn
 
 from engines.checkpoint import hub_metadata, load_pretrained
 from engines.data.datasets import from_signed
-from engines.family import Family
 from engines.engine import Engine, check_count, make_generator
+from engines.family import Family
 from engines.models.unet import UNet, UNetConfig
-from engines.sampling.samplers import SamplerStep, make_timesteps
+from engines.sampling.samplers import StepOutput, iterate, make_timesteps, run
 from engines.sampling.schedule import NoiseSchedule
 
 
@@ -81,6 +81,18 @@ def posterior_sample(schedule: NoiseSchedule, x0: torch.Tensor, x_t: torch.Tenso
     mean = (abar_prev.sqrt() * (1 - alpha) / (1 - abar_t)) * x0 + (alpha.sqrt() * (1 - abar_prev) / (1 - abar_t)) * x_t
     variance = (1 - abar_prev) / (1 - abar_t) * (1 - alpha)
     return mean + variance.sqrt() * noise
+
+
+def posterior_step(schedule: NoiseSchedule, x0: torch.Tensor, t: int, prev_t: int, x_t: torch.Tensor,
+                   generator: torch.Generator | None = None) -> StepOutput:
+    """The chain's step as a sampler step function (`engines.sampling.samplers.iterate` calls it with the
+    generator's output): x_{prev_t} ~ q(x_{prev_t} | x_t, x0) (`posterior_sample`), its noise drawn but for the
+    last step; the predicted noise is the one x0 implies, eps = (x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t)."""
+    n = x_t.shape[0]
+    noise = torch.randn(x_t.shape, generator=generator) if prev_t >= 0 else torch.zeros_like(x_t)
+    prev_sample = posterior_sample(schedule, x0, x_t, torch.full((n,), t), torch.full((n,), prev_t), noise)
+    abar = float(schedule.alphas_cumprod[t])
+    return StepOutput(prev_sample, x0, (x_t - abar ** 0.5 * x0) / (1 - abar) ** 0.5)
 
 
 def forward_pair(schedule: NoiseSchedule, x0: torch.Tensor, t: torch.Tensor, prev_t: torch.Tensor,
@@ -169,30 +181,22 @@ class DiffusionGANEngine(Engine):
         return len(self.timesteps)
 
     def _trajectory(self, n: int, seed: int):
-        """SamplerSteps of one chain. Draws, in order: x_T, then per step z and (but for the last step) the
-        posterior noise, all from the seed's one generator."""
+        """SamplerSteps of one chain: the samplers' one loop (`iterate`) with the generator as the model and
+        `posterior_step` as the step, each step to the next timestep of the chain and the last to -1. Draws, in
+        order: x_T, then per step z (at the generator's call) and (but for the last step) the posterior noise,
+        all from the seed's one generator."""
         n, generator = check_count(n), make_generator(seed)
         c, s = self.config.image_channels, self.config.image_size
         x = torch.randn((n, c, s, s), generator=generator)
-        previous = self.timesteps[1:] + [-1]
-        for index, (t, prev_t) in enumerate(zip(self.timesteps, previous)):
-            z = torch.randn((n, self.latent_dim), generator=generator)
-            predicted_x0 = self.model(x, torch.full((n,), t), z)
-            noise = torch.randn(x.shape, generator=generator) if prev_t >= 0 else torch.zeros_like(x)
-            prev_sample = posterior_sample(self.schedule, predicted_x0, x, torch.full((n,), t),
-                                           torch.full((n,), prev_t), noise)
-            abar = float(self.schedule.alphas_cumprod[t])
-            predicted_noise = (x - abar ** 0.5 * predicted_x0) / (1 - abar) ** 0.5
-            yield SamplerStep(index, t, x, predicted_noise, predicted_x0, prev_sample)
-            x = prev_sample
+
+        def denoiser(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # x0 = G(x_t, z, t), a fresh z per call
+            return self.model(x_t, t, torch.randn((n, self.latent_dim), generator=generator))
+        return iterate(posterior_step, denoiser, self.schedule, x, self.timesteps, generator=generator)
 
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0) -> torch.Tensor:
         """n images [n, 1, 28, 28] in [0, 1], in `num_steps` generator evaluations each."""
-        x = None
-        for step in self._trajectory(n, seed):
-            x = step.prev_sample
-        return from_signed(x)
+        return from_signed(run(self._trajectory(n, seed)))
 
     @torch.no_grad()  # torch applies it to each resumption of the generator, not to the caller's code
     def trace(self, n: int, seed: int = 0):
@@ -218,4 +222,5 @@ FAMILY = Family(name="diffusion_gan", title="diffusion GAN", engine=DiffusionGAN
                 trainer="engines.training.diffusion_gan:DiffusionGANTrainer", colour="tab:red",
                 description=DESCRIPTION, parents=("gan", "diffusion"), no_likelihood=NO_LIKELIHOOD,
                 quality_bar=0.90, parent_options={"warm_start_from": "diffusion"},
+                card_targets=("fd_against_ddpm", "speed_against_ddpm", "stability_against_parent"),
                 caption=" (its own few steps, one generator call each, whatever the sampler)")

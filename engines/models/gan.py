@@ -130,6 +130,20 @@ class GANEngine(Engine):
         """Images along a path between latents a and b (each [latent_dim])."""
         return self.generate(interpolate_latents(a.reshape(-1).float(), b.reshape(-1).float(), steps, method))
 
+    # ---------------------------------------------------------------- the report's measurements of the family
+
+    @staticmethod
+    def likelihood_text(summary: dict) -> dict:
+        """Why it has no likelihood, in words: the comparison table's cell, the card's line, report.md's bullet."""
+        return {"cell": "none (implicit model)", "card": summary["note"], "report": [f"GAN: {summary['note']}."]}
+
+    def latent_space(self, pairs: int, seed: int, digits: torch.Tensor, settings: dict, classifier) -> tuple:
+        """What the report's latent section measures: the generator and `pairs` pairs of prior draws to walk
+        between; no reconstruction (it has no encoder)."""
+        extra = {"latent": f"z, {self.latent_dim}-d", "reconstruction": None,
+                 "note": "no encoder: a digit can only be found by optimising z (not measured)"}
+        return self.generate, self.latents(pairs, seed + 1), self.latents(pairs, seed + 2), extra
+
 
 # Why the report has no bits/dim for it.
 NO_LIKELIHOOD = ("no explicit likelihood: the generator is an implicit model (a deterministic map of z, its images "
@@ -142,4 +156,4 @@ DESCRIPTION = ("DCGAN-style generator (transposed convolutions, batch norm) and 
                "train split). The shipped generator is the EMA of G's weights (decay 0.999).")
 FAMILY = Family(name="gan", title="GAN", engine=GANEngine, trainer="engines.training.gan:GANTrainer",
                 colour="tab:orange", description=DESCRIPTION, no_likelihood=NO_LIKELIHOOD, latent=True,
-                quality_bar=0.80)
+                quality_bar=0.80, objective="minimax game, non-saturating loss")

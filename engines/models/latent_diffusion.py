@@ -33,7 +33,7 @@ from engines.errors import EngineError
 from engines.family import Family
 from engines.models.unet import timestep_embedding
 from engines.models.vae import VAEEngine
-from engines.sampling.samplers import SamplerStep, ddim_step, ddpm_step, iterate, make_timesteps
+from engines.sampling.samplers import SamplerStep, ddim_step, ddpm_step, iterate, make_timesteps, run
 from engines.sampling.schedule import NoiseSchedule
 
 SAMPLERS = ("ddpm", "ddim")
@@ -195,10 +195,7 @@ class LatentDiffusionEngine(Engine):
     @torch.no_grad()
     def latents(self, n: int, seed: int = 0, sampler: str = "ddpm", steps: int | None = None) -> torch.Tensor:
         """The sampled latents [n, latent_dim] in the VAE's latent space (what `sample` decodes)."""
-        x = None
-        for step in self._trajectory(n, seed, sampler, steps):
-            x = step.prev_sample
-        return self.model.unstandardise(x)
+        return self.model.unstandardise(run(self._trajectory(n, seed, sampler, steps)))
 
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0, sampler: str = "ddpm", steps: int | None = None) -> torch.Tensor:
@@ -206,7 +203,6 @@ class LatentDiffusionEngine(Engine):
         sampler="ddim" is deterministic given x_T; steps: fewer, evenly spaced ("leading") steps."""
         return from_signed(self._decode(self.latents(n, seed, sampler, steps)))
 
-    @torch.no_grad()
     @torch.no_grad()
     def latent_trajectories(self, n: int, seed: int = 0, sampler: str = "ddim", steps: int | None = 50):
         """[steps + 1, n, latent_dim]: the latents from the start noise to the samples, in the VAE's latent space
@@ -218,6 +214,7 @@ class LatentDiffusionEngine(Engine):
             path.append(step.prev_sample)
         return self.model.unstandardise(torch.stack(path))
 
+    @torch.no_grad()  # torch applies it to each resumption of the generator
     def trace(self, n: int, seed: int = 0, sampler: str = "ddpm", steps: int | None = None):
         """Yield a LatentSamplerStep per step: the latent trajectory, each latent decoded. The last step's
         prev_sample, mapped to [0, 1], equals sample() bit for bit."""
@@ -243,8 +240,17 @@ DESCRIPTION = ("Latent diffusion (Rombach et al. 2022; Vahdat et al. 2021, LSGM)
                "dimension. Samples: our DDPM (default, all 1000 steps) or DDIM sampler in the latent space, "
                "un-standardised, decoded by the frozen VAE decoder's location. `config.json` records the SHA-256 of "
                "the VAE weights it belongs to; loading refuses any other VAE.")
+
+
+def own_sampler(sampler: str, steps: int) -> dict:
+    """A page's diffusion sampler and step count as latent diffusion samples them: the sampler where it is ours,
+    else DDIM, with the same number of steps (its MLP makes even 1000 steps cheap)."""
+    return {"sampler": sampler if sampler in SAMPLERS else "ddim", "steps": steps}
+
+
 FAMILY = Family(name="latent_diffusion", title="latent diffusion", engine=LatentDiffusionEngine,
                 trainer="engines.training.latent_diffusion:LatentDiffusionTrainer", colour="tab:purple",
                 description=DESCRIPTION, parents=("vae", "diffusion"), no_likelihood=NO_LIKELIHOOD,
                 evaluation_options={"sampler": "ddpm", "steps": 1000}, parent_options={"vae_directory": "vae"},
-                caption=" (our sampler in the VAE's latent space, the VAE's decoder)")
+                card_targets=("prior_against_parent",),
+                caption=" ({sampler}, the VAE's decoder)", own_sampler=own_sampler)

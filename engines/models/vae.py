@@ -235,10 +235,48 @@ class VAEEngine(Engine):
         c, s = self.model.config.image_channels, self.model.config.image_size
         return bits_per_dim(log_prob_nats, c * s * s)
 
+    # ---------------------------------------------------------------- the report's measurements of the family
+    # (engines.measure imports this module, so they import engines.measure when called)
+
+    def likelihood(self, digits: torch.Tensor, settings: dict, seed: int) -> tuple[dict, dict]:
+        """The report's likelihood cell: ELBO and IWAE (k = settings["iwae_k"]) bits/dim of 8-bit `digits` in
+        [0, 1], rounded for report.json, and each digit's IWAE bits/dim (the bound other families pair with)."""
+        from engines.measure.likelihood import rounded, vae_bits_per_dim
+        result = vae_bits_per_dim(self, digits, k=settings["iwae_k"], seed=seed)
+        per_image = result.pop("per_image_bpd")
+        return rounded(result), {"iwae": per_image["iwae"]}
+
+    @staticmethod
+    def likelihood_bounds(summary: dict) -> list[tuple[str, float, float]]:
+        """(bound, bits/dim, standard error) of the bounds `likelihood` pairs, tightest first: the IWAE."""
+        return [("iwae", summary["iwae_bpd"], summary["iwae_bpd_se"])]
+
+    @staticmethod
+    def likelihood_text(summary: dict) -> dict:
+        """Its likelihood in words: the comparison table's cell, the model card's line, report.md's bullets."""
+        from engines.measure.verdicts import pm
+        s, k = summary, summary["iwae_k"]
+        return {"cell": f"ELBO {pm(s['elbo_bpd'], s['elbo_bpd_se'], 3)}, IWAE(k={k}) "
+                        f"{pm(s['iwae_bpd'], s['iwae_bpd_se'], 3)} bpd",
+                "card": f"ELBO {pm(s['elbo_bpd'], s['elbo_bpd_se'], 3)}, IWAE (k = {k}) "
+                        f"{pm(s['iwae_bpd'], s['iwae_bpd_se'], 3)} bits/dim on {s['n']} test digits",
+                "report": [f"VAE: ELBO {pm(s['elbo_bpd'], s['elbo_bpd_se'], 4)}, IWAE (k = {k}) "
+                           f"{pm(s['iwae_bpd'], s['iwae_bpd_se'], 4)} bits/dim ({s['seconds']:.0f} s)."]}
+
+    def latent_space(self, pairs: int, seed: int, digits: torch.Tensor, settings: dict, classifier) -> tuple:
+        """What the report's latent section measures: the decoder and `pairs` pairs of prior draws to walk
+        between, and the cell's other entries (its latent, and the encoder round trip of `digits`)."""
+        from engines.measure.latent import reconstruction_scores
+        extra = {"latent": f"z, {self.latent_dim}-d", "reconstruction": {
+            "method": "decoder location at the posterior mean",
+            **reconstruction_scores(classifier, digits, self.reconstruct(digits))}}
+        return self.decode, self.latents(pairs, seed + 1), self.latents(pairs, seed + 2), extra
+
 
 DESCRIPTION = ("Convolutional VAE: Gaussian encoder q(z|x) (8-d latent: fewer dimensions leave fewer holes between "
                "the prior and the encoded digits, so prior samples look more like digits), reparameterisation, "
                "discretised-logistic decoder p(x|z) over the 256 pixel levels, trained by maximising the ELBO. "
                "Samples shown are the decoder's location for z ~ N(0, I).")
 FAMILY = Family(name="vae", title="VAE", engine=VAEEngine, trainer="engines.training.vae:VAETrainer",
-                colour="tab:blue", description=DESCRIPTION, likelihood=True, latent=True, quality_bar=0.65)
+                colour="tab:blue", description=DESCRIPTION, likelihood=True, latent=True, quality_bar=0.65,
+                objective="maximise the ELBO", loss_scale="log")

@@ -14,6 +14,7 @@ All arithmetic is float64: log-densities of far-away samples must not underflow 
 from __future__ import annotations
 
 import math
+
 import numpy as np
 import torch
 

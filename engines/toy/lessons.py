@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from engines.errors import EngineError
-from engines.toy.divergence import EVAL_SAMPLES, KDE_SAMPLES
 from engines.toy.distributions import make_distribution
+from engines.toy.divergence import EVAL_SAMPLES, KDE_SAMPLES
 from engines.toy.session import Playground, Snapshot
 
 

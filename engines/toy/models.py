@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from engines.models.diffusion import SAMPLERS, diffusion_loss
 from engines.errors import EngineError
+from engines.models.diffusion import SAMPLERS, diffusion_loss
 from engines.models.diffusion_gan import alphas_cumprod_at, posterior_sample
 from engines.models.gan import discriminator_loss, generator_loss
 from engines.sampling.samplers import SamplerStep, make_timesteps, sample_ddim, sample_ddpm

@@ -38,8 +38,13 @@ from engines.engine import check_count, make_generator
 from engines.errors import EngineError
 from engines.sampling.samplers import SamplerStep, make_timesteps
 from engines.sampling.schedule import NoiseSchedule
-from engines.toy.distributions import (HALF_LOG_2PI, Checkerboard, GaussianMixture, ToyDistribution,
-                                       _log_normal_cdf_difference)
+from engines.toy.distributions import (
+    HALF_LOG_2PI,
+    Checkerboard,
+    GaussianMixture,
+    ToyDistribution,
+    _log_normal_cdf_difference,
+)
 from engines.toy.views import EXTENT, plane_grid
 
 # The three pictures of `score_field`, as noise stds sqrt(1 - abar_t) (timesteps 23, 57 and 158 of the

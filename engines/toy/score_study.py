@@ -14,8 +14,15 @@ from engines.engine import check_count, check_seed, make_generator
 from engines.errors import EngineError
 from engines.toy import metrics
 from engines.toy.distributions import make_distribution
-from engines.toy.score import (ScoreLevel, annealed_langevin, learned_score, learned_score_fn, score_field,
-                               true_score_fn, tweedie_x0)
+from engines.toy.score import (
+    ScoreLevel,
+    annealed_langevin,
+    learned_score,
+    learned_score_fn,
+    score_field,
+    true_score_fn,
+    tweedie_x0,
+)
 from engines.toy.training import make_trainer
 
 STUDY_TOYS = ("ring8", "grid25", "moons", "checkerboard")   # closed-form noised densities, distinct shapes

@@ -1,8 +1,13 @@
 """Stepwise trainers for the playground: train N steps, look, train N more, change the learning rate, reset.
 
-As in `engines.train`, step k draws its batch and noise from a generator seeded by (seed, k), and the initial
-weights from one seeded by the seed alone, never from torch's global RNG (which concurrent visitors share). So
-train(300) then train(700) gives bit-for-bit the weights of train(1000), and the same seed the same numbers.
+As in `engines.train`, step k draws its batch and noise from a generator seeded by (seed, k)
+(`engines.engine.step_generator`), and the initial weights from one seeded by the seed alone, never from torch's
+global RNG (which concurrent visitors share). So train(300) then train(700) gives bit-for-bit the weights of
+train(1000), and the same seed the same numbers.
+
+A step's losses follow the image trainers' convention (engines/training/base.py): `train_step` returns
+{name: float}, "loss" for a model trained on one objective (the VAE's negative ELBO, diffusion's noise MSE),
+"d_loss" and "g_loss" for the two players of the GAN and the diffusion GAN.
 """
 from __future__ import annotations
 
@@ -11,14 +16,13 @@ import numbers
 import torch
 from torch import nn
 
-from engines.engine import check_count, check_seed, make_generator
+from engines.engine import check_count, check_seed, make_generator, step_generator
 from engines.errors import EngineError
-from engines.toy.distributions import ToyDistribution
 from engines.models.diffusion_gan import forward_pair, posterior_sample
 from engines.models.gan import discriminator_loss, generator_loss
+from engines.toy.distributions import ToyDistribution
 from engines.toy.models import ToyDiffusion, ToyDiffusionGAN, ToyGAN, ToyVAE
-from engines.training.loop import step_generator
-from engines.training.trainers import ema_of
+from engines.training.base import ema_of
 
 FAMILIES = ("vae", "gan", "diffusion", "diffusion_gan")   # the three families and the GAN + diffusion hybrid
 CLASSIC_FAMILIES = FAMILIES[:3]
@@ -103,7 +107,7 @@ class ToyTrainer:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        return {self.loss_name: loss.item()}
+        return {"loss": loss.item()}
 
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0, **options) -> torch.Tensor:
@@ -113,14 +117,14 @@ class ToyTrainer:
 
 
 class VAETrainer(ToyTrainer):
-    family, model_cls, loss_name = "vae", ToyVAE, "negative ELBO"
+    family, model_cls = "vae", ToyVAE
 
 
 class DiffusionTrainer(ToyTrainer):
     """Samples and likelihoods use an EMA of the weights, as the image trainer's do: the raw weights jitter
     with Adam's steps, and the ODE likelihood near t = 0 divides the noise error by sqrt(1 - abar_0) ~ 0.01,
     so a jittery net sends a few points' trajectories far out and ruins the average."""
-    family, model_cls, loss_name = "diffusion", ToyDiffusion, "noise MSE"
+    family, model_cls = "diffusion", ToyDiffusion
     ema_decay = 0.995   # a horizon of ~200 steps: follows a playground run within a few live-view updates
 
     def __init__(self, *args, **kwargs):
@@ -153,7 +157,7 @@ class GANTrainer(ToyTrainer):
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
-        return {"discriminator": d_loss.item(), "generator": g_loss.item()}
+        return {"d_loss": d_loss.item(), "g_loss": g_loss.item()}
 
 
 class DiffusionGANTrainer(GANTrainer):
@@ -183,7 +187,7 @@ class DiffusionGANTrainer(GANTrainer):
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
-        return {"discriminator": d_loss.item(), "generator": g_loss.item()}
+        return {"d_loss": d_loss.item(), "g_loss": g_loss.item()}
 
 
 TRAINERS = {"vae": VAETrainer, "gan": GANTrainer, "diffusion": DiffusionTrainer, "diffusion_gan": DiffusionGANTrainer}

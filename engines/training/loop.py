@@ -1,6 +1,7 @@
 """The training run behind `python -m engines.train`: one loop for every family.
 
-    python -m engines.train vae|gan|diffusion|classifier --dataset mnist5k --out DIR [--steps N] [--resume]
+    python -m engines.train vae|gan|diffusion|latent_diffusion|diffusion_gan|classifier --dataset mnist5k \
+        --out DIR [--steps N] [--resume]
 
 Every step draws its batch and noise from a generator seeded by (seed, step), so a run resumed from a
 checkpoint continues exactly as the uninterrupted run would. Every --checkpoint-every steps it writes the
@@ -28,25 +29,34 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from engines.checkpoint import (LOG_NAME, QUALITY_LOG_NAME, STATE_NAME, TRAINING_INFO_NAME, WEIGHTS_NAME,
-                                checkpoints_dir, load_pretrained, load_training_state, push_to_hub, read_jsonl,
-                                save_pretrained, save_training_state)
+from engines.checkpoint import (
+    LOG_NAME,
+    QUALITY_LOG_NAME,
+    STATE_NAME,
+    TRAINING_INFO_NAME,
+    WEIGHTS_NAME,
+    checkpoints_dir,
+    load_pretrained,
+    load_training_state,
+    push_to_hub,
+    read_jsonl,
+    save_pretrained,
+    save_training_state,
+)
 from engines.data.datasets import DATASETS, lab_dataset_of, load_dataset
+from engines.engine import step_generator
 from engines.errors import EngineError
 from engines.measure.quality import score_samples
 from engines.models.classifier import feature_nets
-from engines.registry import load_engine
+from engines.registry import FAMILIES, load_engine
 from engines.runtime import hardware
+from engines.training import trainers
+from engines.training.base import Shard, Trainer, parse_overrides
 from engines.training.distributed import MIXED_PRECISION, Local, make_runtime
-from engines.training.trainers import TRAINERS, Shard, Trainer, parse_overrides
 
-# Checkpoint scoring: cheap enough to run every few hundred steps on a CPU.
-EVAL_SAMPLE_OPTIONS = {"diffusion": {"sampler": "ddim", "steps": 20}}
-
-
-def step_generator(seed: int, step: int) -> torch.Generator:
-    # Distinct, reproducible stream per (seed, step); the multiplier keeps seeds' streams apart.
-    return torch.Generator().manual_seed(seed * 1_000_003 + step)
+# How a family that takes the sampler (`Family.takes_sampler`) samples when its checkpoints are scored during
+# training: cheap enough to run every few hundred steps on a CPU. The others sample as the report does.
+SCORING_SAMPLER = {"sampler": "ddim", "steps": 20}
 
 
 def step_shards(data, batch_size: int, generator: torch.Generator, n_shards: int, mine: range,
@@ -74,10 +84,16 @@ def truncate_log(path: Path, last_step: int) -> None:
     path.write_text("".join(json.dumps(row) + "\n" for row in kept))
 
 
+def scoring_options(family: str) -> dict:
+    """The sampling options of `family`'s checkpoint scores during training."""
+    record = FAMILIES[family]
+    return dict(SCORING_SAMPLER if record.takes_sampler else record.evaluation_options)
+
+
 def score_checkpoint(family: str, out: Path, step: int, n: int, dataset: str) -> dict:
     """Quality of the checkpoint just saved, by the same engine code users run: the share of n samples the
     lab classifier of the run's dataset recognises and their Frechet distance to its test split."""
-    options = EVAL_SAMPLE_OPTIONS.get(family, {})
+    options = scoring_options(family)
     with torch.no_grad():
         images = load_engine(family, out).sample(n, seed=0, **options)
         return {"step": step, "n": n, **options, **score_samples(images, lab_dataset_of(dataset))}
@@ -85,7 +101,7 @@ def score_checkpoint(family: str, out: Path, step: int, n: int, dataset: str) ->
 
 def check_scoring(args: argparse.Namespace) -> None:
     """--eval-every needs the run's dataset to have a lab classifier; say so before training, not after."""
-    if not args.eval_every or args.family == "classifier":
+    if not args.eval_every or not trainers()[args.family].generative:
         return
     lab = lab_dataset_of(args.dataset)
     if lab is None:
@@ -96,31 +112,34 @@ def check_scoring(args: argparse.Namespace) -> None:
                           f"first (python -m engines.train classifier --dataset {args.dataset} --out ...)")
 
 
-# The hybrids start from a parent model: (the setting that names it, the parent shipped per lab dataset).
-PARENTS = {"diffusion_gan": ("warm_start_from", "diffusion"), "latent_diffusion": ("vae_directory", "vae")}
 # The same images read from the user's own IDX files: the lab dataset's shipped parents fit them.
 SAME_IMAGES = {"mnist-idx": "mnist", "fashion-idx": "fashion"}
 
 
 def with_parent(family: str, dataset: str, overrides: dict) -> dict:
-    """A hybrid's parent from the run's own data: MNIST's is the setting's default (""); another lab dataset's
-    shipped parent is named; the user's own data has none, which is said before training (a hybrid of a
-    parent trained on other images would train, and mean nothing)."""
-    if family not in PARENTS or overrides.get(PARENTS[family][0]):
-        return overrides
-    key, parent = PARENTS[family]
-    lab = lab_dataset_of(dataset) or SAME_IMAGES.get(dataset)
-    if lab is None:
-        raise EngineError(f"{family} starts from a {parent} model trained on the same images, and none ships for "
-                          f"--dataset {dataset}: train one and pass --set {key}=DIR"
-                          + (", or --set warm_start_from=none" if family == "diffusion_gan" else ""))
-    return overrides if lab == "mnist" else {**overrides, key: str(checkpoints_dir(lab) / parent)}
+    """A hybrid's parent from the run's own data (the setting that names it and the parent are its record's
+    `parent_options`): MNIST's is the setting's default (""); another lab dataset's shipped parent is named;
+    the user's own data has none, which is said before training (a hybrid of a parent trained on other images
+    would train, and mean nothing)."""
+    record = FAMILIES.get(family)   # None for the classifier, which is no family
+    for key, parent in (record.parent_options if record else {}).items():
+        if overrides.get(key):
+            continue
+        lab = lab_dataset_of(dataset) or SAME_IMAGES.get(dataset)
+        if lab is None:
+            from_scratch = trainers()[family].from_scratch
+            raise EngineError(f"{family} starts from a {parent} model trained on the same images, and none ships "
+                              f"for --dataset {dataset}: train one and pass --set {key}=DIR"
+                              + (f", or --set {from_scratch}" if from_scratch else ""))
+        if lab != "mnist":
+            overrides = {**overrides, key: str(checkpoints_dir(lab) / parent)}
+    return overrides
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m engines.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("family", choices=sorted(TRAINERS))
+    p.add_argument("family", choices=sorted(trainers()))
     p.add_argument("--dataset", default="mnist5k", choices=DATASETS)
     p.add_argument("--data-dir", default=None, help="IDX files or image folder (for the non-mnist5k datasets)")
     p.add_argument("--out", required=True, help="output folder (a checkpoint folder)")
@@ -216,7 +235,7 @@ def checkpoint(args: argparse.Namespace, out: Path, trainer: Trainer, runtime: L
     scoring_s = 0.0
     if runtime.is_main:
         write_checkpoint(args, out, trainer, runtime, step, elapsed, commands, train_images)
-        if args.eval_every and step % args.eval_every == 0 and args.family != "classifier":
+        if args.eval_every and step % args.eval_every == 0 and trainer.generative:
             scoring_started = time.time()
             row = score_checkpoint(args.family, out, step, args.eval_n, args.dataset)
             append_jsonl(out / QUALITY_LOG_NAME, row)
@@ -257,8 +276,7 @@ def run(args: argparse.Namespace, command: str, runtime: Local) -> Path:
     if runtime.is_main:
         out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)  # initial weights
-    trainer = TRAINERS[args.family](overrides, lr=args.lr, batch_size=args.batch_size,
-                                    steps=args.steps)
+    trainer = trainers()[args.family](overrides, lr=args.lr, batch_size=args.batch_size, steps=args.steps)
     n_shards = check_shards(args, trainer, runtime)
     trainer.place(runtime)
     data = load_dataset(args.dataset, "train", args.data_dir)

@@ -14,14 +14,22 @@ from __future__ import annotations
 import gradio as gr
 import torch
 
-from app import plots, theory
-from app.handlers import (DEFAULT_DATASET, DIGIT_CLASSES, dataset_choice, engine, pick_digit, user_error,
-                          whole_number)
+from app import inputs, plots, theory
 from app.images import grid_image
+from app.inputs import (
+    DEFAULT_DATASET,
+    DIGIT_CLASSES,
+    checked_by,
+    dataset_choice,
+    engine,
+    pick_digit,
+    user_error,
+    validations,
+    whole_number,
+)
 from engines import MAX_SEED
 from engines.errors import EngineError
-from engines.measure.hierarchy import (DEFAULT_LEVELS, elbo_by_level, group_by_decade, latent_hierarchy,
-                                       vae_elbo_terms)
+from engines.measure.hierarchy import DEFAULT_LEVELS, elbo_by_level, group_by_decade, latent_hierarchy, vae_elbo_terms
 from engines.toy.distributions import PRESETS
 from engines.toy.score_study import LANGEVIN_LEVELS, MAX_STUDY_STEPS, STUDY_TOYS, score_study
 from engines.toy.views import EXTENT
@@ -37,9 +45,11 @@ def _hierarchy_inputs(index, digit_class, seed, dataset) -> tuple:
     return digit, about, whole_number(seed, "Seed", 0, MAX_SEED), dataset
 
 
-def check_hierarchy(index, digit_class, seed, dataset=DEFAULT_DATASET) -> None:
-    """The hierarchy view's input checks alone, before anything runs (a refused input keeps the pictures)."""
-    _hierarchy_inputs(index, digit_class, seed, dataset)
+def check_hierarchy(index, digit_class, seed, dataset=DEFAULT_DATASET) -> list[dict]:
+    """The hierarchy view's validator: its input checks alone, before anything runs (a refused input keeps the
+    pictures)."""
+    return validations(*inputs.digit_validations(index, digit_class, "Digit", dataset),
+                       lambda: whole_number(seed, "Seed", 0, MAX_SEED), lambda: dataset_choice(dataset))
 
 
 def hierarchy(index, digit_class, seed, dataset=DEFAULT_DATASET, progress=gr.Progress()):
@@ -68,7 +78,8 @@ def hierarchy_caption(about: str, levels: list[int], bound: dict, vae: dict) -> 
             f"**Diffusion's bound for this digit: {bound['total']:.3f} bits/dim** = prior {bound['prior']:.2g} + "
             f"KL terms {kl_sum:.3f} + decoder {bound['decoder']:.3f}. By decade of t: "
             + ", ".join(f"t {r['first']}-{r['last']}: {r['bpd']:.3f}" for r in decades)
-            + f". The most bits go to t {heaviest['first']}-{heaviest['last']}, {_where(heaviest)}. **The VAE's bound: {vae['total']:.3f} bits/dim** = reconstruction "
+            + f". The most bits go to t {heaviest['first']}-{heaviest['last']}, {_where(heaviest)}. "
+            f"**The VAE's bound: {vae['total']:.3f} bits/dim** = reconstruction "
             f"{vae['reconstruction']:.3f} + one KL {vae['kl']:.3f}: its single KL plays the part of diffusion's sum "
             "of KL terms (both price what the latents say beyond the prior).")
 
@@ -93,29 +104,31 @@ def hierarchy_section(dataset: gr.Radio) -> gr.Dropdown:
     grid = gr.Image(label="Latent levels: fixed encoder (top), learned decoder (below)", type="pil", format="png")
     plot = gr.Image(label="The bound, level by level", type="filepath")
     caption = gr.Markdown(label="Hierarchy caption")
-    inputs = [index, digit_class, seed, dataset]
-    run.click(check_hierarchy, inputs, None, api_visibility="private").success(
-        hierarchy, inputs, [grid, plot, caption], api_name="connections_hierarchy")
+    run.click(hierarchy, [index, digit_class, seed, dataset], [grid, plot, caption], api_name="connections_hierarchy",
+              **checked_by(check_hierarchy))
     return digit_class
 
 
 # --- diffusion as score matching ------------------------------------------------------------------------
 
-def _score_inputs(distribution, steps, seed) -> tuple:
-    if distribution not in STUDY_TOYS:
-        raise user_error(f"choose a toy among {', '.join(STUDY_TOYS)}")
-    return (distribution, whole_number(steps, "Training steps", 100, MAX_STUDY_STEPS),
-            whole_number(seed, "Seed", 0, MAX_SEED))
+def _score_checks(distribution, steps, seed) -> list:
+    def toy():
+        if distribution not in STUDY_TOYS:
+            raise user_error(f"choose a toy among {', '.join(STUDY_TOYS)}")
+        return distribution
+    return [toy, lambda: whole_number(steps, "Training steps", 100, MAX_STUDY_STEPS),
+            lambda: whole_number(seed, "Seed", 0, MAX_SEED)]
 
 
-def check_score(distribution, steps, seed) -> None:
-    _score_inputs(distribution, steps, seed)
+def check_score(distribution, steps, seed) -> list[dict]:
+    """The score view's validator."""
+    return validations(*_score_checks(distribution, steps, seed))
 
 
 def score(distribution, steps, seed, progress=gr.Progress()):
     """Train a small 2-D diffusion model, then its score against the truth at three noise levels, and samples
     drawn with the learned score alone (annealed Langevin) beside the true score's and DDPM's."""
-    distribution, steps, seed = _score_inputs(distribution, steps, seed)
+    distribution, steps, seed = (check() for check in _score_checks(distribution, steps, seed))
     progress(0.05, desc=f"training a 2-D diffusion model for {steps} steps, then measuring its score")
     study = score_study(distribution, steps, seed)
     arrows = plots.png(plots.score_levels(study.levels, EXTENT))
@@ -153,10 +166,8 @@ def score_section() -> None:
     samples = gr.Image(label="Samples: Langevin with the learned score, with the true score, and DDPM",
                        type="filepath")
     caption = gr.Markdown(label="Score caption")
-    inputs = [toy, steps, seed]
-    run.click(check_score, inputs, None, api_visibility="private").success(
-        score, inputs, [arrows, samples, caption], api_name="connections_score", concurrency_limit=1,
-        concurrency_id="connections_score")
+    run.click(score, [toy, steps, seed], [arrows, samples, caption], api_name="connections_score", concurrency_limit=1,
+              concurrency_id="connections_score", **checked_by(check_score))
 
 
 def divergence_section() -> None:
@@ -168,7 +179,7 @@ def divergence_section() -> None:
                 "the game's value against its optimum -log 4 + 2 JSD.")
 
 
-def build_tab(dataset: gr.Radio) -> gr.Dropdown:
+def build(dataset: gr.Radio) -> gr.Dropdown:
     """The tab; returns its class dropdown (the page renames its classes when the dataset changes)."""
     gr.Markdown("The seed's three connections between the families, measured on the lab's models: diffusion is a "
                 "hierarchical VAE, its network learns a score, and a GAN minimises a divergence.")

@@ -24,10 +24,9 @@ from engines.checkpoint import TRAINING_INFO_NAME, WEIGHTS_NAME
 from engines.data.datasets import load_dataset
 from engines.errors import EngineError
 from engines.models.diffusion import diffusion_loss
-from engines.models.latent_diffusion import (DEFAULT_VAE, LatentDiffusionConfig, LatentDiffusionModel,
-                                             file_sha256)
+from engines.models.latent_diffusion import DEFAULT_VAE, LatentDiffusionConfig, LatentDiffusionModel, file_sha256
 from engines.models.vae import VAEEngine
-from engines.training.trainers import TRAINERS, Trainer
+from engines.training.base import Trainer
 
 
 @dataclass
@@ -89,6 +88,3 @@ class LatentDiffusionTrainer(Trainer):
                                lambda i, s: (diffusion_loss(self.model, latents[i], s.generator), {}))
         self.ema.update_parameters(self.model)
         return losses
-
-
-TRAINERS["latent_diffusion"] = LatentDiffusionTrainer  # trainers.py imports this module last, for this line

@@ -24,10 +24,17 @@ from engines.checkpoint import CHECKPOINTS, load_pretrained
 from engines.data.datasets import to_signed
 from engines.errors import EngineError
 from engines.models.diffusion import DiffusionConfig, DiffusionModel
-from engines.models.diffusion_gan import (DenoisingGenerator, DiffusionGANConfig, PairDiscriminator, forward_pair,
-                                          posterior_sample, r1_penalty, step_timesteps)
+from engines.models.diffusion_gan import (
+    DenoisingGenerator,
+    DiffusionGANConfig,
+    PairDiscriminator,
+    forward_pair,
+    posterior_sample,
+    r1_penalty,
+    step_timesteps,
+)
 from engines.models.gan import discriminator_loss, generator_loss
-from engines.training.trainers import TRAINERS, Trainer, ema_of
+from engines.training.base import Trainer, ema_of
 
 DEFAULT_WARM_START = CHECKPOINTS / "diffusion"
 
@@ -68,6 +75,7 @@ def diffusion_weights(directory: Path, config: DiffusionGANConfig) -> dict:
 
 class DiffusionGANTrainer(Trainer):
     hparams_cls, config_cls, model_cls = DiffusionGANHParams, DiffusionGANConfig, DenoisingGenerator
+    from_scratch = "warm_start_from=none"
 
     def build(self) -> None:
         self.generator = DenoisingGenerator(self.config)
@@ -131,6 +139,3 @@ class DiffusionGANTrainer(Trainer):
     def warm_start_modules(self):
         raise EngineError("a diffusion GAN cannot continue from shipped weights alone: its discriminator does not "
                           "ship. Resume needs the training_state.safetensors of the run, or start a new run.")
-
-
-TRAINERS["diffusion_gan"] = DiffusionGANTrainer  # trainers.py imports this module last, for this line

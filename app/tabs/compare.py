@@ -1,0 +1,85 @@
+"""The "Compare" tab: the measured comparison of a dataset at a glance (one chart per row, its verdict in the
+title, the verdicts beside the other datasets'), then the whole report from `python -m engines.evaluate` and the
+plots behind it. It renders the report; it measures nothing."""
+from __future__ import annotations
+
+import json
+
+import gradio as gr
+
+from app import plots
+from app.inputs import DEFAULT_DATASET, SHIPPED_DATASETS, dataset_choice, ships
+from engines.checkpoint import LOG_NAME, QUALITY_LOG_NAME, checkpoints_dir, read_jsonl
+from engines.data.datasets import LAB_DATASET_TITLES
+from engines.measure.model_card import quality_table
+from engines.measure.report_markdown import dataset_verdicts_markdown, verdict_lines
+from engines.measure.sampler_benchmark import OUT as BENCHMARK
+from engines.measure.sampler_benchmark import markdown_section
+from engines.registry import families
+
+BENCHMARKED = "mnist"   # the sampler benchmark was run on this dataset's diffusion model
+
+
+def _read_json(path):
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def compare(dataset=DEFAULT_DATASET):
+    """The comparison of `dataset`: charts, verdicts, report text, and the plots of losses, quality during
+    training, quality against steps and the bound by level."""
+    dataset = dataset_choice(dataset)
+    root = checkpoints_dir(dataset)
+    report = _read_json(root / "report.json")
+    if report is None or "summary" not in report:
+        return (None, f"No report for {LAB_DATASET_TITLES[dataset]} yet: run `python -m engines.evaluate "
+                      f"--dataset {dataset}`.", "", None, None, None, None)
+    report_md = root / "report.md"
+    text = report_md.read_text() if report_md.is_file() else quality_table(report, list(report["quality"]))
+    losses = {f.name: read_jsonl(root / f.name / LOG_NAME) for f in families("family") if ships(f.name, dataset)}
+    quality = {f.name: read_jsonl(root / f.name / QUALITY_LOG_NAME) for f in families() if ships(f.name, dataset)}
+    benchmark = {"rows": []}
+    if dataset == BENCHMARKED:
+        benchmark = _read_json(BENCHMARK) or benchmark
+        text += "\n\n" + "\n".join(markdown_section(BENCHMARK))
+    figures = (plots.loss_curves(losses), plots.quality_during_training(quality),
+               plots.quality_against_steps(benchmark["rows"]) if benchmark["rows"] else None)
+    verdicts = "\n".join(verdict_lines(report)) + "\n\n" + datasets_table()
+    return (plots.png(plots.summary_charts(report)), verdicts, text,
+            *(plots.png(figure) if figure is not None else None for figure in figures), report_elbo_by_level(report))
+
+
+def datasets_table() -> str:
+    """Every row's verdict on each dataset with a report, side by side; rows whose verdict differs marked."""
+    reports = {name: _read_json(checkpoints_dir(name) / "report.json") for name in SHIPPED_DATASETS}
+    reports = {name: r for name, r in reports.items() if r and "summary" in r}
+    return dataset_verdicts_markdown(reports, LAB_DATASET_TITLES)
+
+
+def report_elbo_by_level(report: dict) -> str | None:
+    """The report's diffusion bound split by level beside the VAE's two terms (same digits), or None."""
+    likelihood = report.get("likelihood", {})
+    level = likelihood.get("diffusion", {}).get("vlb_by_level")
+    if level is None:
+        return None
+    title = f"Diffusion as a hierarchical VAE: its bound by level ({likelihood['n']} test digits)"
+    return plots.png(plots.elbo_by_level(level, likelihood.get("vae", {}).get("elbo_terms_bpd"), title))
+
+
+def build(dataset: gr.Radio) -> list:
+    """The tab; returns its outputs (the page fills them when the tab opens and when the dataset changes)."""
+    gr.Markdown("The classic VAE / GAN / diffusion comparison (objective, training stability, sample quality, "
+                "likelihood, latent space, speed), and the two hybrids against their parents, measured on the "
+                "shipped models by `python -m engines.evaluate`: one chart per row, each bar ± its standard error "
+                "and the row's verdict in its title.")
+    charts = gr.Image(label="The comparison at a glance", type="filepath", show_label=False)
+    verdicts = gr.Markdown(label="Verdicts")
+    with gr.Accordion("The whole report: every table, method and tolerance, and the plots behind it", open=False):
+        report = gr.Markdown(label="Report")
+        losses = gr.Image(label="Training losses", type="filepath")
+        quality = gr.Image(label="Quality during training", type="filepath")
+        steps = gr.Image(label="Diffusion: quality against steps", type="filepath")
+        levels = gr.Image(label="Diffusion as a hierarchical VAE: the bound by level", type="filepath")
+    outputs = [charts, verdicts, report, losses, quality, steps, levels]
+    refresh = gr.Button("Read the report again")
+    refresh.click(compare, dataset, outputs, api_name="compare")
+    return outputs

@@ -1,0 +1,151 @@
+"""The "Diffusion, step by step" tab: a trajectory streamed as it denoises (x_t and the predicted x0), then
+scrubbed and animated; the diffusion GAN's few steps shown the same way; and the forward (noising) process."""
+from __future__ import annotations
+
+import gradio as gr
+import torch
+
+from app import inputs, theory
+from app.images import grid_image, save_gif, side_by_side_frame
+from app.inputs import (
+    DEFAULT_DATASET,
+    MAX_PATH_STEPS,
+    MAX_TRACE_SAMPLES,
+    checked_by,
+    engine,
+    pick_digit,
+    timed,
+    user_error,
+    validations,
+)
+from app.widgets import digit_picker, math_panel, sampler_controls, seed_box
+from engines.data.datasets import from_signed
+from engines.errors import EngineError
+
+STREAMED_FRAMES = 25   # frames shown while denoising, whatever the step count
+STORED_FRAMES = 100    # frames kept for the scrubber and the GIF
+
+
+def _frame(step, last: bool, total: int):
+    shown = step.prev_sample if last else step.x_t
+    label = f"step {step.index + 1}/{total}, t = {step.timestep}"
+    return grid_image(from_signed(shown)), grid_image(from_signed(step.predicted_x0)), label
+
+
+def check_diffusion_steps(seed, count, sampler, steps, dataset=DEFAULT_DATASET) -> list[dict]:
+    """diffusion_steps' validator (see side_by_side.check_side_by_side)."""
+    return inputs.sampling_validations(seed, count, sampler, steps, MAX_TRACE_SAMPLES, dataset)
+
+
+def diffusion_steps(seed, count, sampler, steps, dataset=DEFAULT_DATASET):
+    """Stream x_t and the predicted x0 as one trajectory denoises; then keep its frames for the scrubber
+    and an animated GIF of the whole trajectory."""
+    seed, count, options, dataset = inputs.sampling_inputs(seed, count, sampler, steps, MAX_TRACE_SAMPLES, dataset)
+    diffusion = engine("diffusion", dataset)
+    total = timed(diffusion.network_evaluations, **options)[0]
+    yield from _stream_trace(lambda: diffusion.trace(count, seed=seed, **options), total)
+
+
+def check_diffusion_gan_steps(seed, count, dataset=DEFAULT_DATASET) -> list[dict]:
+    """diffusion_gan_steps' validator: its inputs, and a diffusion GAN that ships for the dataset."""
+    return validations(lambda: inputs.seed(seed), lambda: inputs.count(count, MAX_TRACE_SAMPLES),
+                       lambda: engine("diffusion_gan", inputs.dataset_choice(dataset)))
+
+
+def diffusion_gan_steps(seed, count, dataset=DEFAULT_DATASET):
+    """The diffusion GAN's few steps, shown as the diffusion trajectory is: x_t and the generator's x0 per step."""
+    seed, count = inputs.seed(seed), inputs.count(count, MAX_TRACE_SAMPLES)
+    hybrid = engine("diffusion_gan", inputs.dataset_choice(dataset))
+    yield from _stream_trace(lambda: hybrid.trace(count, seed=seed), hybrid.network_evaluations())
+
+
+def _stream_trace(trace, total: int):
+    """Stream a trajectory's frames (at most STREAMED_FRAMES), keep up to STORED_FRAMES of them, then give the
+    scrubber and the GIF: the outputs x_t, x0, status, stored frames, scrubber, animation."""
+    stream_every, store_every = max(1, total // STREAMED_FRAMES), max(1, total // STORED_FRAMES)
+    stored = []
+    try:
+        for step in trace():
+            last = step.index == total - 1
+            if step.index % store_every == 0 or last:
+                stored.append(_frame(step, last, total))
+            if step.index % stream_every == 0 or last:
+                x_t, x0, label = _frame(step, last, total)
+                yield x_t, x0, label, gr.skip(), gr.skip(), gr.skip()
+    except EngineError as e:
+        raise user_error(str(e)) from None
+    animation = save_gif([side_by_side_frame(x_t, x0) for x_t, x0, _ in stored])
+    scrubber = gr.Slider(minimum=0, maximum=len(stored) - 1, value=len(stored) - 1, step=1, interactive=True,
+                         label=f"Scrub the {len(stored)} stored steps")
+    yield stored[-1][0], stored[-1][1], stored[-1][2], stored, scrubber, animation
+
+
+def diffusion_scrub(stored, position):
+    """Show one stored frame of the last trajectory (no sampling: the frames are kept from the run)."""
+    if not stored:
+        raise user_error("Denoise first: the scrubber moves through the steps of the last run")
+    position = inputs.whole_number(position, "Position", 0, len(stored) - 1)
+    return stored[position]
+
+
+def check_diffusion_forward(index, digit_class, seed, frames, dataset=DEFAULT_DATASET) -> list[dict]:
+    """diffusion_forward's validator (see side_by_side.check_side_by_side)."""
+    return validations(*inputs.digit_validations(index, digit_class, "Digit", dataset), lambda: inputs.seed(seed),
+                       lambda: inputs.whole_number(frames, "Frames", 2, MAX_PATH_STEPS),
+                       lambda: inputs.dataset_choice(dataset))
+
+
+def diffusion_forward(index, digit_class, seed, frames, dataset=DEFAULT_DATASET):
+    """The forward (noising) process of one test image: x_t at evenly spaced t, with sqrt(alpha-bar_t)."""
+    digit, about = pick_digit(index, digit_class, "Digit", dataset)
+    seed, frames = inputs.seed(seed), inputs.whole_number(frames, "Frames", 2, MAX_PATH_STEPS)
+    diffusion = engine("diffusion", dataset)
+    T = diffusion.num_train_timesteps
+    timesteps = torch.linspace(0, T - 1, frames).round().long().tolist()
+    noised, _ = timed(diffusion.forward_trace, digit[None], timesteps, seed=seed)
+    signal = [diffusion.signal_level(t) for t in timesteps]
+    caption = (f"{about}. x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps with one noise draw (seed {seed}); "
+               "signal level sqrt(abar_t) per frame: "
+               + ", ".join(f"t={t}: {s:.2f}" for t, s in zip(timesteps, signal)))
+    return grid_image(from_signed(noised[:, 0]), columns=frames), caption
+
+
+def denoise_section(dataset: gr.Radio) -> None:
+    with gr.Row():
+        seed = seed_box()
+        count = gr.Slider(1, MAX_TRACE_SAMPLES, 4, step=1, label="Samples")
+        sampler, steps = sampler_controls()
+    with gr.Row():
+        run = gr.Button("Denoise", variant="primary")
+        hybrid = gr.Button("Denoise with the diffusion GAN (its 4 steps)")
+    status = gr.Markdown(label="Step")
+    with gr.Row():
+        x_t = gr.Image(label="x_t", type="pil", format="png")
+        x0 = gr.Image(label="predicted x0", type="pil", format="png")
+        animation = gr.Image(label="The whole trajectory (GIF: x_t | predicted x0)", type="filepath")
+    stored = gr.State([])
+    scrubber = gr.Slider(0, 1, 0, step=1, label="Scrub the stored steps (after a run)", interactive=False)
+    shown = [x_t, x0, status, stored, scrubber, animation]
+    run.click(diffusion_steps, [seed, count, sampler, steps, dataset], shown, api_name="diffusion_steps",
+              **checked_by(check_diffusion_steps))
+    hybrid.click(diffusion_gan_steps, [seed, count, dataset], shown, api_name="diffusion_gan_steps",
+                 **checked_by(check_diffusion_gan_steps))
+    scrubber.release(diffusion_scrub, [stored, scrubber], [x_t, x0, status], api_name="diffusion_scrub")
+
+
+def build(dataset: gr.Radio) -> gr.Dropdown:
+    """The tab; returns its class dropdown (the page renames its classes when the dataset changes)."""
+    math_panel(theory.DIFFUSION)
+    denoise_section(dataset)
+    gr.Markdown("### The forward process: noising a digit")
+    with gr.Row():
+        index, digit_class = digit_picker("Digit", 0)
+        noise_seed = seed_box("Noise seed")
+        frames = gr.Slider(2, MAX_PATH_STEPS, 11, step=1, label="Frames")
+    forward = gr.Button("Noise it")
+    forward_strip = gr.Image(label="x_t from t = 0 to T - 1", type="pil", format="png")
+    forward_caption = gr.Markdown(label="Forward process caption")
+    forward.click(diffusion_forward, [index, digit_class, noise_seed, frames, dataset],
+                  [forward_strip, forward_caption], api_name="diffusion_forward",
+                  **checked_by(check_diffusion_forward))
+    return digit_class

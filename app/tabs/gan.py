@@ -1,0 +1,77 @@
+"""The "GAN sampling" tab: a seed's samples (with truncation), and the walk between two seeds' latents."""
+from __future__ import annotations
+
+import gradio as gr
+import torch
+
+from app import inputs, theory
+from app.images import grid_image, save_gif
+from app.inputs import DEFAULT_DATASET, MAX_GRID, MAX_PATH_STEPS, checked_by, engine, timed, validations
+from app.widgets import math_panel, seed_box
+from engines.sampling.interpolation import INTERPOLATIONS
+
+
+def truncation_value(value) -> float | None:
+    return None if value is None or float(value) <= 0 else float(value)
+
+
+def check_gan_sample(seed, count, truncation, dataset=DEFAULT_DATASET) -> list[dict]:
+    """gan_sample's validator (see side_by_side.check_side_by_side)."""
+    return validations(lambda: inputs.seed(seed), lambda: inputs.count(count, MAX_GRID),
+                       lambda: truncation_value(truncation), lambda: inputs.dataset_choice(dataset))
+
+
+def gan_sample(seed, count, truncation, dataset=DEFAULT_DATASET):
+    seed, count, truncation = inputs.seed(seed), inputs.count(count, MAX_GRID), truncation_value(truncation)
+    gan = engine("gan", inputs.dataset_choice(dataset))
+    images, seconds = timed(gan.sample, count, seed=seed, truncation=truncation)
+    return grid_image(images), f"{seconds * 1000:.0f} ms for {count} samples"
+
+
+def _walk_checks(seed_a, seed_b, steps, method, truncation) -> list:
+    return [lambda: inputs.seed(seed_a, "Seed A"), lambda: inputs.seed(seed_b, "Seed B"),
+            lambda: inputs.whole_number(steps, "Steps", 2, MAX_PATH_STEPS),
+            lambda: inputs.choice(method, "path", INTERPOLATIONS), lambda: truncation_value(truncation)]
+
+
+def check_gan_interpolate(seed_a, seed_b, steps, method, truncation, dataset=DEFAULT_DATASET) -> list[dict]:
+    """gan_interpolate's validator (see side_by_side.check_side_by_side)."""
+    return validations(*_walk_checks(seed_a, seed_b, steps, method, truncation),
+                       lambda: inputs.dataset_choice(dataset))
+
+
+def gan_interpolate(seed_a, seed_b, steps, method, truncation, dataset=DEFAULT_DATASET):
+    """Walk from seed A's latent to seed B's: the strip and its animation."""
+    seed_a, seed_b, steps, method, truncation = (check() for check in
+                                                 _walk_checks(seed_a, seed_b, steps, method, truncation))
+    gan = engine("gan", inputs.dataset_choice(dataset))
+    z = torch.cat([gan.latents(1, seed=s, truncation=truncation) for s in (seed_a, seed_b)])
+    path, _ = timed(gan.interpolate, z[0], z[1], steps=steps, method=method)
+    frames = [grid_image(frame[None], columns=1) for frame in path]
+    return grid_image(path, columns=steps), save_gif(frames + frames[-2:0:-1], duration_ms=150, final_hold_ms=150)
+
+
+def build(dataset: gr.Radio) -> None:
+    math_panel(theory.GAN)
+    with gr.Row():
+        seed = seed_box()
+        count = gr.Slider(1, MAX_GRID, 36, step=1, label="Samples")
+        truncation = gr.Slider(0, 3, 0, step=0.05, label="Truncation (0 = off)",
+                               info="resample latent entries beyond this many standard deviations")
+    run = gr.Button("Sample", variant="primary")
+    grid = gr.Image(label="GAN samples", type="pil", format="png")
+    caption = gr.Markdown(label="GAN caption")
+    run.click(gan_sample, [seed, count, truncation, dataset], [grid, caption], api_name="gan_sample",
+              **checked_by(check_gan_sample))
+
+    gr.Markdown("### Walk between two seeds' latents")
+    with gr.Row():
+        seed_a, seed_b = seed_box("Seed A", 0), seed_box("Seed B", 1)
+        steps = gr.Slider(2, MAX_PATH_STEPS, 10, step=1, label="Steps")
+        method = gr.Radio(list(INTERPOLATIONS), value="slerp", label="Path")
+    walk = gr.Button("Interpolate")
+    gr.Markdown("Generated path from A to B, then as an animation:")
+    strip = gr.Image(label="Generated path from A to B", type="pil", format="png", show_label=False)
+    animation = gr.Image(label="Animation", type="filepath", show_label=False, height=240)
+    walk.click(gan_interpolate, [seed_a, seed_b, steps, method, truncation, dataset], [strip, animation],
+               api_name="gan_interpolate", **checked_by(check_gan_interpolate))

@@ -1,0 +1,110 @@
+"""The "Side by side" tab: one seed, one grid per registered family (its title, colour and caption from its
+record), each captioned with wall time and network evaluations per sample."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import gradio as gr
+import torch
+from matplotlib.colors import to_hex
+
+from app import inputs, theory
+from app.images import grid_image
+from app.inputs import DEFAULT_DATASET, MAX_GRID, checked_by, engine, ships, timed
+from app.widgets import math_panel, sampler_controls, seed_box
+from engines.data.datasets import LAB_DATASET_TITLES, from_signed
+from engines.family import Family
+from engines.registry import families
+
+FIRST_VISIT_SEED, FIRST_VISIT_COUNT = 0, 16
+NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+
+
+def heading(family: Family) -> str:
+    """The family's title as a label on the page ("latent diffusion" -> "Latent diffusion")."""
+    return family.title[:1].upper() + family.title[1:]
+
+
+def run_label() -> str:
+    """The button's words: "Sample all five" for five registered families."""
+    n = len(families())
+    return f"Sample all {NUMBER_WORDS[n] if n < len(NUMBER_WORDS) else n}"
+
+
+def colour_css() -> str:
+    """Each family's grid marked with its chart colour (a bar along its column's top)."""
+    return " ".join(f"#side-by-side-{f.name} {{ border-top: 4px solid {to_hex(f.colour)}; padding-top: 4px; }}"
+                    for f in families())
+
+
+def check_side_by_side(seed, count, sampler, steps, dataset=DEFAULT_DATASET) -> list[dict]:
+    """side_by_side's validator: its input checks alone, run before the event (a refused input then shows its
+    message and leaves the previous pictures in place)."""
+    return inputs.sampling_validations(seed, count, sampler, steps, MAX_GRID, dataset)
+
+
+def family_grid(family: Family, seed: int, count: int, page: dict, dataset: str, progress) -> list:
+    """One family's grid and caption. A family that takes the page's sampler runs through its trace, so that the
+    page shows its progress (the result is sample()'s, bit for bit); a family that does not ship for the dataset
+    gets no grid and a caption that says so."""
+    if not ships(family.name, dataset):
+        return [None, f"{family.name}: not trained for {LAB_DATASET_TITLES[dataset]} (the hybrids ship for MNIST)"]
+    options = family.sampling_options(page["sampler"], page["steps"])
+    model = engine(family.name, dataset)
+    nfe = timed(model.network_evaluations, **options)[0]
+
+    def denoise() -> torch.Tensor:
+        trajectory = model.trace(count, seed=seed, **options)
+        for step in progress.tqdm(trajectory, total=nfe, desc=f"{family.name}, {options['sampler']}"):
+            last = step
+        return from_signed(last.prev_sample)
+
+    sample = denoise if family.takes_sampler else lambda: model.sample(count, seed=seed, **options)
+    images, seconds = timed(sample)
+    return [grid_image(images), f"{family.name}: {seconds * 1000:.0f} ms for {count} samples, {nfe} network "
+                                f"evaluation{'s' if nfe > 1 else ''} per sample{family.caption.format(**options)}"]
+
+
+def side_by_side(seed, count, sampler, steps, dataset=DEFAULT_DATASET, progress=gr.Progress()):
+    """One seed -> a grid of `dataset` per registered family, each captioned with wall time and network
+    evaluations."""
+    seed, count, page, dataset = inputs.sampling_inputs(seed, count, sampler, steps, MAX_GRID, dataset)
+    return tuple(out for family in families() for out in family_grid(family, seed, count, page, dataset, progress))
+
+
+@lru_cache(maxsize=1)
+def _first_visit() -> tuple:
+    return side_by_side(FIRST_VISIT_SEED, FIRST_VISIT_COUNT, inputs.default_sampler()[0], inputs.DEFAULT_UI_STEPS)
+
+
+def first_visit() -> tuple:
+    """What the landing tab shows before any click: the defaults' samples, computed once per process (the
+    same seed gives the same images, so every later visitor gets the first one's result at no cost)."""
+    return _first_visit()
+
+
+def next_seed(seed) -> int:
+    return inputs.whole_number(seed, "Seed", 0, inputs.MAX_SEED - 1) + 1
+
+
+def build(dataset: gr.Radio) -> tuple[list, list]:
+    """The tab; returns its inputs and outputs (the page fills them on the first visit and a new dataset)."""
+    math_panel(theory.SIDE_BY_SIDE)
+    with gr.Row():
+        seed = seed_box(value=FIRST_VISIT_SEED)
+        count = gr.Slider(1, MAX_GRID, FIRST_VISIT_COUNT, step=1, label="Samples per model")
+        sampler, steps = sampler_controls()
+    with gr.Row():
+        run = gr.Button(run_label(), variant="primary")
+        new_seed = gr.Button("New seed")
+    with gr.Row():
+        outputs = []
+        for family in families():
+            with gr.Column(elem_id=f"side-by-side-{family.name}"):
+                outputs.append(gr.Image(label=heading(family), type="pil", format="png"))
+                outputs.append(gr.Markdown(label=f"{heading(family)} caption"))
+    fields = [seed, count, sampler, steps, dataset]
+    run.click(side_by_side, fields, outputs, api_name="side_by_side", **checked_by(check_side_by_side))
+    new_seed.click(next_seed, seed, seed, api_name="new_seed").then(
+        side_by_side, fields, outputs, api_visibility="private")
+    return fields, outputs

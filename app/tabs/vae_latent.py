@@ -1,0 +1,128 @@
+"""The "VAE latent space" tab: walk between two digits' latent means (test digits, or the visitor's own drawing
+or upload), and the latent plane of the test digits' two main directions, with latent diffusion's paths on it."""
+from __future__ import annotations
+
+import gradio as gr
+import torch
+from PIL import Image
+
+from app import inputs, plots, theory
+from app.images import grid_image, save_gif
+from app.inputs import DEFAULT_DATASET, MAX_PATH_STEPS, engine, pick_digit, ships, test_digits, timed, user_error
+from app.widgets import digit_picker, math_panel, pick_brush
+from engines.data.user_images import is_blank, prepare_digit
+from engines.errors import EngineError
+from engines.sampling.interpolation import INTERPOLATIONS
+
+LATENT_PATHS, LATENT_PATH_STEPS = 12, 50   # latent diffusion's trajectories on the VAE's latent map
+
+
+def visitor_digit(upload, sketch) -> tuple[torch.Tensor, list[str]] | None:
+    """A drawn digit (sketchpad composite) or an uploaded file, converted; None when neither is given."""
+    composite = sketch.get("composite") if isinstance(sketch, dict) else sketch
+    sources = [("drawing", composite), ("upload", upload)]
+    for what, source in sources:
+        if source is None or (what == "drawing" and _blank_canvas(source)):
+            continue
+        try:
+            digit, notes = prepare_digit(source)
+        except EngineError as e:
+            raise user_error(f"Your {what}: {e}") from None
+        return digit, [f"Digit A is your {what}: " + "; ".join(notes) + "."]
+    return None
+
+
+def _blank_canvas(image) -> bool:
+    """An untouched sketchpad: nothing drawn is not an error, it means 'use the test digit'."""
+    return isinstance(image, Image.Image) and is_blank(image)
+
+
+def vae_interpolate(index_a, index_b, steps, method, class_a="any", class_b="any", upload_a=None, sketch_a=None,
+                    dataset=DEFAULT_DATASET):
+    """Decode the latent path from digit A to digit B: the strip, an animation, and the reconstructions."""
+    steps = inputs.whole_number(steps, "Steps", 2, MAX_PATH_STEPS)
+    method = inputs.choice(method, "path", INTERPOLATIONS)
+    dataset = inputs.dataset_choice(dataset)
+    digit_b, about_b = pick_digit(index_b, class_b, "Digit B", dataset)
+    from_visitor = visitor_digit(upload_a, sketch_a)
+    if from_visitor is None:
+        digit_a, about_a = pick_digit(index_a, class_a, "Digit A", dataset)
+        notes = [about_a + ".", about_b + "."]
+    else:
+        digit_a, notes = from_visitor
+        notes.append(about_b + ".")
+    vae = engine("vae", dataset)
+    path, _ = timed(vae.interpolate, digit_a, digit_b, steps=steps, method=method)
+    pair = torch.stack([digit_a, digit_b])
+    recon, _ = timed(vae.reconstruct, pair)
+    frames = [grid_image(frame[None], columns=1) for frame in path]
+    animation = save_gif(frames + frames[-2:0:-1], duration_ms=150, final_hold_ms=150)  # there and back
+    return (grid_image(path, columns=steps), grid_image(torch.cat([pair, recon]), columns=2), animation,
+            " ".join(notes))
+
+
+def vae_latent_map(grid, dataset=DEFAULT_DATASET):
+    """The latent plane of the test digits' two main directions: decoded lattice and where digits lie."""
+    grid = inputs.whole_number(grid, "Grid size", 3, 16)
+    dataset = inputs.dataset_choice(dataset)
+    digits = test_digits(dataset)
+    view, _ = timed(engine("vae", dataset).latent_map, digits.images, grid=grid)
+    with_paths = ships("latent_diffusion", dataset)
+    paths = view.project(engine("latent_diffusion", dataset).latent_trajectories(
+        LATENT_PATHS, seed=0, sampler="ddim", steps=LATENT_PATH_STEPS)).numpy() if with_paths else None
+    figure = plots.latent_scatter(view.coordinates.numpy(), digits.labels.numpy(), view.ticks, view.explained_variance,
+                                  paths, digits.class_names)
+    caption = (f"Decoded lattice: {grid}x{grid} points of the plane through the mean latent along its two principal "
+               f"directions, from {float(view.ticks[0]):+.1f} to {float(view.ticks[-1]):+.1f} standard deviations "
+               f"(direction 1 left to right, direction 2 bottom to top). These two directions hold "
+               f"{sum(view.explained_variance):.0%} of the variance of the 1,000 test images' latent means.")
+    if with_paths:
+        caption += (f" Black paths: {LATENT_PATHS} latent diffusion samples ({LATENT_PATH_STEPS} DDIM steps, seed 0) "
+                    "moving from Gaussian noise (N(0, I) in its standardised latent units) to where its learned "
+                    "prior puts them, among the encoded images (a projection of the 8-d latents onto this plane).")
+    return grid_image(view.decoded, columns=grid), figure, caption
+
+
+def interpolation_section(dataset: gr.Radio) -> list[gr.Dropdown]:
+    gr.Markdown("Encode two digits, walk between their latent means, decode each point. Digit A can be a test "
+                "digit, or your own: draw it or upload an image (it is converted to a 28x28 white-on-black digit, "
+                "and the page says how).")
+    with gr.Row():
+        with gr.Column():
+            index_a, class_a = digit_picker("Digit A", 0)
+            with gr.Accordion("...or draw / upload digit A", open=False) as draw_a:
+                sketch_a = gr.Sketchpad(label="Draw digit A", type="pil", canvas_size=(280, 280), transforms=(),
+                                        layers=False, elem_id="digit-sketch")
+                upload_a = gr.File(label="Upload digit A (PNG, JPEG, ...)", type="filepath")
+            draw_a.expand(None, None, None, js=pick_brush("digit-sketch"))
+        with gr.Column():
+            index_b, class_b = digit_picker("Digit B", 0, "7")   # A is test digit #0, a zero: B another digit
+        with gr.Column():
+            steps = gr.Slider(2, MAX_PATH_STEPS, 10, step=1, label="Steps")
+            method = gr.Radio(list(INTERPOLATIONS), value="slerp", label="Path")
+    run = gr.Button("Interpolate", variant="primary")
+    notes = gr.Markdown(label="Notes on the digits")
+    gr.Markdown("Decoded path from A to B:")
+    strip = gr.Image(label="Decoded path from A to B", type="pil", format="png", show_label=False)
+    with gr.Row():
+        recon = gr.Image(label="A, B (top) and their reconstructions (bottom)", type="pil", format="png", height=240)
+        animation = gr.Image(label="Animation (A -> B -> A)", type="filepath", height=240)
+    run.click(vae_interpolate, [index_a, index_b, steps, method, class_a, class_b, upload_a, sketch_a, dataset],
+              [strip, recon, animation, notes], api_name="vae_interpolate")
+    return [class_a, class_b]
+
+
+def build(dataset: gr.Radio) -> list[gr.Dropdown]:
+    """The tab; returns its class dropdowns (the page renames their classes when the dataset changes)."""
+    math_panel(theory.VAE)
+    classes = interpolation_section(dataset)
+    gr.Markdown("### The latent space in 2-D")
+    with gr.Row():
+        grid = gr.Slider(3, 16, 9, step=1, label="Grid size")
+        map_run = gr.Button("Map the latent space")
+    map_caption = gr.Markdown(label="Latent map caption")
+    with gr.Row():
+        lattice = gr.Image(label="Decoded lattice", type="pil", format="png", show_label=False)
+        scatter = gr.Plot(label="Test digits on the same axes", show_label=False)   # the figure has its title
+    map_run.click(vae_latent_map, [grid, dataset], [lattice, scatter, map_caption], api_name="vae_latent_map")
+    return classes
