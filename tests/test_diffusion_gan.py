@@ -12,11 +12,10 @@ import torch
 
 from conftest import REPO
 from engines import EngineError, available_engines, load_engine
-from engines.checkpoint import CHECKPOINTS, STATE_NAME
+from engines.checkpoint import STATE_NAME
 from engines.data.datasets import load_mnist5k, to_signed
 from engines.engine import step_generator
-from engines.models.diffusion_gan import (DiffusionGANConfig, forward_pair, posterior_sample, r1_penalty,
-                                          step_timesteps)
+from engines.models.diffusion_gan import DiffusionGANConfig, forward_pair, posterior_sample, r1_penalty, step_timesteps
 from engines.sampling.samplers import ddpm_step
 from engines.sampling.schedule import NoiseSchedule
 from engines.training import TRAINERS

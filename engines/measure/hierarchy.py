@@ -28,7 +28,7 @@ import torch
 from engines.data.datasets import from_signed, to_signed
 from engines.engine import make_generator
 from engines.errors import EngineError
-from engines.measure.likelihood import model_log_variance, diffusion_vlb
+from engines.measure.likelihood import diffusion_vlb, model_log_variance
 from engines.models.vae import bits_per_dim
 
 DEFAULT_LEVELS = (0, 50, 100, 200, 300, 500, 700, 999)   # spread where the picture changes (noise grows fast early)

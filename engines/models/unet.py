@@ -94,7 +94,7 @@ class UNet(nn.Module):
         self.mid2 = ResBlock(prev, prev, emb_dim, config.dropout)
 
         self.up_blocks = nn.ModuleList()
-        for level, width in reversed(list(enumerate(widths))):
+        for width in reversed(widths):
             for _ in range(config.blocks_per_level + 1):
                 self.up_blocks.append(ResBlock(prev + skip_widths.pop(), width, emb_dim, config.dropout))
                 prev = width

@@ -56,9 +56,9 @@ class ToyVAEConfig:
 
 
 class ToyVAE(nn.Module):
-    def __init__(self, config: ToyVAEConfig = ToyVAEConfig()):
+    def __init__(self, config: ToyVAEConfig | None = None):
         super().__init__()
-        self.config = config
+        self.config = config = config or ToyVAEConfig()
         h, d = config.hidden, config.latent_dim
         self.encoder = mlp([2, h, h, 2 * d])
         self.decoder = mlp([d, h, h, 2])
@@ -99,9 +99,9 @@ class ToyGANConfig:
 
 
 class ToyGAN(nn.Module):
-    def __init__(self, config: ToyGANConfig = ToyGANConfig()):
+    def __init__(self, config: ToyGANConfig | None = None):
         super().__init__()
-        self.config = config
+        self.config = config = config or ToyGANConfig()
         h = config.hidden
         self.generator = mlp([config.latent_dim, h, h, 2], nn.ReLU)
         self.discriminator = mlp([2, h, h, 1], lambda: nn.LeakyReLU(0.2))
@@ -145,9 +145,9 @@ class ToyDiffusion(nn.Module):
     """eps_theta(x_t, t) and the schedule it was trained with: the interface `diffusion_loss` and the
     samplers expect of `engines.diffusion.DiffusionModel`."""
 
-    def __init__(self, config: ToyDiffusionConfig = ToyDiffusionConfig()):
+    def __init__(self, config: ToyDiffusionConfig | None = None):
         super().__init__()
-        self.config = config
+        self.config = config = config or ToyDiffusionConfig()
         h = config.hidden
         self.net = mlp([2 + config.time_features, h, h, h, 2])
         self.schedule = NoiseSchedule.from_config(config.num_train_timesteps, config.beta_schedule,
@@ -200,9 +200,9 @@ class ToyDiffusionGAN(nn.Module):
     denoiser and F only has to learn the correction. Without it the chain's last step must first learn the
     identity, and 1500 steps leave most samples between the modes."""
 
-    def __init__(self, config: ToyDiffusionGANConfig = ToyDiffusionGANConfig()):
+    def __init__(self, config: ToyDiffusionGANConfig | None = None):
         super().__init__()
-        self.config = config
+        self.config = config = config or ToyDiffusionGANConfig()
         h, tf = config.hidden, config.time_features
         self.generator = mlp([2 + config.latent_dim + tf, h, h, h, 2], nn.ReLU)
         self.discriminator = mlp([4 + tf, h, h, 1], lambda: nn.LeakyReLU(0.2))

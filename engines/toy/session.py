@@ -102,7 +102,7 @@ class Playground:
                 sampler = "langevin" if self.diffusion_sampler == "langevin" else "ddim"
                 extra["diffusion"] = views.trajectories(trainer.eval_model, seed=self.seed + 3, sampler=sampler)
         return Snapshot({f: t.step for f, t in self.trainers.items()}, samples,
-                        {f: t.losses for f, t in self.trainers.items()}, coverage,
+                        {f: t.labelled_losses() for f, t in self.trainers.items()}, coverage,
                         {f: metrics.true_log_likelihood(self.distribution, x) for f, x in samples.items()}, extra)
 
     def gan_divergence(self) -> divergence.DivergenceView:

@@ -54,6 +54,7 @@ class ToyTrainer:
     family = ""
     model_cls: type[nn.Module]
     adam_betas = (0.9, 0.999)
+    loss_labels: dict[str, str] = {}   # a log key's name on the plot ("loss" -> "negative ELBO")
 
     def __init__(self, distribution: ToyDistribution, seed: int = 0, lr: float | None = None,
                  batch_size: int = BATCH_SIZE, config=None):
@@ -101,6 +102,10 @@ class ToyTrainer:
     def after_step(self) -> None:
         pass
 
+    def labelled_losses(self) -> dict[str, list[tuple[int, float]]]:
+        """The loss curves under the names a learner reads on the plot (`loss_labels`), not the log keys."""
+        return {self.loss_labels.get(key, key): values for key, values in self.losses.items()}
+
     def train_step(self, batch: torch.Tensor, generator: torch.Generator) -> dict[str, float]:
         optimizer, = self.optimizers
         loss = self.model.loss(batch, generator)
@@ -118,6 +123,7 @@ class ToyTrainer:
 
 class VAETrainer(ToyTrainer):
     family, model_cls = "vae", ToyVAE
+    loss_labels = {"loss": "negative ELBO"}
 
 
 class DiffusionTrainer(ToyTrainer):
@@ -125,6 +131,7 @@ class DiffusionTrainer(ToyTrainer):
     with Adam's steps, and the ODE likelihood near t = 0 divides the noise error by sqrt(1 - abar_0) ~ 0.01,
     so a jittery net sends a few points' trajectories far out and ruins the average."""
     family, model_cls = "diffusion", ToyDiffusion
+    loss_labels = {"loss": "noise MSE"}
     ema_decay = 0.995   # a horizon of ~200 steps: follows a playground run within a few live-view updates
 
     def __init__(self, *args, **kwargs):
@@ -141,6 +148,7 @@ class DiffusionTrainer(ToyTrainer):
 
 class GANTrainer(ToyTrainer):
     family, model_cls = "gan", ToyGAN
+    loss_labels = {"d_loss": "discriminator", "g_loss": "generator"}
     adam_betas = (0.5, 0.999)   # the DCGAN setting, as the image GAN uses
 
     def parameter_groups(self):
