@@ -8,7 +8,9 @@ Where things live (each folder holds one kind of thing; a module that is a comma
 | where                     | what lives there                                                                |
 |---------------------------|---------------------------------------------------------------------------------|
 | `engine.py`               | the one interface (`Engine.sample(n, seed)`), its argument checks, the seed cap  |
-| `registry.py`             | which engines exist: `load_engine`, `available_engines`                          |
+| `family.py`               | the `Family` record: what the lab asks about a family (title, engine, trainer,   |
+|                           | colour, how evaluation samples it, which measurements apply)                    |
+| `registry.py`             | which families exist: `FAMILIES`, `families`, `load_engine`, `available_engines` |
 | `checkpoint.py`           | checkpoint folders: paths, file names, safetensors save/load, training state     |
 | `errors.py`, `runtime.py` | `EngineError`; the hardware a run records                                        |
 | `models/`                 | networks and their engines: `vae`, `gan`, `diffusion` (on `unet`), `classifier`  |
