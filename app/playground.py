@@ -24,7 +24,7 @@ from engines.errors import EngineError
 from engines.toy import views
 from engines.toy.distributions import PRESETS, from_points, make_distribution
 from engines.toy.lessons import LESSONS, get_lesson, run_lesson
-from engines.toy.models import TOY_SAMPLERS
+from engines.toy.models import GENERATOR_LOSSES, TOY_SAMPLERS
 from engines.toy.session import Playground
 from engines.toy.training import CLASSIC_FAMILIES, DEFAULT_LR, FAMILIES, check_lr
 from engines.toy.user_points import read_csv_points, sketch_points
@@ -94,20 +94,43 @@ def _fmt(value) -> str:
     return "" if value is None else f"{value:.2f}"
 
 
-def divergence_markdown(numbers: dict | None) -> str:
+GAN_LOSS_NOTE = {
+    "minimax": "the minimax loss log(1 − D(G(z))): against D* its gradient is that of 2 JSD (Goodfellow et al. "
+               "2014, Thm 1)",
+    "non-saturating": "the non-saturating loss −log D(G(z)): against D* its gradient is that of KL(p_g ‖ p_data) "
+                      "− 2 JSD (Arjovsky & Bottou 2017, Thm 2.5)",
+}
+
+
+def divergence_markdown(numbers: dict | None, loss: str | None = None) -> str:
     """The GAN against the optimal discriminator D*: the line under the table (empty without a GAN)."""
     if not numbers:
         return ""
-    return (f"\nGAN as divergence minimisation: JSD(p_data ‖ p_g) = **{numbers['jsd']:.2f} ± "
-            f"{numbers['jsd_se']:.2f}** nats (0: the same distribution; log 2 = 0.69: no overlap); the learned D "
+    trained = f"The GAN's generator trains with {GAN_LOSS_NOTE[loss]}. " if loss in GAN_LOSS_NOTE else ""
+    return (f"\nGAN as divergence minimisation: {trained}JSD(p_data ‖ p_g) = **{numbers['jsd']:.2f} ± "
+            f"{numbers['jsd_se']:.2f}** nats (0: the same distribution; log 2 = 0.69: no overlap), KL(p_g ‖ p_data) "
+            f"= **{numbers['kl']:.2f} ± {numbers['kl_se']:.2f}** nats, KL − 2 JSD = {numbers['kl_minus_2jsd']:.2f} "
+            f"± {numbers['kl_minus_2jsd_se']:.2f}; the learned D "
             f"against the optimal D*: mean |D − D*| = **{numbers['gap']:.2f}** (and |D − 1/2| = "
             f"{numbers['d_confidence']:.2f}: D at 1/2 has given up); game value V(D, G) = "
             f"{numbers['game_value']:.3f} against D*'s −log 4 + 2 JSD = {numbers['game_optimum']:.3f} ± "
             f"{numbers['game_optimum_se']:.3f} (no D beats D*).")
 
 
+def divergence_table(by_loss: dict[str, list[dict]]) -> str:
+    """A lesson's divergences per checkpoint under each generator loss (`run_lesson`'s "divergence_by_loss")."""
+    losses = list(by_loss)
+    lines = ["\n| step | " + " | ".join(f"{loss}: JSD | KL(p_g ‖ p_data) | KL − 2 JSD" for loss in losses) + " |",
+             "|---|" + "---|---|---|" * len(losses)]
+    for rows in zip(*by_loss.values()):
+        cells = [f"{r['jsd']:.2f} ± {r['jsd_se']:.2f} | {r['kl']:.2f} ± {r['kl_se']:.2f} | "
+                 f"{r['kl_minus_2jsd']:.2f} ± {r['kl_minus_2jsd_se']:.2f}" for r in rows]
+        lines.append(f"| {rows[0]['step']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def numbers_markdown(rows: dict[str, dict], data_true_loglik: float | None = None, claims=None,
-                     divergence: dict | None = None) -> str:
+                     divergence: dict | None = None, by_loss: dict | None = None, loss: str | None = None) -> str:
     lines = ["| model | step | modes covered | on a mode | true log-lik of samples | ELBO | model's log-lik |",
              "|---|---|---|---|---|---|---|"]
     for label, row in rows.items():
@@ -118,7 +141,9 @@ def numbers_markdown(rows: dict[str, dict], data_true_loglik: float | None = Non
         lines.append(f"\nTrue log-likelihood of held-out data: **{data_true_loglik:.2f}** nats per point; no model "
                      "beats it on average. Log-likelihoods are nats per point; the GAN has none.")
     if divergence:
-        lines.append(divergence_markdown(divergence))
+        lines.append(divergence_markdown(divergence, loss))
+    if by_loss:
+        lines.append(divergence_table(by_loss))
     for claim in claims or []:
         lines.append(f"- **{'holds' if claim['holds'] else 'does not hold'}**: {claim['text']}")
     return "\n".join(lines)
@@ -136,26 +161,29 @@ def _strips(density, snapshot) -> list:
             else gr.update(value=None, visible=False) for f in FAMILIES]
 
 
-def _view(density, snapshot, status: str) -> tuple:
+def _view(density, snapshot, status: str, loss: str | None = None) -> tuple:
     rows = _snapshot_rows(snapshot)
     view = snapshot.extra.get("gan_divergence")
-    return (status, *_strips(density, snapshot), numbers_markdown(rows, divergence=view and view.numbers()),
+    return (status, *_strips(density, snapshot), numbers_markdown(rows, divergence=view and view.numbers(), loss=loss),
             {"done": False, "rows": rows})
 
 
-def _final(density, snapshot, measured: dict, status: str) -> tuple:
+def _final(density, snapshot, measured: dict, status: str, loss: str | None = None) -> tuple:
     return (status, *_strips(density, snapshot),
             numbers_markdown(measured["rows"], measured["data_true_loglik"], measured.get("claims"),
-                             measured.get("gan_divergence")),
+                             measured.get("gan_divergence"), measured.get("divergence_by_loss"), loss),
             {"done": True, **measured})
 
 
-def train(state, distribution, families, lr, steps, seed, sketch=None, upload=None, sampler="ddpm"):
+def train(state, distribution, families, lr, steps, seed, sketch=None, upload=None, sampler="ddpm",
+          gan_loss="non-saturating"):
     """Start or continue: the same distribution, families and seed continue the visitor's playground (with
-    the new learning rate and diffusion sampler); anything else starts a fresh one."""
+    the new learning rate, diffusion sampler and GAN generator loss); anything else starts a fresh one."""
     lr = _lr(lr)
     if sampler not in TOY_SAMPLERS:
         raise user_error(f"Diffusion sampler must be one of {', '.join(TOY_SAMPLERS)}, got {sampler!r}")
+    if gan_loss not in GENERATOR_LOSSES:
+        raise user_error(f"GAN generator loss must be one of {', '.join(GENERATOR_LOSSES)}, got {gan_loss!r}")
     steps = whole_number(steps, "Steps", 1, MAX_STEPS_PER_START)
     seed = whole_number(seed, "Seed", 0, MAX_SEED)
     families = [f for f in FAMILIES if f in (families or [])]
@@ -170,6 +198,7 @@ def train(state, distribution, families, lr, steps, seed, sketch=None, upload=No
     with visitor.lock:
         visitor.playground.set_lr(lr)
         visitor.playground.diffusion_sampler = sampler
+        visitor.playground.set_generator_loss(gan_loss)
         visitor.run += 1
         run = visitor.run
     try:
@@ -181,17 +210,17 @@ def train(state, distribution, families, lr, steps, seed, sketch=None, upload=No
                 break
             snapshot = latest
             trained = ", ".join(f"{f} {s}" for f, s in snapshot.step.items())
-            yield (visitor, *_view(visitor.density, snapshot, f"Training… steps: {trained}"))
+            yield (visitor, *_view(visitor.density, snapshot, f"Training… steps: {trained}", gan_loss))
         if visitor.run != run:
             return   # paused or reset: the last picture stays; Start continues from here
-        yield (visitor, *_view(visitor.density, snapshot, "Measuring likelihoods…"))
+        yield (visitor, *_view(visitor.density, snapshot, "Measuring likelihoods…", gan_loss))
         with visitor.lock:
             measured = visitor.playground.measure()
     except EngineError as e:
         raise user_error(str(e)) from None
     yield (visitor, *_final(visitor.density, snapshot, measured,
                             f"Paused at steps: {trained}. Start trains {steps} more; change the distribution, "
-                            f"families or seed to start afresh."))
+                            f"families or seed to start afresh.", gan_loss))
 
 
 def lesson(key):
@@ -200,16 +229,17 @@ def lesson(key):
     except EngineError as e:
         raise user_error(str(e)) from None
     density = views.true_density(make_distribution(chosen.distribution))
+    loss = chosen.generator_losses[0] if chosen.generator_losses else None   # the shown GAN's; twins: the table
     snapshot = None
     for item in run_lesson(key):
         if isinstance(item, dict):
             done = all(c["holds"] for c in item["claims"])
             yield _final(density, snapshot, item, f"**{chosen.title}**: done. "
-                         + ("Every claim holds." if done else "Not every claim holds on this machine."))
+                         + ("Every claim holds." if done else "Not every claim holds on this machine."), loss)
         else:
             snapshot = item
             trained = ", ".join(f"{f} {s}/{chosen.steps[f]}" for f, s in snapshot.step.items())
-            yield _view(density, snapshot, f"**{chosen.title}**: training… {trained}")
+            yield _view(density, snapshot, f"**{chosen.title}**: training… {trained}", loss)
 
 
 def describe(key):
@@ -269,6 +299,9 @@ def build_tab() -> None:
             seed = gr.Number(0, precision=0, label="Seed")
             sampler = gr.Dropdown(list(TOY_SAMPLERS), value="ddpm", label="Diffusion sampler",
                                   info="langevin: annealed Langevin dynamics with the learned score alone")
+            gan_loss = gr.Dropdown(list(GENERATOR_LOSSES), value="non-saturating", label="GAN generator loss",
+                                   info="minimax log(1 - D(G(z))) descends the JSD against D*; non-saturating "
+                                        "-log D(G(z)) descends KL(p_g || p_data) - 2 JSD")
         with gr.Row():
             sketch = gr.Sketchpad(label="Your points: draw them here", type="numpy", canvas_size=(400, 400),
                                   transforms=(), layers=False, elem_id="points-sketch")
@@ -290,7 +323,7 @@ def build_tab() -> None:
     pool = {"concurrency_limit": PLAYGROUND_CONCURRENCY, "concurrency_id": "playground"}
     lesson_key.change(describe, lesson_key, lesson_text, api_name="playground_describe")
     lesson_event = lesson_run.click(lesson, lesson_key, view_outputs, api_name="playground_lesson", **pool)
-    start.click(train, [state, distribution, families, lr, steps, seed, sketch, upload, sampler],
+    start.click(train, [state, distribution, families, lr, steps, seed, sketch, upload, sampler, gan_loss],
                               [state, *view_outputs], api_name="playground_train", **pool)
     preview = [distribution, seed, sketch, upload]
     distribution.change(truth_quietly, preview, truth_view, api_visibility="private")

@@ -70,7 +70,8 @@ def _discriminators(ax_learned, ax_optimal, density, view, samples) -> None:
     _plane(ax_learned, density, f"learned D(x): red = 'real'\nmean |D - D*| = {view.gap:.2f}")
     ax_learned.imshow(view.discriminator.numpy(), origin="lower", extent=BOX, cmap="RdBu_r", vmin=0, vmax=1,
                       alpha=0.75)
-    _plane(ax_optimal, density, f"optimal D* = p_data / (p_data + p_g)\nJSD {view.jsd:.2f} ± {view.jsd_se:.2f} nats")
+    _plane(ax_optimal, density, f"optimal D* = p_data / (p_data + p_g)\nJSD {view.jsd:.2f} ± {view.jsd_se:.2f}, "
+                                f"KL(p_g||p_data) {view.kl:.2f} nats")
     ax_optimal.imshow(np.where(view.support.numpy(), view.d_star.numpy(), np.nan), origin="lower", extent=BOX,
                       cmap="RdBu_r", vmin=0, vmax=1, alpha=0.75)   # NaN (no mass) is left blank
     for ax in (ax_learned, ax_optimal):

@@ -51,8 +51,11 @@ rejects every fake). No likelihood and no encoder: a grid is just $G(z)$ for the
 
 **The optimum.** For a fixed $G$ with image density $p_g$, the best discriminator is
 $D^*(x) = \frac{p_{\text{data}}(x)}{p_{\text{data}}(x) + p_g(x)}$, and then
-$V(D^*, G) = -\log 4 + 2\,\mathrm{JSD}(p_{\text{data}} \,\|\, p_g)$: training $G$ against an optimal $D$ minimises the
-Jensen-Shannon divergence, whose minimum $-\log 4$ needs $p_g = p_{\text{data}}$.
+$V(D^*, G) = -\log 4 + 2\,\mathrm{JSD}(p_{\text{data}} \,\|\, p_g)$, whose minimum $-\log 4$ needs $p_g = p_{\text{data}}$.
+Against $D^*$, the minimax generator loss $\mathbb{E}_z \log(1 - D^*(G(z)))$ descends the Jensen-Shannon divergence
+(Goodfellow et al. 2014, Thm. 1); the non-saturating loss the lab trains with descends
+$D_{\mathrm{KL}}(p_g \,\|\, p_{\text{data}}) - 2\,\mathrm{JSD}$ instead (Arjovsky & Bottou 2017, Thm. 2.5): same
+equilibrium, a different path (the reverse KL punishes fakes off the data far more than missing modes).
 
 **Truncation** ($\psi$ on the slider): entries of $z$ with $|z_i| > \psi$ are drawn again, trading diversity for
 typical, cleaner images. **The walk** decodes $G(z(u))$ along the same lerp/slerp paths as the VAE tab.
@@ -130,6 +133,15 @@ density $p_g$, $V(D, G) = \mathbb{E}_{p_{\text{data}}}\log D(x) + \mathbb{E}_{p_
 $$D^*(x) = \frac{p_{\text{data}}(x)}{p_{\text{data}}(x) + p_g(x)}, \qquad V(D^*, G) = -\log 4 + 2\, \mathrm{JSD}(p_{\text{data}}\,\|\,p_g),$$
 
 with $\mathrm{JSD}(p\,\|\,q) = \tfrac12 D_{\mathrm{KL}}(p\,\|\,m) + \tfrac12 D_{\mathrm{KL}}(q\,\|\,m)$, $m = \tfrac12(p + q)$, between 0 and
-$\log 2$. On the 2-D toys $p_{\text{data}}$ is exact and $p_g$ is estimated from generator samples, so the playground
-can draw $D^*$ beside the learned $D$ and track the JSD while the GAN trains.
+$\log 2$. Which divergence a generator step against $D^*$ goes down depends on the generator's loss:
+
+- **minimax**, $\mathbb{E}_z \log(1 - D^*(G(z)))$: $V(D^*, G)$ less its data term, so its gradient is that of
+  $2\,\mathrm{JSD}(p_{\text{data}}\,\|\,p_g)$ (Goodfellow et al. 2014, Thm. 1);
+- **non-saturating**, $-\mathbb{E}_z \log D^*(G(z))$ (the lab's default: its gradient does not vanish when $D$ rejects
+  the fakes): its gradient is that of $D_{\mathrm{KL}}(p_g\,\|\,p_{\text{data}}) - 2\,\mathrm{JSD}(p_{\text{data}}\,\|\,p_g)$
+  (Arjovsky & Bottou 2017, Thm. 2.5), not of the JSD.
+
+On the 2-D toys $p_{\text{data}}$ is exact and $p_g$ is estimated from generator samples (a kernel density estimate), so
+the playground can draw $D^*$ beside the learned $D$ and track the JSD and $D_{\mathrm{KL}}(p_g\,\|\,p_{\text{data}})$
+while the GAN trains, under either loss (free play's "GAN generator loss"; the lesson trains both).
 """

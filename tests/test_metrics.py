@@ -131,6 +131,16 @@ def test_density_and_coverage_known_answers():
     assert density_coverage(real, collapsed)["coverage"] < 0.1
 
 
+def test_identical_sets_give_density_one_and_coverage_one():
+    # Naeem et al. 2020 count a fake inside a real ball when strictly closer than its k-th neighbour (`<`): each
+    # ball holds its centre and k - 1 neighbours, so k of the N fakes per ball: density N k / (k N) = 1 (with `<=`
+    # it was (k + 1) / k = 1.2); each real point's ball contains itself: coverage 1
+    from engines.measure.quality import density_coverage
+    x = gaussian(400, 0.0, 0)
+    assert density_coverage(x, x) == {"density": 1.0, "coverage": 1.0}
+    assert density_coverage(x, x, k=3) == {"density": 1.0, "coverage": 1.0}
+
+
 def test_half_sampling_se_of_a_mean_matches_the_analytic_se():
     from engines.measure.uncertainty import half_sample_se, mean_and_se
     x = torch.randn(2000, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 3

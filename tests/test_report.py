@@ -93,28 +93,46 @@ def test_stability_verdict_rests_on_the_runs_across_seeds_not_on_one_image_run()
     report["seeds"] = {"settings": {"seeds": list(range(20))}, "families": {"vae": family, "diffusion": family,
                                                                            "gan": gan}}
     row = {r["row"]: r for r in summarise(report)}["Training stability"]
-    assert [c["verdict"] for c in row["checks"]] == ["agrees", "tie", "agrees", "tie"]
-    assert row["verdict"] == "mixed: 2 agrees, 2 tie"
+    # 12/20 vs 1/20: Fisher's exact p < 0.001; 3/20 vs 2/20: p = 1, which twenty seeds cannot tell
+    assert [c["verdict"] for c in row["checks"]] == ["agrees", "cannot say at 20 seeds"] * 2
+    assert row["verdict"] == "mixed: 2 agrees, 2 cannot say at 20 seeds"
+    assert "GAN 12/20 (0.60, 95% CI 0.36-0.81) vs VAE 1/20 (0.05, 95% CI 0.00-0.25)" in row["line"]
+    assert "detectable at 20 seeds with 80% power: 0.53 against 0.10, a difference of 0.43" in row["line"]
+    assert "± 0.00" not in row["line"] and "not a replication" not in row["line"] and row["dataset_independent"]
+    row = {r["row"]: r for r in summarise({**report, "dataset": "fashion"})}["Training stability"]
+    assert "the same experiment, with the same numbers, as the MNIST report's, not a replication" in row["line"]
+
+
+BENCHMARK = ({"rows": [{"sampler": "ddim", "steps": 10, "nfe": 10, "frechet_distance": 5.0}]}, "")
 
 
 def test_the_hybrids_row_checks_each_hybrid_against_its_parents():
     fd = {"vae": 30.0, "gan": 9.8, "diffusion": 4.1, "latent_diffusion": 12.0, "diffusion_gan": 6.0}
     report = fake_report(fd)
-    report["quality"]["diffusion_gan"]["sharpness"] = 0.955       # GAN 0.95 ± 0.01 each: a tie
+    report["quality"]["diffusion_gan"]["sharpness"] = 0.955       # GAN 0.95 ± 0.01 each: within 10%, by TOST
     report["speed"] = {"batch": 8, "rows": [
+        {"engine": "diffusion", "sampler": "ddim", "steps": 10, "nfe": 10, "ms_per_sample": 40.0},
         {"engine": "diffusion", "sampler": "ddpm", "steps": 1000, "nfe": 1000, "ms_per_sample": 900.0,
-         "extrapolated": True}, {"engine": "diffusion_gan", "nfe": 4, "ms_per_sample": 3.0}]}
-    row = {r["row"]: r for r in summarise(report)}["Hybrids"]
-    verdicts = {c["claim"] + " " + c["detail"].split()[1]: c["verdict"] for c in row["checks"]}
-    assert verdicts["diffusion GAN as sharp as the GAN diffusion"] == "agrees"        # equal within 2 SE
-    assert verdicts["diffusion GAN far faster than diffusion diffusion"] == "agrees"   # 300x >= 100x
+         "extrapolated": True}, {"engine": "diffusion_gan", "nfe": 4, "ms_per_sample": 0.3}]}
+    row = {r["row"]: r for r in summarise(report, BENCHMARK)}["Hybrids"]
+    verdicts = {c["claim"]: c["verdict"] for c in row["checks"][:2]}
+    assert verdicts["diffusion GAN as sharp as the GAN"] == "agrees"
+    # FD 5.0 <= the hybrid's 6.0 at 10 NFE: at most 40 / 0.3 = 133x, at least one evaluation, 4 / 0.3 = 13x
+    assert verdicts["diffusion GAN far faster than diffusion"] == "agrees"
+    assert "at most 133.3x, at least 13.3x" in row["checks"][1]["detail"] and "900" not in row["line"]
     # latent diffusion FD 12 < VAE 30: agrees; precision and recall equal (0.7, 0.6): ties
     assert [c["verdict"] for c in row["checks"][2:]] == ["agrees", "tie", "tie"]
     assert row["verdict"] == "mixed: 3 agrees, 2 tie" and set(row["cells"]) == {"latent_diffusion", "diffusion_gan"}
-    report["quality"]["diffusion_gan"]["sharpness"] = 0.6          # blurrier than the GAN beyond 2 SE
-    report["speed"]["rows"][1]["ms_per_sample"] = 30.0             # only 30x
-    row = {r["row"]: r for r in summarise(report)}["Hybrids"]
+    report["quality"]["diffusion_gan"]["sharpness"] = 0.6          # blurrier than the GAN, significantly
+    report["speed"]["rows"][2]["ms_per_sample"] = 30.0             # at most 40 / 30: not an order of magnitude
+    row = {r["row"]: r for r in summarise(report, BENCHMARK)}["Hybrids"]
     assert [c["verdict"] for c in row["checks"][:2]] == ["disagrees", "disagrees"]
+    report["speed"]["rows"][2]["ms_per_sample"] = 2.0              # between 2x and 20x: the bounds cannot say
+    report["quality"]["diffusion_gan"].update(sharpness=0.9, sharpness_se=0.1)   # 0.9 ± 0.1 vs 0.95: neither
+    row = {r["row"]: r for r in summarise(report, BENCHMARK)}["Hybrids"]
+    assert [c["verdict"] for c in row["checks"][:2]] == ["cannot say", "cannot say"]
+    row = {r["row"]: r for r in summarise(report, (None, "no sampler benchmark"))}["Hybrids"]
+    assert row["checks"][1]["verdict"] == "cannot say: no quality-matched measurement"
     assert "Hybrids" not in {r["row"] for r in summarise(fake_report({"vae": 3.0, "gan": 9.8, "diffusion": 4.1}))}
 
 
@@ -170,13 +188,17 @@ def test_the_hybrids_row_judges_as_stable_as_diffusion_on_the_seed_study():
         row = {r["row"]: r for r in summarise(report)}["Hybrids"]
         return [c for c in row["checks"] if c["claim"] == "diffusion GAN as stable as diffusion"], row
     checks, row = stability_checks()
-    # 0 of 20 vs 0 of 20: equal; 0 vs 1 of 20: the hybrid lower, no refutation of "as stable as"
-    assert [c["verdict"] for c in checks] == ["agrees", "agrees"]
+    # 0/20 vs 0/20: the 90% Newcombe interval, +-0.12, lies inside the margin +-0.15 (TOST): agrees;
+    # 0/20 vs 1/20: the interval reaches -0.2 and Fisher's test finds nothing: twenty seeds cannot say
+    assert [c["verdict"] for c in checks] == ["agrees", "cannot say at 20 seeds"]
     assert "(3000 vs 1500 steps)" in checks[0]["detail"] and "across seeds" in row["line"]
-    report["seeds"]["families"]["diffusion_gan"]["collapse_rate"] = 0.5    # 10 of 20 collapse: beyond 2 SE
-    assert [c["verdict"] for c in stability_checks()[0]] == ["disagrees", "agrees"]
-    report["seeds"]["families"]["diffusion_gan"]["collapse_rate"] = 0.1    # 2 of 20 vs 0: inside the pooled SE
-    assert [c["verdict"] for c in stability_checks()[0]] == ["agrees", "agrees"]
+    assert "equivalence margin ±0.15" in checks[0]["detail"]
+    report["seeds"]["families"]["diffusion_gan"]["collapse_rate"] = 0.5    # 10 of 20 collapse: Fisher p < 0.001
+    assert [c["verdict"] for c in stability_checks()[0]][0] == "disagrees"
+    report["seeds"]["families"]["diffusion_gan"]["collapse_rate"] = 0.1    # 2 of 20 vs 0: neither
+    assert [c["verdict"] for c in stability_checks()[0]][0] == "cannot say at 20 seeds"
+    report["seeds"]["families"]["diffusion"]["oscillation_rate"] = 0.6     # the hybrid far calmer: as stable
+    assert [c["verdict"] for c in stability_checks()[0]][1] == "agrees"
     del report["seeds"]["families"]["diffusion_gan"]                        # not studied: no check, no claim
     assert stability_checks()[0] == []
 
@@ -341,6 +363,40 @@ def test_the_verdicts_side_by_side_mark_the_claims_that_change():
                          "| Likelihood | tie (within 2 SE) | disagrees | **changes** |",
                          "| Hybrids | not measured | agrees |  |"]
     assert dataset_verdicts_markdown({"mnist": a}, {}) == ""
+    # the 2-D seed study is one experiment whatever the dataset: the same verdict twice is no replication; and a
+    # dataset that cannot say neither agrees nor changes
+    study = {"row": "Training stability", "verdict": "cannot say at 20 seeds", "dataset_independent": True}
+    a["summary"] += [study, {"row": "Sample quality", "verdict": "agrees"}]
+    b["summary"] += [study, {"row": "Sample quality", "verdict": "cannot say: no quality-matched measurement"}]
+    lines = dataset_verdicts_markdown({"mnist": a, "fashion": b}, {"mnist": "M", "fashion": "F"}).splitlines()
+    assert lines[6:8] == ["| Training stability | cannot say at 20 seeds | cannot say at 20 seeds | not compared: the "
+                         "same 2-D study on both, not a replication |",
+                         "| Sample quality | agrees | cannot say: no quality-matched measurement | not compared: one "
+                         "dataset cannot say |"]
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "fashion"])
+def test_summarise_rewrites_a_committed_report_byte_for_byte(dataset, tmp_path):
+    """`python -m engines.evaluate --summarise REPORT` recomputes the summary and report.md from the numbers of
+    report.json alone: on the committed reports it gives the committed files back, byte for byte."""
+    from engines.checkpoint import checkpoints_dir
+    root = checkpoints_dir(dataset)
+    copy_ = tmp_path / "report.json"
+    copy_.write_bytes((root / "report.json").read_bytes())
+    assert main(["--summarise", str(copy_)]) == 0
+    assert copy_.read_bytes() == (root / "report.json").read_bytes(), "rerun --summarise on the committed report"
+    assert copy_.with_suffix(".md").read_bytes() == (root / "report.md").read_bytes()
+
+
+def test_no_rate_is_given_as_zero_plus_minus_zero_and_no_verdict_uses_an_extrapolated_sampler():
+    from engines.checkpoint import checkpoints_dir
+    for dataset in ("mnist", "fashion"):
+        root = checkpoints_dir(dataset)
+        texts = [(root / "report.md").read_text(), *(p.read_text() for p in root.glob("*/README.md"))]
+        assert not any("0.00 ± 0.00" in text for text in texts), dataset
+        report = json.loads((root / "report.json").read_text())
+        for row in report["summary"]:
+            assert all("extrapolated" not in c["detail"] for c in row["checks"]), row["row"]
 
 
 def test_every_screenshot_the_readme_shows_exists():

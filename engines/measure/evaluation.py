@@ -7,6 +7,11 @@ models (quality, likelihood, latent space, stability, speed), every compared num
                                [--out checkpoints/mnist/report.json]      # report.md is written beside it
     python -m engines.evaluate --check checkpoints/mnist/report.json     # rerun its settings, compare
     python -m engines.evaluate --dataset fashion --engines vae gan diffusion  # -> checkpoints/fashion/report.json
+    python -m engines.evaluate --summarise checkpoints/mnist/report.json  # derived parts only, measures nothing
+
+--summarise recomputes what is derived from a report's measured numbers, the "summary" key (the verdicts) and
+report.md beside it (with its figure), from report.json alone; no measured number changes. A non-MNIST report
+sets its verdicts beside the committed MNIST report's: summarise MNIST first.
 
 Sections (each measured on the dataset's fixed judging split of 1,000 test images, everything seeded; the
 models, feature nets and reference are those shipped for --dataset, under checkpoints/<dataset>/):
@@ -344,7 +349,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                                "checkpoints/<dataset>/report.json)")
     p.add_argument("--check", metavar="REPORT", default=None,
                    help="rerun the command recorded in REPORT (to --out) and compare within its tolerances")
+    p.add_argument("--summarise", metavar="REPORT", default=None,
+                   help="rewrite REPORT's summary and the report.md beside it from its numbers (measures nothing)")
     return p.parse_args(argv)
+
+
+def summarise_file(path: Path) -> dict:
+    """The derived parts of a report, again from its report.json: the "summary" key and report.md; the rest of
+    the file is written back as it was read."""
+    report = json.loads(path.read_text())
+    report["summary"] = summarise(report)
+    path.write_text(json.dumps(report, indent=1) + "\n")
+    write_markdown(report, path.with_suffix(".md"), reports_beside(report.get("dataset", "mnist")))
+    return report
 
 
 def reports_beside(dataset: str) -> dict[str, dict]:
@@ -388,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parse_args(argv)
         if args.check:   # the rerun goes to --out or a temporary folder, never over a committed report
             return check(Path(args.check), Path(args.out) if args.out else None, run)
-        report = run(argv)
+        report = summarise_file(Path(args.summarise)) if args.summarise else run(argv)
     except EngineError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

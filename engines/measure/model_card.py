@@ -114,17 +114,24 @@ def fd_against_ddpm(family: Family, report: dict, benchmark_path: Path) -> list[
 
 
 def speed_against_ddpm(family: Family, report: dict, benchmark_path: Path) -> list[str]:
-    """Time per sample against the parent's 1000-step DDPM (extrapolated in the report's speed section)."""
+    """The Hybrids row's speed check of this hybrid (at matched quality), and, for reference only, its time
+    against the parent's 1000-step DDPM (extrapolated in the report's speed section: in no verdict)."""
     name, parent = family.name, parent_of(family)
+    claims = {claim for claim, how, hybrid, _ in HYBRID_CLAIMS if how == "faster_than" and hybrid == name}
+    hybrids = next((r for r in report.get("summary", []) if r["row"] == "Hybrids"), {"checks": []})
+    lines = [f"- Faster than {title(parent)} at matched quality? {c['detail']}: {c['verdict']}"
+             for c in hybrids["checks"] if c["claim"] in claims]
     rows = {r["engine"]: r for r in report.get("speed", {}).get("rows", [])
             if r["engine"] == name or (r["engine"], r.get("sampler")) == (parent, "ddpm")}
-    if name not in rows or parent not in rows:
-        return []
-    speedup = rows[parent]["ms_per_sample"] / rows[name]["ms_per_sample"]
-    return [f"- Time per sample {rows[name]['ms_per_sample']:.1f} ms ({rows[name]['nfe']} network "
-            f"evaluations) against 1000-step DDPM's {rows[parent]['ms_per_sample']:.0f} ms "
-            f"(extrapolated): {speedup:.0f}x less; target {HYBRID_SPEED_FACTOR}x "
-            + ("met" if speedup >= HYBRID_SPEED_FACTOR else "not met")]
+    if name in rows and parent in rows:
+        speedup = rows[parent]["ms_per_sample"] / rows[name]["ms_per_sample"]
+        lines.append(f"- For reference only (not at matched quality, not a verdict): "
+                     f"{rows[name]['ms_per_sample']:.1f} ms per sample ({rows[name]['nfe']} network evaluations) "
+                     f"against 1000-step DDPM's "
+                     f"{rows[parent]['ms_per_sample']:.0f} ms (extrapolated): {speedup:.0f}x less; the old target "
+                     f"{HYBRID_SPEED_FACTOR}x against it is "
+                     + ("met" if speedup >= HYBRID_SPEED_FACTOR else "not met"))
+    return lines
 
 
 def stability_against_parent(family: Family, report: dict, benchmark_path: Path) -> list[str]:

@@ -137,11 +137,15 @@ def density_coverage(real_features: torch.Tensor, fake_features: torch.Tensor, k
     ball contains at least one fake (diversity that, unlike recall, outliers among the fakes cannot inflate)."""
     radii = _kth_neighbour_radii(real_features, k)
     inside = []
-    for block in fake_features.split(1024):
-        inside.append(torch.cdist(block.double(), real_features.double()) <= radii[None])
-    inside = torch.cat(inside)                      # [fakes, reals]
+    for block, block_radii in zip(real_features.split(1024), radii.split(1024)):
+        # Strictly inside, as Naeem et al.'s code (`<`): each ball then holds its centre and k - 1 neighbours, so
+        # identical sets give density 1 (with `<=`, (k + 1) / k) and coverage 1 (each real ball holds itself).
+        # Distances from the real points, blocked as their radii are, so that a fake equal to a real neighbour
+        # is at that neighbour's distance to the last bit (cdist is not bitwise symmetric).
+        inside.append(torch.cdist(block.double(), fake_features.double()) < block_radii[:, None])
+    inside = torch.cat(inside)                      # [reals, fakes]
     return {"density": float(inside.double().sum() / (k * len(fake_features))),
-            "coverage": float(inside.any(dim=0).double().mean())}
+            "coverage": float(inside.any(dim=1).double().mean())}
 
 
 def gradient_energies(images: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from engines.measure.hierarchy import group_by_decade
 from engines.measure.reproduce import TOLERANCES
-from engines.measure.uncertainty import TIE_SE
+from engines.measure.uncertainty import ALPHA, POWER, RATE_MARGIN, RELATIVE_MARGIN, TIE_SE, count_of, rate_text
 from engines.measure.verdicts import in_words_of, likelihood_pairs, likelihood_text, made_by, paired_key, pm, title
 from engines.registry import families
 
@@ -36,7 +36,15 @@ def summary_lines(report: dict) -> list[str]:
              f"value ± standard error: \"agrees\" or \"disagrees\" with the folklore when their difference is "
              f"larger than {TIE_SE:g} standard errors of the difference, \"tie\" when it is not; a check made in "
              f"both feature nets that comes out differently \"depends on the feature net\". How each standard "
-             f"error is estimated is said in its section below.", ""]
+             f"error is estimated is said in its section below. Rates over the 2-D seeds are counts k/n with exact "
+             f"95% intervals (Clopper & Pearson 1934), compared by Fisher's exact test (two-sided, alpha "
+             f"{ALPHA:g}): \"cannot say at n seeds\" where it finds no difference, with the difference n seeds "
+             f"detect with {POWER:.0%} power (exact enumeration of the test's outcomes). A claim of sameness agrees "
+             f"only when two one-sided tests (Schuirmann 1987) put the difference within a stated margin (rates: "
+             f"±{RATE_MARGIN:g}, Newcombe's interval; means: ±{RELATIVE_MARGIN:.0%} of the reference value), "
+             f"disagrees when the difference is significant, else cannot say. Speed is compared at matched "
+             f"quality (the sampler benchmark's Frechet distances, where they are the report's measure), never "
+             f"with the extrapolated 1000-step DDPM.", ""]
     lines += _table(["claim", "folklore", *[title(n) for n in names], "verdict"],
                     [[r["row"], r["folklore"], *[r["cells"].get(n, "-") for n in names], r["verdict"]]
                      for r in report["summary"]])
@@ -52,16 +60,23 @@ def verdict_lines(report: dict) -> list[str]:
 
 def dataset_verdicts_markdown(reports: dict[str, dict], titles: dict[str, str]) -> str:
     """Each claim's verdict on every dataset with a report, side by side; a claim whose verdict differs between
-    the datasets is marked, and one a report does not measure says so."""
+    the datasets is marked, and one a report does not measure says so. A row that rests on a study independent
+    of the dataset (the 2-D seeds) or that one dataset cannot decide is not compared (no agreement counted)."""
     if len(reports) < 2:
         return ""
     verdicts = {name: {r["row"]: r["verdict"] for r in report["summary"]} for name, report in reports.items()}
+    # A row resting on a study that does not depend on the dataset (the 2-D seeds) is one experiment, not two.
+    same_study = {r["row"] for report in reports.values() for r in report["summary"] if r.get("dataset_independent")}
     claims = list(dict.fromkeys(row for rows in verdicts.values() for row in rows))
     rows = []
     for claim in claims:
         cells = [verdicts[name].get(claim, "not measured") for name in reports]
         measured = [c for c in cells if c != "not measured"]
-        rows.append([claim, *cells, "**changes**" if len(set(measured)) > 1 else ""])
+        mark = "**changes**" if len(set(measured)) > 1 else ""
+        if any(c.startswith("cannot say") for c in measured):   # no finding on one side: nothing to compare
+            mark = "not compared: one dataset cannot say"
+        rows.append([claim, *cells, "not compared: the same 2-D study on both, not a replication"
+                     if claim in same_study else mark])
     return "\n".join(["### The verdicts on each dataset", "",
                       *_table(["claim", *(titles.get(name, name) for name in reports), "between datasets"], rows)])
 
@@ -222,11 +237,14 @@ def seeds_lines(report: dict) -> list[str]:
              f"{settings['distribution_title']} with {len(settings['seeds'])} seeds each ({budget(settings)}; each "
              f"measurement on {settings['samples']} samples; learning rates "
              + ", ".join(f"{title(k)} {v:g}" for k, v in settings["lr"].items()) + "). "
-             "Rates ± binomial standard errors over the seeds; means ± standard deviations over the seeds.", ""]
+             "Rates as counts of the seeds with their exact 95% intervals (Clopper & Pearson 1934); means ± "
+             "standard deviations over the seeds. The study is of 2-D data: it does not depend on the report's "
+             "dataset.", ""]
+    n = len(settings["seeds"])
     lines += _table(["family", "collapse", "fell short of all modes", "oscillation", "final modes covered",
                      "final on-mode share"],
-                    [[title(name), pm(f["collapse_rate"], f["collapse_rate_se"]),
-                      pm(f["short_rate"], f["short_rate_se"]), pm(f["oscillation_rate"], f["oscillation_rate_se"]),
+                    [[title(name), rate_text(count_of(f["collapse_rate"], n), n),
+                      rate_text(count_of(f["short_rate"], n), n), rate_text(count_of(f["oscillation_rate"], n), n),
                       pm(f["final_modes_covered_mean"], f["final_modes_covered_std"], 1),
                       pm(f["final_on_mode_mean"], f["final_on_mode_std"])] for name, f in st["families"].items()])
     lines += [f"- {term}: {text}" for term, text in st["definitions"].items()]
@@ -239,7 +257,8 @@ def speed_lines(report: dict) -> list[str]:
     lines += ["## Speed", "", f"Batch of {sp['batch']}, median wall time. {sp['note']}.", ""]
     lines += _table(["family", "sampler", "steps", "NFE/sample", "ms/sample"],
                     [[title(r["engine"]), r.get("sampler", "-"), r.get("steps", "-"), r["nfe"],
-                      f"{r['ms_per_sample']:.2f}" + (" (extrapolated)" if r.get("extrapolated") else "")]
+                      f"{r['ms_per_sample']:.2f}" + (" (extrapolated; informational, in no verdict)"
+                                                     if r.get("extrapolated") else "")]
                      for r in sp["rows"]])
     if report.get("dataset", "mnist") == "mnist":
         lines += ["Steps against quality for every sampler (ours and the diffusers schedulers): the diffusion "

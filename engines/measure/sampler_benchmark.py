@@ -114,6 +114,32 @@ def best_at(steps: int, out: Path = OUT) -> tuple[dict, dict] | None:
     return min(rows, key=lambda r: r["frechet_distance"]), ddim
 
 
+BENCHMARK_NET = "lenet"   # the feature net whose Frechet distance `score_samples` measures (the lab net)
+
+
+def matched_to(report: dict, row: dict | None, out: Path = OUT) -> tuple[dict | None, str]:
+    """(the benchmark, "") where its Frechet distances are measured as the report's `BENCHMARK_NET` ones, else
+    (None, why not). The same measure: the benchmark's dataset (it is of the MNIST model beside `out`), weights,
+    n and seed, and its row for the sampler of `row` (the report's quality row of the model it benchmarks)
+    gives the report's distance within 1%."""
+    if report.get("dataset", "mnist") != "mnist":
+        return None, "no sampler benchmark on this dataset"
+    if not out.is_file():
+        return None, "no sampler benchmark"
+    benchmark = json.loads(out.read_text())
+    if benchmark.get("weights_sha256") != weights_hash(out.parent):
+        return None, "the sampler benchmark was measured on other weights"
+    if (benchmark["n"], benchmark["seed"]) != (report.get("n"), report.get("seed")):
+        return None, "the sampler benchmark's n and seed differ from the report's"
+    sampler = (row or {}).get("sampler") or {}
+    same = next((r for r in benchmark["rows"] if (r["sampler"], r["steps"]) == (sampler.get("sampler"),
+                                                                                sampler.get("steps"))), None)
+    ours = (row or {}).get("nets", {}).get(BENCHMARK_NET, {}).get("frechet_distance")
+    if same is None or ours is None or abs(same["frechet_distance"] - ours) > 0.01 * ours:
+        return None, "the sampler benchmark's distances are not the report's measure"
+    return benchmark, ""
+
+
 def table(benchmark: dict) -> str:
     lines = ["| sampler | steps | NFE | s for 64 samples | Frechet distance | recognisable |",
              "|---|---|---|---|---|---|"]

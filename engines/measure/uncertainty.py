@@ -15,17 +15,35 @@ next to the number it belongs to:
 
 A comparison of two numbers is decided only when their difference exceeds `TIE_SE` standard errors of the
 difference; otherwise it is a tie. A verdict combines all the checks of its row (see `combine`).
+
+Rates over a few runs (the 2-D seed study: k of n seeds collapse) are counts, not means with a normal SE:
+- each rate is given as k/n with its exact 95% interval (Clopper & Pearson 1934), never "0.00 ± 0.00";
+- two rates are compared by Fisher's exact test (two-sided, `ALPHA`); a difference it does not find says
+  "cannot say at n seeds", with the smallest difference n seeds detect (`detectable_difference`: the power of
+  that very test, by exact enumeration of every outcome of both arms);
+- a claim of sameness ("as stable as", "as sharp as") agrees only when an equivalence test passes: two one-sided
+  tests (Schuirmann 1987), i.e. the 90% interval of the difference inside +-margin (rates: Newcombe's 1998
+  hybrid score interval from Wilson intervals, margin `RATE_MARGIN`; a mean with a normal SE: margin
+  `RELATIVE_MARGIN` of the reference value).
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable
 
+import numpy as np
 import torch
+from scipy.stats import binom, binomtest, fisher_exact, norm
 
 TIE_SE = 2.0            # |a - b| within 2 standard errors of the difference: a tie
 HALVES = 50             # random halves for half-sampling standard errors
 AGREES, DISAGREES, TIE = "agrees", "disagrees", "tie"
+CANNOT_SAY = "cannot say"
+ALPHA = 0.05            # significance level of every test below (two-sided; TOST: each one-sided test)
+POWER = 0.80            # the power at which `detectable_difference` states what n runs can detect
+RATE_MARGIN = 0.15      # equivalence margin for two rates (absolute, in rate)
+RELATIVE_MARGIN = 0.10  # equivalence margin for two means: this share of the reference value
 
 
 def mean_and_se(values: torch.Tensor) -> tuple[float, float]:
@@ -55,14 +73,6 @@ def se_of_difference(se_a: float, se_b: float) -> float:
     return math.hypot(se_a, se_b)
 
 
-def pooled_rate_se(p_a: float, p_b: float, n_a: int, n_b: int) -> float:
-    """SE of the difference of two rates (shares of n_a and n_b independent runs) under the hypothesis that they
-    are equal: sqrt(p (1 - p) (1/n_a + 1/n_b)) with the pooled p (the two-proportion z-test). Unlike each
-    rate's own sqrt(p (1 - p) / n), it is not 0 when one rate is 0 or 1."""
-    pooled = (p_a * n_a + p_b * n_b) / (n_a + n_b)
-    return math.sqrt(pooled * (1 - pooled) * (1 / n_a + 1 / n_b))
-
-
 def check(claim: str, outcome: int, expected: int, detail: str) -> dict:
     """One check of a folklore claim: `outcome` from `compare`, `expected` the sign the folklore predicts."""
     verdict = TIE if outcome == 0 else (AGREES if outcome == expected else DISAGREES)
@@ -84,3 +94,120 @@ def combine(checks: list[dict]) -> str:
 def with_se(value: float, se: float | None, digits: int = 2) -> str:
     """'33.80 ± 1.20' (or the value alone when no SE was measured)."""
     return f"{value:.{digits}f}" if se is None else f"{value:.{digits}f} ± {se:.{digits}f}"
+
+
+# ---------------------------------------------------------------- rates over a few runs, and sameness
+
+
+def count_of(rate: float, n: int) -> int:
+    """The count k behind a rate k / n stored as a share."""
+    k = round(rate * n)
+    if abs(k / n - rate) > 1e-9:
+        raise ValueError(f"{rate} is not a share of {n} runs")
+    return k
+
+
+def exact_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The exact (Clopper & Pearson 1934) interval of a binomial rate k / n: 0/20 gives 0.00-0.17."""
+    ci = binomtest(k, n).proportion_ci(confidence_level=confidence, method="exact")
+    return float(ci.low), float(ci.high)
+
+
+def rate_text(k: int, n: int) -> str:
+    """'0/20 (0.00, 95% CI 0.00-0.17)'."""
+    low, high = exact_interval(k, n)
+    return f"{k}/{n} ({k / n:.2f}, 95% CI {low:.2f}-{high:.2f})"
+
+
+def fisher_p(k_a: int, n_a: int, k_b: int, n_b: int) -> float:
+    """Two-sided p of Fisher's exact test that k_a of n_a and k_b of n_b come from one rate."""
+    return float(fisher_exact([[k_a, n_a - k_a], [k_b, n_b - k_b]])[1])
+
+
+@functools.lru_cache(maxsize=None)
+def _fisher_rejects(n: int, alpha: float) -> np.ndarray:
+    """[k_a, k_b] -> Fisher's two-sided test rejects at `alpha` and k_a > k_b (a higher rate in arm a)."""
+    return np.array([[k_a > k_b and fisher_p(k_a, n, k_b, n) <= alpha for k_b in range(n + 1)]
+                     for k_a in range(n + 1)])
+
+
+def fisher_power(p_a: float, p_b: float, n: int, alpha: float = ALPHA) -> float:
+    """The power of Fisher's test (n runs per arm) to find arm a's rate p_a higher than p_b: exact, the sum over
+    every outcome (k_a, k_b) of its binomial probability where the test rejects in that direction."""
+    k = np.arange(n + 1)
+    return float(binom.pmf(k, n, p_a) @ _fisher_rejects(n, alpha) @ binom.pmf(k, n, p_b))
+
+
+@functools.lru_cache(maxsize=None)
+def detectable_difference(baseline: float, n: int, alpha: float = ALPHA, power: float = POWER) -> float | None:
+    """The smallest rise d over the observed `baseline` rate that Fisher's test at n runs per arm finds with
+    `power` (exact enumeration, on a grid of 0.001 in d); None when not even a rate of 1 would be found."""
+    for d in np.arange(0.001, 1 - baseline + 1e-9, 0.001):
+        if fisher_power(baseline + d, baseline, n, alpha) >= power:
+            return round(float(d), 3)
+    return None
+
+
+def detectable_text(baseline: float, n: int) -> str:
+    """What n seeds per arm can detect against `baseline`, in words."""
+    d = detectable_difference(round(baseline, 6), n)
+    if d is None:
+        return f"at {n} seeds no rise over {baseline:.2f} is detectable with {POWER:.0%} power"
+    return (f"detectable at {n} seeds with {POWER:.0%} power: {baseline + d:.2f} against {baseline:.2f}, "
+            f"a difference of {d:.2f}")
+
+
+def p_text(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
+
+
+def rate_comparison(k_a: int, k_b: int, n: int, expected: int) -> tuple[str, float]:
+    """(verdict, p) on "a's rate is higher (+1) / lower (-1) than b's": Fisher's exact test; "cannot say at n
+    seeds" where it finds no difference."""
+    p = fisher_p(k_a, n, k_b, n)
+    if p > ALPHA:
+        return f"{CANNOT_SAY} at {n} seeds", p
+    return (AGREES if (1 if k_a > k_b else -1) == expected else DISAGREES), p
+
+
+def wilson_interval(k: int, n: int, confidence: float) -> tuple[float, float]:
+    ci = binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def rate_difference_interval(k_a: int, n_a: int, k_b: int, n_b: int,
+                             confidence: float = 1 - 2 * ALPHA) -> tuple[float, float]:
+    """Interval of p_a - p_b by Newcombe's (1998) hybrid score method (his method 10), from each rate's Wilson
+    interval; at 90% it is the interval of the two one-sided tests at 5%."""
+    p_a, p_b = k_a / n_a, k_b / n_b
+    low_a, high_a = wilson_interval(k_a, n_a, confidence)
+    low_b, high_b = wilson_interval(k_b, n_b, confidence)
+    d = p_a - p_b
+    return d - math.hypot(p_a - low_a, high_b - p_b), d + math.hypot(high_a - p_a, p_b - low_b)
+
+
+def equivalent(interval: tuple[float, float], margin: float) -> bool:
+    """Two one-sided tests (Schuirmann 1987): the difference is within +-margin when its 1 - 2 alpha interval
+    lies inside (-margin, margin)."""
+    return -margin < interval[0] and interval[1] < margin
+
+
+def mean_difference_interval(a: float, b: float, se: float, confidence: float = 1 - 2 * ALPHA) -> tuple:
+    """Normal interval of a - b with standard error `se`."""
+    z = float(norm.ppf(0.5 + confidence / 2))
+    return a - b - z * se, a - b + z * se
+
+
+def normal_p(a: float, b: float, se: float) -> float:
+    """Two-sided p of a - b = 0 under a normal SE."""
+    if se <= 0:
+        return 1.0 if a == b else 0.0
+    return float(2 * norm.sf(abs(a - b) / se))
+
+
+def sameness(is_equivalent: bool, p_difference: float, cannot: str = CANNOT_SAY) -> str:
+    """A claim of sameness: agrees when the equivalence test passes, disagrees when the difference is
+    significant at ALPHA (and not within the margin), else `cannot`."""
+    if is_equivalent:
+        return AGREES
+    return DISAGREES if p_difference <= ALPHA else cannot

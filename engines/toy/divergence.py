@@ -13,8 +13,17 @@ and its value is the Jensen-Shannon divergence, shifted and scaled:
 
     V(D*, G) = -log 4 + 2 JSD(p_data || p_g),   JSD = 0.5 KL(p_data || m) + 0.5 KL(p_g || m),   m = (p_data + p_g) / 2,
 
-with 0 <= JSD <= log 2 nats. A discriminator trained towards D* makes the generator's loss a measure of the JSD,
-so the generator's steps go down the JSD, and the game's equilibrium is p_g = p_data (JSD = 0, D* = 1/2).
+with 0 <= JSD <= log 2 nats, and the game's equilibrium is p_g = p_data (JSD = 0, D* = 1/2). Which divergence a
+generator step against D* goes down depends on the generator's loss (`engines.toy.models.GENERATOR_LOSSES`):
+
+- minimax, E_z log(1 - D*(G(z))): this is V(D*, G) less its real-data term, so its gradient is that of
+  2 JSD(p_data || p_g) (Goodfellow et al. 2014, Theorem 1): the steps go down the JSD;
+- non-saturating, E_z -log D*(G(z)) (what the lab trains with by default, because the minimax loss's gradient
+  vanishes when D rejects the fakes confidently): its gradient is that of KL(p_g || p_data) - 2 JSD(p_data || p_g)
+  (Arjovsky & Bottou 2017, Theorem 2.5). The reverse KL punishes generated points where the data has none and
+  hardly punishes missing modes; the -2 JSD term pushes the JSD *up*.
+
+So the lesson measures both the JSD and KL(p_g || p_data) = E_{x ~ p_g} [log p_g(x) - log p_data(x)] along training.
 
 On a toy, log p_data is exact (`ToyDistribution.log_prob`); the generator has no density we can evaluate, so p_g
 is a Gaussian kernel density estimate (KDE) from KDE_SAMPLES of its points. The JSD is then a Monte-Carlo average
@@ -27,6 +36,10 @@ own kernel, which inflates p_g there. Written like this the estimate is log 2 + 
 of one particular discriminator (the KDE's plug-in D*) on true points of both sides; since the real D* is the
 best discriminator there is, the estimate is in expectation a lower bound on the true JSD whatever the bandwidth.
 The tests measure how close it gets on Gaussians whose JSD is known by quadrature.
+
+The KL is the same plug-in: the average of log p_g^KDE(x) - log p_data(x) over the held-out generated points. For a
+KDE p^ built from other points its expectation is KL(p_g || p_data) - KL(p_g || p^): a lower bound again, short by
+how far the KDE is from p_g (the tests measure it on Gaussians whose KL has a closed form).
 
 Bandwidth: Scott's rule, h_j = n^(-1/(d+4)) * std_j per dimension with d = 2, is right for one Gaussian but blurs
 a ring of narrow modes into a doughnut (on ring8 it is 0.4 for modes of std 0.1). So `fit_kde` scales it by the
@@ -216,13 +229,44 @@ def _evaluate(distribution: ToyDistribution, generator_samples: torch.Tensor, es
     return _Points(real, fake, log_pd_real, kde.log_prob(real), distribution.log_prob(fake), kde.log_prob(fake), kde)
 
 
+def _jsd_terms(points: _Points) -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-point terms log 2 + log D*(real) and log 2 + log(1 - D*(fake)) (each <= log 2)."""
+    return (math.log(2) + F.logsigmoid(points.log_pd_real - points.log_pg_real),
+            math.log(2) + F.logsigmoid(points.log_pg_fake - points.log_pd_fake))
+
+
 def _jsd(points: _Points) -> JSD:
-    """The per-point terms log 2 + log D*(real) and log 2 + log(1 - D*(fake)) (each <= log 2), averaged."""
-    real_terms = math.log(2) + F.logsigmoid(points.log_pd_real - points.log_pg_real)
-    fake_terms = math.log(2) + F.logsigmoid(points.log_pg_fake - points.log_pd_fake)
+    """The JSD's terms, averaged: half the real side's mean plus half the generated side's."""
+    real_terms, fake_terms = _jsd_terms(points)
     value = 0.5 * float(real_terms.mean()) + 0.5 * float(fake_terms.mean())
     se = 0.5 * math.sqrt(float(real_terms.var()) / len(real_terms) + float(fake_terms.var()) / len(fake_terms))
     return JSD(value, se, tuple(points.kde.bandwidth.tolist()), len(real_terms))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    value: float   # nats
+    se: float      # standard error of the average over the evaluation points
+    n: int         # evaluation points per side
+
+
+def _kl_terms(points: _Points) -> torch.Tensor:
+    """log p_g(x) - log p_data(x) at the held-out generated points: KL(p_g || p_data)'s terms."""
+    return points.log_pg_fake - points.log_pd_fake
+
+
+def _kl(points: _Points) -> Estimate:
+    terms = _kl_terms(points)
+    return Estimate(float(terms.mean()), math.sqrt(float(terms.var()) / len(terms)), len(terms))
+
+
+def _kl_minus_2jsd(points: _Points) -> Estimate:
+    """KL(p_g || p_data) - 2 JSD, the quantity whose gradient the non-saturating generator loss follows against
+    D*: mean(kl - fake) - mean(real) over the JSD's and the KL's terms, the generated side's paired per point."""
+    (real_terms, fake_terms), kl_terms = _jsd_terms(points), _kl_terms(points)
+    paired = kl_terms - fake_terms
+    se = math.sqrt(float(paired.var()) / len(paired) + float(real_terms.var()) / len(real_terms))
+    return Estimate(float(paired.mean() - real_terms.mean()), se, len(paired))
 
 
 def jensen_shannon(distribution: ToyDistribution, generator_samples: torch.Tensor,
@@ -233,6 +277,17 @@ def jensen_shannon(distribution: ToyDistribution, generator_samples: torch.Tenso
     generator side of the average, and as many points of `distribution` (drawn with `seed`) the data side.
     `bandwidth`: None for `fit_kde`'s (cross-validated, variable), or a fixed one (a number or one per axis)."""
     return _jsd(_evaluate(distribution, generator_samples, estimate_samples, seed, bandwidth))
+
+
+def kl_generator_data(distribution: ToyDistribution, generator_samples: torch.Tensor,
+                      estimate_samples: int = KDE_SAMPLES, seed: int = 0, bandwidth=None) -> Estimate:
+    """Monte-Carlo KL(p_g || p_data) = E_{x ~ p_g} [log p_g(x) - log p_data(x)] in nats with its standard error:
+    log p_data exact, log p_g the KDE of the first `estimate_samples` rows (`fit_kde`, or a fixed `bandwidth`),
+    averaged over the other rows, which the KDE was not built from. For a KDE p^ independent of those points the
+    average's expectation is KL(p_g || p_data) - KL(p_g || p^): a lower bound, short by how far the KDE is from
+    p_g (its smoothing of narrow modes; its kernels' tails). `seed` is unused here (no data points are needed),
+    kept so that the call reads as `jensen_shannon`'s."""
+    return _kl(_evaluate(distribution, generator_samples, estimate_samples, seed, bandwidth))
 
 
 def discriminator_gap(d_real: torch.Tensor, d_fake: torch.Tensor, d_star_real: torch.Tensor,
@@ -259,6 +314,10 @@ class DivergenceView:
     game_optimum: float            # -log 4 + 2 JSD: what D* would score
     game_optimum_se: float         # 2 * jsd_se
     n: int
+    kl: float           # KL(p_g || p_data) on the same points (`kl_generator_data`)
+    kl_se: float
+    kl_minus_2jsd: float      # KL(p_g || p_data) - 2 JSD: what the non-saturating loss descends
+    kl_minus_2jsd_se: float
 
     def numbers(self) -> dict:
         """The scalars only (JSON-friendly): for measurements and the lesson's claims."""
@@ -268,13 +327,14 @@ class DivergenceView:
 
 @torch.no_grad()
 def divergence_view(distribution: ToyDistribution, gan, seed: int = 0, size: int = 80) -> DivergenceView:
-    """D* and the learned D on the plane, their gap, the JSD (+- SE), V(D, G) and its optimum, for one GAN.
+    """D* and the learned D on the plane, their gap, the JSD and KL(p_g || p_data) (+- SE), V(D, G) and its
+    optimum, for one GAN.
 
     The generator's points and the data's come from seeds fixed by `seed`, so successive checkpoints are measured
     on the same latents and the same data points: their differences are the model's, not the dice's."""
     generator_samples = gan.sample(GENERATOR_SAMPLES, make_generator(seed))
     points = _evaluate(distribution, generator_samples, KDE_SAMPLES, seed + 1, None)
-    jsd = _jsd(points)
+    jsd, kl, objective = _jsd(points), _kl(points), _kl_minus_2jsd(points)
     logits_real, logits_fake = gan.logits(points.real.float()), gan.logits(points.fake.float())
     d_star_real = optimal_discriminator(points.log_pd_real, points.log_pg_real)
     d_star_fake = optimal_discriminator(points.log_pd_fake, points.log_pg_fake)
@@ -292,4 +352,5 @@ def divergence_view(distribution: ToyDistribution, gan, seed: int = 0, size: int
         support=log_m >= log_m.max() + math.log(SUPPORT_FLOOR),
         jsd=jsd.value, jsd_se=jsd.se, bandwidth=jsd.bandwidth, gap=gap, d_confidence=d_confidence,
         game_value=game_value(logits_real, logits_fake), game_optimum=game_optimum(jsd.value),
-        game_optimum_se=2 * jsd.se, n=jsd.n)
+        game_optimum_se=2 * jsd.se, n=jsd.n, kl=kl.value, kl_se=kl.se, kl_minus_2jsd=objective.value,
+        kl_minus_2jsd_se=objective.se)

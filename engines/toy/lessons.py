@@ -36,6 +36,9 @@ class Lesson:
     seed: int = 0
     every: int = 250                           # steps between live-view updates
     notes: str = ""
+    # The GAN's generator loss, and more to compare: the lesson's GAN trains with the first; for each other one a
+    # twin GAN (same seed, learning rate, steps) trains beside it, and both divergences are measured per checkpoint.
+    generator_losses: tuple[str, ...] = ()
     families: tuple[str, ...] = field(init=False)
 
     def __post_init__(self):
@@ -103,6 +106,43 @@ def _gan_divergence_claims(m: dict) -> list[Claim]:
         Claim(f"the learned D's game value V(D, G) = {end['game_value']:.3f} is at most D*'s, -log 4 + 2 JSD = "
               f"{end['game_optimum']:.3f} ± {end['game_optimum_se']:.3f} nats, as it must be: D* maximises V",
               end["game_value"] <= end["game_optimum"] + 2 * end["game_optimum_se"]),
+        *_generator_loss_claims(m),
+    ]
+
+
+def _falls(track: list[dict], key: str) -> tuple[str, bool]:
+    """'a ± se at step s to b ± se at step t', and whether the fall exceeds twice the SE of the difference."""
+    first, last = track[0], track[-1]
+    text = (f"{first[key]:.2f} ± {first[key + '_se']:.2f} at step {first['step']} to {last[key]:.2f} ± "
+            f"{last[key + '_se']:.2f} at step {last['step']}")
+    return text, first[key] - last[key] > 2 * math.hypot(first[key + "_se"], last[key + "_se"])
+
+
+def _generator_loss_claims(m: dict) -> list[Claim]:
+    """The lesson's GAN (non-saturating) and its minimax twin: which divergence each descends against D*, and
+    what the run shows, with the learned D as far from D* as it is."""
+    ns, mm = m["divergence_by_loss"]["non-saturating"], m["divergence_by_loss"]["minimax"]
+    mm_jsd, mm_jsd_falls = _falls(mm, "jsd")
+    ns_objective, ns_objective_falls = _falls(ns, "kl_minus_2jsd")
+    ns_kl, _ = _falls(ns, "kl")
+    confidence = max(ns[-1]["d_confidence"], mm[-1]["d_confidence"])
+    over = lambda track, key: ", ".join(f"{row[key]:.2f}" for row in track)   # noqa: E731
+    return [
+        Claim(f"minimax loss log(1 - D(G(z))): against D* its gradient is that of 2 JSD (Goodfellow et al. 2014, "
+              f"Thm 1), so it descends the JSD. A twin GAN (same seed, learning rate and steps) trained with it takes "
+              f"the JSD from {mm_jsd} (over training: {over(mm, 'jsd')})", mm_jsd_falls),
+        Claim(f"non-saturating loss -log D(G(z)), the lesson's GAN: against D* its gradient is that of "
+              f"KL(p_g || p_data) - 2 JSD (Arjovsky & Bottou 2017, Thm 2.5), not of the JSD: it pulls the reverse KL "
+              f"down and pushes the JSD up. KL - 2 JSD falls from {ns_objective} (over training: "
+              f"{over(ns, 'kl_minus_2jsd')}); the KL alone from {ns_kl}", ns_objective_falls),
+        Claim(f"both theorems are about a generator against D*, and neither learned D is D* (mean |D - D*| at the "
+              f"end: {ns[-1]['gap']:.2f} non-saturating, {mm[-1]['gap']:.2f} minimax): each stays near 1/2 (mean "
+              f"|D - 1/2| = {ns[-1]['d_confidence']:.2f} and {mm[-1]['d_confidence']:.2f}), where the two losses' "
+              f"gradients per logit, -D and -(1 - D), nearly agree. So this run does not tell the losses apart by "
+              f"what they descend: at step "
+              f"{ns[-1]['step']} JSD {ns[-1]['jsd']:.2f} (non-saturating) vs {mm[-1]['jsd']:.2f} (minimax), "
+              f"KL(p_g || p_data) {ns[-1]['kl']:.2f} vs {mm[-1]['kl']:.2f}; both fall as p_g nears p_data, "
+              f"where every divergence is 0", confidence < 0.1),
     ]
 
 
@@ -149,12 +189,19 @@ LESSONS = {lesson.key: lesson for lesson in [
            "Compare the two maps on the right: the discriminator the GAN learned, and the optimal one for the "
            "current generator, D* = p_data / (p_data + p_g): red where the data outweighs the generator, blue where "
            "the generator puts mass the data lacks, blank where neither has any. Against D* the game's value is "
-           "-log 4 + 2 JSD, so a generator step against a good D is a step down the Jensen-Shannon divergence; the "
-           "black points on the loss plot are D*'s loss, log 4 - 2 JSD, rising as the JSD falls. The learned D's "
-           "loss stays above them, near log 4 (D about 1/2): trained a step at a time, it never becomes D*.",
+           "-log 4 + 2 JSD; the black points on the loss plot are D*'s loss, log 4 - 2 JSD, rising as the JSD "
+           "falls. Which divergence a generator step against D* goes down depends on its loss: the minimax "
+           "log(1 - D(G(z))) goes down the Jensen-Shannon divergence (Goodfellow et al. 2014, Thm 1); the "
+           "non-saturating -log D(G(z)) the lab trains with goes down KL(p_g || p_data) - 2 JSD (Arjovsky & "
+           "Bottou 2017, Thm 2.5). A minimax twin trains beside the GAN shown, and the table below gives the JSD "
+           "and KL(p_g || p_data) of both at every checkpoint. The learned D's loss stays above D*'s, near log 4 "
+           "(D about 1/2): trained a step at a time, it never becomes D*.",
            "moons", {"gan": 2500}, {"gan": 1e-3}, {"GAN": ("gan", {})}, _gan_divergence_claims,
-           notes=f"p_g has no formula: it is a kernel density estimate from {KDE_SAMPLES:,} generator samples, and "
-                 f"the JSD an average over {EVAL_SAMPLES:,} fresh points of each side (engines/toy/divergence.py)."),
+           generator_losses=("non-saturating", "minimax"),
+           notes=f"p_g has no formula: it is a kernel density estimate from {KDE_SAMPLES:,} generator samples, the "
+                 f"JSD an average over {EVAL_SAMPLES:,} fresh points of each side, and KL(p_g || p_data) the "
+                 f"average of log p_g - log p_data over the {EVAL_SAMPLES:,} fresh generator points; both are lower "
+                 f"bounds in expectation, the KL short by KL(p_g || the KDE) (engines/toy/divergence.py)."),
     Lesson("diffusion_gan", "A GAN in four denoising steps: the diffusion GAN against the GAN",
            "The hybrid's generator does not draw a point from noise in one go: at each of four noise levels it "
            "guesses the clean point from the noisy one, and the forward process's posterior adds back the right "
@@ -174,12 +221,41 @@ def get_lesson(key: str) -> Lesson:
     return LESSONS[key]
 
 
+def _divergence_row(playground: Playground) -> dict:
+    """One checkpoint of a GAN's divergences (its `divergence_view`, computed once per step by the playground)."""
+    view = playground.gan_divergence().numbers()
+    return {"step": playground.trainers["gan"].step,
+            **{k: view[k] for k in ("jsd", "jsd_se", "kl", "kl_se", "kl_minus_2jsd", "kl_minus_2jsd_se", "gap",
+                                    "d_confidence")}}
+
+
+def _twins(lesson: Lesson, playground: Playground) -> dict[str, Playground]:
+    """The lesson's playground under its first generator loss, and a GAN-only twin under each other one."""
+    if not lesson.generator_losses:
+        return {}
+    distribution, (first, *others) = playground.distribution, lesson.generator_losses
+    playground.trainers["gan"].set_generator_loss(first)
+    runs = {first: playground}
+    for loss in others:
+        runs[loss] = Playground(distribution, ("gan",), lesson.seed, lesson.lr)
+        runs[loss].trainers["gan"].set_generator_loss(loss)
+    return runs
+
+
 def run_lesson(key: str) -> Iterator[Snapshot | dict]:
     """Yields a Snapshot every `every` steps, then the measurements with their claims (a dict)."""
     lesson = get_lesson(key)
     playground = Playground(make_distribution(lesson.distribution), lesson.families, lesson.seed, lesson.lr)
-    yield from playground.train(lesson.steps, lesson.every)
+    runs = _twins(lesson, playground)
+    tracks: dict[str, list[dict]] = {loss: [] for loss in runs}
+    twins = [run.train({"gan": lesson.steps["gan"]}, lesson.every) for run in list(runs.values())[1:]]
+    for snapshot, *_ in zip(playground.train(lesson.steps, lesson.every), *twins):
+        for loss, run in runs.items():
+            tracks[loss].append(_divergence_row(run))
+        yield snapshot
     measured = playground.measure(lesson.rows)
+    if tracks:
+        measured["divergence_by_loss"] = tracks
     measured["claims"] = [{"text": c.text, "holds": c.holds} for c in lesson.claims(measured)]
     measured["lesson"] = lesson.key
     yield measured

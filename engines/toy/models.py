@@ -3,7 +3,8 @@
 - VAE: Gaussian encoder, Gaussian decoder with a learned per-axis std (one for the whole plane), so p(x|z) is a
   density and the ELBO a true lower bound on the model's log p(x) in nats. With a 2-D latent, that log p(x)
   can also be computed by quadrature over z, which is what "ELBO <= exact log-likelihood" is checked against.
-- GAN: MLP generator and discriminator trained with `engines.models.gan`'s non-saturating losses.
+- GAN: MLP generator and discriminator trained with `engines.models.gan`'s losses; the generator's loss is the
+  non-saturating -log D(G(z)) (the default) or the minimax log(1 - D(G(z))) (`GENERATOR_LOSSES`).
 - Diffusion GAN (the GAN + diffusion hybrid): `engines.models.diffusion_gan`'s few-step chain with MLPs: a
   generator G(x_t, z, t) -> x0 and a pair discriminator D(x_t', x_t, t), the same forward pairs and posterior
   draws as the image engine.
@@ -18,6 +19,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from engines.errors import EngineError
@@ -96,12 +98,29 @@ class ToyVAE(nn.Module):
 class ToyGANConfig:
     hidden: int = 128
     latent_dim: int = 2
+    generator_loss: str = "non-saturating"   # one of GENERATOR_LOSSES
+
+
+# The generator's loss, from the discriminator's logits l on generated points (D = sigmoid(l)). Against the optimal
+# D*, the minimax loss's gradient is that of 2 JSD(p_data || p_g) (Goodfellow et al. 2014, Thm 1); the
+# non-saturating one's is that of KL(p_g || p_data) - 2 JSD (Arjovsky & Bottou 2017, Thm 2.5).
+GENERATOR_LOSSES = {
+    "non-saturating": generator_loss,                                  # -log D(G(z)) = softplus(-l)
+    "minimax": lambda fake_logits: -F.softplus(fake_logits).mean(),    # log(1 - D(G(z))) = -softplus(l)
+}
+
+
+def check_generator_loss(name) -> str:
+    if name not in GENERATOR_LOSSES:
+        raise EngineError(f"unknown GAN generator loss {name!r}: choose one of {', '.join(GENERATOR_LOSSES)}")
+    return name
 
 
 class ToyGAN(nn.Module):
     def __init__(self, config: ToyGANConfig | None = None):
         super().__init__()
         self.config = config = config or ToyGANConfig()
+        check_generator_loss(config.generator_loss)
         h = config.hidden
         self.generator = mlp([config.latent_dim, h, h, 2], nn.ReLU)
         self.discriminator = mlp([2, h, h, 1], lambda: nn.LeakyReLU(0.2))
@@ -116,7 +135,7 @@ class ToyGAN(nn.Module):
         return discriminator_loss(self.logits(real), self.logits(fake.detach()))
 
     def generator_loss(self, fake: torch.Tensor) -> torch.Tensor:
-        return generator_loss(self.logits(fake))
+        return GENERATOR_LOSSES[self.config.generator_loss](self.logits(fake))
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         return self.generator(self.latents(n, generator))

@@ -55,6 +55,13 @@ class Playground:
         for trainer in self.trainers.values():
             trainer.set_lr(lr)
 
+    def set_generator_loss(self, name: str) -> None:
+        """The generator loss of every trainer here whose loss is selectable (`engines.toy.models.GENERATOR_LOSSES`;
+        the diffusion GAN's is fixed)."""
+        for trainer in self.trainers.values():
+            if getattr(trainer, "generator_loss_selectable", False):
+                trainer.set_generator_loss(name)
+
     def train(self, steps: int | dict[str, int], every: int = 250):
         """Train each family `steps` more steps (a dict gives each its own), yielding after every `every`
         steps of the slowest; interleaved so that the three views advance together."""

@@ -12,6 +12,7 @@ A step's losses follow the image trainers' convention (engines/training/base.py)
 from __future__ import annotations
 
 import numbers
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -21,7 +22,7 @@ from engines.errors import EngineError
 from engines.models.diffusion_gan import forward_pair, posterior_sample
 from engines.models.gan import discriminator_loss, generator_loss
 from engines.toy.distributions import ToyDistribution
-from engines.toy.models import ToyDiffusion, ToyDiffusionGAN, ToyGAN, ToyVAE
+from engines.toy.models import ToyDiffusion, ToyDiffusionGAN, ToyGAN, ToyVAE, check_generator_loss
 from engines.training.base import ema_of
 
 FAMILIES = ("vae", "gan", "diffusion", "diffusion_gan")   # the three families and the GAN + diffusion hybrid
@@ -147,9 +148,24 @@ class DiffusionTrainer(ToyTrainer):
 
 
 class GANTrainer(ToyTrainer):
+    """`generator_loss`: "non-saturating" -log D(G(z)) (the default) or "minimax" log(1 - D(G(z)))
+    (`engines.toy.models.GENERATOR_LOSSES`)."""
     family, model_cls = "gan", ToyGAN
     loss_labels = {"d_loss": "discriminator", "g_loss": "generator"}
     adam_betas = (0.5, 0.999)   # the DCGAN setting, as the image GAN uses
+    generator_loss_selectable = True
+
+    def __init__(self, *args, generator_loss: str = "non-saturating", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.set_generator_loss(generator_loss)
+
+    @property
+    def generator_loss(self) -> str:
+        return self.model.config.generator_loss
+
+    def set_generator_loss(self, name: str) -> None:
+        """Takes effect from the next step, like `set_lr`; the weights and Adam's moments are kept."""
+        self.model.config = replace(self.model.config, generator_loss=check_generator_loss(name))
 
     def parameter_groups(self):
         return [self.model.discriminator.parameters(), self.model.generator.parameters()]
@@ -173,6 +189,15 @@ class DiffusionGANTrainer(GANTrainer):
     chain's steps per point, a fake pair (x_t' from the posterior at G's x0, x_t), non-saturating losses.
     No R1 and no EMA: on these toys the plain GAN setting trains it."""
     family, model_cls = "diffusion_gan", ToyDiffusionGAN
+    generator_loss_selectable = False   # its recipe (Xiao et al. 2022) is non-saturating
+
+    @property
+    def generator_loss(self) -> str:
+        return "non-saturating"
+
+    def set_generator_loss(self, name: str) -> None:
+        if name != "non-saturating":
+            raise EngineError(f"the diffusion GAN trains with the non-saturating generator loss only, got {name!r}")
 
     def parameter_groups(self):
         return [self.model.discriminator.parameters(), self.model.generator.parameters()]
