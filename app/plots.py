@@ -5,11 +5,13 @@ from __future__ import annotations
 import textwrap
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")  # no display on a server
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from engines.measure.uncertainty import count_of, exact_interval  # noqa: E402
 from engines.registry import families as _families  # noqa: E402
 from engines.registry import family as _family  # noqa: E402
 
@@ -75,21 +77,50 @@ def quality_during_training(logs: dict[str, list[dict]]) -> Figure:
     return figure
 
 
-def quality_against_steps(rows: list[dict]) -> Figure:
-    """Frechet distance against network evaluations, one line per sampler (log x axis)."""
-    figure, ax = _figure()
-    for sampler in dict.fromkeys(r["sampler"] for r in rows):
+def quality_against_steps(rows: list[dict], report: dict | None = None, net: str = "lenet") -> Figure:
+    """Left: the diffusion model's Frechet distance against network evaluations, one line per sampler (log x).
+    Right, where `report` is given: the same distances against milliseconds per sample, with every one-pass
+    family of the report as a point (its FD ± SE in the same net): speed at equal quality, read along a
+    horizontal line. Diffusion's times are the benchmark's, the points' the report's speed section (both at
+    batch 64 on one thread)."""
+    figure = Figure(figsize=(10 if report else 6.4, 3.6), layout="constrained")
+    axes = figure.subplots(1, 2 if report else 1, squeeze=False)[0]
+    samplers = list(dict.fromkeys(r["sampler"] for r in rows))
+    palette = plt.get_cmap("Dark2")   # apart from the families' colours, which mark the points
+    for i, sampler in enumerate(samplers):
         mine = sorted((r for r in rows if r["sampler"] == sampler), key=lambda r: r["nfe"])
-        ax.plot([r["nfe"] for r in mine], [r["frechet_distance"] for r in mine], "o-",
-                label=sampler.replace("diffusers:", "").replace("Scheduler", ""))
-    ax.set(xscale="log", xlabel="network evaluations per sample", ylabel="Frechet distance",
-           title="diffusion: quality against sampling steps")
+        style = {"color": palette(i % palette.N), "label": sampler.replace("diffusers:", "").replace("Scheduler", "")}
+        axes[0].plot([r["nfe"] for r in mine], [r["frechet_distance"] for r in mine], "o-", **style)
+        if report:
+            axes[-1].plot([1000 * r["seconds_for_64"] / 64 for r in mine], [r["frechet_distance"] for r in mine],
+                          "o-", markersize=3, linewidth=1, **style)
+    axes[0].set(xscale="log", xlabel="network evaluations per sample", ylabel=f"Frechet distance ({net})",
+                title="diffusion: quality against sampling steps")
+    if report:
+        _one_pass_points(axes[-1], report, net)
+        axes[-1].set(xscale="log", yscale="log", xlabel="ms per sample (log)",
+                     ylabel=f"Frechet distance ({net}, log)", title="speed at equal quality: lower left is better")
+        axes[-1].yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        axes[-1].yaxis.set_minor_formatter(matplotlib.ticker.ScalarFormatter())
     if rows:
-        ax.legend(fontsize=7)
+        for ax in axes:
+            ax.legend(fontsize=6)
     else:
-        ax.text(0.5, 0.5, "not measured yet:\npython -m engines.sampler_benchmark", ha="center", va="center",
-                transform=ax.transAxes)
+        axes[0].text(0.5, 0.5, "not measured yet:\npython -m engines.sampler_benchmark", ha="center", va="center",
+                     transform=axes[0].transAxes)
     return figure
+
+
+def _one_pass_points(ax, report: dict, net: str) -> None:
+    """Each family sampled in a fixed number of passes (no sampler to sweep): its FD ± SE at its ms/sample."""
+    timed = {r["engine"]: r for r in report.get("speed", {}).get("rows", []) if not r.get("extrapolated")}
+    for f in _families():
+        quality = report.get("quality", {}).get(f.name, {}).get("nets", {}).get(net)
+        if f.takes_sampler or quality is None or f.name not in timed:
+            continue
+        ax.errorbar([timed[f.name]["ms_per_sample"]], [quality["frechet_distance"]],
+                    yerr=[quality["frechet_distance_se"]], fmt="s", markersize=7, capsize=3, color=f.colour,
+                    label=f"{f.title} ({timed[f.name]['nfe']} NFE)")
 
 
 def latent_scatter(coordinates, labels, ticks, explained: list[float], paths=None, class_names=None) -> Figure:
@@ -160,16 +191,20 @@ def _latent_panel(ax, report: dict, families: list[str], verdict: str) -> None:
 
 
 def _seeds_panel(ax, report: dict, families: list[str], verdict: str) -> None:
-    seeds = report["seeds"]["families"]
+    seeds, n = report["seeds"]["families"], len(report["seeds"]["settings"]["seeds"])
     # the seed's families, and the hybrids where the study trained them
     families = [f.name for f in _families() if f.name in seeds and (f.name in families or f.is_hybrid)]
     for offset, (key, hatch) in zip((-0.2, 0.2), (("collapse_rate", ""), ("oscillation_rate", "//"))):
-        ax.bar([i + offset for i in range(len(families))], [seeds[f][key] for f in families], width=0.4,
-               yerr=[seeds[f][key + "_se"] for f in families], capsize=3, hatch=hatch,
+        rates = [seeds[f][key] for f in families]
+        # Counts of n seeds: exact (Clopper-Pearson) 95% intervals, not a binomial SE (which is 0 at 0 of n).
+        intervals = [exact_interval(count_of(rate, n), n) for rate in rates]
+        errors = [[rate - low for rate, (low, _) in zip(rates, intervals)],
+                  [high - rate for rate, (_, high) in zip(rates, intervals)]]
+        ax.bar([i + offset for i in range(len(families))], rates, width=0.4, yerr=errors, capsize=3, hatch=hatch,
                color=[FAMILY_COLOURS[f] for f in families], label=key.split("_")[0])
     ax.set_xticks(range(len(families)), [f.replace("_", "\n") for f in families], fontsize=7)
     ax.legend(fontsize=6)
-    _title(ax, f"Training stability: {verdict}", "share of 2-D seeds")
+    _title(ax, f"Training stability: {verdict}", f"share of {n} 2-D seeds (95% exact CI)")
 
 
 def _speed_panel(ax, report: dict, families: list[str], verdict: str) -> None:

@@ -222,12 +222,39 @@ def test_a_warm_restart_from_shipped_weights_alone_is_refused(tmp_path):
 
 
 def test_the_real_pairs_in_training_are_the_forward_process():
-    """The trainer's real x_t for step k is a forward draw at t_k from the batch's own digits."""
+    """The trainer's real pair for step k, for every item of a batch, is a forward draw from the item's own digit
+    x0: x_prev ~ q(x_{t_{k+1}} | x0) = N(sqrt(abar_prev) x0, (1 - abar_prev) I) (x0 itself at the last step),
+    then x_t given x_prev ~ N(sqrt(alpha) x_prev, (1 - alpha) I), alpha = abar_t / abar_prev (the chain's steps
+    skip timesteps, so alpha is the product of the 1 - beta between them). Checked over many draws: the
+    standardised residuals of every step have mean 0 and variance 1, and the two noises are uncorrelated."""
+    from engines.training.base import Shard
     trainer = TRAINERS["diffusion_gan"](parse_overrides(TINY))
     images = load_mnist5k("train").images[:4]
-    from engines.training.base import Shard
+    x0 = to_signed(images).double()
     step, x_prev, x_t, fake_prev = trainer.pairs(Shard(images, torch.zeros(4), step_generator(0, 3)))
     assert step.shape == (4,) and x_prev.shape == x_t.shape == fake_prev.shape == images.shape
-    last = step == len(trainer.timesteps) - 1
-    assert torch.equal(x_prev[last], to_signed(images)[last])  # the last step's x_prev is the clean digit
     assert fake_prev.requires_grad
+    abar = trainer.generator.schedule.alphas_cumprod
+    n_steps = len(trainer.timesteps)
+    prev_noise, step_noise = ([[] for _ in range(n_steps)] for _ in range(2))
+    with torch.no_grad():
+        for draw in range(64):
+            step, x_prev, x_t, _ = trainer.pairs(Shard(images, torch.zeros(4), step_generator(0, draw)))
+            x_prev, x_t = x_prev.double(), x_t.double()
+            for i, k in enumerate(step.tolist()):
+                t, prev_t = int(trainer.timesteps[k]), int(trainer.previous[k])
+                abar_prev = abar[prev_t] if prev_t >= 0 else torch.tensor(1.0, dtype=torch.float64)
+                alpha = abar[t] / abar_prev
+                if prev_t < 0:   # the last step's x_prev is the clean digit itself
+                    assert torch.equal(x_prev[i], x0[i].to(x_prev.dtype))
+                else:
+                    prev_noise[k].append(((x_prev[i] - abar_prev.sqrt() * x0[i]) / (1 - abar_prev).sqrt()).flatten())
+                step_noise[k].append(((x_t[i] - alpha.sqrt() * x_prev[i]) / (1 - alpha).sqrt()).flatten())
+    for k in range(n_steps):
+        assert len(step_noise[k]) >= 20, (k, len(step_noise[k]))   # every step drawn, for many items
+        z = torch.cat(step_noise[k])                                 # thousands of pixels per step
+        assert abs(float(z.mean())) < 0.03 and abs(float(z.var()) - 1) < 0.05, (k, float(z.mean()), float(z.var()))
+        if prev_noise[k]:
+            e = torch.cat(prev_noise[k])
+            assert abs(float(e.mean())) < 0.03 and abs(float(e.var()) - 1) < 0.05, (k, float(e.mean()))
+            assert abs(float(torch.corrcoef(torch.stack([e, z]))[0, 1])) < 0.03, k

@@ -1,6 +1,8 @@
 """The 2-D playground: exact densities, likelihoods with known answers, coverage, trainers, and the app tab
 driven through gradio_client (lessons, state, bad input, four visitors at once)."""
 import math
+import re
+import threading
 
 import pytest
 import torch
@@ -216,9 +218,33 @@ def new_client(client):
     return Client(client.src, verbose=False)
 
 
-def run_to_end(job, timeout=120):
+def run_to_end(job, timeout=900):
+    # A hang guard, not a speed claim (lesson times are a benchmark: scripts/lesson_times.py); the divergence
+    # lesson trains a minimax twin beside its GAN and takes minutes on a busy 2-core machine.
     job.result(timeout=timeout)
     return job.outputs()
+
+
+def wait_for_outputs(job, n: int = 1, timeout=900) -> list:
+    """Block until `job` has streamed `n` outputs; its outputs so far. Iterating a job blocks until its next output
+    arrives; the thread and the event only let a hung server fail the test instead of hanging it."""
+    arrived = threading.Event()
+
+    def read():
+        try:
+            while len(job.outputs()) < n:
+                next(job)
+        except StopIteration:   # the job ended first
+            pass
+        arrived.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    assert arrived.wait(timeout), f"no {n} outputs in {timeout} s: the server hangs"
+    outputs = job.outputs()
+    if len(outputs) < n:
+        job.result()   # raises the job's error, if it failed
+    assert len(outputs) >= n, f"the job ended after {len(outputs)} outputs"
+    return outputs
 
 
 LESSON_NUMBERS = {
@@ -265,7 +291,6 @@ def test_each_lesson_streams_and_ends_with_numbers_that_show_its_claim(client, k
 
 @pytest.mark.slow
 def test_train_pause_continue_and_reset_keep_state_per_visitor(client):
-    import time
     visitor = new_client(client)
     args = ["ring8", ["vae"], 0.002, 300, 0, None, None]
     first = run_to_end(visitor.submit(*args, api_name="/playground_train"))[-1][-1]
@@ -275,11 +300,9 @@ def test_train_pause_continue_and_reset_keep_state_per_visitor(client):
     # Pause in the middle of a long Start: training stops where it was, and Start continues from there.
     args[3] = 5000
     job = visitor.submit(*args, api_name="/playground_train")
-    while len(job.outputs()) < 2:
-        time.sleep(0.05)
+    wait_for_outputs(job, 2)   # two pictures in: training is under way
     assert "Paused at steps: vae" in visitor.predict(api_name="/playground_pause")
-    job.result(timeout=30)   # the loop stops at its next chunk, without measuring
-    paused = job.outputs()[-1][-1]["rows"]["vae"]["step"]
+    paused = run_to_end(job)[-1][-1]["rows"]["vae"]["step"]   # the loop stops at its next chunk, without measuring
     assert 500 < paused < 5500 and not job.outputs()[-1][-1]["done"]
     args[3] = 250
     resumed = run_to_end(visitor.submit(*args, api_name="/playground_train"))[-1][-1]["rows"]["vae"]["step"]
@@ -322,22 +345,26 @@ def test_uploaded_points_train_and_show(client, tmp_path):
 
 @pytest.mark.slow
 def test_four_visitors_train_at_once_without_blocking_or_mixing(client):
-    import time
+    """How long a visitor waits for a picture depends on the machine: scripts/playground_concurrency.py measures
+    it. Here: the four train at once (each shows a picture while none has ended a long Start: a visitor queued
+    behind another would show nothing until that one's 5000 steps end), a fifth is served meanwhile, each
+    visitor's own Pause stops their own training, and no numbers leak between sessions."""
+    from app.playground import MAX_STEPS_PER_START, VIEW_EVERY
     visitors = [new_client(client) for _ in range(4)]
     seeds = [0, 1, 0, 1]   # two pairs: each pair must agree exactly, so nothing leaks between sessions
-    jobs = [v.submit("ring8", ["gan"], 0.002, 1000, s, None, None, api_name="/playground_train")
+    jobs = [v.submit("ring8", ["gan"], 0.002, MAX_STEPS_PER_START, s, None, None, api_name="/playground_train")
             for v, s in zip(visitors, seeds)]
-    deadline = time.perf_counter() + 60
-    while not all(job.outputs() for job in jobs):
-        assert time.perf_counter() < deadline, "a visitor waited a minute for a first picture"
-        time.sleep(0.05)
+    firsts = [wait_for_outputs(job, 1)[0][-1]["rows"]["gan"] for job in jobs]
     assert not any(job.done() for job in jobs)   # all four were training at once, none queued behind another
-    start = time.perf_counter()
     assert "What to look at" in new_client(client).predict("vae_blur", api_name="/playground_describe")
-    assert time.perf_counter() - start < 10        # a fifth visitor is served while the four train
-    finals = [run_to_end(job)[-1][-1]["rows"]["gan"] for job in jobs]
-    assert all(f["step"] == 1000 for f in finals)
-    assert finals[0] == finals[2] and finals[1] == finals[3] and finals[0] != finals[1]
+    assert not any(job.done() for job in jobs)   # the fifth visitor was answered while the four trained
+    assert all(first["step"] == VIEW_EVERY for first in firsts)
+    assert firsts[0] == firsts[2] and firsts[1] == firsts[3] and firsts[0] != firsts[1]
+    for visitor in visitors:
+        assert "Paused at steps: gan" in visitor.predict(api_name="/playground_pause")
+    for job in jobs:
+        last = run_to_end(job)[-1][-1]
+        assert not last["done"] and VIEW_EVERY <= last["rows"]["gan"]["step"] < MAX_STEPS_PER_START
 
 
 @pytest.mark.slow   # trains 300 steps
@@ -360,5 +387,8 @@ def test_playground_train_takes_the_diffusion_sampler(client):
     numbers = run_to_end(client.submit("ring8", ["diffusion"], 0.002, 250, 0, None, None, "langevin",
                                        api_name="/playground_train"))[-1][-1]
     assert numbers["done"] and numbers["rows"]["diffusion"]["step"] == 250
-    with pytest.raises(Exception, match="not in the list of choices|Diffusion sampler must be one of"):
+    from gradio_client.exceptions import AppError
+    # The train event has no validator: the Dropdown's own choice check refuses it, before the handler runs.
+    with pytest.raises(AppError, match=re.escape(
+            "Value: euler is not in the list of choices: ['ddpm', 'ddim', 'langevin']")):
         client.predict("ring8", ["diffusion"], 0.002, 250, 0, None, None, "euler", api_name="/playground_train")

@@ -8,7 +8,7 @@ from engines.checkpoint import CHECKPOINTS
 from engines.measure.evaluation import main
 from engines.measure.reproduce import compare_reports
 from engines.measure.stability import quality_summary, stability
-from engines.measure.verdicts import summarise
+from engines.measure.verdicts import NOT_COMPARED, summarise
 from engines.registry import families
 
 FAMILIES = [f.name for f in families("family")]   # the seed's three, whose claims the table checks
@@ -79,6 +79,15 @@ def test_a_difference_within_two_standard_errors_is_a_tie_and_a_flip_between_net
     assert verdicts[0] == "depends on the feature net"
 
 
+MEASURED = {"weights": "ema", "ema_decay": 0.995, "samples": 1000, "checkpoints": 15, "check_every": 100,
+            "steps": 1500}
+
+
+def measured_alike(record: dict, **change) -> dict:
+    """A 2-D study record that says what it was measured from: the study's EMA setting unless changed."""
+    return {**record, "measured": {**MEASURED, **change}}
+
+
 def test_stability_verdict_rests_on_the_runs_across_seeds_not_on_one_image_run():
     def logged(fds, entropy=0.99):
         rows = [{"step": 100 * (i + 1), "frechet_distance": fd, "class_entropy": entropy} for i, fd in enumerate(fds)]
@@ -90,8 +99,9 @@ def test_stability_verdict_rests_on_the_runs_across_seeds_not_on_one_image_run()
     family = {"collapse_rate": 0.05, "collapse_rate_se": 0.05, "oscillation_rate": 0.1,
               "oscillation_rate_se": 0.07}
     gan = {**family, "collapse_rate": 0.6, "collapse_rate_se": 0.11, "oscillation_rate": 0.15}
-    report["seeds"] = {"settings": {"seeds": list(range(20))}, "families": {"vae": family, "diffusion": family,
-                                                                           "gan": gan}}
+    report["seeds"] = {"settings": {"seeds": list(range(20))},
+                       "families": {"vae": measured_alike(family), "diffusion": measured_alike(family),
+                                    "gan": measured_alike(gan)}}
     row = {r["row"]: r for r in summarise(report)}["Training stability"]
     # 12/20 vs 1/20: Fisher's exact p < 0.001; 3/20 vs 2/20: p = 1, which twenty seeds cannot tell
     assert [c["verdict"] for c in row["checks"]] == ["agrees", "cannot say at 20 seeds"] * 2
@@ -182,8 +192,10 @@ def test_the_hybrids_row_judges_as_stable_as_diffusion_on_the_seed_study():
     report = fake_report({"vae": 30.0, "gan": 9.8, "diffusion": 4.1, "diffusion_gan": 6.0})
     calm = {"collapse_rate": 0.0, "collapse_rate_se": 0.0, "oscillation_rate": 0.05, "oscillation_rate_se": 0.05}
     report["seeds"] = {"settings": {"seeds": list(range(20)), "steps": {"diffusion": 1500, "diffusion_gan": 3000}},
-                       "families": {"diffusion": calm, "diffusion_gan": {**calm, "oscillation_rate": 0.0,
-                                                                         "oscillation_rate_se": 0.0}}}
+                       "families": {"diffusion": measured_alike(calm),
+                                    "diffusion_gan": measured_alike({**calm, "oscillation_rate": 0.0,
+                                                                     "oscillation_rate_se": 0.0},
+                                                                    steps=3000, check_every=200)}}
     def stability_checks():
         row = {r["row"]: r for r in summarise(report)}["Hybrids"]
         return [c for c in row["checks"] if c["claim"] == "diffusion GAN as stable as diffusion"], row
@@ -201,6 +213,147 @@ def test_the_hybrids_row_judges_as_stable_as_diffusion_on_the_seed_study():
     assert [c["verdict"] for c in stability_checks()[0]][1] == "agrees"
     del report["seeds"]["families"]["diffusion_gan"]                        # not studied: no check, no claim
     assert stability_checks()[0] == []
+
+
+def seeds_report(records: dict) -> dict:
+    return {"seeds": {"settings": {"seeds": list(range(20)), "samples": 1000, "steps": 1500, "check_every": 100},
+                      "families": records}}
+
+
+def test_families_measured_unlike_are_not_compared():
+    """Like for like (issue 26): two families of the 2-D study are compared only when their records were measured
+    from the same kind of weights, on as many samples, at as many checkpoints; otherwise the check is refused and
+    says how they differ, and the row's verdict shows it."""
+    calm = {"collapse_rate": 0.0, "collapse_rate_se": 0.0, "oscillation_rate": 0.05, "oscillation_rate_se": 0.05,
+            "short_rate": 0.0, "short_rate_se": 0.0}
+    gan = {**calm, "collapse_rate": 0.6, "collapse_rate_se": 0.11}
+
+    def stability(records):
+        row = {r["row"]: r for r in summarise(seeds_report(records))}["Training stability"]
+        return [c["verdict"] for c in row["checks"]], row
+    alike = {"gan": measured_alike(gan), "vae": measured_alike(calm), "diffusion": measured_alike(calm)}
+    verdicts, row = stability(alike)
+    assert NOT_COMPARED not in verdicts and verdicts[0] == "agrees"
+    for change, said in (({"weights": "raw"}, "weights raw vs ema"), ({"samples": 500}, "samples 500 vs 1000"),
+                         ({"checkpoints": 10}, "checkpoints 10 vs 15")):
+        verdicts, row = stability({**alike, "gan": measured_alike(gan, **change)})
+        assert verdicts == [NOT_COMPARED] * 4, change           # the GAN against both others, both rates
+        assert f"({said}): {NOT_COMPARED}" in row["line"] and row["verdict"] == NOT_COMPARED
+        verdicts, _ = stability({**alike, "diffusion": measured_alike(calm, **change)})
+        assert verdicts == ["agrees", "cannot say at 20 seeds", NOT_COMPARED, NOT_COMPARED]   # GAN vs VAE still
+    # the steps may differ (a hybrid trains longer, at as many checkpoints): not a difference in the measurement
+    verdicts, _ = stability({**alike, "gan": measured_alike(gan, steps=3000, check_every=200)})
+    assert NOT_COMPARED not in verdicts
+    # a study made before records said what they were measured from is what its code did: diffusion from its EMA,
+    # the others from their raw weights, so the GAN against diffusion is refused, the GAN against the VAE is not
+    verdicts, row = stability({"gan": gan, "vae": calm, "diffusion": calm})
+    assert verdicts == ["agrees", "cannot say at 20 seeds", NOT_COMPARED, NOT_COMPARED]
+    assert "weights raw vs ema" in row["line"] and "no raw-weight sensitivity in this study" in row["line"]
+    # and the hybrids' "as stable as diffusion" likewise
+    report = {**fake_report({"vae": 30.0, "gan": 9.8, "diffusion": 4.1, "diffusion_gan": 6.0}),
+              **seeds_report({"diffusion": measured_alike(calm), "diffusion_gan": measured_alike(calm, weights="raw")})}
+    row = {r["row"]: r for r in summarise(report, BENCHMARK)}["Hybrids"]
+    assert [c["verdict"] for c in row["checks"] if "compares" in c] == [NOT_COMPARED] * 2
+
+
+def test_the_raw_weights_verdicts_are_shown_beside_the_emas_and_never_change_one_silently():
+    calm = {"collapse_rate": 0.0, "collapse_rate_se": 0.0, "oscillation_rate": 0.05, "oscillation_rate_se": 0.05}
+
+    def record(ema: dict, raw_rates: dict) -> dict:
+        sensitivity = {**calm, **raw_rates, "measured": {k: v for k, v in {**MEASURED, "weights": "raw"}.items()
+                                                         if k != "ema_decay"}}
+        return {**measured_alike({**calm, **ema}), "sensitivity": sensitivity}
+    # the referee's case: from the raw weights diffusion oscillates in 18/20 seeds, the GAN in 6; from the EMA 1 vs 3
+    records = {"gan": record({"oscillation_rate": 0.15}, {"oscillation_rate": 0.3}),
+               "vae": record({}, {}), "diffusion": record({}, {"oscillation_rate": 0.9})}
+    row = {r["row"]: r for r in summarise(seeds_report(records))}["Training stability"]
+    oscillation = [c for c in row["checks"] if c["compares"] == ["gan", "diffusion", "oscillation_rate"]][0]
+    assert oscillation["verdict"] == "cannot say at 20 seeds"            # 3/20 vs 1/20, the EMA's: the verdict
+    assert oscillation["sensitivity"]["weights"] == "raw" and oscillation["sensitivity"]["verdict"] == "disagrees"
+    assert "6/20" in oscillation["sensitivity"]["detail"] and "18/20" in oscillation["sensitivity"]["detail"]
+    assert row["verdict"] == "cannot say at 20 seeds"                    # the raw weights' verdict is not in it
+    assert ("from the raw weights instead of the EMA (sensitivity): 1 of 4 verdicts change: GANs oscillate more "
+            "often (GAN vs diffusion, oscillation rate): cannot say at 20 seeds -> disagrees") in row["line"]
+    assert row["sensitivity"] in row["line"]
+    records["diffusion"] = record({}, {})
+    row = {r["row"]: r for r in summarise(seeds_report(records))}["Training stability"]
+    assert "from the raw weights instead of the EMA (sensitivity): no verdict changes (4 checks)" in row["line"]
+    # report.md shows both kinds of weights per family, what each was measured from, and the sensitivity line
+    from engines.measure.report_markdown import seeds_lines
+    for r in records.values():
+        r.update(short_rate=0.0, short_rate_se=0.0, final_modes_covered_mean=8.0, final_modes_covered_std=0.0,
+                 final_on_mode_mean=0.8, final_on_mode_std=0.01)
+        r["sensitivity"].update({k: r[k] for k in ("short_rate", "final_modes_covered_mean", "final_modes_covered_std",
+                                                   "final_on_mode_mean", "final_on_mode_std")})
+    report = seeds_report(records)
+    report["seeds"]["settings"].update(distribution_title="Ring of 8 Gaussians", lr={"gan": 1e-3})
+    report["seeds"]["definitions"] = {"weights": "EMA for all"}
+    report["summary"] = summarise(report)
+    text = "\n".join(seeds_lines(report))
+    assert "| GAN | EMA | 0/20" in text and "| GAN (sensitivity) | raw | 0/20" in text
+    assert "- GAN: EMA weights (decay 0.995), 1000 samples at 15 checkpoints (every 100 of 1500 steps); " \
+           "sensitivity: raw weights, 1000 samples at 15 checkpoints" in text
+    assert "- Training stability: from the raw weights instead of the EMA (sensitivity): no verdict changes" in text
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "fashion"])
+def test_committed_reports_compare_only_families_measured_alike(dataset):
+    """Every pair of 2-D study families that a verdict compares (the stability claims, the hybrids' "as stable
+    as") was measured alike in the committed report: the same weights (EMA), samples and checkpoints, with the
+    raw weights beside as the sensitivity check. Fails on a report made before issue 26 (diffusion from its
+    EMA, the rest from raw weights): re-measure its seeds section (`--into REPORT --sections seeds`)."""
+    from engines.checkpoint import checkpoints_dir
+    from engines.measure.verdicts import HYBRID_CLAIMS, STABILITY_CLAIMS, seed_records, unlike
+    seeds = json.loads((checkpoints_dir(dataset) / "report.json").read_text())["seeds"]
+    primary, raw = seed_records(seeds), seed_records(seeds, sensitivity=True)
+    pairs = [(STABILITY_CLAIMS["family"], other) for other in STABILITY_CLAIMS["than"]]
+    pairs += [(hybrid, parent) for _, how, hybrid, parent in HYBRID_CLAIMS if how == "as_stable_as"]
+    pairs = [(a, b) for a, b in pairs if a in primary and b in primary]
+    assert pairs
+    for a, b in pairs:
+        assert unlike(primary[a]["measured"], primary[b]["measured"]) == [], (dataset, a, b)
+        assert primary[a]["measured"]["weights"] == "ema", (dataset, a)
+        assert a in raw and b in raw and unlike(raw[a]["measured"], raw[b]["measured"]) == [], (dataset, a, b)
+    for row in json.loads((checkpoints_dir(dataset) / "report.json").read_text())["summary"]:
+        assert all(c["verdict"] != NOT_COMPARED for c in row["checks"]), row["row"]
+
+
+def test_into_re_measures_one_section_and_keeps_the_rest_and_the_command(tmp_path, monkeypatch, capsys):
+    """`--into REPORT --sections seeds` measures the seeds section with the report's own recorded settings and
+    merges it in: the other sections and the recorded command (what --check reruns) stay as they were."""
+    import engines.measure.evaluation as evaluation
+    report = copy.deepcopy(REPORT)
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(report))
+    calls = []
+
+    def fake_evaluate(names, n, seed, diffusion_options, sections, settings, dataset):
+        calls.append((names, n, seed, sections, settings["seed_runs"], dataset, evaluation.torch.get_num_threads()))
+        return {"seeds": {"made": "fresh"}, "section_seconds": {"seeds": 12.5}, "hardware": "test machine"}
+    monkeypatch.setattr(evaluation, "evaluate", fake_evaluate)
+    monkeypatch.setattr(evaluation, "summarise", lambda r: [{"row": "x", "line": "summarised"}])
+    monkeypatch.setattr(evaluation, "write_markdown", lambda r, p, others: p.write_text("md"))
+    threads = evaluation.torch.get_num_threads()
+    try:
+        assert main(["--into", str(path), "--sections", "seeds"]) == 0
+    finally:
+        evaluation.torch.set_num_threads(threads)
+    recorded = evaluation.parse_args(report["command"].split()[3:])
+    assert calls == [(recorded.engines, recorded.n, recorded.seed, ["seeds"], recorded.seed_runs, recorded.dataset,
+                      recorded.threads or threads)]
+    merged = json.loads(path.read_text())
+    assert merged["seeds"] == {"made": "fresh"} and merged["command"] == report["command"]
+    assert all(merged[k] == report[k] for k in ("quality", "likelihood", "latent", "stability", "speed"))
+    assert merged["section_seconds"]["seeds"] == 12.5 and merged["summary"] == [{"row": "x", "line": "summarised"}]
+    assert merged["settings"]["remeasured"]["seeds"] == {
+        "command": f"python -m engines.evaluate --into {path} --sections seeds", "hardware": "test machine"}
+    assert {k: v for k, v in merged["settings"].items() if k != "remeasured"} == report["settings"]
+    assert (tmp_path / "report.md").read_text() == "md"
+    # any other option would measure otherwise than the recorded command: refused before measuring anything
+    assert main(["--into", str(path), "--sections", "seeds", "--seed-runs", "3"]) == 2
+    assert "pass only --sections" in capsys.readouterr().err
+    assert main(["--into", str(path)]) == 2 and "--into needs --sections" in capsys.readouterr().err
+    assert len(calls) == 1
 
 
 def test_the_summary_speaks_of_the_datasets_images():

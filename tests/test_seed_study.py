@@ -7,8 +7,12 @@ import statistics
 import pytest
 import torch
 
+from engines.engine import make_generator
 from engines.errors import EngineError
+from engines.measure.verdicts import ALIKE, unlike
+from engines.toy.distributions import make_distribution
 from engines.toy.seed_study import count_drops, seed_study, summarise_seeds
+from engines.toy.training import FAMILIES, TRAINERS, ToyTrainer, make_trainer
 
 torch.set_num_threads(1)  # 2 cores shared: and the study's numbers are reproducible at a fixed thread count
 
@@ -83,13 +87,72 @@ def test_a_tiny_study_returns_the_documented_numbers(tiny):
             assert all(0 <= m <= 8 for m in run["modes_covered"]) and all(0 <= v <= 1 for v in run["on_mode"])
             assert (run["final_modes_covered"], run["final_on_mode"]) == (run["modes_covered"][-1], run["on_mode"][-1])
     assert json.loads(json.dumps(tiny)) == tiny   # plain JSON numbers, nothing lost on the way
+    assert settings["weights"] == "ema" and settings["sensitivity_weights"] == "raw"
+    assert "weights" in tiny["definitions"]
+
+
+def test_every_family_is_measured_alike_from_its_ema_with_the_raw_weights_beside(tiny):
+    """Like for like (issue 26): each family's rates are its EMA's, on the same samples at the same checkpoints,
+    and its record says so; the raw weights' rates, measured at the same checkpoints, are beside them."""
+    records = tiny["families"]
+    for name, record in records.items():
+        assert record["measured"] == {"weights": "ema", "ema_decay": ToyTrainer.ema_decay, "samples": 200,
+                                      "checkpoints": 4, "check_every": 2, "steps": 8}, name
+        raw = record["sensitivity"]
+        assert raw["measured"] == {"weights": "raw", "samples": 200, "checkpoints": 4, "check_every": 2, "steps": 8}
+        assert {"collapse_rate", "oscillation_rate", "per_seed"} <= set(raw)
+        assert [run["seed"] for run in raw["per_seed"]] == [run["seed"] for run in record["per_seed"]] == [0, 1]
+    for a in records:
+        for b in records:
+            assert unlike(records[a]["measured"], records[b]["measured"]) == [], (a, b)
+            assert unlike(records[a]["sensitivity"]["measured"], records[b]["sensitivity"]["measured"]) == []
+        assert unlike(records[a]["measured"], records[a]["sensitivity"]["measured"]) == ["weights ema vs raw"]
+    assert set(ALIKE) == {"weights", "samples", "checkpoints"}
+
+
+def test_every_trainer_keeps_an_ema_of_its_sampling_network_with_one_decay():
+    ring = make_distribution("ring8")
+    assert all(cls.ema_decay == ToyTrainer.ema_decay for cls in TRAINERS.values())   # one class-level decay
+    assert "ema_decay" not in vars(TRAINERS["diffusion"])                            # generalised, not repeated
+    for family in FAMILIES:
+        trainer = make_trainer(family, ring, seed=0)
+        trainer.train(5)
+        raw, ema = trainer.sampling_model("raw"), trainer.sampling_model("ema")
+        assert raw is trainer.model and trainer.ema.n_averaged.item() == 5
+        if family in ("gan", "diffusion_gan"):   # the EMA is of the generator; the discriminator does not sample
+            assert ema.generator is trainer.ema.module and ema.discriminator is trainer.model.discriminator
+            assert trainer.model.generator is not ema.generator and ema.config is trainer.model.config
+        else:
+            assert ema is trainer.ema.module
+        net = trainer.ema.module
+        changed = any(not torch.equal(p, q) for p, q in zip(net.parameters(), trainer.sampling_network.parameters()))
+        assert changed, family                   # an average of 5 steps' weights, not the last step's
+        assert torch.equal(trainer.sample(50, seed=3, weights="ema"), ema.sample(50, make_generator(3)).float())
+        assert not torch.equal(trainer.sample(50, seed=3, weights="ema"), trainer.sample(50, seed=3, weights="raw"))
+        # the playground's views keep sampling what they sampled: diffusion its EMA, the others their raw weights
+        view = "ema" if family == "diffusion" else "raw"
+        assert trainer.eval_model is trainer.sampling_model(view)
+        assert torch.equal(trainer.sample(50, seed=3), trainer.sample(50, seed=3, weights=view))
+        with pytest.raises(EngineError, match="weights must be one of"):
+            trainer.sample(5, weights="average")
+
+
+def test_the_ema_does_not_change_training():
+    """The EMA only reads the weights: a trainer's raw weights after k steps are what they were without it."""
+    ring = make_distribution("ring8")
+    a, b = make_trainer("gan", ring, seed=4), make_trainer("gan", ring, seed=4)
+    a.train(6)
+    b.after_step = lambda: None   # no EMA updates at all
+    b.train(6)
+    assert all(torch.equal(p, q) for p, q in zip(a.model.state_dict().values(), b.model.state_dict().values()))
 
 
 def test_the_same_arguments_give_the_same_numbers(tiny):
     assert seed_study(**TINY) == tiny
     other = seed_study(**{**TINY, "families": ("gan",), "lr": {"gan": 5e-3}})
     assert other["settings"]["lr"] == {"gan": 5e-3}
-    assert other["families"]["gan"]["per_seed"] != tiny["families"]["gan"]["per_seed"]
+    # (the raw weights': after 8 steps both rates' EMAs, a ~200-step average, have barely left the start)
+    assert other["families"]["gan"]["sensitivity"]["per_seed"] != tiny["families"]["gan"]["sensitivity"]["per_seed"]
 
 
 def test_families_can_have_their_own_training_budget(tiny):

@@ -42,7 +42,7 @@ def compare(dataset=DEFAULT_DATASET):
         benchmark = _read_json(BENCHMARK) or benchmark
         text += "\n\n" + "\n".join(markdown_section(BENCHMARK))
     figures = (plots.loss_curves(losses), plots.quality_during_training(quality),
-               plots.quality_against_steps(benchmark["rows"]) if benchmark["rows"] else None)
+               plots.quality_against_steps(benchmark["rows"], report) if benchmark["rows"] else None)
     verdicts = "\n".join(verdict_lines(report)) + "\n\n" + datasets_table()
     return (plots.png(plots.summary_charts(report)), verdicts, text,
             *(plots.png(figure) if figure is not None else None for figure in figures), report_elbo_by_level(report))
@@ -73,11 +73,15 @@ def build(dataset: gr.Radio) -> list:
                 "and the row's verdict in its title.")
     charts = gr.Image(label="The comparison at a glance", type="filepath", show_label=False)
     verdicts = gr.Markdown(label="Verdicts")
+    gr.Markdown("**Speed at equal quality.** The speed row compares samplers at matched quality, not at equal "
+                "steps: on the right, each diffusion sampler's Frechet distance against its time per sample, and "
+                "the one-pass families as points. Draw a horizontal line through a point: where it meets a "
+                "diffusion line is the time the diffusion model needs for that quality.")
+    steps = gr.Image(label="Diffusion: quality against steps, and speed at equal quality", type="filepath")
     with gr.Accordion("The whole report: every table, method and tolerance, and the plots behind it", open=False):
         report = gr.Markdown(label="Report")
         losses = gr.Image(label="Training losses", type="filepath")
         quality = gr.Image(label="Quality during training", type="filepath")
-        steps = gr.Image(label="Diffusion: quality against steps", type="filepath")
         levels = gr.Image(label="Diffusion as a hierarchical VAE: the bound by level", type="filepath")
     outputs = [charts, verdicts, report, losses, quality, steps, levels]
     refresh = gr.Button("Read the report again")

@@ -8,10 +8,16 @@ models (quality, likelihood, latent space, stability, speed), every compared num
     python -m engines.evaluate --check checkpoints/mnist/report.json     # rerun its settings, compare
     python -m engines.evaluate --dataset fashion --engines vae gan diffusion  # -> checkpoints/fashion/report.json
     python -m engines.evaluate --summarise checkpoints/mnist/report.json  # derived parts only, measures nothing
+    python -m engines.evaluate --into checkpoints/mnist/report.json --sections seeds  # re-measure one section
 
 --summarise recomputes what is derived from a report's measured numbers, the "summary" key (the verdicts) and
 report.md beside it (with its figure), from report.json alone; no measured number changes. A non-MNIST report
 sets its verdicts beside the committed MNIST report's: summarise MNIST first.
+
+--into re-measures only --sections of a report, with the settings its recorded command gives (engines, threads,
+seeds...), and merges them into it: its other sections, its command and its settings stay (so --check still
+reruns the whole report), the summary and report.md are rewritten, and settings["remeasured"] says which
+sections were measured again, by which command, on what hardware.
 
 Sections (each measured on the dataset's fixed judging split of 1,000 test images, everything seeded; the
 models, feature nets and reference are those shipped for --dataset, under checkpoints/<dataset>/):
@@ -37,7 +43,9 @@ three families.
 - seeds: the 2-D playground's three families trained on the 8-Gaussian ring with --seed-runs seeds each
   (`engines.toy.seed_study`): how often each collapses or oscillates, the claim about a *family*; and, when the
   diffusion GAN is evaluated, the playground's diffusion GAN too (--seed-steps-hybrid steps: it learns four
-  conditionals), for the Hybrids row's "as stable as diffusion" (latent diffusion has no 2-D version).
+  conditionals), for the Hybrids row's "as stable as diffusion" (latent diffusion has no 2-D version). Every
+  family is measured alike: from the EMA of its sampling network, on the same samples at as many checkpoints;
+  the raw weights' rates beside them (the verdicts say whether they would change any).
 - speed: ms per sample at batch --speed-batch and network evaluations per sample; diffusion at --speed-steps
   DDIM steps (1000-step DDPM extrapolated from the per-evaluation time); the hybrids as their quality rows
   sampled.
@@ -48,6 +56,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from functools import partial
@@ -351,6 +360,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="rerun the command recorded in REPORT (to --out) and compare within its tolerances")
     p.add_argument("--summarise", metavar="REPORT", default=None,
                    help="rewrite REPORT's summary and the report.md beside it from its numbers (measures nothing)")
+    p.add_argument("--into", metavar="REPORT", default=None,
+                   help="re-measure only --sections with REPORT's recorded settings and merge them into REPORT "
+                        "(no other option: the settings are the report's own)")
     return p.parse_args(argv)
 
 
@@ -399,13 +411,56 @@ def run(argv: list[str]) -> dict:
     return report
 
 
+def remeasure_into(path: Path, sections: list[str], argv: list[str]) -> dict:
+    """Re-measure `sections` of the report at `path` as its recorded command measures them, and merge them in
+    (`--into`): the other sections, the command and the settings stay, so `--check` still reruns the whole
+    report; the section times and the run time follow the new measurement; summary and report.md are rewritten."""
+    report = json.loads(path.read_text())
+    missing = [section for section in sections if section not in report["sections"]]
+    if missing:
+        raise EngineError(f"{path} has no {', '.join(missing)} section to re-measure: its sections are "
+                          f"{', '.join(report['sections'])}")
+    recorded = parse_args(shlex.split(report["command"])[3:])   # after "python -m engines.evaluate"
+    if recorded.threads:
+        torch.set_num_threads(recorded.threads)
+    fresh = evaluate(recorded.engines, recorded.n, recorded.seed,
+                     {"sampler": recorded.diffusion_sampler, "steps": recorded.diffusion_steps},
+                     sections, settings_from(recorded), recorded.dataset)
+    for section in sections:
+        report[section] = fresh[section]
+        seconds = fresh["section_seconds"][section]
+        report["run_time_s"] = round(report["run_time_s"] - report["section_seconds"].get(section, 0) + seconds, 1)
+        report["section_seconds"][section] = seconds
+        report["settings"].setdefault("remeasured", {})[section] = {
+            "command": "python -m engines.evaluate " + " ".join(argv), "hardware": fresh["hardware"]}
+    report["summary"] = summarise(report)
+    path.write_text(json.dumps(report, indent=1) + "\n")
+    write_markdown(report, path.with_suffix(".md"), reports_beside(report.get("dataset", "mnist")))
+    return report
+
+
+def into_argv_problem(argv: list[str]) -> str:
+    """--into takes --sections and nothing else: any other setting would measure the sections otherwise than
+    the report's recorded command does. "" when the arguments are fine."""
+    options = [a.split("=")[0] for a in argv if a.startswith("--")]
+    others = [a for a in options if a not in ("--into", "--sections")]
+    if others:
+        return f"--into re-measures with the report's own settings: pass only --sections, not {' '.join(others)}"
+    return "" if "--sections" in options else "--into needs --sections: the sections to re-measure"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = parse_args(argv)
         if args.check:   # the rerun goes to --out or a temporary folder, never over a committed report
             return check(Path(args.check), Path(args.out) if args.out else None, run)
-        report = summarise_file(Path(args.summarise)) if args.summarise else run(argv)
+        if args.into:
+            if into_argv_problem(argv):
+                raise EngineError(into_argv_problem(argv))
+            report = remeasure_into(Path(args.into), args.sections, argv)
+        else:
+            report = summarise_file(Path(args.summarise)) if args.summarise else run(argv)
     except EngineError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

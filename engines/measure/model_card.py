@@ -206,6 +206,18 @@ def describe(name: str) -> str:
     return registry.FAMILIES[name].description if name in registry.FAMILIES else FEATURE_NET_DESCRIPTIONS[name]
 
 
+def compute_lines(compute: dict | None) -> list[str]:
+    """The card's compute line, from training_info.json's "compute" (engines/training/compute.py); none for a
+    run trained before it was recorded."""
+    if not compute:
+        return []
+    networks = ", ".join(f"{name} {n:,}" for name, n in compute["parameters"].items())
+    flops = (f"{compute['flops']:.3g} training FLOPs ({compute['flops_per_step']:.3g} per step x {compute['steps']} "
+             f"steps; {compute['flops_source']})" if compute.get("flops") else "training FLOPs not measured")
+    cpu = f", {compute['cpu_s']:.0f} CPU s" if compute.get("cpu_s") is not None else ""
+    return [f"- Compute: {flops}; {compute['images_seen']:,} images seen; parameters: {networks}{cpu}"]
+
+
 def card(name: str, info: dict, report: dict | None) -> str:
     record = registry.FAMILIES.get(name)   # None for a feature net
     hours = info["wall_time_s"] / 3600
@@ -225,6 +237,7 @@ def card(name: str, info: dict, report: dict | None) -> str:
         f"seed {info['seed']}",
         f"- Hardware: {info['hardware']}",
         f"- Wall time: {info['wall_time_s']:.0f} s ({hours:.2f} h), torch {info['torch']}. {CONTENTION}",
+        *compute_lines(info.get("compute")),
         "- Logs: `train_log.jsonl` (losses, one JSON object per logged step) and, where the run scored its "
         "checkpoints (`--eval-every`), `quality_log.jsonl` (share recognised and Frechet distance per checkpoint)",
         "",

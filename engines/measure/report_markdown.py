@@ -8,7 +8,16 @@ from pathlib import Path
 from engines.measure.hierarchy import group_by_decade
 from engines.measure.reproduce import TOLERANCES
 from engines.measure.uncertainty import ALPHA, POWER, RATE_MARGIN, RELATIVE_MARGIN, TIE_SE, count_of, rate_text
-from engines.measure.verdicts import in_words_of, likelihood_pairs, likelihood_text, made_by, paired_key, pm, title
+from engines.measure.verdicts import (
+    in_words_of,
+    likelihood_pairs,
+    likelihood_text,
+    made_by,
+    paired_key,
+    pm,
+    seed_records,
+    title,
+)
 from engines.registry import families
 
 
@@ -228,6 +237,27 @@ def budget(settings: dict) -> str:
     return "; ".join(f"{title(f)} {steps[f]} steps, measured every {every[f]}" for f in steps)
 
 
+WEIGHTS_TITLES = {"ema": "EMA", "raw": "raw"}
+
+
+def measured_text(measured: dict) -> str:
+    """"EMA weights (decay 0.995), 1000 samples at 15 checkpoints (every 100 of 1500 steps)"."""
+    weights = WEIGHTS_TITLES.get(measured.get("weights"), str(measured.get("weights")))
+    decay = f" (decay {measured['ema_decay']:g})" if "ema_decay" in measured else ""
+    every = (f" (every {measured['check_every']} of {measured['steps']} steps)"
+             if "check_every" in measured and "steps" in measured else "")
+    return (f"{weights} weights{decay}, {measured.get('samples')} samples at {measured.get('checkpoints')} "
+            f"checkpoints{every}")
+
+
+def seeds_row(name: str, record: dict, n: int) -> list:
+    return [title(name), WEIGHTS_TITLES.get(record["measured"]["weights"], record["measured"]["weights"]),
+            rate_text(count_of(record["collapse_rate"], n), n), rate_text(count_of(record["short_rate"], n), n),
+            rate_text(count_of(record["oscillation_rate"], n), n),
+            pm(record["final_modes_covered_mean"], record["final_modes_covered_std"], 1),
+            pm(record["final_on_mode_mean"], record["final_on_mode_std"])]
+
+
 def seeds_lines(report: dict) -> list[str]:
     st = report["seeds"]
     settings = st["settings"]
@@ -240,13 +270,28 @@ def seeds_lines(report: dict) -> list[str]:
              "Rates as counts of the seeds with their exact 95% intervals (Clopper & Pearson 1934); means ± "
              "standard deviations over the seeds. The study is of 2-D data: it does not depend on the report's "
              "dataset.", ""]
+    again = report.get("settings", {}).get("remeasured", {}).get("seeds")
+    if again:
+        lines += [f"This section was measured again on its own, with the settings of the command above: "
+                  f"`{again['command']}` ({again['hardware']}).", ""]
     n = len(settings["seeds"])
-    lines += _table(["family", "collapse", "fell short of all modes", "oscillation", "final modes covered",
-                     "final on-mode share"],
-                    [[title(name), rate_text(count_of(f["collapse_rate"], n), n),
-                      rate_text(count_of(f["short_rate"], n), n), rate_text(count_of(f["oscillation_rate"], n), n),
-                      pm(f["final_modes_covered_mean"], f["final_modes_covered_std"], 1),
-                      pm(f["final_on_mode_mean"], f["final_on_mode_std"])] for name, f in st["families"].items()])
+    primary, raw = seed_records(st), seed_records(st, sensitivity=True)
+    rows = []
+    for name, record in primary.items():
+        rows.append(seeds_row(name, record, n))
+        if name in raw:
+            rows.append([f"{title(name)} (sensitivity)", *seeds_row(name, raw[name], n)[1:]])
+    lines += _table(["family", "weights", "collapse", "fell short of all modes", "oscillation", "final modes covered",
+                     "final on-mode share"], rows)
+    lines += ["What each family's rates were measured from (verdicts compare only families measured alike: the "
+              "same weights, samples and checkpoints):", ""]
+    lines += [f"- {title(name)}: {measured_text(record['measured'])}"
+              + (f"; sensitivity: {measured_text(raw[name]['measured'])}" if name in raw else "")
+              for name, record in primary.items()]
+    said = [f"- {r['row']}: {r['sensitivity']}" for r in report.get("summary", []) if r.get("sensitivity")]
+    if said:
+        lines += ["", "Does the kind of weights change a verdict?", "", *said]
+    lines += [""]
     lines += [f"- {term}: {text}" for term, text in st["definitions"].items()]
     return lines + [""]
 

@@ -7,14 +7,16 @@ A row's verdict combines every check of its claims (`uncertainty.combine`): each
 numbers and says "agrees", "disagrees" or "tie" (their difference within 2 standard errors); a check made in
 both feature nets that comes out differently says "depends on the feature net". Rates of the 2-D seed study are
 counts: exact intervals and Fisher's exact test, "cannot say at n seeds" where the test finds nothing, with the
-difference n seeds can detect; claims of sameness need an equivalence test (TOST) with a stated margin; speed
-claims compare at matched quality (`matched_speed`), never with an extrapolated sampler. `report_markdown`
-renders them.
+difference n seeds can detect, compared only between families measured alike (`seed_check`: the same weights,
+samples and checkpoints; the EMA's rates, with the raw weights' verdicts beside them); claims of sameness need
+an equivalence test (TOST) with a stated margin; speed claims compare at matched quality (`matched_speed`),
+never with an extrapolated sampler. `report_markdown` renders them.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import partial
 
 from engines import registry
 from engines.family import Family
@@ -88,7 +90,11 @@ STABILITY_CLAIMS = {"family": "gan", "than": ("vae", "diffusion"),
                     "rates": {"collapse_rate": "GANs collapse more often",
                               "oscillation_rate": "GANs oscillate more often"}}
 LIKELIHOOD_CLAIMS = ({"claim": "diffusion the best of the three", "better": "diffusion", "than": "vae"},)
-LIKELIHOOD_NOTE = "GAN none; SE of the difference from per-digit differences"
+LIKELIHOOD_NOTE = ("GAN none; SE of the difference from per-digit differences. Every number is an upper bound on "
+                   "-log2 P(x) of the 8-bit digits: the probability-flow ODE gives an exact density of continuous "
+                   "points, not a probability of discrete data, so the lab dequantises with the first diffusion "
+                   "step and decodes with the VLB's fixed-variance decoder, which costs even a perfect model the "
+                   "floor shown: the decoder's looseness, not the model's limit")
 # One claim per pair: smoother than either other family is judged wherever that family was measured.
 LATENT_CLAIMS = tuple(Claim("VAE smoothest", "step_cv", (("vae", other),), -1, "slerp step CV", per_net=False)
                       for other in ("gan", "diffusion"))
@@ -203,6 +209,85 @@ def objective_row(report: dict) -> dict:
                 verdict="not measured (a definition)")
 
 
+# ---------------------------------------------------------------- the 2-D seed study, like for like
+# A family's record in the study says what it was measured from (`engines.toy.seed_study.measured`); two are
+# compared only when these are the same. The steps may differ (a hybrid trains longer, at as many checkpoints).
+ALIKE = ("weights", "samples", "checkpoints")
+NOT_COMPARED = "not compared: measured unlike"
+
+
+def measured_of(seeds: dict, name: str, record: dict) -> dict:
+    """What family `name`'s `record` in the study `seeds` was measured from: the record's own "measured"; for a
+    study made before records said so, what its code did: each family sampled the weights of the playground's
+    views (`view_weights`: an EMA for diffusion, the raw weights for the others), on the settings' samples and
+    checkpoints."""
+    from engines.toy.training import TRAINERS
+    if "measured" in record:
+        return record["measured"]
+    settings = seeds.get("settings", {})
+    steps, every = settings.get("steps"), settings.get("check_every")
+    if isinstance(steps, dict):
+        steps, every = steps.get(name), every.get(name)
+    return {"weights": TRAINERS[name].view_weights, "samples": settings.get("samples"),
+            "checkpoints": steps // every if steps and every else None}
+
+
+def seed_records(seeds: dict, sensitivity: bool = False) -> dict[str, dict]:
+    """family -> its record with "measured" filled in: the primary records (what verdicts use), or, with
+    `sensitivity`, those measured beside them (the raw weights), for the families that have them."""
+    if sensitivity:
+        return {name: r["sensitivity"] for name, r in seeds.get("families", {}).items() if "sensitivity" in r}
+    return {name: {**r, "measured": measured_of(seeds, name, r)} for name, r in seeds.get("families", {}).items()}
+
+
+def unlike(a: dict, b: dict) -> list[str]:
+    """How two "measured" records differ in what a comparison needs alike ([] when they are alike)."""
+    return [f"{key} {a.get(key)} vs {b.get(key)}" for key in ALIKE if a.get(key) != b.get(key)]
+
+
+def seed_check(seeds: dict, claim: str, rate: str, a: str, b: str, judge) -> dict:
+    """One comparison of families a and b's `rate` in the 2-D study, `judge(claim, rate, (a, record),
+    (b, record), n) -> check`: made on the primary (EMA) records, refused (NOT_COMPARED) when they were measured
+    unlike; and made again on the raw-weight records beside them, whose verdict the check keeps under
+    "sensitivity" (it never enters the row's verdict: `sensitivity_text` says whether it would change it)."""
+    n = len(seeds["settings"]["seeds"])
+
+    def judged(records: dict) -> dict:
+        differences = unlike(records[a]["measured"], records[b]["measured"])
+        if differences:
+            return {"claim": claim, "verdict": NOT_COMPARED,
+                    "detail": f"2-D {rate.replace('_', ' ')} {title(a)} vs {title(b)} ({'; '.join(differences)})"}
+        return judge(claim, rate, (a, records[a]), (b, records[b]), n)
+
+    out = {**judged(seed_records(seeds)), "compares": [a, b, rate]}
+    raw = seed_records(seeds, sensitivity=True)
+    if a in raw and b in raw:
+        check_raw = judged(raw)
+        out["sensitivity"] = {"weights": raw[a]["measured"]["weights"], "verdict": check_raw["verdict"],
+                              "detail": check_raw["detail"]}
+    return out
+
+
+def sensitivity_text(checks: list[dict]) -> str:
+    """Whether measuring the 2-D study from the raw weights instead changes any of these checks' verdicts
+    (said either way, so that no verdict changes silently); "" when no check is of the study."""
+    studied = [c for c in checks if "compares" in c]
+    if not studied:
+        return ""
+    both = [c for c in studied if "sensitivity" in c]
+    if not both:
+        return ("no raw-weight sensitivity in this study (made before every family was measured from the same "
+                "kind of weights)")
+    changed = [c for c in both if c["sensitivity"]["verdict"] != c["verdict"]]
+    head = f"from the {both[0]['sensitivity']['weights']} weights instead of the EMA (sensitivity)"
+    if not changed:
+        return f"{head}: no verdict changes ({len(both)} checks)"
+    return (f"{head}: {len(changed)} of {len(both)} verdicts change: "
+            + "; ".join(f"{c['claim']} ({title(c['compares'][0])} vs {title(c['compares'][1])}, "
+                        f"{c['compares'][2].replace('_', ' ')}): {c['verdict']} -> {c['sensitivity']['verdict']}"
+                        for c in changed))
+
+
 def seeds_cell(seeds: dict, name: str) -> str:
     """A family's rates in the 2-D seed study: counts with their exact intervals."""
     f, n = seeds["families"][name], len(seeds["settings"]["seeds"])
@@ -240,18 +325,21 @@ def stability_row(report: dict) -> dict:
             cells[name] = cells.get(name, "") + "; " + seeds_cell(seeds, name)
     checks = []
     if seeds:
-        studied, n = seeds["families"], len(seeds["settings"]["seeds"])
+        studied = seeds["families"]
         worse = STABILITY_CLAIMS["family"]
         for other in (k for k in STABILITY_CLAIMS["than"] if worse in studied and k in studied):
             for rate, claim in STABILITY_CLAIMS["rates"].items():
-                checks.append(rate_check(claim, rate, (worse, studied[worse]), (other, studied[other]), n, +1))
+                checks.append(seed_check(seeds, claim, rate, worse, other, partial(rate_check, expected=+1)))
     note = ("the image checkpoints are one training run per family: they show what happened in that run, not how "
             "often it happens, so the verdict rests on the 2-D runs across seeds")
     if not seeds:
         return _row("Training stability", cells, checks, note.split(", so")[0])
+    sensitivity = sensitivity_text(checks)
+    note += f"; {sensitivity}" if sensitivity else ""
     if report.get("dataset", "mnist") != "mnist":
         note += "; " + NOT_A_REPLICATION
-    return {**_row("Training stability", cells, checks, note), "dataset_independent": True}
+    return {**_row("Training stability", cells, checks, note), "dataset_independent": True,
+            **({"sensitivity": sensitivity} if sensitivity else {})}
 
 
 def quality_cell(row: dict) -> str:
@@ -281,15 +369,26 @@ def likelihood_row(report: dict) -> dict:
         better, than = registry.FAMILIES.get(claim["better"]), registry.FAMILIES.get(claim["than"])
         if not (better and than and better.likelihood and than.likelihood and better.name in lk and than.name in lk):
             continue
-        # The better of its bounds, against the other's tightest; the SE from the per-digit differences.
-        best = min(better.engine.likelihood_bounds(lk[better.name]), key=lambda r: r[1])
-        other = than.engine.likelihood_bounds(lk[than.name])[0]
-        paired = lk.get(paired_key(better.name, than.name)) or lk.get(paired_key(than.name, better.name)) or {}
-        checks.append(compared(claim["claim"], f"bits/dim on the same {lk['n']} digits",
-                               (f"{better.title} ({best[0].upper()})", *best[1:]),
-                               (f"{than.title} ({other[0].upper()})", *other[1:]), expected=-1, digits=3,
-                               se_difference=paired.get(best[0], {}).get("se")))
+        checks.append(likelihood_check(claim["claim"], lk, better, than))
     return _row("Likelihood", cells, checks, LIKELIHOOD_NOTE)
+
+
+def likelihood_check(claim: str, lk: dict, better: Family, than: Family) -> dict:
+    """`better`'s tightest bound against `than`'s tightest (the SE from the per-digit differences), naming the
+    bound the verdict rests on and what `better`'s other bounds say against the same number."""
+    bounds = better.engine.likelihood_bounds(lk[better.name])
+    best = min(bounds, key=lambda r: r[1])
+    other = than.engine.likelihood_bounds(lk[than.name])[0]
+    paired = lk.get(paired_key(better.name, than.name)) or lk.get(paired_key(than.name, better.name)) or {}
+    label = f"bits/dim on the same {lk['n']} digits"
+    checks = [compared(claim, label, (f"{better.title} ({bound.upper()})", value, se),
+                       (f"{than.title} ({other[0].upper()})", *other[1:]), expected=-1, digits=3,
+                       se_difference=paired.get(bound, {}).get("se")) for bound, value, se in bounds]
+    main = checks[bounds.index(best)]
+    rest = [f"{bound.upper()}: {c['verdict']}" for (bound, _, _), c in zip(bounds, checks) if c is not main]
+    main["detail"] += (f"; the verdict rests on {title(better.name)}'s {best[0].upper()} bound, its tightest"
+                       + (f" (its {', '.join(rest)}, against the same {than.title} bound)" if rest else ""))
+    return main
 
 
 def paired_key(later: str, earlier: str) -> str:
@@ -392,7 +491,9 @@ def hybrids_row(report: dict, benchmark: tuple) -> dict:
     note = (f"the {' and the '.join(in_seeds)}'s stability: 2-D runs across seeds (its image run is one run, in the "
             "stability row)" if in_seeds else
             "stability of the hybrids: one run each, in the stability row's cells (no verdict)")
-    return _row("Hybrids", cells, checks, note)
+    sensitivity = sensitivity_text(checks)
+    note += f"; {sensitivity}" if sensitivity else ""
+    return {**_row("Hybrids", cells, checks, note), **({"sensitivity": sensitivity} if sensitivity else {})}
 
 
 def as_sharp_as(report: dict, claim: str, hybrid: str, parent: str, benchmark: tuple = (None, "")) -> list[dict]:
@@ -438,28 +539,33 @@ def as_stable_as(report: dict, claim: str, hybrid: str, parent: str,
     parent's. Agrees when two one-sided tests (Schuirmann 1987) put the difference within RATE_MARGIN (the 90%
     Newcombe interval of the difference inside ±margin), or when the hybrid's rate is significantly lower (a
     more stable hybrid is as stable); disagrees when it is significantly higher (Fisher's exact test); else
-    "cannot say at n seeds"."""
+    "cannot say at n seeds". Like every comparison in the study (`seed_check`): on the EMA records, refused when
+    the two were measured unlike, and again on the raw weights beside them."""
     seeds = report.get("seeds") or {}
     studied = seeds.get("families", {})
     if hybrid not in studied or parent not in studied:
         return []
-    n, steps = len(seeds["settings"]["seeds"]), seeds["settings"]["steps"]
+    steps = seeds["settings"]["steps"]
     budget = (f" ({steps[hybrid]} vs {steps[parent]} steps)" if isinstance(steps, dict)
               and steps[hybrid] != steps[parent] else "")
-    checks = []
-    for rate in ("collapse_rate", "oscillation_rate"):
-        k_a, k_b = count_of(studied[hybrid][rate], n), count_of(studied[parent][rate], n)
-        low, high = rate_difference_interval(k_a, n, k_b, n)
-        p = fisher_p(k_a, n, k_b, n)
-        verdict = AGREES if k_a < k_b and p <= ALPHA else sameness(equivalent((low, high), RATE_MARGIN), p,
-                                                                   f"{CANNOT_SAY} at {n} seeds")
-        checks.append({"claim": claim, "verdict": verdict,
-                       "detail": f"2-D {rate.replace('_', ' ')} over {n} seeds{budget}: {title(hybrid)} "
-                                 f"{rate_text(k_a, n)} vs {title(parent)} {rate_text(k_b, n)}: difference 90% CI "
-                                 f"{low:+.2f} to {high:+.2f} (Newcombe), equivalence margin ±{RATE_MARGIN:.2f} "
-                                 f"(TOST, alpha {ALPHA:g}); Fisher's exact p = {p:.2f} "
-                                 f"({detectable_text(k_b / n, n)})"})
-    return checks
+    return [seed_check(seeds, claim, rate, hybrid, parent, partial(stable_check, budget=budget))
+            for rate in ("collapse_rate", "oscillation_rate")]
+
+
+def stable_check(claim: str, rate: str, a: tuple[str, dict], b: tuple[str, dict], n: int, budget: str = "") -> dict:
+    """"a's `rate` is as low as b's" over n seeds each (`as_stable_as`)."""
+    (hybrid, record_a), (parent, record_b) = a, b
+    k_a, k_b = count_of(record_a[rate], n), count_of(record_b[rate], n)
+    low, high = rate_difference_interval(k_a, n, k_b, n)
+    p = fisher_p(k_a, n, k_b, n)
+    verdict = AGREES if k_a < k_b and p <= ALPHA else sameness(equivalent((low, high), RATE_MARGIN), p,
+                                                               f"{CANNOT_SAY} at {n} seeds")
+    return {"claim": claim, "verdict": verdict,
+            "detail": f"2-D {rate.replace('_', ' ')} over {n} seeds{budget}: {title(hybrid)} "
+                      f"{rate_text(k_a, n)} vs {title(parent)} {rate_text(k_b, n)}: difference 90% CI "
+                      f"{low:+.2f} to {high:+.2f} (Newcombe), equivalence margin ±{RATE_MARGIN:.2f} "
+                      f"(TOST, alpha {ALPHA:g}); Fisher's exact p = {p:.2f} "
+                      f"({detectable_text(k_b / n, n)})"}
 
 
 HYBRID_CHECKS = {"as_sharp_as": as_sharp_as, "faster_than": faster_than, "as_stable_as": as_stable_as,

@@ -9,9 +9,15 @@ The result is rates over seeds with their binomial standard errors, so a report 
 Everything is the playground's: the trainers and their default learning rates, the seeded generators (step k's
 batch from (seed, k), weights from the seed), and `Playground.samples` for the points measured, which draws
 with seed + 2 at every checkpoint, so a change between checkpoints is the model's, not fresh sampling noise;
-diffusion samples with the live view's sampler (DDPM, `session.VIEW_DIFFUSION_STEPS` = 50 trailing steps,
-EMA weights). The same arguments give the same numbers at the same torch thread count; the function sets no
-global state (the caller picks the thread count; it is recorded in the settings).
+diffusion samples with the live view's sampler (DDPM, `session.VIEW_DIFFUSION_STEPS` = 50 trailing steps).
+The same arguments give the same numbers at the same torch thread count; the function sets no global state (the
+caller picks the thread count; it is recorded in the settings).
+
+Like for like: every family is measured the same way, from the same kind of weights (the EMA of its sampling
+network, with the one decay `ToyTrainer.ema_decay`; a GAN's generator), on the same number of samples, at the
+same number of evenly spaced checkpoints. Each checkpoint is measured from both kinds of weights: the EMA's rates
+are the family's (what verdicts compare), the raw weights' are recorded beside them ("sensitivity"), and each
+record says what was measured (`measured`), so that a comparison of unlike records can be refused.
 """
 from __future__ import annotations
 
@@ -26,10 +32,12 @@ from engines.errors import EngineError
 from engines.toy import metrics, session
 from engines.toy.distributions import PRESETS, make_distribution
 from engines.toy.session import Playground
-from engines.toy.training import BATCH_SIZE, DEFAULT_LR, FAMILIES, MAX_SAMPLES, check_lr
+from engines.toy.training import BATCH_SIZE, DEFAULT_LR, FAMILIES, MAX_SAMPLES, ToyTrainer, check_lr
 
 # Defaults sized so 3 families x 20 seeds take about 5 minutes on one CPU thread of the lab's 2-core machine
-# (training dominates: ~11 ms per step for the three families together; sampling adds ~5%). At 1500 steps
+# (training dominates: ~11 ms per step for the three families together. Measuring each checkpoint from both
+# kinds of weights costs the GAN, VAE and diffusion GAN under 1% more; diffusion's 50-step sampler ~30% more of
+# its own time, so the study ~10% more than one measurement per checkpoint). At 1500 steps
 # on ring8 the GAN and diffusion have left their start-up phase (diffusion covers all 8 modes from ~750
 # steps), but the VAE is still spreading onto its last modes on many seeds (their peak coverage is their
 # final: too few steps, not collapse), and the VAE's and diffusion's on-mode shares are still rising.
@@ -42,6 +50,7 @@ DROP_THRESHOLD = 0.10      # an on-mode share falling by more than this between 
 MIN_CHECKPOINTS = 4        # so that the second half has at least one transition to look at
 MAX_SEEDS = 1000
 TOLERANCE = 1e-9           # shares are k / samples in floating point: 0.8 - 0.7 is 0.10000000000000009
+PRIMARY, SENSITIVITY = "ema", "raw"   # the weights the rates are of, and the weights measured beside them
 
 
 def count_drops(modes_covered: list[int], on_mode: list[float], threshold: float = DROP_THRESHOLD) -> int:
@@ -97,21 +106,32 @@ def summarise_seeds(runs: list[dict], n_modes: int, threshold: float = DROP_THRE
 
 
 def train_and_measure(distribution, family: str, seed: int, lr: float, steps: int, check_every: int,
-                      samples: int) -> dict:
-    """One seed of one family: train in chunks of `check_every` steps, measuring coverage after each.
+                      samples: int) -> dict[str, dict]:
+    """One seed of one family: train in chunks of `check_every` steps, measuring coverage after each from both
+    kinds of weights (the same samples' seed for both). Returns {weights: {"seed", "modes_covered", "on_mode"}}.
 
     The chunks are the playground's own trainer steps, so the weights at step k are those of one run of k
-    steps (`ToyTrainer.train` is resumable bit for bit). `Playground.train` is not used because each of its
-    snapshots also draws the live view's pictures, which the study does not need."""
+    steps (`ToyTrainer.train` is resumable bit for bit; the EMA only reads the weights, so measuring it changes
+    no training). `Playground.train` is not used because each of its snapshots also draws the live view's
+    pictures, which the study does not need."""
     playground = Playground(distribution, (family,), seed, lr)
     trainer = playground.trainers[family]
-    modes_covered, on_mode = [], []
+    series = {weights: {"seed": seed, "modes_covered": [], "on_mode": []} for weights in (PRIMARY, SENSITIVITY)}
     for _ in range(steps // check_every):
         trainer.train(check_every)
-        coverage = metrics.mode_coverage(distribution, playground.samples(family, samples))
-        modes_covered.append(coverage.covered)
-        on_mode.append(coverage.on_support)
-    return {"seed": seed, "modes_covered": modes_covered, "on_mode": on_mode}
+        for weights, run in series.items():
+            coverage = metrics.mode_coverage(distribution, playground.samples(family, samples, weights=weights))
+            run["modes_covered"].append(coverage.covered)
+            run["on_mode"].append(coverage.on_support)
+    return series
+
+
+def measured(weights: str, samples: int, steps: int, check_every: int) -> dict:
+    """What one family's record was measured from: the comparison's terms. Two records compare only when their
+    weights, samples and checkpoints are the same (`engines.measure.verdicts.unlike`); the steps may differ
+    (a hybrid learns several conditionals and trains longer: its checkpoints are as many, as evenly spaced)."""
+    return {"weights": weights, **({"ema_decay": ToyTrainer.ema_decay} if weights == "ema" else {}),
+            "samples": samples, "checkpoints": steps // check_every, "check_every": check_every, "steps": steps}
 
 
 def check_arguments(distribution, families, seeds, steps, check_every, samples, lr, drop_threshold) -> dict:
@@ -178,8 +198,16 @@ def definitions(n_modes: int, samples: int, drop_threshold: float) -> dict[str, 
         "rate_se": "binomial standard error sqrt(p(1-p)/n) over n seeds; 0 at p = 0 or 1 means 'not seen in "
                    "n seeds', not impossible",
         "std": "sample standard deviation over seeds (n - 1 denominator)",
-        "diffusion_sampler": f"DDPM with {session.VIEW_DIFFUSION_STEPS} trailing steps on the EMA weights, the "
-                             f"playground's live-view setting (Playground.samples)",
+        "diffusion_sampler": f"DDPM with {session.VIEW_DIFFUSION_STEPS} trailing steps, the playground's "
+                             f"live-view setting (Playground.samples)",
+        "weights": f"every family is measured from the exponential moving average (decay "
+                   f"{ToyTrainer.ema_decay:g}) of its sampling network (a GAN's and the diffusion GAN's generator): "
+                   f"the rates and verdicts are the EMA's; the same checkpoints measured from the raw weights are "
+                   f"recorded beside them (\"sensitivity\") to show whether the kind of weights changes a verdict. "
+                   f"The EMA averages over ~{1 / (1 - ToyTrainer.ema_decay):.0f} steps: it smooths out changes "
+                   f"faster than that, which the raw weights show",
+        "measured": "per family, what its numbers were measured from (weights, samples, checkpoints, steps); "
+                    "families are compared only when their weights, samples and checkpoints are the same",
     }
 
 
@@ -188,7 +216,9 @@ def seed_study(distribution: str = "ring8", families=("gan", "vae", "diffusion")
                samples: int = SAMPLES, lr: float | dict[str, float] | None = None,
                drop_threshold: float = DROP_THRESHOLD) -> dict:
     """Trains each family with seeds 0 .. seeds-1 and returns, as plain JSON numbers:
-    {"settings": {...}, "definitions": {...}, "families": {family: summarise_seeds(...)}}.
+    {"settings": {...}, "definitions": {...}, "families": {family: record}}, where a family's record is
+    `summarise_seeds` of its EMA measurements with "measured" (`measured`) and "sensitivity", the same for its
+    raw weights.
 
     `lr`: None for the playground's default per family (training.DEFAULT_LR), one number for all, or a
     dict per family; `steps` and `check_every`: one number for all or a dict naming every family (the
@@ -198,16 +228,22 @@ def seed_study(distribution: str = "ring8", families=("gan", "vae", "diffusion")
     results = {}
     with torch.enable_grad():   # training, whatever the caller's autograd mode (the evaluation runs in no_grad)
         for family in families:
-            runs = [train_and_measure(dist, family, seed, per["lr"][family], per["steps"][family],
-                                      per["check_every"][family], samples) for seed in range(seeds)]
-            results[family] = summarise_seeds(runs, dist.n_modes, drop_threshold)
+            steps_f, every = per["steps"][family], per["check_every"][family]
+            runs = [train_and_measure(dist, family, seed, per["lr"][family], steps_f, every, samples)
+                    for seed in range(seeds)]
+            record = {weights: {"measured": measured(weights, samples, steps_f, every),
+                                **summarise_seeds([run[weights] for run in runs], dist.n_modes, drop_threshold)}
+                      for weights in (PRIMARY, SENSITIVITY)}
+            results[family] = {**record[PRIMARY], "sensitivity": record[SENSITIVITY]}
     uniform = not isinstance(steps, dict) and not isinstance(check_every, dict)
     settings = {"distribution": distribution, "distribution_title": PRESETS[distribution][0],
                 "n_modes": dist.n_modes, "families": list(families), "seeds": list(range(seeds)),
                 **({"steps": steps, "check_every": check_every,
                     "checkpoints": list(range(check_every, steps + 1, check_every))} if uniform else
                    {"steps": per["steps"], "check_every": per["check_every"]}),
-                "samples": samples, "lr": per["lr"], "batch_size": BATCH_SIZE, "drop_threshold": float(drop_threshold),
+                "samples": samples, "weights": PRIMARY, "sensitivity_weights": SENSITIVITY,
+                "ema_decay": ToyTrainer.ema_decay,
+                "lr": per["lr"], "batch_size": BATCH_SIZE, "drop_threshold": float(drop_threshold),
                 "diffusion_sampler_steps": session.VIEW_DIFFUSION_STEPS, "torch_threads": torch.get_num_threads()}
     return {"settings": settings, "definitions": definitions(dist.n_modes, samples, drop_threshold),
             "families": results}

@@ -11,6 +11,7 @@ A step's losses follow the image trainers' convention (engines/training/base.py)
 """
 from __future__ import annotations
 
+import copy
 import numbers
 from dataclasses import replace
 
@@ -31,12 +32,27 @@ DEFAULT_LR = {"vae": 2e-3, "gan": 1e-3, "diffusion": 2e-3, "diffusion_gan": 1e-3
 MAX_LR = 0.1               # above this Adam diverges on every toy; the UI refuses it
 BATCH_SIZE = 256
 MAX_SAMPLES = 20_000       # per sample() call: enough for a dense scatter plot
+WEIGHTS = ("ema", "raw")   # what a trainer can sample from: the EMA of its sampling network, or the raw weights
 
 
 def check_lr(lr) -> float:
     if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not 0 < lr <= MAX_LR:
         raise EngineError(f"learning rate must be a number in (0, {MAX_LR}], got {lr!r}")
     return float(lr)
+
+
+def check_weights(weights) -> str:
+    if weights not in WEIGHTS:
+        raise EngineError(f"weights must be one of {', '.join(map(repr, WEIGHTS))}, got {weights!r}")
+    return weights
+
+
+def with_child(model: nn.Module, name: str, child: nn.Module) -> nn.Module:
+    """A shallow twin of `model` whose submodule `name` is `child`; every other submodule (and the config) is
+    `model`'s own, shared, so the twin is always current. How a GAN samples from its generator's EMA."""
+    twin = copy.copy(model)
+    object.__setattr__(twin, "_modules", {**model._modules, name: child})
+    return twin
 
 
 def init_weights(module: nn.Module, generator: torch.Generator) -> None:
@@ -50,12 +66,19 @@ def init_weights(module: nn.Module, generator: torch.Generator) -> None:
 
 
 class ToyTrainer:
-    """One family's model and optimiser(s) on one distribution; `losses` maps a name to [(step, value)]."""
+    """One family's model and optimiser(s) on one distribution; `losses` maps a name to [(step, value)].
+
+    Every trainer keeps an EMA of its sampling network (the whole model, or for a GAN its generator: `ema_part`),
+    with one decay for all, so that every family can be measured from the same kind of weights
+    (`sampling_model`). The EMA only reads the weights: training is the same with or without it."""
 
     family = ""
     model_cls: type[nn.Module]
     adam_betas = (0.9, 0.999)
     loss_labels: dict[str, str] = {}   # a log key's name on the plot ("loss" -> "negative ELBO")
+    ema_decay = 0.995          # a horizon of ~200 steps: follows a playground run within a few live-view updates
+    ema_part: str | None = None   # the submodule that samples, when it is not the whole model (a GAN's "generator")
+    view_weights = "raw"       # what the playground's views and `eval_model` sample from (diffusion: "ema")
 
     def __init__(self, distribution: ToyDistribution, seed: int = 0, lr: float | None = None,
                  batch_size: int = BATCH_SIZE, config=None):
@@ -66,13 +89,26 @@ class ToyTrainer:
         init_weights(self.model, make_generator(self.seed))
         self.optimizers = [torch.optim.Adam(params, lr=check_lr(lr if lr is not None else DEFAULT_LR[self.family]),
                                             betas=self.adam_betas) for params in self.parameter_groups()]
+        self.ema = ema_of(self.sampling_network, self.ema_decay)
         self.step = 0
         self.losses: dict[str, list[tuple[int, float]]] = {}
 
     @property
     def eval_model(self) -> nn.Module:
-        """The weights that sample and are measured (an EMA for diffusion)."""
-        return self.model
+        """The weights the playground's views sample and measure (`view_weights`: an EMA for diffusion)."""
+        return self.sampling_model(self.view_weights)
+
+    @property
+    def sampling_network(self) -> nn.Module:
+        """The raw network the EMA averages: the model, or its `ema_part`."""
+        return getattr(self.model, self.ema_part) if self.ema_part else self.model
+
+    def sampling_model(self, weights: str) -> nn.Module:
+        """The model with its raw weights ("raw") or with the EMA of its sampling network ("ema"; a GAN's
+        discriminator, which does not sample, stays the raw one)."""
+        if check_weights(weights) == "raw":
+            return self.model
+        return with_child(self.model, self.ema_part, self.ema.module) if self.ema_part else self.ema.module
 
     def parameter_groups(self) -> list:
         return [self.model.parameters()]
@@ -101,7 +137,7 @@ class ToyTrainer:
         self.model.eval()
 
     def after_step(self) -> None:
-        pass
+        self.ema.update_parameters(self.sampling_network)
 
     def labelled_losses(self) -> dict[str, list[tuple[int, float]]]:
         """The loss curves under the names a learner reads on the plot (`loss_labels`), not the log keys."""
@@ -116,10 +152,12 @@ class ToyTrainer:
         return {"loss": loss.item()}
 
     @torch.no_grad()
-    def sample(self, n: int, seed: int = 0, **options) -> torch.Tensor:
-        """float32 [n, 2]: the engines' `sample` contract, for points instead of images."""
+    def sample(self, n: int, seed: int = 0, weights: str | None = None, **options) -> torch.Tensor:
+        """float32 [n, 2]: the engines' `sample` contract, for points instead of images; from `weights`
+        ("ema" or "raw"; by default the playground's `view_weights`)."""
         n = check_count(n, cap=MAX_SAMPLES)
-        return self.eval_model.sample(n, make_generator(seed), **options).float()
+        model = self.sampling_model(self.view_weights if weights is None else weights)
+        return model.sample(n, make_generator(seed), **options).float()
 
 
 class VAETrainer(ToyTrainer):
@@ -128,23 +166,12 @@ class VAETrainer(ToyTrainer):
 
 
 class DiffusionTrainer(ToyTrainer):
-    """Samples and likelihoods use an EMA of the weights, as the image trainer's do: the raw weights jitter
-    with Adam's steps, and the ODE likelihood near t = 0 divides the noise error by sqrt(1 - abar_0) ~ 0.01,
-    so a jittery net sends a few points' trajectories far out and ruins the average."""
+    """The playground's views and likelihoods use the EMA weights, as the image trainer's do: the raw weights
+    jitter with Adam's steps, and the ODE likelihood near t = 0 divides the noise error by sqrt(1 - abar_0) ~
+    0.01, so a jittery net sends a few points' trajectories far out and ruins the average."""
     family, model_cls = "diffusion", ToyDiffusion
     loss_labels = {"loss": "noise MSE"}
-    ema_decay = 0.995   # a horizon of ~200 steps: follows a playground run within a few live-view updates
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.ema = ema_of(self.model, self.ema_decay)
-
-    @property
-    def eval_model(self):
-        return self.ema.module
-
-    def after_step(self):
-        self.ema.update_parameters(self.model)
+    view_weights = "ema"
 
 
 class GANTrainer(ToyTrainer):
@@ -154,6 +181,7 @@ class GANTrainer(ToyTrainer):
     loss_labels = {"d_loss": "discriminator", "g_loss": "generator"}
     adam_betas = (0.5, 0.999)   # the DCGAN setting, as the image GAN uses
     generator_loss_selectable = True
+    ema_part = "generator"
 
     def __init__(self, *args, generator_loss: str = "non-saturating", **kwargs):
         super().__init__(*args, **kwargs)
@@ -187,7 +215,8 @@ class GANTrainer(ToyTrainer):
 class DiffusionGANTrainer(GANTrainer):
     """The image diffusion GAN's step on points: a real pair (x_t', x_t) from the forward process at one of the
     chain's steps per point, a fake pair (x_t' from the posterior at G's x0, x_t), non-saturating losses.
-    No R1 and no EMA: on these toys the plain GAN setting trains it."""
+    No R1: on these toys the plain GAN setting trains it. Its generator's EMA, like the GAN's, is kept for
+    measuring (`sampling_model("ema")`); the playground's views sample its raw weights."""
     family, model_cls = "diffusion_gan", ToyDiffusionGAN
     generator_loss_selectable = False   # its recipe (Xiao et al. 2022) is non-saturating
 

@@ -1,7 +1,7 @@
 """The training run behind `python -m engines.train`: one loop for every family.
 
     python -m engines.train vae|gan|diffusion|latent_diffusion|diffusion_gan|classifier --dataset mnist5k \
-        --out DIR [--steps N] [--resume]
+        [--out DIR] [--steps N] [--resume] [--max-minutes M] [--ledger]
 
 Every step draws its batch and noise from a generator seeded by (seed, step), so a run resumed from a
 checkpoint continues exactly as the uninterrupted run would. Every --checkpoint-every steps it writes the
@@ -16,6 +16,12 @@ The same command runs data-parallel under `torchrun --nproc_per_node N -m engine
 launch [--multi_gpu] -m engines.train ...` (engines/training/distributed.py): --batch-size is the global
 batch, cut into N x --grad-accum shards, each drawn from the step's generator. --push-to-hub REPO uploads the
 final model with its card.
+
+Without --out a run trains into $LAB_RUNS/<dataset>/<family> (default ~/.cache/generative-lab/runs), outside
+the work tree; --ledger records it in checkpoints/<dataset>/runs.json (engines/training/ledger.py). With
+--max-minutes M the command stops at a checkpoint once M minutes have passed and says how to continue.
+training_info.json's "compute" records what the run cost: parameters, steps, images, wall and CPU seconds,
+hardware and FLOPs counted over a real step (engines/training/compute.py).
 """
 from __future__ import annotations
 
@@ -50,8 +56,9 @@ from engines.measure.quality import score_samples
 from engines.models.classifier import feature_nets
 from engines.registry import FAMILIES, load_engine
 from engines.runtime import hardware
-from engines.training import trainers
+from engines.training import ledger, trainers
 from engines.training.base import Shard, Trainer, parse_overrides
+from engines.training.compute import Meter
 from engines.training.distributed import MIXED_PRECISION, Local, make_runtime
 
 # How a family that takes the sampler (`Family.takes_sampler`) samples when its checkpoints are scored during
@@ -142,7 +149,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("family", choices=sorted(trainers()))
     p.add_argument("--dataset", default="mnist5k", choices=DATASETS)
     p.add_argument("--data-dir", default=None, help="IDX files or image folder (for the non-mnist5k datasets)")
-    p.add_argument("--out", required=True, help="output folder (a checkpoint folder)")
+    p.add_argument("--out", default=None,
+                   help="output folder (a checkpoint folder); default $LAB_RUNS/<dataset>/<family>, outside the "
+                        f"work tree (LAB_RUNS default {ledger.DEFAULT_RUNS}), or with --resume --ledger the run "
+                        "the ledger records")
     p.add_argument("--steps", type=int, default=None, help="total optimisation steps (default per family)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
@@ -164,6 +174,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--mixed-precision", default="no", choices=MIXED_PRECISION,
                    help="autocast the forward passes (bf16 on CPUs or GPUs; fp16, with loss scaling, on GPUs "
                         "only); needs accelerate")
+    p.add_argument("--max-minutes", type=float, default=None, metavar="M",
+                   help="stop at a checkpoint (written then) once M minutes have passed; exit 0 and say how to "
+                        "continue")
+    p.add_argument("--ledger", action="store_true",
+                   help="record the run in checkpoints/<dataset>/runs.json at every checkpoint (for the runs "
+                        "behind shipped models); with --resume and no --out, continue the run recorded there")
     p.add_argument("--push-to-hub", default=None, metavar="REPO",
                    help="at the end, upload config, weights and model card to this Hugging Face Hub model "
                         "repository (needs network and `hf auth login` or HF_TOKEN)")
@@ -171,21 +187,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def restore(args: argparse.Namespace, out: Path, trainer: Trainer, command: str,
-            runtime: Local) -> tuple[int, float, list[str]]:
-    """Where a run starts: (step, elapsed seconds, the commands of the run so far). With --resume, from the
-    training state if there is one (exact), else from the shipped weights (a warm restart, marked in the
-    command list), else from step 0. Every process reads the same files; rank 0 alone reports and truncates
-    the logs."""
+            runtime: Local, meter: Meter) -> tuple[int, float, list[str]]:
+    """Where a run starts: (step, elapsed seconds, the commands of the run so far); `meter` takes the compute
+    spent so far. With --resume, from the training state if there is one (exact), else from the shipped
+    weights (a warm restart, marked in the command list), else from step 0. Every process reads the same
+    files; rank 0 alone reports and truncates the logs."""
     say = (lambda text: print(text, file=sys.stderr)) if runtime.is_main else (lambda text: None)
     step, elapsed, commands = 0, 0.0, [command]
     previous = out / TRAINING_INFO_NAME
     info = json.loads(previous.read_text()) if args.resume and previous.is_file() else None
     if info is not None:
         commands = info.get("commands", [info["command"]]) + commands
+        meter.resume_from(info.get("compute"))
     if args.resume and (out / STATE_NAME).exists():
         meta = load_training_state(out, trainer.modules, trainer.optimizers)
         runtime.load_state(meta.get("runtime", {}))
         step, elapsed = meta["step"], meta["elapsed_s"]
+        meter.cpu_before = meta.get("cpu_s", meter.cpu_before)  # the state is written first: it is the exact one
         say(f"resuming {args.family} from step {step} ({elapsed / 60:.1f} min trained so far)")
     elif info is not None and (out / WEIGHTS_NAME).is_file():
         step, elapsed = info["step"], info["wall_time_s"]
@@ -206,18 +224,19 @@ def restore(args: argparse.Namespace, out: Path, trainer: Trainer, command: str,
 
 
 def write_checkpoint(args: argparse.Namespace, out: Path, trainer: Trainer, runtime: Local, step: int,
-                     elapsed: float, commands: list[str], train_images: int) -> None:
+                     elapsed: float, commands: list[str], train_images: int, compute: dict) -> None:
     """The shipped model, the resumable state and training_info.json, each replaced atomically."""
     save_pretrained(trainer.export(), out)
     runtime_state = runtime.state()
     save_training_state(out, trainer.modules, trainer.optimizers,
-                        {"step": step, "elapsed_s": elapsed, **({"runtime": runtime_state} if runtime_state else {})})
+                        {"step": step, "elapsed_s": elapsed, "cpu_s": compute["cpu_s"],
+                         **({"runtime": runtime_state} if runtime_state else {})})
     info = {
         "family": args.family, "dataset": args.dataset, "step": step, "total_steps": trainer.steps,
         "batch_size": trainer.batch_size, "lr": trainer.lr, "seed": args.seed,
         "processes": runtime.world_size, "grad_accum": args.grad_accum, "mixed_precision": runtime.mixed_precision,
         "wall_time_s": round(elapsed, 1), "hardware": hardware(), "torch": torch.__version__,
-        "command": commands[0], "commands": commands, "train_images": train_images,
+        "command": commands[0], "commands": commands, "train_images": train_images, "compute": compute,
     }
     (out / TRAINING_INFO_NAME).write_text(json.dumps(info, indent=1) + "\n")
 
@@ -228,21 +247,61 @@ def append_jsonl(path: Path, row: dict) -> None:
 
 
 def checkpoint(args: argparse.Namespace, out: Path, trainer: Trainer, runtime: Local, step: int,
-               elapsed: float, commands: list[str], train_images: int, bar: tqdm) -> float:
-    """Rank 0 writes the checkpoint and, every --eval-every steps, scores it; the other processes wait.
-    Returns the seconds spent scoring (not training time)."""
+               elapsed: float, commands: list[str], train_images: int, bar: tqdm, meter: Meter) -> float:
+    """Rank 0 writes the checkpoint and, every --eval-every steps, scores it (and with --ledger records the
+    run); the other processes wait. Returns the seconds spent scoring (not training time)."""
     runtime.check_in_sync(trainer.modules)
+    compute = meter.record(trainer, step, elapsed, meter.cpu_per_rank(runtime))  # a collective: every rank
     scoring_s = 0.0
     if runtime.is_main:
-        write_checkpoint(args, out, trainer, runtime, step, elapsed, commands, train_images)
+        write_checkpoint(args, out, trainer, runtime, step, elapsed, commands, train_images, compute)
         if args.eval_every and step % args.eval_every == 0 and trainer.generative:
-            scoring_started = time.time()
+            scoring_started, scoring_cpu = time.time(), time.process_time()
             row = score_checkpoint(args.family, out, step, args.eval_n, args.dataset)
             append_jsonl(out / QUALITY_LOG_NAME, row)
             bar.write(f"step {step}: {row}")
             scoring_s = time.time() - scoring_started
+            meter.cpu_excluded += time.process_time() - scoring_cpu
+        if args.ledger:
+            ledger.record_run(args.dataset, args.family, out, commands[-1], continue_command(args, out, commands[-1]),
+                              step, trainer.steps)
     runtime.wait()
     return scoring_s
+
+
+def continue_command(args: argparse.Namespace, out: Path, command: str) -> str:
+    """The command that continues this run: this one (its remarks dropped), with its folder and --resume."""
+    command = command.split("  #")[0]
+    if args.out is None:
+        command += f" --out {shlex.quote(str(out))}"
+    return command if args.resume else command + " --resume"
+
+
+def run_folder(args: argparse.Namespace) -> Path:
+    """--out; else, for --resume --ledger, the run the ledger records; else $LAB_RUNS/<dataset>/<family>."""
+    if args.out is not None:
+        return Path(args.out)
+    if args.ledger and args.resume:
+        return ledger.resume_folder(args.dataset, args.family)
+    return ledger.default_run(args.dataset, args.family)
+
+
+def warm_start_refusal(trainer: Trainer) -> str | None:
+    """Why this family cannot continue from its shipped weights alone (None: it can)."""
+    try:
+        trainer.warm_start_modules()
+    except EngineError as e:
+        return str(e)
+    return None
+
+
+def out_of_time(args: argparse.Namespace, began: float, runtime: Local) -> bool:
+    """Whether --max-minutes have passed since the command began, as every rank agrees (rank clocks differ:
+    one all-reduce per step decides, so that all ranks stop at the same step)."""
+    if args.max_minutes is None:
+        return False
+    late = float(time.time() - began >= args.max_minutes * 60)
+    return runtime.mean({"late": late})["late"] > 0
 
 
 def check_shards(args: argparse.Namespace, trainer: Trainer, runtime: Local) -> int:
@@ -264,35 +323,49 @@ def train(args: argparse.Namespace, command: str) -> Path:
         runtime.close()
 
 
-def run(args: argparse.Namespace, command: str, runtime: Local) -> Path:
+def prepare(args: argparse.Namespace, command: str, runtime: Local) -> tuple[Path, Trainer]:
+    """The run's folder and its trainer, placed on the runtime; refusals said before any training."""
     if args.threads:
         torch.set_num_threads(args.threads)
-    out = Path(args.out)
+    out = run_folder(args)
     check_scoring(args)
     overrides = with_parent(args.family, args.dataset, parse_overrides(args.overrides))
     if (out / STATE_NAME).exists() and not args.resume:
         raise EngineError(f"{out} already holds a training run: pass --resume to continue it, or choose "
                           f"another --out")
-    if runtime.is_main:
-        out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)  # initial weights
     trainer = trainers()[args.family](overrides, lr=args.lr, batch_size=args.batch_size, steps=args.steps)
-    n_shards = check_shards(args, trainer, runtime)
+    if args.ledger:
+        ledger.read_ledger(args.dataset)   # refuses a dataset with no shipped models, or a broken ledger, now
+    if args.ledger and args.resume:
+        ledger.check_run_present(args.dataset, args.family, out, warm_start_refusal(trainer), command)
+    if runtime.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        if args.out is None:
+            print(f"run folder: {out}", file=sys.stderr)
     trainer.place(runtime)
+    return out, trainer
+
+
+def run(args: argparse.Namespace, command: str, runtime: Local) -> Path:
+    began = time.time()   # --max-minutes counts from here
+    out, trainer = prepare(args, command, runtime)
+    n_shards = check_shards(args, trainer, runtime)
     data = load_dataset(args.dataset, "train", args.data_dir)
     if runtime.world_size > 1:
         command += f"  # on {runtime.world_size} processes (torchrun / accelerate launch)"
-    step, elapsed, commands = restore(args, out, trainer, command, runtime)
+    meter = Meter()
+    step, elapsed, commands = restore(args, out, trainer, command, runtime, meter)
     runtime.broadcast(trainer.modules)
     mine = range(runtime.rank * args.grad_accum, (runtime.rank + 1) * args.grad_accum)
 
-    started = time.time() - elapsed
+    started, meter.cpu_started = time.time() - elapsed, time.process_time()
     with tqdm(total=trainer.steps, initial=step, desc=args.family, dynamic_ncols=True,
               disable=not runtime.is_main) as bar:
         while step < trainer.steps:
             generator = step_generator(args.seed, step)
             shards = step_shards(data, trainer.batch_size, generator, n_shards, mine, runtime.device)
-            losses = trainer.train_shards(shards, step)
+            losses = meter.train_step(trainer, shards, step, runtime)
             runtime.end_step()
             step += 1
             bar.update(1)
@@ -301,9 +374,16 @@ def run(args: argparse.Namespace, command: str, runtime: Local) -> Path:
                 if runtime.is_main:
                     append_jsonl(out / LOG_NAME, {"step": step, "time_s": round(time.time() - started, 2), **losses})
                     bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()})
-            if step % args.checkpoint_every == 0 or step == trainer.steps:
+            stop = out_of_time(args, began, runtime) and step < trainer.steps
+            if stop or step % args.checkpoint_every == 0 or step == trainer.steps:
                 started += checkpoint(args, out, trainer, runtime, step, time.time() - started, commands, len(data),
-                                      bar)
+                                      bar, meter)
+            if stop:
+                if runtime.is_main:
+                    bar.write(f"stopped after --max-minutes {args.max_minutes:g} at step {step} of {trainer.steps} "
+                              f"(checkpoint written): continue with\n  {continue_command(args, out, command)}",
+                              file=sys.stderr)
+                return out
     if args.push_to_hub and runtime.is_main:
         push(args.push_to_hub, args.family, out, trainer)
     return out

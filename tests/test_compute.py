@@ -1,0 +1,165 @@
+"""What a training run records of its compute (engines/training/compute.py), and runs that outlive the work
+tree: the LAB_RUNS folder, --max-minutes and the runs ledger (engines/training/ledger.py)."""
+import json
+import os
+import shlex
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import REPO, TINY
+from engines.checkpoint import CHECKPOINTS, WEIGHTS_NAME
+from engines.data.datasets import load_mnist5k, to_signed
+from engines.engine import step_generator
+from engines.measure.model_card import compute_lines
+from engines.models.diffusion import diffusion_loss
+from engines.training import compute, ledger, trainers
+from engines.training.base import parse_overrides
+from engines.training.loop import main
+
+pytestmark = pytest.mark.slow   # every test here trains a few steps
+
+
+def tiny_args(family, steps, *extra, out=None):
+    args = [family, "--steps", str(steps), "--checkpoint-every", "2", "--log-every", "1", "--batch-size", "8",
+            "--threads", "1", *(["--out", str(out)] if out else [])]
+    return args + [a for setting in TINY[family] for a in ("--set", setting)] + list(extra)
+
+
+def info_of(folder):
+    return json.loads((folder / "training_info.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def diffusion_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("diffusion")
+    assert main(tiny_args("diffusion", 3, out=out)) == 0
+    return out
+
+
+def test_a_run_records_its_compute(diffusion_run):
+    record = info_of(diffusion_run)["compute"]
+    assert record["steps"] == 3 and record["optimizer_steps"] == {"opt": 3}
+    assert record["images_seen"] == 3 * 8 == record["steps"] * record["batch_size"]
+    assert record["wall_s"] >= 0 and record["cpu_s"] > 0 and len(record["cpu_s_per_rank"]) == 1
+    assert record["hardware"]["world_size"] == 1 and record["hardware"]["torch_threads"] == 1
+    trainer = trainers()["diffusion"](parse_overrides(TINY["diffusion"]))
+    assert record["parameters"] == {"model": sum(p.numel() for p in trainer.model.parameters())}
+    # One step is a forward and a backward pass (about twice the forward's work): more than 2 forwards.
+    images = to_signed(load_mnist5k("train").images[:8])
+    with torch.no_grad():
+        _, forward = compute.count_flops(lambda: diffusion_loss(trainer.model, images, step_generator(0, 0)))
+    assert forward > 0 and record["flops_per_step"] > 2 * forward
+    assert record["flops"] == record["flops_per_step"] * 3 and "measured over step 1" in record["flops_source"]
+    line = compute_lines(record)[0]   # what a model card says of it
+    assert "training FLOPs" in line and "24 images seen" in line
+
+
+def test_every_network_a_family_trains_is_counted(tmp_path):
+    assert main(tiny_args("gan", 1, out=tmp_path)) == 0
+    record = info_of(tmp_path)["compute"]
+    trainer = trainers()["gan"](parse_overrides(TINY["gan"]))
+    assert record["parameters"] == {name: sum(p.numel() for p in getattr(trainer, name).parameters())
+                                    for name in ("generator", "discriminator")}   # the EMA is not trained
+    assert record["optimizer_steps"] == {"opt_g": 1, "opt_d": 1}
+    # The step counted is D's step and G's step: more than one forward and backward pass of each network.
+    fresh = trainers()["gan"](parse_overrides(TINY["gan"]))
+    _, g_flops = compute.count_flops(lambda: fresh.generator(torch.randn(8, fresh.config.latent_dim)).sum().backward())
+    _, d_flops = compute.count_flops(lambda: fresh.discriminator(torch.zeros(8, 1, 28, 28)).sum().backward())
+    assert record["flops_per_step"] > g_flops + d_flops > 0
+
+
+def test_the_vae_is_counted_by_its_encoder_and_decoder():
+    counts = compute.parameter_counts(trainers()["vae"](parse_overrides(TINY["vae"])).modules)
+    assert set(counts) == {"model", "model.encoder", "model.decoder"}
+    assert counts["model.encoder"] + counts["model.decoder"] == counts["model"]
+
+
+def test_a_checkpoint_without_a_record_is_measured_now(diffusion_run):
+    in_run = info_of(diffusion_run)["compute"]
+    now = compute.measure_checkpoint(diffusion_run)
+    assert now["flops_source"] == "measured per step now x steps from train_log.jsonl"
+    assert now["flops_per_step"] == in_run["flops_per_step"]   # FLOPs depend on shapes, not on weights or step
+    assert now["steps"] == 3 and now["parameters"] == in_run["parameters"]
+
+
+def test_a_shipped_checkpoint_is_measured_from_its_recorded_command():
+    now = compute.measure_checkpoint(CHECKPOINTS / "vae")
+    log = (CHECKPOINTS / "vae" / "train_log.jsonl").read_text().splitlines()
+    assert now["steps"] == json.loads(log[-1])["step"]
+    assert now["images_seen"] == now["steps"] * info_of(CHECKPOINTS / "vae")["batch_size"]
+    assert now["flops"] == now["flops_per_step"] * now["steps"] > 0
+    assert set(now["parameters"]) == {"model", "model.encoder", "model.decoder"}
+
+
+def train_process(args, env):
+    return subprocess.run([sys.executable, "-m", "engines.train", *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_max_minutes_stops_at_a_checkpoint_and_the_printed_command_continues_exactly(tmp_path):
+    env = {**os.environ, "LAB_RUNS": str(tmp_path / "runs"), "OMP_NUM_THREADS": "1"}
+    first = train_process(tiny_args("vae", 4, "--max-minutes", "0.001"), env)   # no --out: $LAB_RUNS
+    assert first.returncode == 0, first.stderr
+    run = tmp_path / "runs" / "mnist5k" / "vae"
+    assert info_of(run)["step"] < 4 and "stopped after --max-minutes" in first.stderr
+    words = shlex.split(first.stderr.split("continue with\n")[1].splitlines()[0])
+    assert words[:3] == ["python", "-m", "engines.train"] and "--resume" in words and str(run) in words
+    at = words.index("--max-minutes")   # the printed command keeps the time limit: this time, train to the end
+    second = train_process(words[3:at] + words[at + 2:], env)
+    assert second.returncode == 0, second.stderr
+    assert main(tiny_args("vae", 4, out=tmp_path / "straight")) == 0
+    assert (run / WEIGHTS_NAME).read_bytes() == (tmp_path / "straight" / WEIGHTS_NAME).read_bytes()
+    steps = [json.loads(line)["step"] for line in (run / "train_log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
+    assert info_of(run)["compute"]["steps"] == 4 and info_of(run)["compute"]["images_seen"] == 32
+
+
+def test_the_ledger_follows_a_run_and_says_when_it_is_gone(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(ledger, "ROOT", tmp_path / "checkpoints")
+    monkeypatch.setenv("LAB_RUNS", str(tmp_path / "runs"))
+    assert main(tiny_args("diffusion", 2, "--ledger")) == 0
+    entry = json.loads((tmp_path / "checkpoints" / "mnist" / "runs.json").read_text())["diffusion"]
+    run = tmp_path / "runs" / "mnist5k" / "diffusion"
+    assert entry["run"] == str(run) and entry["step"] == 2 and "--resume" in entry["continue"]
+    monkeypatch.setenv("LAB_RUNS", str(tmp_path / "elsewhere"))   # the ledger, not LAB_RUNS, finds the run
+    assert main(tiny_args("diffusion", 3, "--ledger", "--resume")) == 0
+    assert info_of(run)["step"] == 3 and ledger.read_ledger("mnist5k")["diffusion"]["step"] == 3
+
+    for path in run.iterdir():   # another machine: the run's folder is gone
+        path.unlink()
+    capsys.readouterr()
+    assert main(tiny_args("diffusion", 4, "--ledger", "--resume")) == 2
+    err = capsys.readouterr().err
+    assert "is gone" in err and "restarts from scratch" in err and "Traceback" not in err
+    shipped = tmp_path / "checkpoints" / "mnist" / "diffusion"
+    shipped.mkdir()
+    (shipped / WEIGHTS_NAME).write_bytes(b"")
+    assert main(tiny_args("diffusion", 4, "--ledger", "--resume")) == 2
+    assert "restarts from the shipped weights" in capsys.readouterr().err
+
+    ledger.record_run("mnist5k", "gan", tmp_path / "gone", "python -m engines.train gan", "", 5, 10)
+    (tmp_path / "checkpoints" / "mnist" / "gan").mkdir()
+    (tmp_path / "checkpoints" / "mnist" / "gan" / WEIGHTS_NAME).write_bytes(b"")
+    assert main(tiny_args("gan", 10, "--ledger", "--resume")) == 2
+    err = capsys.readouterr().err
+    assert "restarts from scratch" in err and "discriminator does not ship" in err
+
+
+def test_a_two_process_run_records_both_ranks_and_stops_together(tmp_path):
+    # Under torchrun each rank counts its own half of the batch: summed, the step of one process with
+    # --grad-accum 2 (the same global batch). --max-minutes stops both ranks at the same step.
+    assert main(tiny_args("vae", 2, "--grad-accum", "2", out=tmp_path / "one")) == 0
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "engines.train",
+           *tiny_args("vae", 4, "--max-minutes", "0.001", out=tmp_path / "two")]
+    env = {key: value for key, value in os.environ.items() if key != "WORLD_SIZE"}
+    result = subprocess.run(cmd, cwd=REPO, env={**env, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    two, one = info_of(tmp_path / "two")["compute"], info_of(tmp_path / "one")["compute"]
+    assert two["steps"] < 4 and "stopped after --max-minutes" in result.stderr
+    assert two["hardware"]["world_size"] == 2 and len(two["cpu_s_per_rank"]) == 2
+    assert all(seconds > 0 for seconds in two["cpu_s_per_rank"]) and two["cpu_s"] >= sum(two["cpu_s_per_rank"]) - 0.1
+    assert two["flops_per_step"] == one["flops_per_step"]
