@@ -28,7 +28,10 @@ STORED_FRAMES = 100    # frames kept for the scrubber and the GIF
 
 def _frame(step, last: bool, total: int):
     shown = step.prev_sample if last else step.x_t
-    label = f"step {step.index + 1}/{total}, t = {step.timestep}"
+    # Karras-type schedulers (Euler, Heun) step on fractional timesteps: one decimal says where, not 591.244873...
+    t = float(step.timestep)
+    t_text = f"{t:.0f}" if t.is_integer() else f"{t:.1f}"
+    label = f"step {step.index + 1}/{total}, t = {t_text}"
     return grid_image(from_signed(shown)), grid_image(from_signed(step.predicted_x0)), label
 
 

@@ -254,8 +254,14 @@ def seeds_row(name: str, record: dict, n: int) -> list:
     return [title(name), WEIGHTS_TITLES.get(record["measured"]["weights"], record["measured"]["weights"]),
             rate_text(count_of(record["collapse_rate"], n), n), rate_text(count_of(record["short_rate"], n), n),
             rate_text(count_of(record["oscillation_rate"], n), n),
-            pm(record["final_modes_covered_mean"], record["final_modes_covered_std"], 1),
-            pm(record["final_on_mode_mean"], record["final_on_mode_std"])]
+            spread(record["final_modes_covered_mean"], record["final_modes_covered_std"], n, 1),
+            spread(record["final_on_mode_mean"], record["final_on_mode_std"], n)]
+
+
+def spread(mean: float, std: float, n: int, digits: int = 2) -> str:
+    """Mean ± the spread over seeds; where every seed gave the same value, that value and "every seed" (a
+    spread of 0 is not an uncertainty of 0)."""
+    return f"{mean:.{digits}f} at every one of {n} seeds" if std == 0 else pm(mean, std, digits)
 
 
 def seeds_lines(report: dict) -> list[str]:
