@@ -11,6 +11,7 @@ matplotlib.use("Agg")  # no display on a server
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from engines.measure.sampler_benchmark import BENCHMARK_NET  # noqa: E402  (the net the benchmark's FDs are in)
 from engines.measure.uncertainty import count_of, exact_interval  # noqa: E402
 from engines.registry import families as _families  # noqa: E402
 from engines.registry import family as _family  # noqa: E402
@@ -77,7 +78,7 @@ def quality_during_training(logs: dict[str, list[dict]]) -> Figure:
     return figure
 
 
-def quality_against_steps(rows: list[dict], report: dict | None = None, net: str = "lenet") -> Figure:
+def quality_against_steps(rows: list[dict], report: dict | None = None, net: str = BENCHMARK_NET) -> Figure:
     """Left: the diffusion model's Frechet distance against network evaluations, one line per sampler (log x).
     Right, where `report` is given: the same distances against milliseconds per sample, with every one-pass
     family of the report as a point (its FD ± SE in the same net): speed at equal quality, read along a
