@@ -22,4 +22,7 @@ if [ ! -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
   fi
 fi
 export GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1
-exec .venv/bin/python -m pytest "$@"
+# Two workers (pytest-xdist) keep two cores busy: every test sets torch to one thread (tests/conftest.py), so on
+# CI's 2 cores the suite takes about half its one-process time. LAB_TEST_WORKERS=0 runs it in one process; a later
+# -n in the arguments wins.
+exec .venv/bin/python -m pytest -n "${LAB_TEST_WORKERS:-2}" "$@"

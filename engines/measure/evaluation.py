@@ -73,9 +73,9 @@ from engines.measure.latent import path_smoothness
 from engines.measure.likelihood import rounded
 from engines.measure.quality import (
     CONFIDENT,
-    classifier_features,
     generate,
-    judge,
+    given_features,
+    judge_predictions,
     kernel_distance,
     scores_in_features,
     sharpness_with_se,
@@ -100,19 +100,25 @@ def load_feature_nets(dataset: str) -> dict:
     return {name: load_classifier(directory) for name, directory in feature_nets(dataset).items()}
 
 
-def score(nets: dict, reference: torch.Tensor, images: torch.Tensor, seed: int) -> dict:
-    """A set of images against the reference digits: sharpness (pixels), then in each feature net's features
-    the classifier's judgement, Frechet distance, KID, precision/recall and density/coverage, with SEs."""
-    sharp, sharp_se = sharpness_with_se(images, reference)
+def score(nets: dict, reference: dict, images: torch.Tensor, seed: int) -> dict:
+    """A set of images against the reference digits (`reference_set`): sharpness (pixels), then in each feature
+    net's features the classifier's judgement, Frechet distance, KID, precision/recall and density/coverage, with
+    SEs. Each image goes through each net once."""
+    sharp, sharp_se = sharpness_with_se(images, reference["images"])
     row = {"sharpness": round(sharp, 4), "sharpness_se": round(sharp_se, 4), "nets": {}}
     for name, net in nets.items():
-        _, _, reference_features = classify(net, reference)
-        _, confidence, features = classify(net, images)
-        kid_mean, kid_std = kernel_distance(classifier_features(net), reference, images)
-        row["nets"][name] = {**judge(net, images),
+        classes, confidence, features = classify(net, images)
+        reference_features = reference["features"][name]
+        kid_mean, kid_std = kernel_distance(given_features(net.num_features), reference_features, features)
+        row["nets"][name] = {**judge_predictions(classes, confidence, net.config.num_classes),
                              **scores_in_features(reference_features, features, confidence, seed),
                              "kid": round(kid_mean, 5), "kid_std": round(kid_std, 5)}
     return row
+
+
+def reference_set(nets: dict, images: torch.Tensor) -> dict:
+    """The reference digits and their features in each net, extracted once for every set scored against them."""
+    return {"images": images, "features": {name: classify(net, images)[2] for name, net in nets.items()}}
 
 
 def log(message: str) -> None:
@@ -126,11 +132,12 @@ def quality_section(names: list[str], n: int, seed: int, diffusion_options: dict
                     dataset: str) -> dict:
     train = load_lab_split(dataset, "train").images
     real = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:n]]
-    rows = {"real (train)": score(nets, test.images, real, seed)}
+    reference = reference_set(nets, test.images)
+    rows = {"real (train)": score(nets, reference, real, seed)}
     for family in selected(names):
         options = sampling_options(family, diffusion_options)
         images, seconds = generate(load_engine(family.name, dataset=dataset), n, seed, options)
-        rows[family.name] = {**score(nets, test.images, images, seed),
+        rows[family.name] = {**score(nets, reference, images, seed),
                              "sampler": options or None, "seconds_per_sample": round(seconds / n, 5)}
         log(f"quality {family.name}: {rows[family.name]}")
     return rows

@@ -25,6 +25,8 @@ from engines.models.classifier import Classifier, classify, feature_nets, load_c
 
 CONFIDENT = 0.9
 BATCH = 250  # samples per engine call when generating many
+PRECISION_RECALL_K = 3    # Kynkaanniemi et al. 2019's k
+DENSITY_COVERAGE_K = 5    # Naeem et al. 2020's k
 
 
 class FeatureNet(nn.Module):
@@ -41,6 +43,11 @@ class FeatureNet(nn.Module):
 
 def classifier_features(classifier: Classifier) -> FeatureNet:
     return FeatureNet(classifier.features, classifier.num_features)
+
+
+def given_features(num_features: int) -> FeatureNet:
+    """For torchmetrics, features already extracted: passed through as they are (no second forward pass)."""
+    return FeatureNet(nn.Identity(), num_features)
 
 
 def frechet_distance_of_features(real: torch.Tensor, fake: torch.Tensor) -> float:
@@ -90,7 +97,12 @@ def class_histogram_entropy(classes: torch.Tensor, num_classes: int = 10) -> dic
 def judge(classifier: Classifier, images: torch.Tensor) -> dict:
     """What the classifier thinks of a set of images: share recognisable, mean confidence, class spread."""
     classes, confidence, _ = classify(classifier, images)
-    spread = class_histogram_entropy(classes, classifier.config.num_classes)
+    return judge_predictions(classes, confidence, classifier.config.num_classes)
+
+
+def judge_predictions(classes: torch.Tensor, confidence: torch.Tensor, num_classes: int) -> dict:
+    """`judge` from predictions already made (classes and confidences of one `classify` call)."""
+    spread = class_histogram_entropy(classes, num_classes)
     return {
         "confident_share": round(float((confidence >= CONFIDENT).float().mean()), 4),
         "mean_confidence": round(float(confidence.mean()), 4),
@@ -118,24 +130,29 @@ def _inside_manifold(points: torch.Tensor, centres: torch.Tensor, radii: torch.T
     return torch.cat(inside)
 
 
-def precision_recall(real_features: torch.Tensor, fake_features: torch.Tensor, k: int = 3) -> dict:
+def precision_recall(real_features: torch.Tensor, fake_features: torch.Tensor, k: int = PRECISION_RECALL_K,
+                     real_radii: torch.Tensor | None = None) -> dict:
     """Improved precision and recall (Kynkaanniemi et al. 2019): each set's manifold is the union of balls
     around its points with radius = distance to the k-th nearest neighbour (k = 3 as in the paper).
     Precision = share of fakes inside the real manifold (fidelity); recall = share of reals inside the fake
-    manifold (diversity)."""
-    real_radii = _kth_neighbour_radii(real_features, k)
+    manifold (diversity). `real_radii`: the real set's k-NN radii where the caller has them (they depend on the
+    real set alone, so a half-sampling loop over the fakes computes them once)."""
+    if real_radii is None:
+        real_radii = _kth_neighbour_radii(real_features, k)
     fake_radii = _kth_neighbour_radii(fake_features, k)
     precision = _inside_manifold(fake_features, real_features, real_radii).double().mean()
     recall = _inside_manifold(real_features, fake_features, fake_radii).double().mean()
     return {"precision": float(precision), "recall": float(recall)}
 
 
-def density_coverage(real_features: torch.Tensor, fake_features: torch.Tensor, k: int = 5) -> dict:
+def density_coverage(real_features: torch.Tensor, fake_features: torch.Tensor, k: int = DENSITY_COVERAGE_K,
+                     real_radii: torch.Tensor | None = None) -> dict:
     """Density and coverage (Naeem et al. 2020), from k-NN balls around the real samples only (k = 5 as in the
     paper). Density = (1 / kM) sum over fakes of the number of real balls containing it (about 1 when fakes are
     distributed like reals; above 1 where they crowd into dense regions); coverage = share of real samples whose
-    ball contains at least one fake (diversity that, unlike recall, outliers among the fakes cannot inflate)."""
-    radii = _kth_neighbour_radii(real_features, k)
+    ball contains at least one fake (diversity that, unlike recall, outliers among the fakes cannot inflate).
+    `real_radii`: as in `precision_recall`."""
+    radii = _kth_neighbour_radii(real_features, k) if real_radii is None else real_radii
     inside = []
     for block, block_radii in zip(real_features.split(1024), radii.split(1024)):
         # Strictly inside, as Naeem et al.'s code (`<`): each ball then holds its centre and k - 1 neighbours, so
@@ -166,19 +183,30 @@ def sharpness(images: torch.Tensor, reference: torch.Tensor) -> float:
     return gradient_energy(images) / gradient_energy(reference)
 
 
-def set_metrics(real_features: torch.Tensor, fake_features: torch.Tensor) -> dict[str, float]:
+def set_metrics(real_features: torch.Tensor, fake_features: torch.Tensor,
+                real_radii: dict[int, torch.Tensor] | None = None) -> dict[str, float]:
     """The metrics of a generated set against the real one that need the whole set: Frechet distance,
-    precision/recall and density/coverage."""
+    precision/recall and density/coverage. `real_radii`: `real_set_radii(real_features)`, where computed once."""
+    real_radii = real_radii or real_set_radii(real_features)
     return {"frechet_distance": frechet_distance_of_features(real_features, fake_features),
-            **precision_recall(real_features, fake_features), **density_coverage(real_features, fake_features)}
+            **precision_recall(real_features, fake_features, real_radii=real_radii[PRECISION_RECALL_K]),
+            **density_coverage(real_features, fake_features, real_radii=real_radii[DENSITY_COVERAGE_K])}
+
+
+def real_set_radii(real_features: torch.Tensor) -> dict[int, torch.Tensor]:
+    """The real set's k-NN radii for precision/recall's k and density/coverage's k."""
+    return {k: _kth_neighbour_radii(real_features, k) for k in (PRECISION_RECALL_K, DENSITY_COVERAGE_K)}
 
 
 def scores_in_features(real_features: torch.Tensor, fake_features: torch.Tensor,
                        fake_confidence: torch.Tensor, seed: int = 0) -> dict:
     """Everything measured in one feature net, each number with its standard error: set metrics by
-    half-sampling the generated set (the real set fixed), the recognisable share as a mean of 0/1 per sample."""
-    out = {k: round(v, 4) for k, v in set_metrics(real_features, fake_features).items()}
-    se = half_sample_se(lambda idx: set_metrics(real_features, fake_features[idx]), len(fake_features), seed=seed)
+    half-sampling the generated set (the real set fixed, so its radii are computed once), the recognisable share
+    as a mean of 0/1 per sample."""
+    radii = real_set_radii(real_features)
+    out = {k: round(v, 4) for k, v in set_metrics(real_features, fake_features, radii).items()}
+    se = half_sample_se(lambda idx: set_metrics(real_features, fake_features[idx], radii), len(fake_features),
+                        seed=seed)
     out.update({f"{k}_se": round(v, 4) for k, v in se.items()})
     share, share_se = mean_and_se((fake_confidence >= CONFIDENT).double())
     out.update(confident_share=round(share, 4), confident_share_se=round(share_se, 4))
