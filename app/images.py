@@ -33,6 +33,28 @@ def grid_image(images: torch.Tensor, columns: int | None = None) -> Image.Image:
     return to_pil(make_grid(images, columns))
 
 
+UNRECOGNISED = (230, 60, 40)    # the outline of a sample the feature net does not recognise
+LABEL_COLOUR = (255, 210, 0)
+
+
+def labelled_grid(images: torch.Tensor, labels: list[str], recognised: list[bool],
+                  columns: int | None = None) -> Image.Image:
+    """`grid_image` with each sample's label written in its top-left corner, and a red frame round each sample
+    that is not recognised (what the lab's feature net sees: engines.measure.recognition)."""
+    from PIL import ImageDraw
+    n, _, h, w = images.shape
+    columns = columns or math.ceil(math.sqrt(n))
+    picture = grid_image(images, columns).convert("RGB")
+    draw, padding = ImageDraw.Draw(picture), 2
+    for i, (label, ok) in enumerate(zip(labels, recognised)):
+        row, col = divmod(i, columns)
+        left, top = (padding + col * (w + padding)) * SCALE, (padding + row * (h + padding)) * SCALE
+        if not ok:
+            draw.rectangle([left, top, left + w * SCALE - 1, top + h * SCALE - 1], outline=UNRECOGNISED, width=2)
+        draw.text((left + 3, top + 1), label, fill=LABEL_COLOUR if ok else UNRECOGNISED)
+    return picture
+
+
 GIF_MIN_HEIGHT = 192   # px: a single digit in an animation should be easy to see, not a 90 px stamp
 
 

@@ -12,6 +12,7 @@ seed-determined results.
 """
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -118,6 +119,12 @@ def engine(name: str, dataset: str = DEFAULT_DATASET):
     return load_engine(name, dataset=dataset)
 
 
+def report_of(dataset: str) -> dict | None:
+    """The dataset's measured report (checkpoints/<dataset>/report.json), read as it is now; None without one."""
+    path = checkpoints_dir(dataset) / "report.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 @lru_cache(maxsize=None)
 def test_digits(dataset: str = DEFAULT_DATASET):
     """The dataset's 1,000 judging test images (Fashion-MNIST's need Debian's dataset-fashion-mnist)."""
@@ -166,6 +173,14 @@ def sampling_validations(seed_value, count_value, sampler, steps, cap: int, data
     """`validations` for the inputs (seed, count, sampler, steps, dataset) of a sampling event."""
     return validations(lambda: seed(seed_value), lambda: count(count_value, cap), lambda: sampler_choice(sampler),
                        lambda: diffusion_options(sampler, steps, dataset), lambda: dataset_choice(dataset))
+
+
+BENCHMARKED = "mnist"   # the dataset whose diffusion model the sampler benchmark measured
+
+
+def benchmark_rows() -> list[dict]:
+    """The sampler benchmark's rows (sampler, steps, Frechet distance, ...); none where it has not been run."""
+    return json.loads(BENCHMARK.read_text())["rows"] if BENCHMARK.is_file() else []
 
 
 def default_sampler(steps: int = DEFAULT_UI_STEPS) -> tuple[str, str]:

@@ -153,15 +153,15 @@ def _bars(ax, labels: list[str], values: list[float], errors: list[float], title
     families = families or [label.split()[0].lower() for label in labels]
     colours = [FAMILY_COLOURS.get(family, "tab:gray") for family in families]
     ax.bar(range(len(values)), values, yerr=errors, capsize=4, color=colours)
-    ax.set_xticks(range(len(values)), labels, fontsize=7)
+    ax.set_xticks(range(len(values)), labels, fontsize=9)
     _title(ax, title, ylabel)
     if log:
         ax.set_yscale("log")
 
 
 def _title(ax, title: str, ylabel: str) -> None:
-    ax.set_title("\n".join(textwrap.wrap(title, 34)), fontsize=8)
-    ax.set_ylabel(ylabel, fontsize=7)
+    ax.set_title("\n".join(textwrap.wrap(title, 52)), fontsize=11)
+    ax.set_ylabel(ylabel, fontsize=9)
 
 
 def _not_measured(ax, title: str, command: str) -> None:
@@ -203,8 +203,8 @@ def _seeds_panel(ax, report: dict, families: list[str], verdict: str) -> None:
                   [high - rate for rate, (_, high) in zip(rates, intervals)]]
         ax.bar([i + offset for i in range(len(families))], rates, width=0.4, yerr=errors, capsize=3, hatch=hatch,
                color=[FAMILY_COLOURS[f] for f in families], label=key.split("_")[0])
-    ax.set_xticks(range(len(families)), [f.replace("_", "\n") for f in families], fontsize=7)
-    ax.legend(fontsize=6)
+    ax.set_xticks(range(len(families)), [f.replace("_", "\n") for f in families], fontsize=9)
+    ax.legend(fontsize=8)
     _title(ax, f"Training stability: {verdict}", f"share of {n} 2-D seeds (95% exact CI)")
 
 
@@ -218,7 +218,7 @@ def _speed_panel(ax, report: dict, families: list[str], verdict: str) -> None:
     # One word a line ("latent\ndiffusion"), so that five labels fit under the panel.
     _bars(ax, [r["engine"].replace("_", "\n") + f"\n{r['nfe']} NFE" for r in rows], [r["ms_per_sample"] for r in rows],
           [0.0] * len(rows), f"Speed: {verdict}", "ms per sample (log)", log=True, families=[r["engine"] for r in rows])
-    ax.tick_params(axis="x", labelsize=6)
+    ax.tick_params(axis="x", labelsize=8)
 
 
 def _hybrids_panel(ax, report: dict, families: list[str], verdict: str) -> None:
@@ -229,7 +229,7 @@ def _hybrids_panel(ax, report: dict, families: list[str], verdict: str) -> None:
     _bars(ax, [f.replace("_", "\n") for f in names], [q["frechet_distance"] for q in quality],
           [q["frechet_distance_se"] for q in quality], f"Hybrids: {verdict}",
           f"Frechet distance ({net}); lower is better", log=True, families=names)
-    ax.tick_params(axis="x", labelsize=6)
+    ax.tick_params(axis="x", labelsize=8)
 
 
 def _beside_parents() -> list[str]:
@@ -245,18 +245,26 @@ PANELS = [("Sample quality", "quality", _quality_panel), ("Likelihood", "likelih
           ("Speed", "speed", _speed_panel), ("Hybrids", "quality", _hybrids_panel)]
 
 
+CHARTS_PER_ROW = 2
+
+
 def summary_charts(report: dict) -> Figure:
     """One small chart per measured row of the comparison, each bar ± its standard error, the row's verdict
     in its title: the report at a glance (the tables are one click away). A section the report lacks says so."""
     verdicts = {row["row"]: row["verdict"] for row in report["summary"]}
     families = [f.name for f in _families("family") if f.name in report.get("engines", ())]
     panels = [p for p in PANELS if p[0] != "Hybrids" or "Hybrids" in verdicts]   # a report without hybrids
-    figure = Figure(figsize=(2.8 * len(panels), 3.6), layout="constrained")
-    for ax, (row, section, draw) in zip(figure.subplots(1, len(panels)), panels):
+    rows = -(-len(panels) // CHARTS_PER_ROW)
+    # Two charts a row at the page's width, so that axis text reads at its size (six in a row shrank it to ~6 px).
+    figure = Figure(figsize=(10, 3.6 * rows), layout="constrained")
+    axes = figure.subplots(rows, CHARTS_PER_ROW, squeeze=False).flatten()
+    for ax, (row, section, draw) in zip(axes, panels):
         if section in report:
             draw(ax, report, families, verdicts[row])
         else:
             _not_measured(ax, row, f"python -m engines.evaluate --sections {section}")
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
     return figure
 
 

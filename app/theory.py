@@ -145,3 +145,62 @@ On the 2-D toys $p_{\text{data}}$ is exact and $p_g$ is estimated from generator
 the playground can draw $D^*$ beside the learned $D$ and track the JSD and $D_{\mathrm{KL}}(p_g\,\|\,p_{\text{data}})$
 while the GAN trains, under either loss (free play's "GAN generator loss"; the lesson trains both).
 """
+
+# Every technical term the pages use, one short definition each (with its equation where one exists). Kept in
+# one place so that a caption can say "see the glossary" and mean one definition.
+GLOSSARY = {
+    "bits/dim": r"$-\log_2 p(x) / D$ with $D = 784$ pixel values: how many bits per pixel the model needs to "
+                r"encode a test image; lower means the model gives real images more probability.",
+    "D*": r"the optimal discriminator for a fixed generator, $D^*(x) = p_{data}(x) / (p_{data}(x) + p_g(x))$ "
+          r"(Goodfellow et al. 2014, Prop. 1).",
+    "density / coverage": r"k-NN balls round the real samples only (Naeem et al. 2020): density counts how many "
+                          r"balls each sample falls in (about 1 when samples are spread like real ones), coverage "
+                          r"is the share of real samples whose ball holds at least one generated sample.",
+    "ELBO": r"evidence lower bound of a VAE: $\log p(x) \ge \mathbb{E}_{q(z|x)}[\log p(x|z)] - "
+            r"\mathrm{KL}(q(z|x)\,\|\,p(z))$ (Kingma & Welling 2014).",
+    "EMA": r"exponential moving average of a network's weights during training, $\bar\theta \leftarrow "
+           r"\beta \bar\theta + (1 - \beta)\theta$; sampled instead of the raw weights, it smooths the last steps' "
+           r"noise.",
+    "FD (Frechet distance)": r"$\|\mu_r - \mu_g\|^2 + \mathrm{Tr}(\Sigma_r + \Sigma_g - 2(\Sigma_r\Sigma_g)^{1/2})$ "
+                             r"between Gaussians fitted to real and generated features (Heusel et al. 2017); lower "
+                             r"is better. Measured in the lab's own classifiers' features (not Inception's), so its "
+                             r"scale differs between the two nets.",
+    "IWAE": r"importance-weighted bound, $\log p(x) \ge \mathbb{E}\,\log \frac{1}{k}\sum_{i=1}^k "
+            r"\frac{p(x, z_i)}{q(z_i|x)}$, tighter than the ELBO as $k$ grows (Burda et al. 2016).",
+    "JSD": r"Jensen-Shannon divergence, $\tfrac12 \mathrm{KL}(p\,\|\,m) + \tfrac12 \mathrm{KL}(q\,\|\,m)$ with "
+           r"$m = (p + q)/2$; the minimax GAN's generator minimises it against $D^*$.",
+    "KID": r"kernel inception distance: the unbiased squared MMD between feature sets with the kernel "
+           r"$k(x, y) = (x^\top y / d + 1)^3$ (Binkowski et al. 2018), here in the lab's classifiers' features.",
+    "NFE": "network function evaluations per sample: how many times the sampler runs the network (the cost of a "
+           "sample, whatever the hardware).",
+    "precision / recall": "the share of generated samples inside the real images' k-NN manifold (fidelity), and "
+                          "of real images inside the generated samples' manifold (diversity) (Kynkaanniemi et al. "
+                          "2019).",
+    "predicted x0": r"the model's estimate of the clean image at step $t$: $\hat x_0 = (x_t - \sqrt{1 - \bar\alpha_t}"
+                    r"\,\epsilon_\theta(x_t, t)) / \sqrt{\bar\alpha_t}$ (Ho et al. 2020, from eq. 4).",
+    "recognisable": "classified by the lab's feature net with confidence >= 0.9. The classifier gives every input "
+                    "some class, so this means confidently classified, not a good sample.",
+    "score": r"the gradient of the log density, $\nabla_x \log p(x)$; a diffusion network's noise prediction is a "
+             r"scaled score: $\nabla_{x_t} \log p_t(x_t) \approx -\epsilon_\theta(x_t, t) / \sqrt{1 - \bar\alpha_t}$.",
+    "SE (standard error)": "the standard deviation of an estimate over repeated measurements; two numbers tie when "
+                           "they differ by less than 2 SEs of their difference.",
+    "sharpness": "mean squared pixel gradient of the samples, relative to real images' (1 = as sharp; below 1: "
+                 "blurrier).",
+    "slerp": r"spherical interpolation between latents: $z(s) = \frac{\sin((1-s)\theta)}{\sin\theta} z_a + "
+             r"\frac{\sin(s\theta)}{\sin\theta} z_b$, $\theta$ the angle between them; it keeps the norm a Gaussian "
+             r"latent typically has, where the straight line (lerp) passes through too short latents.",
+    "truncation": r"resampling the GAN's latent entries beyond $\psi$ standard deviations (Brock et al. 2019): the "
+                  r"samples come from near the latent's centre, trading diversity for fidelity, when the centre "
+                  r"decodes well.",
+    "Tweedie's formula": r"$\mathbb{E}[x_0 | x_t] = (x_t + (1 - \bar\alpha_t)\nabla \log p_t(x_t)) / "
+                         r"\sqrt{\bar\alpha_t}$: the denoiser and the score are one quantity.",
+    "VLB": r"diffusion's variational bound $L_T + \sum_{t > 1} L_{t-1} + L_0$ (Ho et al. 2020, eq. 5): an ELBO "
+           r"with the noising process as a fixed encoder.",
+    "x_t": r"the image noised to step $t$: $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1 - \bar\alpha_t}\,\epsilon$, "
+           r"$\epsilon \sim \mathcal N(0, I)$ (Ho et al. 2020, eq. 4).",
+}
+
+
+def glossary_markdown() -> str:
+    return "\n".join(f"- **{term}**: {definition}" for term, definition in sorted(GLOSSARY.items(),
+                                                                                  key=lambda kv: kv[0].lower()))

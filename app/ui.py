@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from app import inputs, playground
+from app import inputs, playground, theory
 from app.tabs import compare, connections, diffusion, gan, side_by_side, vae_latent
 from app.widgets import class_dropdowns
 
@@ -18,25 +18,32 @@ CSS = ".block:has(> label.float) .image-container { padding-top: 34px; } " + sid
 def build_demo() -> gr.Blocks:
     with gr.Blocks(title="The generative lab") as demo:
         gr.Markdown("# The generative lab\n" + INTRO)
+        with gr.Accordion("Glossary: every term these pages use, in one line each", open=False):
+            gr.Markdown(theory.glossary_markdown(), latex_delimiters=theory.LATEX)
         dataset = gr.Radio(inputs.DATASET_CHOICES, value=inputs.DEFAULT_DATASET, label="Dataset",
                            info="whose trained models every tab shows (each loads once)", elem_id="dataset")
         with gr.Tab("Side by side"):
             first_inputs, first_outputs = side_by_side.build(dataset)
+        first_visits = []   # (function of the dataset, its outputs): what each tab shows before any click
         with gr.Tab("VAE latent space"):
-            classes = vae_latent.build(dataset)
+            classes = vae_latent.build(dataset, first_visits)
         with gr.Tab("GAN sampling"):
-            gan.build(dataset)
+            gan.build(dataset, first_visits)
         with gr.Tab("Diffusion, step by step"):
-            classes.append(diffusion.build(dataset))
+            classes.append(diffusion.build(dataset, first_visits))
         with gr.Tab("Compare") as compare_tab:
             compare_outputs = compare.build(dataset)
         with gr.Tab("Connections"):
-            classes.append(connections.build(dataset))
+            classes.append(connections.build(dataset, first_visits))
         with gr.Tab("2-D playground"):
             playground.build_tab()
         # Show before asking: the landing tab opens on the default seed's samples, not on empty frames, and a new
-        # dataset shows its samples and its report at once.
+        # dataset shows its samples and its report at once. Every other tab opens on its controls' defaults too
+        # (each computed once per process and dataset), loaded after the landing tab's.
         demo.load(side_by_side.first_visit, None, first_outputs, api_name="first_visit")
+        for visit, outputs in first_visits:
+            demo.load(visit, dataset, outputs, api_visibility="private")
+            dataset.change(visit, dataset, outputs, api_visibility="private")
         compare_tab.select(compare.compare, dataset, compare_outputs, api_visibility="private")  # opens on its charts
         dataset.change(class_dropdowns, dataset, classes, api_visibility="private").then(
             side_by_side.side_by_side, first_inputs, first_outputs, api_visibility="private").then(

@@ -12,7 +12,9 @@ from PIL import Image
 
 from app import build_demo
 from conftest import fashion_or_skip
+from engines.checkpoint import CHECKPOINTS
 from engines.data.datasets import load_mnist5k
+from engines.measure.plain_words import summary_in_words
 
 pytestmark = pytest.mark.slow
 
@@ -25,14 +27,30 @@ def test_side_by_side_five_grids_with_timings_and_determinism(client):
     first = client.predict(3, 4, "ddim", 10, api_name="/side_by_side")
     again = client.predict(3, 4, "ddim", 10, api_name="/side_by_side")
     other = client.predict(4, 4, "ddim", 10, api_name="/side_by_side")
-    assert len(first) == 10
+    assert len(first) == 11       # a grid and a caption per family, then what to look at
     for i in (0, 2, 4, 6, 8):
         assert pixels(first[i]).shape == (3 * 62, 3 * 62)  # 2x2 grid of 28 px + 2 px borders, upscaled 3x
         assert np.array_equal(pixels(first[i]), pixels(again[i]))
         assert not np.array_equal(pixels(first[i]), pixels(other[i]))
     assert "ms for 4 samples" in first[1] and "10 network evaluations" in first[5]
-    assert first[7].startswith("latent_diffusion:") and "10 network evaluations per sample (ddim" in first[7]
-    assert first[9].startswith("diffusion_gan:") and "4 network evaluations per sample (its own" in first[9]
+    assert first[7].startswith("Latent diffusion:") and "10 network evaluations per sample (ddim" in first[7]
+    assert first[9].startswith("Diffusion GAN:") and "4 network evaluations per sample (its own" in first[9]
+    assert first[10].startswith("**What to look at.**") and "Classifier:" not in first[1]   # unlabelled: no overlay
+
+
+def test_side_by_side_labels_each_sample_with_what_the_classifier_sees(client):
+    from engines import load_engine
+    from engines.measure.recognition import recognise
+    plain = client.predict(3, 4, "ddim", 10, "mnist", False, api_name="/side_by_side")
+    labelled = client.predict(3, 4, "ddim", 10, "mnist", True, api_name="/side_by_side")
+    seen = recognise(load_engine("vae").sample(4, seed=3), "mnist")
+    assert labelled[1].endswith(f"Classifier: {seen.summary()}")
+    def colour(path):   # pixels whose red and blue differ: the labels and frames (a plain grid is grey)
+        picture = np.asarray(Image.open(path).convert("RGB")).astype(int)
+        return np.abs(picture[..., 0] - picture[..., 2]) > 60
+    assert colour(labelled[0]).shape == pixels(plain[0]).shape               # the same grid, written on
+    assert colour(labelled[0]).any() and not colour(plain[0]).any()
+    assert "In these grids, the classifier sees:" in labelled[10] and seen.summary() in labelled[10]
 
 
 def test_bad_input_gets_a_clear_message(client):
@@ -182,15 +200,19 @@ def test_compare_shows_the_measured_table_and_plots(client):
     charts, verdicts, text, losses, quality, steps, levels = client.predict(api_name="/compare")
     assert Image.open(charts).format == "PNG"
     assert "| Sample quality |" in verdicts and "| Likelihood |" in verdicts
+    report = json.loads((CHECKPOINTS / "report.json").read_text())
+    assert summary_in_words(report) in verdicts                            # every check in words, under the table
     assert "diffusion" in text and "gan" in text and "vae" in text
-    assert "## Sampling: steps vs quality" in text and "| ddpm | 20 | 20 |" in text   # the live benchmark
+    # report.md folded by section (each "## " heading a click away), the live benchmark among them
+    assert "<summary><b>Sampling: steps vs quality</b></summary>" in text and "| ddpm | 20 | 20 |" in text
+    assert text.count("<details>") == text.count("</details>") >= 8 and "\n## " not in text
     for plot in (losses, quality, steps, levels):     # plots come back as image files
         assert Image.open(plot).format == "PNG" and Image.open(plot).size[0] >= 600
 
 
 def test_every_diffusers_sampler_is_offered_and_bad_ones_refused(client):
-    *_, caption, _, latent, _, _ = client.predict(0, 1, "diffusers:HeunDiscreteScheduler", 5,
-                                                  api_name="/side_by_side")
+    *_, caption, _, latent, _, _, _ = client.predict(0, 1, "diffusers:HeunDiscreteScheduler", 5,
+                                                     api_name="/side_by_side")
     assert "9 network evaluations per sample" in caption
     assert "5 network evaluations per sample (ddim" in latent   # ours only: DDIM at the same step count
     # The event's validator refuses it, naming the choices (not the Dropdown's own check: preprocess=False).
@@ -221,6 +243,7 @@ def test_side_by_side_diffusion_grid_is_the_engines_sample(client):
 
 def test_new_seed_advances_the_seed(client):
     assert client.predict(41, api_name="/new_seed") == 42
+    assert client.predict(2147483647, api_name="/new_seed") == 0     # after the largest seed, the first again
     with pytest.raises(Exception, match="Seed must be a whole number"):
         client.predict(0.5, api_name="/new_seed")
 
@@ -258,7 +281,8 @@ def test_the_landing_tab_shows_samples_before_any_click(client):
     """demo.load fills Side by side with the defaults' samples (computed once, then cached)."""
     first = client.predict(api_name="/first_visit")
     again = client.predict(api_name="/first_visit")
-    assert len(first) == 10 and all(Path(first[i]).is_file() for i in (0, 2, 4, 6, 8))
+    assert len(first) == 11 and all(Path(first[i]).is_file() for i in (0, 2, 4, 6, 8))
+    assert first[10].startswith("**What to look at.**") and "recognisable" in first[10]
     assert "16 samples" in first[1] and first[5] == again[5]      # the same cached result, timing included
 
 
@@ -314,7 +338,7 @@ def test_every_tab_switches_to_fashion_mnist_through_the_dataset_argument(client
     fashion = client.predict(3, 4, "ddim", 10, "fashion", api_name="/side_by_side")
     for i in (0, 2, 4):   # VAE, GAN, diffusion: grids of other models
         assert not np.array_equal(pixels(mnist[i]), pixels(fashion[i]))
-    assert fashion[6] is None and fashion[7] == "latent_diffusion: not trained for Fashion-MNIST (70,000 images) " \
+    assert fashion[6] is None and fashion[7] == "Latent diffusion: not trained for Fashion-MNIST (70,000 images) " \
                                               "(the hybrids ship for MNIST)"
     *_, notes = client.predict(0, 0, 6, "lerp", "any", "7", None, None, "fashion", api_name="/vae_interpolate")
     assert notes == "Digit A: test image #0 (a T-shirt/top). Digit B: test Sneaker no. 0 (test image #700)."

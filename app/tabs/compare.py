@@ -4,20 +4,20 @@ plots behind it. It renders the report; it measures nothing."""
 from __future__ import annotations
 
 import json
+import re
 
 import gradio as gr
 
-from app import plots
-from app.inputs import DEFAULT_DATASET, SHIPPED_DATASETS, dataset_choice, ships
+from app import inputs, plots
+from app.inputs import DEFAULT_DATASET, SHIPPED_DATASETS, dataset_choice, report_of, ships
 from engines.checkpoint import LOG_NAME, QUALITY_LOG_NAME, checkpoints_dir, read_jsonl
 from engines.data.datasets import LAB_DATASET_TITLES
 from engines.measure.model_card import quality_table
+from engines.measure.plain_words import summary_in_words
 from engines.measure.report_markdown import dataset_verdicts_markdown, verdict_lines
 from engines.measure.sampler_benchmark import OUT as BENCHMARK
 from engines.measure.sampler_benchmark import markdown_section
 from engines.registry import families
-
-BENCHMARKED = "mnist"   # the sampler benchmark was run on this dataset's diffusion model
 
 
 def _read_json(path):
@@ -29,7 +29,7 @@ def compare(dataset=DEFAULT_DATASET):
     training, quality against steps and the bound by level."""
     dataset = dataset_choice(dataset)
     root = checkpoints_dir(dataset)
-    report = _read_json(root / "report.json")
+    report = report_of(dataset)
     if report is None or "summary" not in report:
         return (None, f"No report for {LAB_DATASET_TITLES[dataset]} yet: run `python -m engines.evaluate "
                       f"--dataset {dataset}`.", "", None, None, None, None)
@@ -38,19 +38,31 @@ def compare(dataset=DEFAULT_DATASET):
     losses = {f.name: read_jsonl(root / f.name / LOG_NAME) for f in families("family") if ships(f.name, dataset)}
     quality = {f.name: read_jsonl(root / f.name / QUALITY_LOG_NAME) for f in families() if ships(f.name, dataset)}
     benchmark = {"rows": []}
-    if dataset == BENCHMARKED:
+    if dataset == inputs.BENCHMARKED:
         benchmark = _read_json(BENCHMARK) or benchmark
         text += "\n\n" + "\n".join(markdown_section(BENCHMARK))
     figures = (plots.loss_curves(losses), plots.quality_during_training(quality),
                plots.quality_against_steps(benchmark["rows"], report) if benchmark["rows"] else None)
-    verdicts = "\n".join(verdict_lines(report)) + "\n\n" + datasets_table()
-    return (plots.png(plots.summary_charts(report)), verdicts, text,
+    verdicts = "\n".join(["\n".join(verdict_lines(report)), "### Each verdict, check by check", "",
+                          summary_in_words(report), "", datasets_table()])
+    return (plots.png(plots.summary_charts(report)), verdicts, in_sections(text),
             *(plots.png(figure) if figure is not None else None for figure in figures), report_elbo_by_level(report))
+
+
+def in_sections(markdown: str) -> str:
+    """report.md with each of its "## " sections folded (HTML details), so that the page opens on the headings
+    and a reader unfolds the one they want."""
+    head, *sections = re.split(r"(?m)^## ", markdown)
+    folded = []
+    for section in sections:
+        heading, _, body = section.partition("\n")
+        folded.append(f"<details><summary><b>{heading.strip()}</b></summary>\n\n{body.strip()}\n\n</details>\n")
+    return head + "\n".join(folded)
 
 
 def datasets_table() -> str:
     """Every row's verdict on each dataset with a report, side by side; rows whose verdict differs marked."""
-    reports = {name: _read_json(checkpoints_dir(name) / "report.json") for name in SHIPPED_DATASETS}
+    reports = {name: report_of(name) for name in SHIPPED_DATASETS}
     reports = {name: r for name, r in reports.items() if r and "summary" in r}
     return dataset_verdicts_markdown(reports, LAB_DATASET_TITLES)
 
@@ -78,10 +90,11 @@ def build(dataset: gr.Radio) -> list:
                 "the one-pass families as points. Draw a horizontal line through a point: where it meets a "
                 "diffusion line is the time the diffusion model needs for that quality.")
     steps = gr.Image(label="Diffusion: quality against steps, and speed at equal quality", type="filepath")
-    with gr.Accordion("The whole report: every table, method and tolerance, and the plots behind it", open=False):
-        report = gr.Markdown(label="Report")
+    with gr.Accordion("How the models trained: losses, and quality at each scored checkpoint", open=False):
         losses = gr.Image(label="Training losses", type="filepath")
         quality = gr.Image(label="Quality during training", type="filepath")
+    with gr.Accordion("The whole report, section by section (each opens on a click)", open=False):
+        report = gr.Markdown(label="Report")
         levels = gr.Image(label="Diffusion as a hierarchical VAE: the bound by level", type="filepath")
     outputs = [charts, verdicts, report, losses, quality, steps, levels]
     refresh = gr.Button("Read the report again")

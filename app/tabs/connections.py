@@ -11,6 +11,8 @@ Layout and small adapters only: the maths lives in `engines.measure.hierarchy` a
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import gradio as gr
 import torch
 
@@ -92,7 +94,13 @@ def _where(band: dict) -> str:
     return "the middle levels"
 
 
-def hierarchy_section(dataset: gr.Radio) -> gr.Dropdown:
+@lru_cache(maxsize=None)
+def first_visit(dataset=DEFAULT_DATASET) -> tuple:
+    """The hierarchy of test image #0 (the controls' defaults), computed once per process and dataset."""
+    return hierarchy(0, "any", 0, dataset, progress=lambda *_, **__: None)   # no progress bar to drive
+
+
+def hierarchy_section(dataset: gr.Radio) -> tuple[gr.Dropdown, list]:
     gr.Markdown("### Diffusion as a hierarchical VAE")
     with gr.Accordion("The math behind this view", open=False):
         gr.Markdown(theory.HIERARCHY, latex_delimiters=theory.LATEX)
@@ -106,7 +114,7 @@ def hierarchy_section(dataset: gr.Radio) -> gr.Dropdown:
     caption = gr.Markdown(label="Hierarchy caption")
     run.click(hierarchy, [index, digit_class, seed, dataset], [grid, plot, caption], api_name="connections_hierarchy",
               **checked_by(check_hierarchy))
-    return digit_class
+    return digit_class, [grid, plot, caption]
 
 
 # --- diffusion as score matching ------------------------------------------------------------------------
@@ -179,11 +187,13 @@ def divergence_section() -> None:
                 "the game's value against its optimum -log 4 + 2 JSD.")
 
 
-def build(dataset: gr.Radio) -> gr.Dropdown:
-    """The tab; returns its class dropdown (the page renames its classes when the dataset changes)."""
+def build(dataset: gr.Radio, first_visits: list) -> gr.Dropdown:
+    """The tab; returns its class dropdown (the page renames its classes when the dataset changes) and appends
+    its first visit (the hierarchy of test image #0) to `first_visits`."""
     gr.Markdown("The seed's three connections between the families, measured on the lab's models: diffusion is a "
                 "hierarchical VAE, its network learns a score, and a GAN minimises a divergence.")
-    digit_class = hierarchy_section(dataset)
+    digit_class, shown = hierarchy_section(dataset)
+    first_visits.append((first_visit, shown))
     score_section()
     divergence_section()
     return digit_class

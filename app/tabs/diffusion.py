@@ -2,6 +2,8 @@
 scrubbed and animated; the diffusion GAN's few steps shown the same way; and the forward (noising) process."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 import gradio as gr
 import torch
 
@@ -21,6 +23,7 @@ from app.inputs import (
 from app.widgets import digit_picker, math_panel, sampler_controls, seed_box
 from engines.data.datasets import from_signed
 from engines.errors import EngineError
+from engines.measure import guide
 
 STREAMED_FRAMES = 25   # frames shown while denoising, whatever the step count
 STORED_FRAMES = 100    # frames kept for the scrubber and the GIF
@@ -113,15 +116,36 @@ def diffusion_forward(index, digit_class, seed, frames, dataset=DEFAULT_DATASET)
     return grid_image(from_signed(noised[:, 0]), columns=frames), caption
 
 
-def denoise_section(dataset: gr.Radio) -> None:
+FIRST_SEED, FIRST_COUNT, FIRST_INDEX, FIRST_FRAMES = 0, 4, 0, 11
+
+
+@lru_cache(maxsize=None)
+def first_visit(dataset=DEFAULT_DATASET) -> tuple:
+    """What the tab shows before any click (the controls' defaults): a finished trajectory, ready to scrub, and
+    the forward process of test image #0; computed once per process and dataset."""
+    *_, finished = diffusion_steps(FIRST_SEED, FIRST_COUNT, inputs.default_sampler()[0], inputs.DEFAULT_UI_STEPS,
+                                   dataset)
+    return (*finished, diffusion_guide(inputs.default_sampler()[0], inputs.DEFAULT_UI_STEPS, dataset),
+            *diffusion_forward(FIRST_INDEX, "any", FIRST_SEED, FIRST_FRAMES, dataset))
+
+
+def diffusion_guide(sampler, steps, dataset=DEFAULT_DATASET) -> str:
+    """What to look at in a trajectory, with the sampler benchmark's number for this sampler and step count
+    (the benchmark measured MNIST's diffusion model)."""
+    rows = inputs.benchmark_rows() if dataset == inputs.BENCHMARKED else []
+    return guide.denoising(rows, sampler, int(steps) if str(steps).isdigit() else -1)
+
+
+def denoise_section(dataset: gr.Radio) -> list:
     with gr.Row():
-        seed = seed_box()
-        count = gr.Slider(1, MAX_TRACE_SAMPLES, 4, step=1, label="Samples")
+        seed = seed_box(value=FIRST_SEED)
+        count = gr.Slider(1, MAX_TRACE_SAMPLES, FIRST_COUNT, step=1, label="Samples")
         sampler, steps = sampler_controls()
     with gr.Row():
         run = gr.Button("Denoise", variant="primary")
         hybrid = gr.Button("Denoise with the diffusion GAN (its 4 steps)")
     status = gr.Markdown(label="Step")
+    what = gr.Markdown(label="What to look at (diffusion)")
     with gr.Row():
         x_t = gr.Image(label="x_t", type="pil", format="png")
         x0 = gr.Image(label="predicted x0", type="pil", format="png")
@@ -130,25 +154,29 @@ def denoise_section(dataset: gr.Radio) -> None:
     scrubber = gr.Slider(0, 1, 0, step=1, label="Scrub the stored steps (after a run)", interactive=False)
     shown = [x_t, x0, status, stored, scrubber, animation]
     run.click(diffusion_steps, [seed, count, sampler, steps, dataset], shown, api_name="diffusion_steps",
-              **checked_by(check_diffusion_steps))
+              **checked_by(check_diffusion_steps)).success(diffusion_guide, [sampler, steps, dataset], what,
+                                                          api_visibility="private")
     hybrid.click(diffusion_gan_steps, [seed, count, dataset], shown, api_name="diffusion_gan_steps",
                  **checked_by(check_diffusion_gan_steps))
     scrubber.release(diffusion_scrub, [stored, scrubber], [x_t, x0, status], api_name="diffusion_scrub")
+    return [*shown, what]
 
 
-def build(dataset: gr.Radio) -> gr.Dropdown:
-    """The tab; returns its class dropdown (the page renames its classes when the dataset changes)."""
+def build(dataset: gr.Radio, first_visits: list) -> gr.Dropdown:
+    """The tab; returns its class dropdown (the page renames its classes when the dataset changes) and appends
+    its first visit (function of the dataset, outputs) to `first_visits`."""
     math_panel(theory.DIFFUSION)
-    denoise_section(dataset)
+    denoised = denoise_section(dataset)
     gr.Markdown("### The forward process: noising a digit")
     with gr.Row():
-        index, digit_class = digit_picker("Digit", 0)
-        noise_seed = seed_box("Noise seed")
-        frames = gr.Slider(2, MAX_PATH_STEPS, 11, step=1, label="Frames")
+        index, digit_class = digit_picker("Digit", FIRST_INDEX)
+        noise_seed = seed_box("Noise seed", FIRST_SEED)
+        frames = gr.Slider(2, MAX_PATH_STEPS, FIRST_FRAMES, step=1, label="Frames")
     forward = gr.Button("Noise it")
     forward_strip = gr.Image(label="x_t from t = 0 to T - 1", type="pil", format="png")
     forward_caption = gr.Markdown(label="Forward process caption")
     forward.click(diffusion_forward, [index, digit_class, noise_seed, frames, dataset],
                   [forward_strip, forward_caption], api_name="diffusion_forward",
                   **checked_by(check_diffusion_forward))
+    first_visits.append((first_visit, [*denoised, forward_strip, forward_caption]))
     return digit_class

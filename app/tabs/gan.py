@@ -1,6 +1,8 @@
 """The "GAN sampling" tab: a seed's samples (with truncation), and the walk between two seeds' latents."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 import gradio as gr
 import torch
 
@@ -8,7 +10,11 @@ from app import inputs, theory
 from app.images import grid_image, save_gif
 from app.inputs import DEFAULT_DATASET, MAX_GRID, MAX_PATH_STEPS, checked_by, engine, timed, validations
 from app.widgets import math_panel, seed_box
+from engines.measure import guide
+from engines.measure.recognition import recognise
 from engines.sampling.interpolation import INTERPOLATIONS
+
+FIRST_SEED, FIRST_COUNT, FIRST_WALK_STEPS = 0, 36, 10
 
 
 def truncation_value(value) -> float | None:
@@ -22,10 +28,21 @@ def check_gan_sample(seed, count, truncation, dataset=DEFAULT_DATASET) -> list[d
 
 
 def gan_sample(seed, count, truncation, dataset=DEFAULT_DATASET):
+    """A seed's samples, and what to look at in them: the report's measurement of this GAN, or, with truncation,
+    what the lab's classifier recognises with and without it (the same seed)."""
     seed, count, truncation = inputs.seed(seed), inputs.count(count, MAX_GRID), truncation_value(truncation)
-    gan = engine("gan", inputs.dataset_choice(dataset))
+    dataset = inputs.dataset_choice(dataset)
+    gan = engine("gan", dataset)
     images, seconds = timed(gan.sample, count, seed=seed, truncation=truncation)
-    return grid_image(images), f"{seconds * 1000:.0f} ms for {count} samples"
+    caption = f"{seconds * 1000:.0f} ms for {count} samples."
+    if truncation is not None:
+        without = recognise(gan.sample(count, seed=seed), dataset)
+        return grid_image(images), f"{caption}\n\n{guide.truncation(recognise(images, dataset), without, truncation)}"
+    report = inputs.report_of(dataset)
+    if report and "gan" in report.get("quality", {}):
+        caption += (f"\n\n**What to look at.** Broken or half-formed strokes, and blends of two classes: over the "
+                    f"report's {report['n']} samples, {guide.family_sentence(report, 'gan')}")
+    return grid_image(images), caption
 
 
 def _walk_checks(seed_a, seed_b, steps, method, truncation) -> list:
@@ -51,13 +68,22 @@ def gan_interpolate(seed_a, seed_b, steps, method, truncation, dataset=DEFAULT_D
     return grid_image(path, columns=steps), save_gif(frames + frames[-2:0:-1], duration_ms=150, final_hold_ms=150)
 
 
-def build(dataset: gr.Radio) -> None:
+@lru_cache(maxsize=None)
+def first_visit(dataset=DEFAULT_DATASET) -> tuple:
+    """What the tab shows before any click (the controls' defaults), computed once per process and dataset."""
+    return (*gan_sample(FIRST_SEED, FIRST_COUNT, 0, dataset),
+            *gan_interpolate(FIRST_SEED, FIRST_SEED + 1, FIRST_WALK_STEPS, "slerp", 0, dataset))
+
+
+def build(dataset: gr.Radio, first_visits: list) -> None:
+    """The tab; appends its first visit (function of the dataset, outputs) to `first_visits`."""
     math_panel(theory.GAN)
     with gr.Row():
-        seed = seed_box()
-        count = gr.Slider(1, MAX_GRID, 36, step=1, label="Samples")
+        seed = seed_box(value=FIRST_SEED)
+        count = gr.Slider(1, MAX_GRID, FIRST_COUNT, step=1, label="Samples")
         truncation = gr.Slider(0, 3, 0, step=0.05, label="Truncation (0 = off)",
-                               info="resample latent entries beyond this many standard deviations")
+                               info="resample latent entries beyond this many standard deviations: the samples "
+                                    "come from nearer the latent's centre (the caption measures what that does)")
     run = gr.Button("Sample", variant="primary")
     grid = gr.Image(label="GAN samples", type="pil", format="png")
     caption = gr.Markdown(label="GAN caption")
@@ -66,8 +92,8 @@ def build(dataset: gr.Radio) -> None:
 
     gr.Markdown("### Walk between two seeds' latents")
     with gr.Row():
-        seed_a, seed_b = seed_box("Seed A", 0), seed_box("Seed B", 1)
-        steps = gr.Slider(2, MAX_PATH_STEPS, 10, step=1, label="Steps")
+        seed_a, seed_b = seed_box("Seed A", FIRST_SEED), seed_box("Seed B", FIRST_SEED + 1)
+        steps = gr.Slider(2, MAX_PATH_STEPS, FIRST_WALK_STEPS, step=1, label="Steps")
         method = gr.Radio(list(INTERPOLATIONS), value="slerp", label="Path")
     walk = gr.Button("Interpolate")
     gr.Markdown("Generated path from A to B, then as an animation:")
@@ -75,3 +101,4 @@ def build(dataset: gr.Radio) -> None:
     animation = gr.Image(label="Animation", type="filepath", show_label=False, height=240)
     walk.click(gan_interpolate, [seed_a, seed_b, steps, method, truncation, dataset], [strip, animation],
                api_name="gan_interpolate", **checked_by(check_gan_interpolate))
+    first_visits.append((first_visit, [grid, caption, strip, animation]))

@@ -9,11 +9,13 @@ import torch
 from matplotlib.colors import to_hex
 
 from app import inputs, theory
-from app.images import grid_image
-from app.inputs import DEFAULT_DATASET, MAX_GRID, checked_by, engine, ships, timed
+from app.images import grid_image, labelled_grid
+from app.inputs import DEFAULT_DATASET, MAX_GRID, checked_by, engine, report_of, ships, timed
 from app.widgets import math_panel, sampler_controls, seed_box
 from engines.data.datasets import LAB_DATASET_TITLES, from_signed
 from engines.family import Family
+from engines.measure import guide
+from engines.measure.recognition import Recognition, recognise
 from engines.registry import families
 
 FIRST_VISIT_SEED, FIRST_VISIT_COUNT = 0, 16
@@ -37,39 +39,54 @@ def colour_css() -> str:
                     for f in families())
 
 
-def check_side_by_side(seed, count, sampler, steps, dataset=DEFAULT_DATASET) -> list[dict]:
+def check_side_by_side(seed, count, sampler, steps, dataset=DEFAULT_DATASET, labelled=False) -> list[dict]:
     """side_by_side's validator: its input checks alone, run before the event (a refused input then shows its
     message and leaves the previous pictures in place)."""
-    return inputs.sampling_validations(seed, count, sampler, steps, MAX_GRID, dataset)
+    return inputs.sampling_validations(seed, count, sampler, steps, MAX_GRID, dataset) + [gr.validate(True, "")]
 
 
-def family_grid(family: Family, seed: int, count: int, page: dict, dataset: str, progress) -> list:
-    """One family's grid and caption. A family that takes the page's sampler runs through its trace, so that the
-    page shows its progress (the result is sample()'s, bit for bit); a family that does not ship for the dataset
-    gets no grid and a caption that says so."""
+def family_grid(family: Family, seed: int, count: int, page: dict, dataset: str, progress,
+                labelled: bool = False) -> tuple[list, Recognition | None]:
+    """One family's grid and caption, and what the lab's classifier sees in it when `labelled` (then drawn over
+    the grid). A family that takes the page's sampler runs through its trace, so that the page shows its progress
+    (the result is sample()'s, bit for bit); a family that does not ship for the dataset gets no grid and a caption
+    that says so."""
     if not ships(family.name, dataset):
-        return [None, f"{family.name}: not trained for {LAB_DATASET_TITLES[dataset]} (the hybrids ship for MNIST)"]
+        return [None, f"{heading(family)}: not trained for {LAB_DATASET_TITLES[dataset]} (the hybrids ship for "
+                      "MNIST)"], None
     options = family.sampling_options(page["sampler"], page["steps"])
     model = engine(family.name, dataset)
     nfe = timed(model.network_evaluations, **options)[0]
 
     def denoise() -> torch.Tensor:
         trajectory = model.trace(count, seed=seed, **options)
-        for step in progress.tqdm(trajectory, total=nfe, desc=f"{family.name}, {options['sampler']}"):
+        for step in progress.tqdm(trajectory, total=nfe, desc=f"{family.title}, {options['sampler']}"):
             last = step
         return from_signed(last.prev_sample)
 
     sample = denoise if family.takes_sampler else lambda: model.sample(count, seed=seed, **options)
     images, seconds = timed(sample)
-    return [grid_image(images), f"{family.name}: {seconds * 1000:.0f} ms for {count} samples, {nfe} network "
-                                f"evaluation{'s' if nfe > 1 else ''} per sample{family.caption.format(**options)}"]
+    caption = (f"{heading(family)}: {seconds * 1000:.0f} ms for {count} samples, {nfe} network "
+               f"evaluation{'s' if nfe > 1 else ''} per sample{family.caption.format(**options)}")
+    if not labelled:
+        return [grid_image(images), caption], None
+    seen = recognise(images, dataset)
+    return [labelled_grid(images, [seen.label(i) for i in range(count)], seen.recognisable),
+            f"{caption}. Classifier: {seen.summary()}"], seen
 
 
-def side_by_side(seed, count, sampler, steps, dataset=DEFAULT_DATASET, progress=gr.Progress()):
+def side_by_side(seed, count, sampler, steps, dataset=DEFAULT_DATASET, labelled=False, progress=gr.Progress()):
     """One seed -> a grid of `dataset` per registered family, each captioned with wall time and network
-    evaluations."""
+    evaluations (and, `labelled`, each sample marked with what the lab's classifier sees), then what to look at
+    in them."""
     seed, count, page, dataset = inputs.sampling_inputs(seed, count, sampler, steps, MAX_GRID, dataset)
-    return tuple(out for family in families() for out in family_grid(family, seed, count, page, dataset, progress))
+    outputs, seen = [], {}
+    for family in families():
+        grid_and_caption, recognition = family_grid(family, seed, count, page, dataset, progress, bool(labelled))
+        outputs += grid_and_caption
+        if recognition is not None:
+            seen[family.name] = recognition
+    return (*outputs, guide.side_by_side(report_of(dataset), seen))
 
 
 @lru_cache(maxsize=1)
@@ -84,7 +101,8 @@ def first_visit() -> tuple:
 
 
 def next_seed(seed) -> int:
-    return inputs.whole_number(seed, "Seed", 0, inputs.MAX_SEED - 1) + 1
+    """The seed after `seed`; after the largest, the first again (every seed is a valid one)."""
+    return (inputs.seed(seed) + 1) % (inputs.MAX_SEED + 1)
 
 
 def build(dataset: gr.Radio) -> tuple[list, list]:
@@ -97,13 +115,16 @@ def build(dataset: gr.Radio) -> tuple[list, list]:
     with gr.Row():
         run = gr.Button(run_label(), variant="primary")
         new_seed = gr.Button("New seed")
+        labelled = gr.Checkbox(False, label="Label each sample with what the lab's classifier sees",
+                               info="class and confidence; a red frame: not recognised (confidence < 0.9)")
     with gr.Row():
         outputs = []
         for family in families():
             with gr.Column(elem_id=f"side-by-side-{family.name}"):
                 outputs.append(gr.Image(label=heading(family), type="pil", format="png"))
                 outputs.append(gr.Markdown(label=f"{heading(family)} caption"))
-    fields = [seed, count, sampler, steps, dataset]
+    outputs.append(gr.Markdown(label="What to look at", elem_id="side-by-side-guide"))
+    fields = [seed, count, sampler, steps, dataset, labelled]
     run.click(side_by_side, fields, outputs, api_name="side_by_side", **checked_by(check_side_by_side))
     new_seed.click(next_seed, seed, seed, api_name="new_seed").then(
         side_by_side, fields, outputs, api_visibility="private")

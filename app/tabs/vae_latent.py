@@ -2,16 +2,30 @@
 or upload), and the latent plane of the test digits' two main directions, with latent diffusion's paths on it."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 import gradio as gr
 import torch
 from PIL import Image
 
 from app import inputs, plots, theory
 from app.images import grid_image, save_gif
-from app.inputs import DEFAULT_DATASET, MAX_PATH_STEPS, engine, pick_digit, ships, test_digits, timed, user_error
+from app.inputs import (
+    DEFAULT_DATASET,
+    MAX_PATH_STEPS,
+    checked_by,
+    engine,
+    pick_digit,
+    ships,
+    test_digits,
+    timed,
+    user_error,
+    validations,
+)
 from app.widgets import digit_picker, math_panel, pick_brush
 from engines.data.user_images import is_blank, prepare_digit
 from engines.errors import EngineError
+from engines.measure import guide
 from engines.sampling.interpolation import INTERPOLATIONS
 
 LATENT_PATHS, LATENT_PATH_STEPS = 12, 50   # latent diffusion's trajectories on the VAE's latent map
@@ -35,6 +49,25 @@ def visitor_digit(upload, sketch) -> tuple[torch.Tensor, list[str]] | None:
 def _blank_canvas(image) -> bool:
     """An untouched sketchpad: nothing drawn is not an error, it means 'use the test digit'."""
     return isinstance(image, Image.Image) and is_blank(image)
+
+
+def check_vae_interpolate(index_a, index_b, steps, method, class_a="any", class_b="any", upload_a=None,
+                          sketch_a=None, dataset=DEFAULT_DATASET) -> list[dict]:
+    """vae_interpolate's validator (see side_by_side.check_side_by_side): a refused input, a bad upload among
+    them, leaves the previous strip, reconstructions and animation in place."""
+    return validations(*inputs.digit_validations(index_a, class_a, "Digit A", dataset)[:1],
+                       lambda: inputs.digit_validations(index_b, class_b, "Digit B", dataset)[0](),
+                       lambda: inputs.whole_number(steps, "Steps", 2, MAX_PATH_STEPS),
+                       lambda: inputs.choice(method, "path", INTERPOLATIONS),
+                       lambda: inputs.choice(str(class_a), "Digit A class", inputs.DIGIT_CLASSES),
+                       lambda: inputs.choice(str(class_b), "Digit B class", inputs.DIGIT_CLASSES),
+                       lambda: visitor_digit(upload_a, None), lambda: visitor_digit(None, sketch_a),
+                       lambda: inputs.dataset_choice(dataset))
+
+
+def check_vae_latent_map(grid, dataset=DEFAULT_DATASET) -> list[dict]:
+    """vae_latent_map's validator."""
+    return validations(lambda: inputs.whole_number(grid, "Grid size", 3, 16), lambda: inputs.dataset_choice(dataset))
 
 
 def vae_interpolate(index_a, index_b, steps, method, class_a="any", class_b="any", upload_a=None, sketch_a=None,
@@ -83,24 +116,36 @@ def vae_latent_map(grid, dataset=DEFAULT_DATASET):
     return grid_image(view.decoded, columns=grid), figure, caption
 
 
-def interpolation_section(dataset: gr.Radio) -> list[gr.Dropdown]:
+FIRST_A, FIRST_B, FIRST_B_CLASS, FIRST_STEPS, FIRST_GRID = 0, 0, "7", 10, 9   # A: test digit #0 (a zero), B: a 7
+
+
+@lru_cache(maxsize=None)
+def first_visit(dataset=DEFAULT_DATASET) -> tuple:
+    """What the tab shows before any click (the controls' defaults), computed once per process and dataset."""
+    return (guide.latent_walk(inputs.report_of(dataset)),
+            *vae_interpolate(FIRST_A, FIRST_B, FIRST_STEPS, "slerp", "any", FIRST_B_CLASS, dataset=dataset),
+            *vae_latent_map(FIRST_GRID, dataset))
+
+
+def interpolation_section(dataset: gr.Radio) -> tuple[list[gr.Dropdown], list]:
     gr.Markdown("Encode two digits, walk between their latent means, decode each point. Digit A can be a test "
                 "digit, or your own: draw it or upload an image (it is converted to a 28x28 white-on-black digit, "
                 "and the page says how).")
     with gr.Row():
         with gr.Column():
-            index_a, class_a = digit_picker("Digit A", 0)
+            index_a, class_a = digit_picker("Digit A", FIRST_A)
             with gr.Accordion("...or draw / upload digit A", open=False) as draw_a:
                 sketch_a = gr.Sketchpad(label="Draw digit A", type="pil", canvas_size=(280, 280), transforms=(),
                                         layers=False, elem_id="digit-sketch")
                 upload_a = gr.File(label="Upload digit A (PNG, JPEG, ...)", type="filepath")
             draw_a.expand(None, None, None, js=pick_brush("digit-sketch"))
         with gr.Column():
-            index_b, class_b = digit_picker("Digit B", 0, "7")   # A is test digit #0, a zero: B another digit
+            index_b, class_b = digit_picker("Digit B", FIRST_B, FIRST_B_CLASS)
         with gr.Column():
-            steps = gr.Slider(2, MAX_PATH_STEPS, 10, step=1, label="Steps")
+            steps = gr.Slider(2, MAX_PATH_STEPS, FIRST_STEPS, step=1, label="Steps")
             method = gr.Radio(list(INTERPOLATIONS), value="slerp", label="Path")
     run = gr.Button("Interpolate", variant="primary")
+    what = gr.Markdown(label="What to look at (latent walk)")
     notes = gr.Markdown(label="Notes on the digits")
     gr.Markdown("Decoded path from A to B:")
     strip = gr.Image(label="Decoded path from A to B", type="pil", format="png", show_label=False)
@@ -108,21 +153,25 @@ def interpolation_section(dataset: gr.Radio) -> list[gr.Dropdown]:
         recon = gr.Image(label="A, B (top) and their reconstructions (bottom)", type="pil", format="png", height=240)
         animation = gr.Image(label="Animation (A -> B -> A)", type="filepath", height=240)
     run.click(vae_interpolate, [index_a, index_b, steps, method, class_a, class_b, upload_a, sketch_a, dataset],
-              [strip, recon, animation, notes], api_name="vae_interpolate")
-    return [class_a, class_b]
+              [strip, recon, animation, notes], api_name="vae_interpolate",
+              validator=check_vae_interpolate)   # preprocessed (the upload and drawing arrive as file and image)
+    return [class_a, class_b], [what, strip, recon, animation, notes]
 
 
-def build(dataset: gr.Radio) -> list[gr.Dropdown]:
-    """The tab; returns its class dropdowns (the page renames their classes when the dataset changes)."""
+def build(dataset: gr.Radio, first_visits: list) -> list[gr.Dropdown]:
+    """The tab; returns its class dropdowns (the page renames their classes when the dataset changes) and appends
+    its first visit (function of the dataset, outputs) to `first_visits`."""
     math_panel(theory.VAE)
-    classes = interpolation_section(dataset)
+    classes, interpolated = interpolation_section(dataset)
     gr.Markdown("### The latent space in 2-D")
     with gr.Row():
-        grid = gr.Slider(3, 16, 9, step=1, label="Grid size")
+        grid = gr.Slider(3, 16, FIRST_GRID, step=1, label="Grid size")
         map_run = gr.Button("Map the latent space")
     map_caption = gr.Markdown(label="Latent map caption")
     with gr.Row():
         lattice = gr.Image(label="Decoded lattice", type="pil", format="png", show_label=False)
         scatter = gr.Plot(label="Test digits on the same axes", show_label=False)   # the figure has its title
-    map_run.click(vae_latent_map, [grid, dataset], [lattice, scatter, map_caption], api_name="vae_latent_map")
+    map_run.click(vae_latent_map, [grid, dataset], [lattice, scatter, map_caption], api_name="vae_latent_map",
+                  **checked_by(check_vae_latent_map))
+    first_visits.append((first_visit, [*interpolated, lattice, scatter, map_caption]))
     return classes

@@ -1,0 +1,104 @@
+""""What to look at": a few plain sentences per view, made from the dataset's report.json and the view's current
+output, never typed numbers. Each says what the view shows, what to notice, and the measured number that says it
+(with its standard error). The app shows them; they decide nothing the report has not measured."""
+from __future__ import annotations
+
+from engines.data.datasets import LAB_CLASS_NAMES
+from engines.measure.recognition import RECOGNITION_NET, Recognition
+from engines.measure.uncertainty import TIE_SE
+from engines.registry import families
+
+REAL = "real (train)"
+
+
+def _title(name: str) -> str:
+    title = next((f.title for f in families() if f.name == name), name)
+    return title[:1].upper() + title[1:]
+
+
+def sharpness_words(value: float, se: float) -> str:
+    """Sharpness against the real images' 1.0, read with the report's tie rule (TIE_SE standard errors)."""
+    if value + TIE_SE * se < 1:
+        return f"{1 - value:.0%} blurrier than real images"
+    if value - TIE_SE * se > 1:
+        return f"{value - 1:.0%} more fine detail than real images: sharper strokes, or noise"
+    return "as sharp as real images"
+
+
+def family_sentence(report: dict, name: str, net: str = RECOGNITION_NET) -> str:
+    """One family's quality row in words: sharpness, recognisable share against the real images', its most
+    frequent class, and its Frechet distance."""
+    row, real = report["quality"][name], report["quality"][REAL]["nets"][net]
+    cells = row["nets"][net]
+    histogram = cells["class_histogram"]
+    top = max(range(len(histogram)), key=histogram.__getitem__)
+    class_names = LAB_CLASS_NAMES[report.get("dataset", "mnist")]
+    return (f"**{_title(name)}**: sharpness {row['sharpness']:.2f} ± {row['sharpness_se']:.2f} "
+            f"({sharpness_words(row['sharpness'], row['sharpness_se'])}); "
+            f"{cells['confident_share']:.0%} ± {cells['confident_share_se']:.0%} recognisable "
+            f"(real images: {real['confident_share']:.0%}); most frequent class {class_names[top]} at "
+            f"{histogram[top]:.0%} of its samples ({1 / len(histogram):.0%} each if balanced); Frechet distance "
+            f"{cells['frechet_distance']:.3g} ± {cells['frechet_distance_se']:.2g}.")
+
+
+def side_by_side(report: dict | None, shown: dict[str, Recognition] | None = None) -> str:
+    """The landing view: what each family's grid should show, from the report's {n} samples per family, and (when
+    the grids carry the classifier's labels) what this grid shows."""
+    lines = ["**What to look at.** The same seed gives each family its own samples (the families' random inputs "
+             "differ in kind, so no two grids show the same images). Look for blur (soft strokes), broken or "
+             "half-formed shapes, and one class repeated more than its share."]
+    if report and "quality" in report:
+        lines.append(f"Measured on {report['n']} samples per family (the report, {RECOGNITION_NET} net; sharpness: "
+                     "1 = as sharp as real images):")
+        lines += [f"- {family_sentence(report, name)}" for name in report["quality"] if name != REAL]
+    if shown:
+        lines.append("In these grids, the classifier sees:")
+        lines += [f"- **{_title(name)}**: {recognition.summary()}" for name, recognition in shown.items()]
+        lines.append("(The classifier gives every input some class, and can be confident about an input that is no "
+                     "real image at all: \"recognisable\" means confidently classified, not a good sample.)")
+    return "\n".join(lines)
+
+
+def truncation(at: Recognition, without: Recognition, value: float) -> str:
+    """The GAN's truncation, measured on the grid just drawn: how many samples the classifier recognises with
+    truncation at `value` and, from the same seed, without it."""
+    return (f"**What to look at.** Truncation at {value:g} keeps every latent entry within {value:g} standard "
+            f"deviations, so the samples come from near the centre of the latent distribution. Whether that "
+            f"gives cleaner images depends on what this generator puts there: here {at.summary()}; the same seed "
+            f"without truncation: {without.summary()}. A GAN whose centre decodes to an average of several "
+            f"classes (grey, blended shapes) gets worse, not better, as the truncation tightens.")
+
+
+def latent_walk(report: dict | None) -> str:
+    """The VAE tab: what a latent walk should look like, and the report's measure of how even each family's
+    steps are (the coefficient of variation of the step sizes along slerp paths: 0 = every step the same size)."""
+    text = ("**What to look at.** Each frame of the path should look like a real image, and neighbouring frames "
+            "should differ by a little, evenly; a jump means the path crosses a region the decoder maps to "
+            "something abrupt. The bottom row of the pair shows the reconstructions: softer than the inputs.")
+    if not report or "latent" not in report:
+        return text
+    walks = [(name, row["slerp"]) for name, row in report["latent"].items() if isinstance(row, dict) and "slerp" in row]
+    steps = "; ".join(f"{_title(name)} {w['step_cv']:.2f} ± {w['step_cv_se']:.2f}" for name, w in walks)
+    text += f" Over {walks[0][1]['pairs']} pairs of test images the report measures how uneven the steps are " \
+            f"(slerp, step CV, lower = smoother): {steps}." if walks else ""
+    kept = [(name, row["reconstruction"]) for name, row in report["latent"].items()
+            if isinstance(row, dict) and isinstance(row.get("reconstruction"), dict)]
+    text += "".join(f" {_title(name)}'s reconstructions keep the class of {r['same_class']:.0%} of {r['n']} test "
+                    "images." for name, r in kept)
+    return text
+
+
+def denoising(benchmark_rows: list[dict], sampler: str, steps: int, net: str = RECOGNITION_NET) -> str:
+    """The diffusion tab: what the two pictures show, and the sampler benchmark's Frechet distance for the
+    sampler and step count just run, beside the best it measured (where the benchmark has them)."""
+    text = ("**What to look at.** Left, x_t: noise becoming an image. Right, the predicted x0: the network's guess "
+            "of the finished image at that step. The guess settles the coarse shape (and the class) in the first, "
+            "noisiest steps and the fine strokes last (Ho et al. 2020, fig. 6); scrub back to find the step where "
+            "the class is decided.")
+    row = next((r for r in benchmark_rows if r["sampler"] == sampler and r["steps"] == steps), None)
+    if row is None or not benchmark_rows:
+        return text
+    best = min(benchmark_rows, key=lambda r: r["frechet_distance"])
+    return (text + f" The sampler benchmark measured {sampler} at {steps} steps at Frechet distance "
+            f"{row['frechet_distance']:.1f} ({net} net); its best, {best['sampler']} at {best['steps']} steps: "
+            f"{best['frechet_distance']:.1f}.")
