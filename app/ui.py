@@ -40,12 +40,12 @@ def build_demo() -> gr.Blocks:
         # Show before asking: the landing tab opens on the default seed's samples, not on empty frames, and a new
         # dataset shows its samples and its report at once. Every other tab opens on its controls' defaults too
         # (each computed once per process and dataset), loaded after the landing tab's.
-        demo.load(side_by_side.first_visit, None, first_outputs, api_name="first_visit")
-        for visit, outputs in first_visits:
-            demo.load(visit, dataset, outputs, api_visibility="private")
-            dataset.change(visit, dataset, outputs, api_visibility="private")
-        compare_tab.select(compare.compare, dataset, compare_outputs, api_visibility="private")  # opens on its charts
-        dataset.change(class_dropdowns, dataset, classes, api_visibility="private").then(
+        loaded = demo.load(side_by_side.first_visit, None, first_outputs, api_name="first_visit")
+        changed = dataset.change(class_dropdowns, dataset, classes, api_visibility="private").then(
             side_by_side.side_by_side, first_inputs, first_outputs, api_visibility="private").then(
             compare.compare, dataset, compare_outputs, api_visibility="private")
+        for visit, outputs in first_visits:   # one after another, after the landing tab's: it shows first
+            loaded = loaded.then(visit, dataset, outputs, api_visibility="private")
+            changed = changed.then(visit, dataset, outputs, api_visibility="private")
+        compare_tab.select(compare.compare, dataset, compare_outputs, api_visibility="private")  # opens on its charts
     return demo

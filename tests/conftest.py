@@ -26,6 +26,12 @@ BROWSER_TESTS = "test_browser.py"
 _browser_outcomes: dict[str, int] = {}
 
 
+def pytest_collection_modifyitems(config, items):
+    """The tests marked `long` first (a stable sort keeps the rest in file order): the workers take them at the
+    start, not one worker alone at the end while the other idles."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 def pytest_runtest_logreport(report):
     """Count how the real-browser tests ended, so a run says whether the browser actually ran."""
     if BROWSER_TESTS in report.nodeid and (report.when == "call" or report.outcome != "passed"):

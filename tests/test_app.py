@@ -364,7 +364,7 @@ def test_a_refused_input_is_named_by_the_validator_and_the_first_refusal_only():
     (a sampler refused is not refused again as the steps)."""
     from app.tabs.side_by_side import check_side_by_side
     answers = check_side_by_side(0, 4, "diffusers:Nope", 1, "mnist")
-    assert [a["is_valid"] for a in answers] == [True, True, False, True, True]
+    assert [a["is_valid"] for a in answers] == [True, True, False, True, True, True]   # the last: labelled
     assert answers[2]["message"].startswith("unknown sampler 'diffusers:Nope'")
     assert all(a["is_valid"] for a in check_side_by_side(0, 4, "ddim", 10, "mnist"))
 
@@ -392,8 +392,8 @@ def test_side_by_side_shows_every_registered_family_from_its_record(monkeypatch)
         monkeypatch.setattr(side_by_side, "ships", lambda name, dataset: name == toy.name or shipped(name, dataset))
         monkeypatch.setattr(side_by_side, "engine", lambda name, d: Flat() if name == toy.name else loaded(name, d))
         out = side_by_side.side_by_side(0, 1, "ddim", 5, "mnist")
-        assert len(out) == 2 * len(FAMILIES) and out[-1].startswith("toy_flat: ")
-        assert out[-1].endswith("2 network evaluations per sample (ddim, its own way)")
+        assert len(out) == 2 * len(FAMILIES) + 1 and out[-2].startswith("Toy flat: ")   # then "what to look at"
+        assert out[-2].endswith("2 network evaluations per sample (ddim, its own way)")
         assert side_by_side.run_label() == "Sample all six" and side_by_side.heading(toy) == "Toy flat"
         assert "#side-by-side-toy_flat { border-top: 4px solid #8c564b" in side_by_side.colour_css()
     finally:

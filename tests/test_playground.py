@@ -261,6 +261,7 @@ LESSON_NUMBERS = {
 
 
 @pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.parametrize("key", list(LESSON_NUMBERS))
 def test_each_lesson_streams_and_ends_with_numbers_that_show_its_claim(client, key):
     """Every lesson's claims, checked once, through the API the page calls (tests/test_browser.py runs one lesson

@@ -392,6 +392,7 @@ def test_bad_settings_are_refused(capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_a_cheap_evaluation_reproduces_within_tolerance(cheap_report, tmp_path, capsys):
     first = cheap_report      # the cheap evaluation, run once per test run (tests/conftest.py)
     report = json.loads(first.read_text())

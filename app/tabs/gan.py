@@ -38,10 +38,9 @@ def gan_sample(seed, count, truncation, dataset=DEFAULT_DATASET):
     if truncation is not None:
         without = recognise(gan.sample(count, seed=seed), dataset)
         return grid_image(images), f"{caption}\n\n{guide.truncation(recognise(images, dataset), without, truncation)}"
-    report = inputs.report_of(dataset)
-    if report and "gan" in report.get("quality", {}):
-        caption += (f"\n\n**What to look at.** Broken or half-formed strokes, and blends of two classes: over the "
-                    f"report's {report['n']} samples, {guide.family_sentence(report, 'gan')}")
+    measured = guide.one_family(inputs.report_of(dataset), "gan",
+                                "Broken or half-formed strokes, and blends of two classes")
+    caption += f"\n\n{measured}" if measured else ""
     return grid_image(images), caption
 
 

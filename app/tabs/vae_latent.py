@@ -51,20 +51,6 @@ def _blank_canvas(image) -> bool:
     return isinstance(image, Image.Image) and is_blank(image)
 
 
-def check_vae_interpolate(index_a, index_b, steps, method, class_a="any", class_b="any", upload_a=None,
-                          sketch_a=None, dataset=DEFAULT_DATASET) -> list[dict]:
-    """vae_interpolate's validator (see side_by_side.check_side_by_side): a refused input, a bad upload among
-    them, leaves the previous strip, reconstructions and animation in place."""
-    return validations(*inputs.digit_validations(index_a, class_a, "Digit A", dataset)[:1],
-                       lambda: inputs.digit_validations(index_b, class_b, "Digit B", dataset)[0](),
-                       lambda: inputs.whole_number(steps, "Steps", 2, MAX_PATH_STEPS),
-                       lambda: inputs.choice(method, "path", INTERPOLATIONS),
-                       lambda: inputs.choice(str(class_a), "Digit A class", inputs.DIGIT_CLASSES),
-                       lambda: inputs.choice(str(class_b), "Digit B class", inputs.DIGIT_CLASSES),
-                       lambda: visitor_digit(upload_a, None), lambda: visitor_digit(None, sketch_a),
-                       lambda: inputs.dataset_choice(dataset))
-
-
 def check_vae_latent_map(grid, dataset=DEFAULT_DATASET) -> list[dict]:
     """vae_latent_map's validator."""
     return validations(lambda: inputs.whole_number(grid, "Grid size", 3, 16), lambda: inputs.dataset_choice(dataset))
@@ -153,8 +139,7 @@ def interpolation_section(dataset: gr.Radio) -> tuple[list[gr.Dropdown], list]:
         recon = gr.Image(label="A, B (top) and their reconstructions (bottom)", type="pil", format="png", height=240)
         animation = gr.Image(label="Animation (A -> B -> A)", type="filepath", height=240)
     run.click(vae_interpolate, [index_a, index_b, steps, method, class_a, class_b, upload_a, sketch_a, dataset],
-              [strip, recon, animation, notes], api_name="vae_interpolate",
-              validator=check_vae_interpolate)   # preprocessed (the upload and drawing arrive as file and image)
+              [strip, recon, animation, notes], api_name="vae_interpolate")
     return [class_a, class_b], [what, strip, recon, animation, notes]
 
 

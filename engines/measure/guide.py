@@ -41,6 +41,14 @@ def family_sentence(report: dict, name: str, net: str = RECOGNITION_NET) -> str:
             f"{cells['frechet_distance']:.3g} ± {cells['frechet_distance_se']:.2g}.")
 
 
+def one_family(report: dict | None, name: str, look_for: str) -> str:
+    """A family's own tab: what to look for in its grid, and its quality row in words (nothing when the report
+    has not measured this family)."""
+    if not report or name not in report.get("quality", {}):
+        return ""
+    return f"**What to look at.** {look_for}: over the report's {report['n']} samples, {family_sentence(report, name)}"
+
+
 def side_by_side(report: dict | None, shown: dict[str, Recognition] | None = None) -> str:
     """The landing view: what each family's grid should show, from the report's {n} samples per family, and (when
     the grids carry the classifier's labels) what this grid shows."""
