@@ -8,15 +8,12 @@ than localhost, not with --no-browser). A busy port is reported before any model
 import argparse
 import os
 import socket
-import sys
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from app import CSS, build_demo  # noqa: E402  (the package app/, after the environment is set)
 
-CONCURRENCY = 2  # CPU-bound work: more parallel requests than cores only slows each one down
-TORCH_THREADS = 1  # one core per request, two requests at a time: no oversubscription on 2 cores
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
 
 
@@ -44,19 +41,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    import torch
-    torch.set_num_threads(TORCH_THREADS)
-    from app.inputs import SHIPPED_DATASETS, engine, ships
-    from app.tabs.side_by_side import first_visit
-    from engines.registry import families
-    print(f"loading the models of {', '.join(SHIPPED_DATASETS)}...", file=sys.stderr, flush=True)
-    for dataset in SHIPPED_DATASETS:
-        for family in families():
-            if ships(family.name, dataset):
-                engine(family.name, dataset)  # load every model once, before the first visitor
-    first_visit()     # and sample the landing tab's pictures, so that even the first visitor waits for nothing
-    demo = build_demo()
-    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
+    from app import serving
+    serving.warm_up()   # every model loaded, every tab's first visit computed, before the first visitor
+    demo = serving.queue(build_demo())
     on_space = bool(os.environ.get("SPACE_ID"))
     open_browser = not (args.no_browser or on_space or args.share or args.host not in LOCAL_HOSTS)
     _, local_url, share_url = demo.launch(server_name=args.host, server_port=args.port, share=args.share,

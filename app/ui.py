@@ -13,6 +13,8 @@ INTRO = ("VAE, GAN and diffusion models trained by this project on the same data
 # Gradio floats an image's label badge and toolbar over its top edge; give them a band of their own so that they
 # never cover a picture (the browser test checks every shown image).
 CSS = ".block:has(> label.float) .image-container { padding-top: 34px; } " + side_by_side.colour_css()
+# The tabs that open on a computed example (each module's `first_visit`, cached per process and dataset).
+FIRST_VISIT_TABS = (side_by_side, vae_latent, gan, diffusion, connections)
 
 
 def build_demo() -> gr.Blocks:

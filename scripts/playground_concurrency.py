@@ -24,10 +24,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # run as a script from any folder
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-from app import build_demo  # noqa: E402
+from app import build_demo, serving  # noqa: E402
 from app.playground import MAX_STEPS_PER_START, PLAYGROUND_CONCURRENCY  # noqa: E402
-
-APP_CONCURRENCY = 2   # app.py's CONCURRENCY: the limit of the events outside the playground's pool
 
 
 def watch(job, started: float, times: dict, showed: threading.Event | None = None) -> None:
@@ -52,8 +50,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from gradio_client import Client
 
-    demo = build_demo()
-    demo.queue(default_concurrency_limit=APP_CONCURRENCY, max_size=64)
+    demo = serving.queue(build_demo())
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
     try:
         print(f"load average at start: {os.getloadavg()[0]:.2f}; torch threads: {args.threads}; playground pool: "

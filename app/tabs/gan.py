@@ -9,6 +9,7 @@ import torch
 from app import inputs, theory
 from app.images import grid_image, save_gif
 from app.inputs import DEFAULT_DATASET, MAX_GRID, MAX_PATH_STEPS, checked_by, engine, timed, validations
+from app.tabs import nearest
 from app.widgets import math_panel, seed_box
 from engines.measure import guide
 from engines.measure.recognition import recognise
@@ -71,7 +72,8 @@ def gan_interpolate(seed_a, seed_b, steps, method, truncation, dataset=DEFAULT_D
 def first_visit(dataset=DEFAULT_DATASET) -> tuple:
     """What the tab shows before any click (the controls' defaults), computed once per process and dataset."""
     return (*gan_sample(FIRST_SEED, FIRST_COUNT, 0, dataset),
-            *gan_interpolate(FIRST_SEED, FIRST_SEED + 1, FIRST_WALK_STEPS, "slerp", 0, dataset))
+            *gan_interpolate(FIRST_SEED, FIRST_SEED + 1, FIRST_WALK_STEPS, "slerp", 0, dataset),
+            *nearest.nearest_training_images(nearest.FIRST_FAMILY, nearest.FIRST_SEED, nearest.FIRST_COUNT, dataset))
 
 
 def build(dataset: gr.Radio, first_visits: list) -> None:
@@ -100,4 +102,5 @@ def build(dataset: gr.Radio, first_visits: list) -> None:
     animation = gr.Image(label="Animation", type="filepath", show_label=False, height=240)
     walk.click(gan_interpolate, [seed_a, seed_b, steps, method, truncation, dataset], [strip, animation],
                api_name="gan_interpolate", **checked_by(check_gan_interpolate))
-    first_visits.append((first_visit, [grid, caption, strip, animation]))
+    _, copies = nearest.build(dataset)
+    first_visits.append((first_visit, [grid, caption, strip, animation, *copies]))
