@@ -1,12 +1,18 @@
 """Tensors in [0, 1] -> PIL images for the UI (nearest-neighbour upscaling keeps the pixels honest)."""
 from __future__ import annotations
 
+import hashlib
+import io
 import math
+import tempfile
+import threading
+from pathlib import Path
 
 import torch
 from PIL import Image
 
 SCALE = 3
+SERVED = Path(tempfile.gettempdir()) / "generative-lab-pictures"
 
 
 def to_pil(grid: torch.Tensor, scale: int = SCALE) -> Image.Image:
@@ -77,3 +83,19 @@ def side_by_side_frame(left: Image.Image, right: Image.Image, gap: int = 8) -> I
     frame.paste(left, (0, 0))
     frame.paste(right, (left.width + gap, 0))
     return frame
+
+
+def png_file(image: Image.Image) -> str:
+    """The picture as a PNG file named by its content, written once and atomically. Gradio writes a returned PIL
+    image to a file named by its content too, but in place: two visitors shown the same picture at once (the
+    same first visit, the same seed) had one of them read a half-written file and get no picture."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="png")
+    data = buffer.getvalue()
+    path = SERVED / f"{hashlib.sha256(data).hexdigest()[:32]}.png"
+    if not path.exists():
+        SERVED.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.stem}.{threading.get_ident()}.part")
+        partial.write_bytes(data)
+        partial.replace(path)   # atomic: whoever opens it reads the whole picture
+    return str(path)

@@ -18,7 +18,7 @@ import torch
 
 from app.inputs import user_error, whole_number
 from app.playground_figures import family_strip, truth_image
-from app.widgets import pick_brush
+from app.widgets import pick_brush, picture
 from engines import MAX_SEED
 from engines.errors import EngineError
 from engines.toy import views
@@ -306,14 +306,14 @@ def build_tab() -> None:
             sketch = gr.Sketchpad(label="Your points: draw them here", type="numpy", canvas_size=(400, 400),
                                   transforms=(), layers=False, elem_id="points-sketch")
             upload = gr.File(label="…or upload a CSV of x, y (8 to 5,000 rows)", file_types=[".csv"])
-            truth_view = gr.Image(label="True density and 500 of its points", type="pil", format="png")
+            truth_view = picture(label="True density and 500 of its points", type="pil", format="png")
         with gr.Row():
             start = gr.Button("Start / continue", variant="primary")
             pause_button = gr.Button("Pause")
             reset_button = gr.Button("Reset")
             truth_button = gr.Button("Show the true density")
     status = gr.Markdown(label="Status")
-    strips = [gr.Image(label=label, type="pil", format="png", elem_classes="family-strip")
+    strips = [picture(label=label, type="pil", format="png", elem_classes="family-strip")
               for label in ("VAE", "GAN", "Diffusion", "Diffusion GAN")]
     numbers = gr.Markdown(label="Numbers table")
     numbers_json = gr.JSON(label="Numbers")

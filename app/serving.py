@@ -3,10 +3,37 @@ shipped model and computes each tab's first visit before the first visitor arriv
 from __future__ import annotations
 
 import sys
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 
 CONCURRENCY = 2    # CPU-bound work: more parallel requests than cores only slows each one down
 TORCH_THREADS = 1  # one core per request, two requests at a time: no oversubscription on 2 cores
 MAX_QUEUE = 64     # requests waiting beyond this are refused with Gradio's "queue is full" message
+
+
+SHARED_RESULTS = 64   # kept deterministic results (a side-by-side page is about 1 MB of pictures)
+
+
+class SharedResults:
+    """The last `maxsize` results of a deterministic request, shared among visitors: a class that presses "New
+    seed" together asks for seeds 1, 2, 3... at about the same time, and the second visitor to ask for a seed gets
+    the first one's pictures at no cost. Thread-safe (two requests run at once)."""
+
+    def __init__(self, maxsize: int = SHARED_RESULTS):
+        self.maxsize, self.results, self.lock = maxsize, OrderedDict(), threading.Lock()
+
+    def get(self, key: Hashable, compute: Callable[[], object]):
+        with self.lock:
+            if key in self.results:
+                self.results.move_to_end(key)
+                return self.results[key]
+        result = compute()   # outside the lock: the other request runs meanwhile
+        with self.lock:
+            self.results[key] = result
+            while len(self.results) > self.maxsize:
+                self.results.popitem(last=False)
+        return result
 
 
 def queue(demo):

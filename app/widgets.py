@@ -2,11 +2,23 @@
 from __future__ import annotations
 
 import gradio as gr
+from PIL import Image
 
 from app import inputs, theory
+from app.images import png_file
 
 SAMPLER_HELP = ("ddpm / ddim are the lab's own samplers; diffusers:* are diffusers' schedulers run on the same "
                 "network and noise schedule. ")
+
+
+def picture(*args, **kwargs) -> gr.Image:
+    """A gr.Image output whose PIL pictures are served from files written atomically (app.images.png_file), for
+    wherever the same picture can go to several visitors at once. (An instance's postprocess, not a subclass:
+    Gradio writes a .pyi stub beside every module that subclasses a component.)"""
+    image = gr.Image(*args, **kwargs)
+    served = image.postprocess
+    image.postprocess = lambda value: served(png_file(value) if isinstance(value, Image.Image) else value)
+    return image
 
 
 def math_panel(text: str) -> None:

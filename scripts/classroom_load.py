@@ -6,10 +6,11 @@ is told, and the server process's resident memory at start and end.
 
 The app is served here as app.py serves it (app/serving.py: models loaded and first visits computed before the
 first visitor, the same queue). Each visitor opens the page (the landing tab's first visit), then loops until
---seconds are up: Side by side with a new seed, the GAN tab with a new seed, and a streamed diffusion
-trajectory, with a few seconds of reading between clicks. After the visitors, --burst requests are submitted at
-once to show what a visitor beyond the queue's MAX_QUEUE is told. Loopback only, bounded in visitors and time;
-other work on the machine slows every figure (the load average at the start is printed). A benchmark, not a test.
+--seconds are up: Side by side with the next seed (or, one time in five, a seed of their own), the GAN tab with
+that seed, and a streamed diffusion trajectory, with a few seconds of reading between clicks. After the
+visitors, --burst requests are submitted at once to show what a visitor beyond the queue's MAX_QUEUE is told.
+Loopback only, bounded in visitors and time; other work on the machine slows every figure (the load average at
+the start is printed). A benchmark, not a test.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from app.inputs import DEFAULT_DATASET, DEFAULT_UI_STEPS, default_sampler  # noq
 
 MAX_VISITORS, MAX_SECONDS, MAX_BURST = 100, 900, 200
 READING_S = (2.0, 6.0)   # a visitor looks at each result for this long (uniform) before the next click
+NEW_SEED_SHARE = 0.8     # how often a visitor presses "New seed" rather than typing a seed
 
 
 def resident_mib() -> float:
@@ -45,8 +47,10 @@ def visit(client, visitor: int, until: float, record) -> None:
     rng = random.Random(visitor)
     sampler = default_sampler()[0]
     record("first_visit", client.predict, api_name="/first_visit")
+    seed = 0
     while time.perf_counter() < until:
-        seed = rng.randrange(10_000)
+        # "New seed" (the next seed, as a class following the teacher does), or now and then a seed typed in
+        seed = seed + 1 if rng.random() < NEW_SEED_SHARE else rng.randrange(10_000)
         record("side_by_side", client.predict, seed, 16, sampler, DEFAULT_UI_STEPS, DEFAULT_DATASET, False,
                api_name="/side_by_side")
         time.sleep(rng.uniform(*READING_S))

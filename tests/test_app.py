@@ -24,7 +24,9 @@ def pixels(path) -> np.ndarray:
 
 
 def test_side_by_side_five_grids_with_timings_and_determinism(client):
+    from app.tabs.side_by_side import PAGES
     first = client.predict(3, 4, "ddim", 10, api_name="/side_by_side")
+    PAGES.results.clear()    # drawn again, not served from the shared results
     again = client.predict(3, 4, "ddim", 10, api_name="/side_by_side")
     other = client.predict(4, 4, "ddim", 10, api_name="/side_by_side")
     assert len(first) == 11       # a grid and a caption per family, then what to look at
@@ -36,6 +38,20 @@ def test_side_by_side_five_grids_with_timings_and_determinism(client):
     assert first[7].startswith("Latent diffusion:") and "10 network evaluations per sample (ddim" in first[7]
     assert first[9].startswith("Diffusion GAN:") and "4 network evaluations per sample (its own" in first[9]
     assert first[10].startswith("**What to look at.**") and "Classifier:" not in first[1]   # unlabelled: no overlay
+
+
+def test_a_request_made_again_is_served_from_the_shared_results_which_stay_bounded():
+    from app.serving import SharedResults
+    shared, calls = SharedResults(maxsize=2), []
+    def draw(key):
+        calls.append(key)
+        return [key]
+    first = shared.get("a", lambda: draw("a"))
+    assert shared.get("a", lambda: draw("a")) is first and calls == ["a"]     # the second visitor: no work
+    for key in "bcd":
+        shared.get(key, lambda k=key: draw(k))
+    assert list(shared.results) == ["c", "d"]                                 # the oldest dropped
+    assert shared.get("a", lambda: draw("a")) == ["a"] and calls == ["a", "b", "c", "d", "a"]
 
 
 def test_side_by_side_labels_each_sample_with_what_the_classifier_sees(client):

@@ -10,6 +10,7 @@ import gradio as gr
 
 from app import inputs, plots
 from app.inputs import DEFAULT_DATASET, SHIPPED_DATASETS, dataset_choice, report_of, ships
+from app.widgets import picture
 from engines.checkpoint import LOG_NAME, QUALITY_LOG_NAME, checkpoints_dir, read_jsonl
 from engines.data.datasets import LAB_DATASET_TITLES
 from engines.measure.model_card import quality_table
@@ -83,19 +84,19 @@ def build(dataset: gr.Radio) -> list:
                 "likelihood, latent space, speed), and the two hybrids against their parents, measured on the "
                 "shipped models by `python -m engines.evaluate`: one chart per row, each bar ± its standard error "
                 "and the row's verdict in its title.")
-    charts = gr.Image(label="The comparison at a glance", type="filepath", show_label=False)
+    charts = picture(label="The comparison at a glance", type="filepath", show_label=False)
     verdicts = gr.Markdown(label="Verdicts")
     gr.Markdown("**Speed at equal quality.** The speed row compares samplers at matched quality, not at equal "
                 "steps: on the right, each diffusion sampler's Frechet distance against its time per sample, and "
                 "the one-pass families as points. Draw a horizontal line through a point: where it meets a "
                 "diffusion line is the time the diffusion model needs for that quality.")
-    steps = gr.Image(label="Diffusion: quality against steps, and speed at equal quality", type="filepath")
+    steps = picture(label="Diffusion: quality against steps, and speed at equal quality", type="filepath")
     with gr.Accordion("How the models trained: losses, and quality at each scored checkpoint", open=False):
-        losses = gr.Image(label="Training losses", type="filepath")
-        quality = gr.Image(label="Quality during training", type="filepath")
+        losses = picture(label="Training losses", type="filepath")
+        quality = picture(label="Quality during training", type="filepath")
     with gr.Accordion("The whole report, section by section (each opens on a click)", open=False):
         report = gr.Markdown(label="Report")
-        levels = gr.Image(label="Diffusion as a hierarchical VAE: the bound by level", type="filepath")
+        levels = picture(label="Diffusion as a hierarchical VAE: the bound by level", type="filepath")
     outputs = [charts, verdicts, report, losses, quality, steps, levels]
     refresh = gr.Button("Read the report again")
     refresh.click(compare, dataset, outputs, api_name="compare")

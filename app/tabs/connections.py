@@ -29,6 +29,7 @@ from app.inputs import (
     validations,
     whole_number,
 )
+from app.widgets import picture
 from engines import MAX_SEED
 from engines.errors import EngineError
 from engines.measure.hierarchy import DEFAULT_LEVELS, elbo_by_level, group_by_decade, latent_hierarchy, vae_elbo_terms
@@ -109,8 +110,8 @@ def hierarchy_section(dataset: gr.Radio) -> tuple[gr.Dropdown, list]:
         index = gr.Number(0, label="Digit: index", minimum=0, step=1)
         seed = gr.Number(0, label="Seed", minimum=0, maximum=MAX_SEED, step=1)
     run = gr.Button("Encode and decode, level by level", variant="primary")
-    grid = gr.Image(label="Latent levels: fixed encoder (top), learned decoder (below)", type="pil", format="png")
-    plot = gr.Image(label="The bound, level by level", type="filepath")
+    grid = picture(label="Latent levels: fixed encoder (top), learned decoder (below)", type="pil", format="png")
+    plot = picture(label="The bound, level by level", type="filepath")
     caption = gr.Markdown(label="Hierarchy caption")
     run.click(hierarchy, [index, digit_class, seed, dataset], [grid, plot, caption], api_name="connections_hierarchy",
               **checked_by(check_hierarchy))
@@ -169,9 +170,9 @@ def score_section() -> None:
                           maximum=MAX_STUDY_STEPS, step=100)
         seed = gr.Number(0, label="Seed", minimum=0, maximum=MAX_SEED, step=1)
     run = gr.Button("Train, then compare the scores", variant="primary")
-    arrows = gr.Image(label="Learned score (orange) over the true score (black) and the noised density",
+    arrows = picture(label="Learned score (orange) over the true score (black) and the noised density",
                       type="filepath")
-    samples = gr.Image(label="Samples: Langevin with the learned score, with the true score, and DDPM",
+    samples = picture(label="Samples: Langevin with the learned score, with the true score, and DDPM",
                        type="filepath")
     caption = gr.Markdown(label="Score caption")
     run.click(score, [toy, steps, seed], [arrows, samples, caption], api_name="connections_score", concurrency_limit=1,

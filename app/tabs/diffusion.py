@@ -20,7 +20,7 @@ from app.inputs import (
     user_error,
     validations,
 )
-from app.widgets import digit_picker, math_panel, sampler_controls, seed_box
+from app.widgets import digit_picker, math_panel, picture, sampler_controls, seed_box
 from engines.data.datasets import from_signed
 from engines.errors import EngineError
 from engines.measure import guide
@@ -147,9 +147,9 @@ def denoise_section(dataset: gr.Radio) -> list:
     status = gr.Markdown(label="Step")
     what = gr.Markdown(label="What to look at (diffusion)")
     with gr.Row():
-        x_t = gr.Image(label="x_t", type="pil", format="png")
-        x0 = gr.Image(label="predicted x0", type="pil", format="png")
-        animation = gr.Image(label="The whole trajectory (GIF: x_t | predicted x0)", type="filepath")
+        x_t = picture(label="x_t", type="pil", format="png")
+        x0 = picture(label="predicted x0", type="pil", format="png")
+        animation = picture(label="The whole trajectory (GIF: x_t | predicted x0)", type="filepath")
     stored = gr.State([])
     scrubber = gr.Slider(0, 1, 0, step=1, label="Scrub the stored steps (after a run)", interactive=False)
     shown = [x_t, x0, status, stored, scrubber, animation]
@@ -173,7 +173,7 @@ def build(dataset: gr.Radio, first_visits: list) -> gr.Dropdown:
         noise_seed = seed_box("Noise seed", FIRST_SEED)
         frames = gr.Slider(2, MAX_PATH_STEPS, FIRST_FRAMES, step=1, label="Frames")
     forward = gr.Button("Noise it")
-    forward_strip = gr.Image(label="x_t from t = 0 to T - 1", type="pil", format="png")
+    forward_strip = picture(label="x_t from t = 0 to T - 1", type="pil", format="png")
     forward_caption = gr.Markdown(label="Forward process caption")
     forward.click(diffusion_forward, [index, digit_class, noise_seed, frames, dataset],
                   [forward_strip, forward_caption], api_name="diffusion_forward",

@@ -10,7 +10,7 @@ from app import inputs, theory
 from app.images import grid_image, save_gif
 from app.inputs import DEFAULT_DATASET, MAX_GRID, MAX_PATH_STEPS, checked_by, engine, timed, validations
 from app.tabs import nearest
-from app.widgets import math_panel, seed_box
+from app.widgets import math_panel, picture, seed_box
 from engines.measure import guide
 from engines.measure.recognition import recognise
 from engines.sampling.interpolation import INTERPOLATIONS
@@ -86,7 +86,7 @@ def build(dataset: gr.Radio, first_visits: list) -> None:
                                info="resample latent entries beyond this many standard deviations: the samples "
                                     "come from nearer the latent's centre (the caption measures what that does)")
     run = gr.Button("Sample", variant="primary")
-    grid = gr.Image(label="GAN samples", type="pil", format="png")
+    grid = picture(label="GAN samples", type="pil", format="png")
     caption = gr.Markdown(label="GAN caption")
     run.click(gan_sample, [seed, count, truncation, dataset], [grid, caption], api_name="gan_sample",
               **checked_by(check_gan_sample))
@@ -98,8 +98,8 @@ def build(dataset: gr.Radio, first_visits: list) -> None:
         method = gr.Radio(list(INTERPOLATIONS), value="slerp", label="Path")
     walk = gr.Button("Interpolate")
     gr.Markdown("Generated path from A to B, then as an animation:")
-    strip = gr.Image(label="Generated path from A to B", type="pil", format="png", show_label=False)
-    animation = gr.Image(label="Animation", type="filepath", show_label=False, height=240)
+    strip = picture(label="Generated path from A to B", type="pil", format="png", show_label=False)
+    animation = picture(label="Animation", type="filepath", show_label=False, height=240)
     walk.click(gan_interpolate, [seed_a, seed_b, steps, method, truncation, dataset], [strip, animation],
                api_name="gan_interpolate", **checked_by(check_gan_interpolate))
     _, copies = nearest.build(dataset)

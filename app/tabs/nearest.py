@@ -9,7 +9,7 @@ import torch
 from app import inputs
 from app.images import labelled_grid
 from app.inputs import DEFAULT_DATASET, checked_by, engine, ships, validations
-from app.widgets import seed_box
+from app.widgets import picture, seed_box
 from engines import registry
 from engines.data.datasets import LAB_DATASET_TITLES
 from engines.measure.memorisation import COPY_PERCENTILE, nearest_training
@@ -48,13 +48,13 @@ def nearest_training_images(family, seed, count, dataset=DEFAULT_DATASET):
     neighbours, training = nearest_training(samples, dataset)
     near = [d < neighbours.copy_distance for d in neighbours.distances]
     labels = [f"{p:.0f}%" for p in neighbours.percentiles] + [f"#{i}" for i in neighbours.indices]
-    picture = labelled_grid(torch.cat([samples, training]), labels, [not n for n in near] * 2, columns=count)
+    pairs = labelled_grid(torch.cat([samples, training]), labels, [not n for n in near] * 2, columns=count)
     caption = (f"**What to look at.** Top: {record.title}'s samples; below each, the training image nearest to it "
                f"in pixel distance (its index in the training set). The top label is the share of held-out "
                f"test images that are nearer to a training image than this sample is: a low share means the sample "
                f"sits unusually close to one training image; red marks the lowest {COPY_PERCENTILE}% (a possible "
                f"copy, worth a look: is the pair the same image, or only alike?). Here {neighbours.summary()}.")
-    return picture, caption
+    return pairs, caption
 
 
 def build(dataset: gr.Radio) -> tuple[list, list]:
@@ -65,8 +65,8 @@ def build(dataset: gr.Radio) -> tuple[list, list]:
         seed = seed_box(value=FIRST_SEED)
         count = gr.Slider(1, MAX_NEAREST, FIRST_COUNT, step=1, label="Samples")
     run = gr.Button("Find the nearest training images")
-    picture = gr.Image(label="Samples (top) and their nearest training images (bottom)", type="pil", format="png")
+    pairs = picture(label="Samples (top) and their nearest training images (bottom)", type="pil", format="png")
     caption = gr.Markdown(label="Nearest training images caption")
-    run.click(nearest_training_images, [family, seed, count, dataset], [picture, caption],
+    run.click(nearest_training_images, [family, seed, count, dataset], [pairs, caption],
               api_name="nearest_training_images", **checked_by(check_nearest))
-    return [family, seed, count], [picture, caption]
+    return [family, seed, count], [pairs, caption]

@@ -11,7 +11,8 @@ from matplotlib.colors import to_hex
 from app import inputs, theory
 from app.images import grid_image, labelled_grid
 from app.inputs import DEFAULT_DATASET, MAX_GRID, checked_by, engine, report_of, ships, timed
-from app.widgets import math_panel, sampler_controls, seed_box
+from app.serving import SharedResults
+from app.widgets import math_panel, picture, sampler_controls, seed_box
 from engines.data.datasets import LAB_DATASET_TITLES, from_signed
 from engines.family import Family
 from engines.measure import guide
@@ -80,9 +81,20 @@ def side_by_side(seed, count, sampler, steps, dataset=DEFAULT_DATASET, labelled=
     evaluations (and, `labelled`, each sample marked with what the lab's classifier sees), then what to look at
     in them."""
     seed, count, page, dataset = inputs.sampling_inputs(seed, count, sampler, steps, MAX_GRID, dataset)
+    labelled = bool(labelled)
+    # the same request gives the same pictures: a class asking for the same seeds shares one computation (the
+    # captions keep the times measured when they were drawn); the registered families are part of the request
+    request = (seed, count, page["sampler"], page["steps"], dataset, labelled, tuple(map(id, families())))
+    return PAGES.get(request, lambda: _draw(seed, count, page, dataset, labelled, progress))
+
+
+PAGES = SharedResults()
+
+
+def _draw(seed: int, count: int, page: dict, dataset: str, labelled: bool, progress) -> tuple:
     outputs, seen = [], {}
     for family in families():
-        grid_and_caption, recognition = family_grid(family, seed, count, page, dataset, progress, bool(labelled))
+        grid_and_caption, recognition = family_grid(family, seed, count, page, dataset, progress, labelled)
         outputs += grid_and_caption
         if recognition is not None:
             seen[family.name] = recognition
@@ -121,7 +133,7 @@ def build(dataset: gr.Radio) -> tuple[list, list]:
         outputs = []
         for family in families():
             with gr.Column(elem_id=f"side-by-side-{family.name}"):
-                outputs.append(gr.Image(label=heading(family), type="pil", format="png"))
+                outputs.append(picture(label=heading(family), type="pil", format="png"))
                 outputs.append(gr.Markdown(label=f"{heading(family)} caption"))
     outputs.append(gr.Markdown(label="What to look at", elem_id="side-by-side-guide"))
     fields = [seed, count, sampler, steps, dataset, labelled]

@@ -22,7 +22,7 @@ from app.inputs import (
     user_error,
     validations,
 )
-from app.widgets import digit_picker, math_panel, pick_brush
+from app.widgets import digit_picker, math_panel, pick_brush, picture
 from engines.data.user_images import is_blank, prepare_digit
 from engines.errors import EngineError
 from engines.measure import guide
@@ -134,10 +134,10 @@ def interpolation_section(dataset: gr.Radio) -> tuple[list[gr.Dropdown], list]:
     what = gr.Markdown(label="What to look at (latent walk)")
     notes = gr.Markdown(label="Notes on the digits")
     gr.Markdown("Decoded path from A to B:")
-    strip = gr.Image(label="Decoded path from A to B", type="pil", format="png", show_label=False)
+    strip = picture(label="Decoded path from A to B", type="pil", format="png", show_label=False)
     with gr.Row():
-        recon = gr.Image(label="A, B (top) and their reconstructions (bottom)", type="pil", format="png", height=240)
-        animation = gr.Image(label="Animation (A -> B -> A)", type="filepath", height=240)
+        recon = picture(label="A, B (top) and their reconstructions (bottom)", type="pil", format="png", height=240)
+        animation = picture(label="Animation (A -> B -> A)", type="filepath", height=240)
     run.click(vae_interpolate, [index_a, index_b, steps, method, class_a, class_b, upload_a, sketch_a, dataset],
               [strip, recon, animation, notes], api_name="vae_interpolate")
     return [class_a, class_b], [what, strip, recon, animation, notes]
@@ -154,7 +154,7 @@ def build(dataset: gr.Radio, first_visits: list) -> list[gr.Dropdown]:
         map_run = gr.Button("Map the latent space")
     map_caption = gr.Markdown(label="Latent map caption")
     with gr.Row():
-        lattice = gr.Image(label="Decoded lattice", type="pil", format="png", show_label=False)
+        lattice = picture(label="Decoded lattice", type="pil", format="png", show_label=False)
         scatter = gr.Plot(label="Test digits on the same axes", show_label=False)   # the figure has its title
     map_run.click(vae_latent_map, [grid, dataset], [lattice, scatter, map_caption], api_name="vae_latent_map",
                   **checked_by(check_vae_latent_map))
