@@ -27,6 +27,7 @@ TABS = [("Side by side", ["Sample all five"], 5),
         ("Diffusion, step by step", ["Denoise", "Noise it"], 4),
         ("Compare", [], 1),   # opens on its charts: no button to press
         ("Connections", ["Encode and decode, level by level", "Train, then compare the scores"], 4)]
+GUIDED = {"Side by side", "VAE latent space", "GAN sampling", "Diffusion, step by step"}   # "What to look at."
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +128,11 @@ def test_tab_buttons_show_images(page, tab, buttons, images):
     page.get_by_role("tab", name=tab).click()
     panel = page.get_by_role("tabpanel")
     name = tab.lower().replace(" ", "_").replace(",", "")
-    page.screenshot(path=str(ARTIFACTS / f"{name}_before.png"), full_page=True)   # as a visitor first sees it
+    # as a visitor first sees it: a computed example (no empty frames) and, where the tab has one, what to look at
+    panel.locator("img[src]").first.wait_for(state="visible", timeout=HANG_GUARD_MS)
+    if tab in GUIDED:
+        panel.get_by_text("What to look at.").first.wait_for(state="visible", timeout=HANG_GUARD_MS)
+    page.screenshot(path=str(ARTIFACTS / f"{name}_before.png"), full_page=True)
     vary_inputs(panel)   # every tab opens on its defaults' pictures: a button must draw other ones
     for button in buttons:
         before = image_sources(panel)
