@@ -63,19 +63,30 @@ def visit(client, visitor: int, until: float, record) -> None:
 
 
 def burst(url: str, count: int) -> dict[str, int]:
-    """`count` side-by-side requests at once: how many are served, and what the others are told (one sample each:
-    the burst measures the queue's limit, not the work)."""
+    """`count` side-by-side requests at once, each from its own visitor (one client each: a single client does not
+    put them all in the queue at once): how many are served, and what the others are told. One sample each: the
+    burst measures the queue's limit, not the work."""
     from gradio_client import Client
-    client = Client(url, verbose=False)
-    jobs = [client.submit(seed, 1, default_sampler()[0], DEFAULT_UI_STEPS, DEFAULT_DATASET, False,
-                          api_name="/side_by_side") for seed in range(count)]
+    clients = [Client(url, verbose=False) for _ in range(count)]
     answers: dict[str, int] = defaultdict(int)
-    for job in jobs:
+    lock, start = threading.Lock(), threading.Barrier(count)
+
+    def ask(client, seed: int) -> None:
+        start.wait()   # every visitor asks at the same moment
         try:
-            job.result()
-            answers["served"] += 1
+            client.predict(seed, 1, default_sampler()[0], DEFAULT_UI_STEPS, DEFAULT_DATASET, False,
+                           api_name="/side_by_side")
+            answer = "served"
         except Exception as e:   # noqa: BLE001 -- the message is what the benchmark reports
-            answers[f"refused: {str(e).strip()[:120]}"] += 1
+            answer = f"refused: {str(e).strip()[:160]}"
+        with lock:
+            answers[answer] += 1
+
+    threads = [threading.Thread(target=ask, args=(c, seed)) for seed, c in enumerate(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     return dict(answers)
 
 
