@@ -27,7 +27,8 @@ TABS = [("Side by side", ["Sample all five"], 5),
         ("Diffusion, step by step", ["Denoise", "Noise it"], 4),
         ("Compare", [], 1),   # opens on its charts: no button to press
         ("Connections", ["Encode and decode, level by level", "Train, then compare the scores"], 4)]
-GUIDED = {"Side by side", "VAE latent space", "GAN sampling", "Diffusion, step by step"}   # "What to look at."
+# the tabs that open on a "What to look at." text
+GUIDED = {"Side by side", "VAE latent space", "GAN sampling", "Diffusion, step by step", "Connections"}
 
 
 @pytest.fixture(scope="module")

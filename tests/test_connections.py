@@ -20,6 +20,7 @@ def test_hierarchy_shows_levels_the_bound_and_its_numbers(client):
     assert Image.open(plot).format == "PNG" and Image.open(plot).size[0] >= 800
     assert caption.startswith("Digit: test 7 no. 0 (test digit #700)")
     assert "Diffusion's bound for this digit" in caption and "The VAE's bound" in caption
+    assert "**What to look at.**" in caption and "until t = 999 is noise" in caption
     again = client.predict(0, "7", 0, api_name="/connections_hierarchy")
     assert np.array_equal(pixels(grid), pixels(again[0])) and caption == again[2]   # seeded
     other = client.predict(0, "7", 1, api_name="/connections_hierarchy")

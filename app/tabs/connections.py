@@ -84,7 +84,12 @@ def hierarchy_caption(about: str, levels: list[int], bound: dict, vae: dict) -> 
             + f". The most bits go to t {heaviest['first']}-{heaviest['last']}, {_where(heaviest)}. "
             f"**The VAE's bound: {vae['total']:.3f} bits/dim** = reconstruction "
             f"{vae['reconstruction']:.3f} + one KL {vae['kl']:.3f}: its single KL plays the part of diffusion's sum "
-            "of KL terms (both price what the latents say beyond the prior).")
+            "of KL terms (both price what the latents say beyond the prior).\n\n"
+            f"**What to look at.** Down each column: the fixed encoder's noisy x_t (nothing learned), the network's "
+            f"guess of the clean image from it, and its decoder one level down (mean, then a draw). Left to right "
+            f"the encoder erases the image, until t = {levels[-1]} is noise; find the column where the predicted x0 "
+            f"stops being this image and becomes one the network invents. That is the VAE's picture turned into "
+            f"{len(levels)} of diffusion's many latent levels, each with its own small KL.")
 
 
 def _where(band: dict) -> str:
