@@ -20,7 +20,7 @@ from engines.toy.views import EXTENT  # noqa: E402
 
 # The toy families share the lab families' names: each is drawn in its lab family's colour, under its title.
 COLOURS = {family.name: family.colour for family in families()}
-NAMES = {family.name: family.title[:1].upper() + family.title[1:] for family in families()}
+NAMES = {family.name: family.heading for family in families()}
 BOX = [-EXTENT, EXTENT, -EXTENT, EXTENT]
 MAX_CURVE_POINTS = 400
 

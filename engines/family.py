@@ -70,6 +70,11 @@ class Family:
     card_targets: tuple[str, ...] = ()
 
     @property
+    def heading(self) -> str:
+        """The title as a label or the start of a sentence ("latent diffusion" -> "Latent diffusion")."""
+        return self.title[:1].upper() + self.title[1:]
+
+    @property
     def is_hybrid(self) -> bool:
         return bool(self.parents)
 

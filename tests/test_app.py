@@ -410,7 +410,7 @@ def test_side_by_side_shows_every_registered_family_from_its_record(monkeypatch)
         out = side_by_side.side_by_side(0, 1, "ddim", 5, "mnist")
         assert len(out) == 2 * len(FAMILIES) + 1 and out[-2].startswith("Toy flat: ")   # then "what to look at"
         assert out[-2].endswith("2 network evaluations per sample (ddim, its own way)")
-        assert side_by_side.run_label() == "Sample all six" and side_by_side.heading(toy) == "Toy flat"
+        assert side_by_side.run_label() == "Sample all six" and toy.heading == "Toy flat"
         assert "#side-by-side-toy_flat { border-top: 4px solid #8c564b" in side_by_side.colour_css()
     finally:
         FAMILIES.pop(toy.name)

@@ -104,7 +104,7 @@ def test_a_throwaway_family_appears_in_evaluation_its_card_and_side_by_side(thro
     assert f"{quality['nets']['lenet']['frechet_distance']:.1f}" in text and "Quality bar, in each feature net:" in text
 
     outputs = side_by_side.side_by_side(0, 2, "ddim", 5, "mnist")
-    assert len(outputs) == 2 * len(FAMILIES) + 1 and outputs[-2].startswith(f"{side_by_side.heading(RECORD)}: ")
+    assert len(outputs) == 2 * len(FAMILIES) + 1 and outputs[-2].startswith(f"{RECORD.heading}: ")
     assert "1 network evaluation per sample" in outputs[-2]
     labels = [block.label for block in build_demo().blocks.values() if isinstance(block, gr.Image)]
-    assert side_by_side.heading(RECORD) in labels
+    assert RECORD.heading in labels

@@ -133,7 +133,11 @@ def diffusion_guide(sampler, steps, dataset=DEFAULT_DATASET) -> str:
     """What to look at in a trajectory, with the sampler benchmark's number for this sampler and step count
     (the benchmark measured MNIST's diffusion model)."""
     rows = inputs.benchmark_rows() if dataset == inputs.BENCHMARKED else []
-    return guide.denoising(rows, sampler, int(steps) if str(steps).isdigit() else -1)
+    try:
+        steps = int(float(steps))   # the slider may send 50.0
+    except (TypeError, ValueError):
+        steps = -1                  # refused by the event before this runs; no benchmark row then
+    return guide.denoising(rows, sampler, steps)
 
 
 def denoise_section(dataset: gr.Radio) -> list:

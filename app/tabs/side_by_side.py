@@ -23,11 +23,6 @@ FIRST_VISIT_SEED, FIRST_VISIT_COUNT = 0, 16
 NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 
 
-def heading(family: Family) -> str:
-    """The family's title as a label on the page ("latent diffusion" -> "Latent diffusion")."""
-    return family.title[:1].upper() + family.title[1:]
-
-
 def run_label() -> str:
     """The button's words: "Sample all five" for five registered families."""
     n = len(families())
@@ -53,7 +48,7 @@ def family_grid(family: Family, seed: int, count: int, page: dict, dataset: str,
     (the result is sample()'s, bit for bit); a family that does not ship for the dataset gets no grid and a caption
     that says so."""
     if not ships(family.name, dataset):
-        return [None, f"{heading(family)}: not trained for {LAB_DATASET_TITLES[dataset]} (the hybrids ship for "
+        return [None, f"{family.heading}: not trained for {LAB_DATASET_TITLES[dataset]} (the hybrids ship for "
                       "MNIST)"], None
     options = family.sampling_options(page["sampler"], page["steps"])
     model = engine(family.name, dataset)
@@ -67,7 +62,7 @@ def family_grid(family: Family, seed: int, count: int, page: dict, dataset: str,
 
     sample = denoise if family.takes_sampler else lambda: model.sample(count, seed=seed, **options)
     images, seconds = timed(sample)
-    caption = (f"{heading(family)}: {seconds * 1000:.0f} ms for {count} samples, {nfe} network "
+    caption = (f"{family.heading}: {seconds * 1000:.0f} ms for {count} samples, {nfe} network "
                f"evaluation{'s' if nfe > 1 else ''} per sample{family.caption.format(**options)}")
     if not labelled:
         return [grid_image(images), caption], None
@@ -133,8 +128,8 @@ def build(dataset: gr.Radio) -> tuple[list, list]:
         outputs = []
         for family in families():
             with gr.Column(elem_id=f"side-by-side-{family.name}"):
-                outputs.append(picture(label=heading(family), type="pil", format="png"))
-                outputs.append(gr.Markdown(label=f"{heading(family)} caption"))
+                outputs.append(picture(label=family.heading, type="pil", format="png"))
+                outputs.append(gr.Markdown(label=f"{family.heading} caption"))
     outputs.append(gr.Markdown(label="What to look at", elem_id="side-by-side-guide"))
     fields = [seed, count, sampler, steps, dataset, labelled]
     run.click(side_by_side, fields, outputs, api_name="side_by_side", **checked_by(check_side_by_side))

@@ -12,8 +12,7 @@ REAL = "real (train)"
 
 
 def _title(name: str) -> str:
-    title = next((f.title for f in families() if f.name == name), name)
-    return title[:1].upper() + title[1:]
+    return next((f.heading for f in families() if f.name == name), name)
 
 
 def sharpness_words(value: float, se: float) -> str:
