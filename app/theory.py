@@ -178,8 +178,9 @@ GLOSSARY = {
                           "2019).",
     "predicted x0": r"the model's estimate of the clean image at step $t$: $\hat x_0 = (x_t - \sqrt{1 - \bar\alpha_t}"
                     r"\,\epsilon_\theta(x_t, t)) / \sqrt{\bar\alpha_t}$ (Ho et al. 2020, from eq. 4).",
-    "recognisable": "classified by the lab's feature net with confidence >= 0.9. The classifier gives every input "
-                    "some class, so this means confidently classified, not a good sample.",
+    "recognisable": "classified by the lab's feature net with confidence >= 0.9. A page that is no image of the "
+                    "dataset at all (blank, noise, a pattern) is refused by the net's typicality gate and gets "
+                    "confidence 0; otherwise this means confidently classified, not a good sample.",
     "score": r"the gradient of the log density, $\nabla_x \log p(x)$; a diffusion network's noise prediction is a "
              r"scaled score: $\nabla_{x_t} \log p_t(x_t) \approx -\epsilon_\theta(x_t, t) / \sqrt{1 - \bar\alpha_t}$.",
     "SE (standard error)": "the standard deviation of an estimate over repeated measurements; two numbers tie when "

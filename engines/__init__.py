@@ -21,11 +21,12 @@ Where things live (each folder holds one kind of thing; a module that is a comma
 |                           | `distributed` (processes, devices, mixed precision: accelerate),                 |
 |                           | `diff_augment` (the GAN discriminator's augmentations on small data)            |
 | `measure/`                | metrics (`quality`, `likelihood` and its split by level in `hierarchy`,          |
-|                           | `latent`, `stability`), error bars and ties                                      |
-|                           | (`uncertainty`); the `evaluation` run, its `verdicts`, `report_markdown`,         |
+|                           | `latent`, `stability`, the feature nets' `typicality` gate), error bars, ties    |
+|                           | (`uncertainty`); the `evaluation` run, its `verdicts`, `report_markdown`,        |
 |                           | `reproduce`; `model_card`, `sampler_benchmark`                                    |
 | `toy/`                    | the 2-D playground: toy distributions, small models, lessons, `seed_study`       |
-| `train.py`, `evaluate.py`, `model_card.py`, `sampler_benchmark.py` | commands: `python -m engines.<name>` |
+| `train.py`, `evaluate.py`, `model_card.py`, `sampler_benchmark.py`, `fit_typicality.py` | commands:       |
+|                           | `python -m engines.<name>`                                                      |
 """
 from engines.engine import MAX_SAMPLES, MAX_SEED, Engine
 from engines.errors import EngineError

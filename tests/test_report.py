@@ -329,7 +329,8 @@ def test_into_re_measures_one_section_and_keeps_the_rest_and_the_command(tmp_pat
 
     def fake_evaluate(names, n, seed, diffusion_options, sections, settings, dataset):
         calls.append((names, n, seed, sections, settings["seed_runs"], dataset, evaluation.torch.get_num_threads()))
-        return {"seeds": {"made": "fresh"}, "section_seconds": {"seeds": 12.5}, "hardware": "test machine"}
+        return {"seeds": {"made": "fresh"}, "section_seconds": {"seeds": 12.5}, "hardware": "test machine",
+                "feature_nets": {"lenet": "as loaded now"}}
     monkeypatch.setattr(evaluation, "evaluate", fake_evaluate)
     monkeypatch.setattr(evaluation, "summarise", lambda r: [{"row": "x", "line": "summarised"}])
     monkeypatch.setattr(evaluation, "write_markdown", lambda r, p, others: p.write_text("md"))
@@ -343,6 +344,7 @@ def test_into_re_measures_one_section_and_keeps_the_rest_and_the_command(tmp_pat
                       recorded.threads or threads)]
     merged = json.loads(path.read_text())
     assert merged["seeds"] == {"made": "fresh"} and merged["command"] == report["command"]
+    assert merged["feature_nets"] == {"lenet": "as loaded now"}   # the nets (and gates) the new section used
     assert all(merged[k] == report[k] for k in ("quality", "likelihood", "latent", "stability", "speed"))
     assert merged["section_seconds"]["seeds"] == 12.5 and merged["summary"] == [{"row": "x", "line": "summarised"}]
     assert merged["settings"]["remeasured"]["seeds"] == {

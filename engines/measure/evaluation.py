@@ -433,6 +433,7 @@ def remeasure_into(path: Path, sections: list[str], argv: list[str]) -> dict:
     fresh = evaluate(recorded.engines, recorded.n, recorded.seed,
                      {"sampler": recorded.diffusion_sampler, "steps": recorded.diffusion_steps},
                      sections, settings_from(recorded), recorded.dataset)
+    report["feature_nets"] = fresh["feature_nets"]   # measured by every run: the nets (and gates) used now
     for section in sections:
         report[section] = fresh[section]
         seconds = fresh["section_seconds"][section]

@@ -61,8 +61,9 @@ def side_by_side(report: dict | None, shown: dict[str, Recognition] | None = Non
     if shown:
         lines.append("In these grids, the classifier sees:")
         lines += [f"- **{_title(name)}**: {recognition.summary()}" for name, recognition in shown.items()]
-        lines.append("(The classifier gives every input some class, and can be confident about an input that is no "
-                     "real image at all: \"recognisable\" means confidently classified, not a good sample.)")
+        lines.append("(\"Recognisable\" means confidently classified, not a good sample: a blurred or odd sample "
+                     "can still get a confident class. Pages that are no image at all, blank, noise or patterns, "
+                     "are refused by the net's typicality gate and never count.)")
     return "\n".join(lines)
 
 

@@ -218,6 +218,19 @@ def compute_lines(compute: dict | None) -> list[str]:
     return [f"- Compute: {flops}; {compute['images_seen']:,} images seen; parameters: {networks}{cpu}"]
 
 
+def typicality_lines(info: dict) -> list[str]:
+    """The feature net's typicality gate (engines/measure/typicality.py): how it was fitted, what it refuses."""
+    gate = info.get("typicality")
+    if gate is None:
+        return ["No typicality gate: load_classifier refuses this net until one is fitted."]
+    return [f"Typicality gate (Mahalanobis distances of its layer statistics and features, Lee et al. 2018): fitted "
+            f"on {gate['images']:,} training images by `{gate['command']}` in {gate['seconds']:.0f} s. An image "
+            f"beyond the {gate['quantile']:.1%} point of held-out training images' distances is refused "
+            f"(confidence 0: a blank page, noise or a pattern is never recognisable); it refuses "
+            f"{gate['held_out_refused']:.1%} of held-out training images. The features, and so every Frechet "
+            f"distance, are the net's own: the gate changes only the confidence."]
+
+
 def card(name: str, info: dict, report: dict | None) -> str:
     record = registry.FAMILIES.get(name)   # None for a feature net
     hours = info["wall_time_s"] / 3600
@@ -262,9 +275,7 @@ def card(name: str, info: dict, report: dict | None) -> str:
         what = "digits" if lab == "mnist" else "images"
         parts += ["## Scores", "", f"On the 1,000 held-out test {what} (`{report['command']}`): accuracy "
                   f"{c['test_accuracy']:.1%}; {c['confident_share_on_test']:.1%} classified with confidence >= 0.9.",
-                  "", "Caveat: like most softmax classifiers it is over-confident off the data manifold (pure "
-                  "noise can get a confident label), so the lab never reads the confident share alone: the class "
-                  "histogram and the Frechet distance expose such failures.", ""]
+                  "", *typicality_lines(info), ""]
     if record and record.takes_sampler and lab == "mnist":   # the sampler benchmark: of the MNIST diffusion model
         parts += markdown_section()
     parts += ["## Files", "", "`config.json` + `model.safetensors` (written by huggingface_hub's "

@@ -20,7 +20,7 @@ from torchmetrics.image.kid import KernelInceptionDistance
 
 from engines.checkpoint import WEIGHTS_NAME
 from engines.data.datasets import load_lab_split
-from engines.measure.uncertainty import half_sample_se, mean_and_se
+from engines.measure.uncertainty import half_sample_se, half_sample_se_of_both, mean_and_se
 from engines.models.classifier import Classifier, classify, feature_nets, load_classifier
 
 CONFIDENT = 0.9
@@ -198,16 +198,32 @@ def real_set_radii(real_features: torch.Tensor) -> dict[int, torch.Tensor]:
     return {k: _kth_neighbour_radii(real_features, k) for k in (PRECISION_RECALL_K, DENSITY_COVERAGE_K)}
 
 
+def neighbour_metrics(real_features: torch.Tensor, fake_features: torch.Tensor) -> dict[str, float]:
+    """Precision/recall and density/coverage, the real set's radii computed from `real_features` itself."""
+    radii = real_set_radii(real_features)
+    return {**precision_recall(real_features, fake_features, real_radii=radii[PRECISION_RECALL_K]),
+            **density_coverage(real_features, fake_features, real_radii=radii[DENSITY_COVERAGE_K])}
+
+
+def set_metric_ses(real_features: torch.Tensor, fake_features: torch.Tensor, seed: int = 0) -> dict[str, float]:
+    """The SEs of `set_metrics` (engines/measure/uncertainty.py says why each way, and a simulation test checks
+    them): the Frechet distance from halves of the samples, the neighbour metrics from halves of both sets."""
+    frechet = half_sample_se(
+        lambda idx: {"frechet_distance": frechet_distance_of_features(real_features, fake_features[idx])},
+        len(fake_features), seed=seed)
+    neighbours = half_sample_se_of_both(
+        lambda real_idx, fake_idx: neighbour_metrics(real_features[real_idx], fake_features[fake_idx]),
+        len(real_features), len(fake_features), seed=seed)
+    return {**frechet, **neighbours}
+
+
 def scores_in_features(real_features: torch.Tensor, fake_features: torch.Tensor,
                        fake_confidence: torch.Tensor, seed: int = 0) -> dict:
-    """Everything measured in one feature net, each number with its standard error: set metrics by
-    half-sampling the generated set (the real set fixed, so its radii are computed once), the recognisable share
-    as a mean of 0/1 per sample."""
+    """Everything measured in one feature net, each number with its standard error (`set_metric_ses`), the
+    recognisable share as a mean of 0/1 per sample."""
     radii = real_set_radii(real_features)
     out = {k: round(v, 4) for k, v in set_metrics(real_features, fake_features, radii).items()}
-    se = half_sample_se(lambda idx: set_metrics(real_features, fake_features[idx], radii), len(fake_features),
-                        seed=seed)
-    out.update({f"{k}_se": round(v, 4) for k, v in se.items()})
+    out.update({f"{k}_se": round(v, 4) for k, v in set_metric_ses(real_features, fake_features, seed).items()})
     share, share_se = mean_and_se((fake_confidence >= CONFIDENT).double())
     out.update(confident_share=round(share, 4), confident_share_se=round(share_se, 4))
     return out

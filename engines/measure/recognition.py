@@ -2,9 +2,9 @@
 are not recognisable (confidence below the report's 0.9), and the class histogram of the set. The app draws this
 over its grids, so that blur, broken strokes and a run of one class show at a glance.
 
-A caveat the page repeats: the feature nets are classifiers, trained on real images only; they give every input
-some class, and can give a high confidence to an input that is no image of the dataset at all. "Recognisable"
-means "confidently classified", not "a good sample"."""
+A caveat the page repeats: "recognisable" means "confidently classified", not "a good sample". An input that is
+no image of the dataset at all (a blank page, noise, a pattern) is refused by the net's typicality gate
+(`engines.measure.typicality`): confidence 0, labelled "not a digit" (or "not an item")."""
 from __future__ import annotations
 
 import math
@@ -18,6 +18,7 @@ from engines.data.datasets import LAB_CLASS_NAMES
 from engines.measure.quality import CONFIDENT
 from engines.models.classifier import Classifier, classify, feature_nets, load_classifier
 
+REFUSED_LABEL = {False: "not a digit", True: "not an item"}   # by whether class names are words
 RECOGNITION_NET = "lenet"   # the lab net: the one the training logs and the sampler benchmark score in
 
 
@@ -41,6 +42,8 @@ class Recognition:
     def label(self, i: int) -> str:
         """Sample i's short label: its class's name and the confidence, e.g. "7 0.98" (rounded down, so that a
         sample below the 0.9 bar never reads 0.90)."""
+        if self.confidences[i] == 0:   # refused by the typicality gate: no class is worth showing
+            return REFUSED_LABEL[len(self.class_names[0]) > 1]
         return f"{self.class_names[self.classes[i]]} {math.floor(self.confidences[i] * 100) / 100:.2f}"
 
     def histogram(self) -> list[tuple[str, int]]:

@@ -20,6 +20,7 @@ from torch import nn
 
 from engines.checkpoint import CHECKPOINTS, checkpoints_dir, hub_metadata, load_pretrained
 from engines.data.datasets import to_signed
+from engines.measure.typicality import TypicalityGate, load_gate, statistics
 
 CLASSIFIER_DIR = CHECKPOINTS / "classifier"
 # The feature nets every quality number is measured in, by name (the name is the checkpoint folder).
@@ -77,6 +78,7 @@ class Classifier(nn.Module, PyTorchModelHubMixin,
         self.body = lenet_body(config) if config.architecture == "lenet" else allconv_body(config)
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.feature_dim, config.num_classes)
+        self.gate: TypicalityGate | None = None   # loaded beside the weights by load_classifier
 
     def features(self, x01: torch.Tensor) -> torch.Tensor:
         """Penultimate activations [N, feature_dim] of images in [0, 1]."""
@@ -96,19 +98,26 @@ def random_shift(images: torch.Tensor, generator: torch.Generator, max_shift: in
     return torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(n)])
 
 
-def load_classifier(directory: str | Path = CLASSIFIER_DIR) -> Classifier:
-    """A feature net by folder; `load_classifier(FEATURE_NETS["allconv"])` for the second one."""
-    return load_pretrained(Classifier, ClassifierConfig, directory).requires_grad_(False)
+def load_classifier(directory: str | Path = CLASSIFIER_DIR, gate: bool = True) -> Classifier:
+    """A feature net by folder; `load_classifier(FEATURE_NETS["allconv"])` for the second one. With its
+    typicality gate (`engines.measure.typicality`; refused if the folder has none) unless gate=False."""
+    net = load_pretrained(Classifier, ClassifierConfig, directory).requires_grad_(False)
+    net.gate = load_gate(Path(directory)) if gate else None
+    return net
 
 
 @torch.no_grad()
 def classify(classifier: Classifier, images: torch.Tensor, batch_size: int = 500) -> tuple[torch.Tensor, ...]:
-    """(predicted class [N], confidence = max softmax probability [N], features [N, feature_dim])."""
+    """(predicted class [N], confidence [N], features [N, feature_dim]). The confidence is the max softmax
+    probability, and 0 for an image the net's typicality gate refuses (blank pages, noise, patterns: no image of
+    the kind it was trained on), so that such an image is never "recognisable"."""
     classes, confidences, features = [], [], []
     for chunk in images.split(batch_size):
-        f = classifier.features(chunk)
-        probs = classifier.head(f).softmax(1)
-        conf, cls = probs.max(1)
+        stats = statistics(classifier.body, chunk) if classifier.gate is not None else None
+        f = stats["features"] if stats is not None else classifier.features(chunk)
+        conf, cls = classifier.head(f).softmax(1).max(1)
+        if stats is not None:
+            conf = torch.where(classifier.gate.typical(stats), conf, torch.zeros_like(conf))
         classes.append(cls)
         confidences.append(conf)
         features.append(f)

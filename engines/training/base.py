@@ -20,11 +20,13 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from engines.data.datasets import Digits
 from engines.errors import EngineError
 from engines.training.distributed import Local
 
@@ -148,6 +150,10 @@ class Trainer:
     def export(self) -> nn.Module:
         """The module that ships: the EMA of the weights where there is one."""
         return self.ema.module if self.ema is not None else self.model
+
+    def finish(self, out: Path, data: Digits, command: str) -> None:
+        """On rank 0 after the last step, what a family adds to its finished checkpoint (nothing by default; the
+        classifier fits its typicality gate)."""
 
     def warm_start(self, shipped: nn.Module, step: int) -> None:
         """Continue from shipped weights alone (no optimiser state): they initialise every module that

@@ -1,5 +1,6 @@
 """The trainer of the lab's feature nets (its judge of samples: `engines.models.classifier`): cross-entropy on
-randomly shifted digits, cosine learning-rate decay, logged with the batch's accuracy.
+randomly shifted digits, cosine learning-rate decay, logged with the batch's accuracy; after the last step, the
+net's typicality gate (`engines.measure.typicality`).
 
     python -m engines.train classifier --dataset mnist5k --out DIR
 """
@@ -7,10 +8,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch.nn.functional as F
 from torch import nn
 
+from engines.data.datasets import Digits
+from engines.measure.typicality import fit_and_record
 from engines.models.classifier import Classifier, ClassifierConfig, random_shift
 from engines.training.base import Trainer
 
@@ -41,3 +45,8 @@ class ClassifierTrainer(Trainer):
 
     def export(self) -> nn.Module:
         return self.model.eval()
+
+    def finish(self, out: Path, data: Digits, command: str) -> None:
+        # The gate that keeps a blank page or noise from being "recognisable" (engines.measure.typicality).
+        fit_and_record(self.export(), out, data.images, data.labels,
+                       f"{command}  # typicality gate fitted after the last step")

@@ -384,6 +384,8 @@ def run(args: argparse.Namespace, command: str, runtime: Local) -> Path:
                               f"(checkpoint written): continue with\n  {continue_command(args, out, command)}",
                               file=sys.stderr)
                 return out
+    if runtime.is_main:
+        trainer.finish(out, data, commands[-1])
     if args.push_to_hub and runtime.is_main:
         push(args.push_to_hub, args.family, out, trainer)
     return out
