@@ -1,6 +1,7 @@
 """The report's standard errors of the set metrics, checked against the truth in a simulation: many disjoint
-pairs of real Fashion-MNIST training sets, in the allconv net's features (a reference of 1,000 and a "model" of 1,000 whose features are
-scaled by 1.1, a bias every pair shares), so the true spread of each metric across pairs is known."""
+pairs of real Fashion-MNIST training sets in the allconv net's features (a reference of 1,000 and a "model" of
+1,000 whose features are scaled by 1.1, a bias every pair shares), so the true spread of each metric across
+pairs is known."""
 import pytest
 import torch
 

@@ -31,8 +31,9 @@ three families.
   default, DDPM over all its steps; diffusion GAN: its own few steps) against the 1,000 test
   digits, in the features of both feature nets (`FEATURE_NETS`): Frechet distance, KID, precision/recall
   (k = 3), density/coverage (k = 5), the share recognised with confidence >= 0.9, class histogram and its
-  entropy; sharpness (gradient energy relative to the test digits). "real (train)" scores n real training
-  digits the same way: the reference row.
+  entropy; sharpness (gradient energy relative to the test digits); copying: how many samples are nearer to
+  a training image than 95% of test images are to theirs (engines/measure/memorisation.py). "real (train)" scores
+  n real training digits the same way: the reference row (copying aside: they are training images).
 - likelihood, bits/dim, all on the same --likelihood-n test digits: VAE ELBO and IWAE (k = --iwae-k);
   diffusion variational bound (--vlb-strata stratified timesteps) and probability-flow ODE bound (RK4,
   --ode-steps, Hutchinson trace), with their cost in seconds and the ODE bound's floor; GAN: no likelihood.
@@ -71,6 +72,7 @@ from engines.errors import EngineError
 from engines.family import Family
 from engines.measure.latent import path_smoothness
 from engines.measure.likelihood import rounded
+from engines.measure.memorisation import copying_record
 from engines.measure.quality import (
     CONFIDENT,
     generate,
@@ -137,7 +139,7 @@ def quality_section(names: list[str], n: int, seed: int, diffusion_options: dict
     for family in selected(names):
         options = sampling_options(family, diffusion_options)
         images, seconds = generate(load_engine(family.name, dataset=dataset), n, seed, options)
-        rows[family.name] = {**score(nets, reference, images, seed),
+        rows[family.name] = {**score(nets, reference, images, seed), "copying": copying_record(images, dataset),
                              "sampler": options or None, "seconds_per_sample": round(seconds / n, 5)}
         log(f"quality {family.name}: {rows[family.name]}")
     return rows
@@ -321,7 +323,7 @@ REFERENCES = {"mnist": "mnist5k test split (1,000 digits)",
               "fashion": "Fashion-MNIST judging split (1,000 test images, 100 per class, drawn with seed 0 from "
                          "the official 10,000)"}
 DEFAULT_SETTINGS = {
-    "iwae_k": 64, "likelihood_n": 300, "vlb_strata": 50, "ode_steps": 24,
+    "iwae_k": 1024, "likelihood_n": 300, "vlb_strata": 50, "ode_steps": 24,
     "latent_pairs": 16, "latent_steps": 12, "latent_ddim_steps": 20, "recon_n": 100, "inversion_steps": 50,
     "speed_batch": 64, "speed_steps": [10, 20, 50, 100], "seed_runs": 20, "seed_steps": 1500,
     "seed_steps_hybrid": 3000,
@@ -434,6 +436,9 @@ def remeasure_into(path: Path, sections: list[str], argv: list[str]) -> dict:
                      {"sampler": recorded.diffusion_sampler, "steps": recorded.diffusion_steps},
                      sections, settings_from(recorded), recorded.dataset)
     report["feature_nets"] = fresh["feature_nets"]   # measured by every run: the nets (and gates) used now
+    # The settings --check reruns with (the recorded command's, defaults included), as this run measured them.
+    report["settings"] = {**report["settings"], **fresh.get("settings", {}),
+                          "remeasured": report["settings"].get("remeasured", {})}
     for section in sections:
         report[section] = fresh[section]
         seconds = fresh["section_seconds"][section]

@@ -83,6 +83,29 @@ class Neighbours:
                 f"about {COPY_PERCENTILE}%, as the test images themselves; distances over pixels)")
 
 
+def copying_record(images: torch.Tensor, dataset: str) -> dict:
+    """The report's line for a set of samples: how many are possible copies, against the COPY_PERCENTILE% that
+    held-out test images show, with the exact 95% interval of the share (Clopper-Pearson)."""
+    from engines.measure.uncertainty import exact_interval
+
+    neighbours, _ = nearest_training(images, dataset)
+    k, n = neighbours.possible_copies, len(neighbours.distances)
+    low, high = exact_interval(k, n)
+    return {"possible_copies": k, "n": n, "share": round(k / n, 4), "interval": [round(low, 4), round(high, 4)],
+            "copy_distance": round(neighbours.copy_distance, 4), "expected_share": COPY_PERCENTILE / 100,
+            "median_distance": round(float(torch.tensor(neighbours.distances).median()), 4)}
+
+
+def copying_verdict(record: dict) -> str:
+    """Whether the share of possible copies differs from what new images show, read from its exact interval."""
+    low, high = record["interval"]
+    if low > record["expected_share"]:
+        return "more often than new images are: look at its nearest neighbours"
+    if high < record["expected_share"]:
+        return "less often than new images are (its samples stay away from the training images)"
+    return "as often as new images are, within the interval: no sign of copying"
+
+
 def nearest_training(images: torch.Tensor, dataset: str) -> tuple[Neighbours, torch.Tensor]:
     """Each sample's nearest training image (the Neighbours, and those images [n, 1, 28, 28])."""
     reference = training_neighbours(dataset)

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 from engines.measure.hierarchy import group_by_decade
+from engines.measure.memorisation import copying_verdict
 from engines.measure.reproduce import TOLERANCES
 from engines.measure.uncertainty import ALPHA, POWER, RATE_MARGIN, RELATIVE_MARGIN, TIE_SE, count_of, rate_text
 from engines.measure.verdicts import (
@@ -129,7 +130,24 @@ def quality_lines(report: dict) -> list[str]:
     lines += _table(["rows", "sharpness", "s/sample"],
                     [[k, pm(v["sharpness"], v["sharpness_se"]), v.get("seconds_per_sample", "-")]
                      for k, v in report["quality"].items()])
-    return lines
+    return lines + copying_lines(report)
+
+
+def copying_lines(report: dict) -> list[str]:
+    """Is a family copying its training images? (engines/measure/memorisation.py; the same samples as above.)"""
+    rows = [[name, f"{c['possible_copies']} of {c['n']} ({c['share']:.1%}; 95% CI {c['interval'][0]:.1%}-"
+             f"{c['interval'][1]:.1%})", f"{c['median_distance']:.2f}", copying_verdict(c)]
+            for name, v in report["quality"].items() if (c := v.get("copying"))]
+    if not rows:
+        return []
+    first = next(v["copying"] for v in report["quality"].values() if "copying" in v)
+    return ["### Copying training images", "", f"Each sample's nearest training image, by Euclidean distance over "
+            f"pixels (as Carlini et al. 2023 measure copies). A possible copy is nearer to a training image than "
+            f"{1 - first['expected_share']:.0%} of held-out test images are to theirs (distance < "
+            f"{first['copy_distance']:.2f}): a model that does not copy has about {first['expected_share']:.0%} "
+            f"there, as the test images themselves. A near neighbour is a look-alike until the picture beside it "
+            f"says it is the same image: the GAN tab shows them.", "",
+            *_table(["family", "possible copies", "median distance", "reads"], rows)]
 
 
 def likelihood_lines(report: dict) -> list[str]:
