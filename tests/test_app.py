@@ -14,6 +14,7 @@ from app import build_demo
 from conftest import fashion_or_skip
 from engines.checkpoint import CHECKPOINTS
 from engines.data.datasets import load_mnist5k
+from engines.measure.guide import compare_view
 from engines.measure.plain_words import summary_in_words
 
 pytestmark = pytest.mark.slow
@@ -218,6 +219,7 @@ def test_compare_shows_the_measured_table_and_plots(client):
     assert "| Sample quality |" in verdicts and "| Likelihood |" in verdicts
     report = json.loads((CHECKPOINTS / "report.json").read_text())
     assert summary_in_words(report) in verdicts                            # every check in words, under the table
+    assert verdicts.startswith(compare_view(report))                       # what to look at, from the summary
     assert "diffusion" in text and "gan" in text and "vae" in text
     # report.md folded by section (each "## " heading a click away), the live benchmark among them
     assert "<summary><b>Sampling: steps vs quality</b></summary>" in text and "| ddpm | 20 | 20 |" in text

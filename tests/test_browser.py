@@ -28,7 +28,7 @@ TABS = [("Side by side", ["Sample all five"], 5),
         ("Compare", [], 1),   # opens on its charts: no button to press
         ("Connections", ["Encode and decode, level by level", "Train, then compare the scores"], 4)]
 # the tabs that open on a "What to look at." text
-GUIDED = {"Side by side", "VAE latent space", "GAN sampling", "Diffusion, step by step", "Connections"}
+GUIDED = {"Side by side", "VAE latent space", "GAN sampling", "Diffusion, step by step", "Compare", "Connections"}
 
 
 @pytest.fixture(scope="module")

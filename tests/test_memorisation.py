@@ -1,9 +1,12 @@
 """The memorisation screen (engines/measure/memorisation.py) on known answers: training images are their own
 nearest neighbours (every one a possible copy), held-out test images are possible copies at the screen's own
 rate, and the app's section refuses a family that does not ship for the dataset."""
+import json
+
 import pytest
 import torch
 
+from engines.checkpoint import checkpoints_dir
 from engines.data.datasets import load_lab_split
 from engines.measure.memorisation import COPY_PERCENTILE, nearest_training, training_neighbours
 
@@ -39,7 +42,33 @@ def test_the_app_section_shows_samples_above_their_neighbours_and_refuses_clearl
     from app.tabs import nearest
     picture, caption = nearest.nearest_training_images("gan", 0, 3, "mnist")
     assert picture.size[0] > picture.size[1] and "What to look at" in caption and " of 3 samples" in caption   # 2x3
+    copying = json.loads((checkpoints_dir("mnist") / "report.json").read_text())["quality"]["gan"]["copying"]
+    assert f"Over the report's {copying['n']:,} samples: {copying['possible_copies']} possible copies" in caption
     answers = nearest.check_nearest("diffusion_gan", 0, 3, "fashion")
     assert answers[0]["is_valid"] is False and "not trained for Fashion-MNIST" in answers[0]["message"]
     with pytest.raises(gr.Error, match="Count must be a whole number between 1 and 12"):
         nearest.nearest_training_images("gan", 0, 99, "mnist")
+
+
+def test_the_reports_copying_line_reads_the_exact_interval_against_new_images_rate():
+    from engines.measure.memorisation import copying_record, copying_verdict
+
+    train, test = load_lab_split("mnist", "train"), load_lab_split("mnist", "test")
+    copies = copying_record(train.images[:100], "mnist")
+    assert copies["possible_copies"] == 100 and copies["interval"][0] > copies["expected_share"]
+    assert copying_verdict(copies).startswith("more often than new images")
+    new = copying_record(test.images, "mnist")               # the reference itself: at its own 5%
+    assert new["interval"][0] <= new["expected_share"] <= new["interval"][1]
+    assert copying_verdict(new).startswith("as often as new images")
+    noise = copying_record(torch.rand(200, 1, 28, 28, generator=torch.Generator().manual_seed(0)), "mnist")
+    assert noise["possible_copies"] == 0 and copying_verdict(noise).startswith("less often than new images")
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "fashion"])
+def test_each_committed_report_says_how_often_each_family_copies(dataset):
+    report = json.loads((checkpoints_dir(dataset) / "report.json").read_text())
+    generated = [name for name in report["quality"] if name != "real (train)"]
+    assert generated and all(report["quality"][name]["copying"]["n"] == report["n"] for name in generated)
+    markdown = (checkpoints_dir(dataset) / "report.md").read_text()
+    section = markdown.split("### Copying training images")[1].split("\n## ")[0]
+    assert all(f"| {name} |" in section for name in generated)

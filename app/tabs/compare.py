@@ -13,6 +13,7 @@ from app.inputs import DEFAULT_DATASET, SHIPPED_DATASETS, dataset_choice, report
 from app.widgets import picture
 from engines.checkpoint import LOG_NAME, QUALITY_LOG_NAME, checkpoints_dir, read_jsonl
 from engines.data.datasets import LAB_DATASET_TITLES
+from engines.measure import guide
 from engines.measure.model_card import quality_table
 from engines.measure.plain_words import summary_in_words
 from engines.measure.report_markdown import dataset_verdicts_markdown, verdict_lines
@@ -44,7 +45,8 @@ def compare(dataset=DEFAULT_DATASET):
         text += "\n\n" + "\n".join(markdown_section(BENCHMARK))
     figures = (plots.loss_curves(losses), plots.quality_during_training(quality),
                plots.quality_against_steps(benchmark["rows"], report) if benchmark["rows"] else None)
-    verdicts = "\n".join(["\n".join(verdict_lines(report)), "### Each verdict, check by check", "",
+    verdicts = "\n".join([guide.compare_view(report), "", "\n".join(verdict_lines(report)),
+                          "### Each verdict, check by check", "",
                           summary_in_words(report), "", datasets_table()])
     return (plots.png(plots.summary_charts(report)), verdicts, in_sections(text),
             *(plots.png(figure) if figure is not None else None for figure in figures), report_elbo_by_level(report))

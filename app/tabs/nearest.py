@@ -12,7 +12,7 @@ from app.inputs import DEFAULT_DATASET, checked_by, engine, ships, validations
 from app.widgets import picture, seed_box
 from engines import registry
 from engines.data.datasets import LAB_DATASET_TITLES
-from engines.measure.memorisation import COPY_PERCENTILE, nearest_training
+from engines.measure.memorisation import COPY_PERCENTILE, copying_verdict, nearest_training
 
 MAX_NEAREST = 12
 FIRST_FAMILY, FIRST_SEED, FIRST_COUNT = "gan", 0, 8
@@ -53,8 +53,19 @@ def nearest_training_images(family, seed, count, dataset=DEFAULT_DATASET):
                f"in pixel distance (its index in the training set). The top label is the share of held-out "
                f"test images that are nearer to a training image than this sample is: a low share means the sample "
                f"sits unusually close to one training image; red marks the lowest {COPY_PERCENTILE}% (a possible "
-               f"copy, worth a look: is the pair the same image, or only alike?). Here {neighbours.summary()}.")
+               f"copy, worth a look: is the pair the same image, or only alike?). Here {neighbours.summary()}."
+               + report_line(name, dataset))
     return pairs, caption
+
+
+def report_line(name: str, dataset: str) -> str:
+    """What the report measured for the family over its quality samples, where it did."""
+    copying = ((inputs.report_of(dataset) or {}).get("quality", {}).get(name) or {}).get("copying")
+    if copying is None:
+        return ""
+    low, high = copying["interval"]
+    return (f" Over the report's {copying['n']:,} samples: {copying['possible_copies']} possible copies "
+            f"({copying['share']:.1%}, 95% CI {low:.1%}-{high:.1%}), {copying_verdict(copying)}.")
 
 
 def build(dataset: gr.Radio) -> tuple[list, list]:

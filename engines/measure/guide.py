@@ -4,6 +4,7 @@ output, never typed numbers. Each says what the view shows, what to notice, and 
 from __future__ import annotations
 
 from engines.data.datasets import LAB_CLASS_NAMES
+from engines.measure.plain_words import meaning
 from engines.measure.recognition import RECOGNITION_NET, Recognition
 from engines.measure.uncertainty import TIE_SE
 from engines.registry import families
@@ -110,3 +111,17 @@ def denoising(benchmark_rows: list[dict], sampler: str, steps: int, net: str = R
     return (text + f" The sampler benchmark measured {sampler} at {steps} steps at Frechet distance "
             f"{row['frechet_distance']:.1f} ({net} net); its best, {best['sampler']} at {best['steps']} steps: "
             f"{best['frechet_distance']:.1f}.")
+
+
+def compare_view(report: dict) -> str:
+    """The Compare tab: how to read its charts, and which rows of the seed's table the lab's measurements bear out,
+    from the report's summary (each row's verdict as the report words it)."""
+    rows = {}
+    for row in report.get("summary", []):
+        rows.setdefault(row["verdict"].split(":")[0], []).append(row["row"])
+    said = "; ".join(f"{', '.join(names)}: {meaning(verdict)}" for verdict, names in rows.items())
+    return ("**What to look at.** One chart per row of the seed's table, each titled with the lab's verdict on its "
+            "folklore. Whiskers are one standard error (stability: exact 95% intervals over the seeds); two "
+            f"numbers differ only when their difference exceeds {TIE_SE:g} standard errors of it, so overlapping "
+            "whiskers usually mean a tie. A \"mixed\" row holds several checks that came out differently: "
+            f"\"Each verdict, check by check\" below says which. The rows here: {said}.")
