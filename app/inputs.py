@@ -20,6 +20,7 @@ from functools import lru_cache
 
 import gradio as gr
 import torch
+from gradio.utils import get_upload_folder, is_in_or_equal
 
 from engines import MAX_SEED, EngineError, load_engine
 from engines.checkpoint import checkpoints_dir
@@ -83,6 +84,19 @@ def checked_by(validator: Callable[..., list[dict]]) -> dict:
     the page sends them (preprocess=False), so that the checks here, not the components' own range checks,
     refuse a value: the visitor and an API caller read the lab's message, not a bare "400 Bad Request"."""
     return {"validator": validator, "preprocess": False}
+
+
+def received_file(payload) -> str | None:
+    """The server path of a file the page or an API client uploaded, as an event that skips Gradio's
+    preprocessing receives it (Gradio's FileData, a dict with its "path"), or None for no file. Only a file in
+    Gradio's upload folder is read: a caller cannot have the lab open another file of the server (EngineError;
+    the caller words the refusal)."""
+    if payload is None:
+        return None
+    path = payload.get("path") if isinstance(payload, dict) else payload
+    if not isinstance(path, str) or not is_in_or_equal(path, get_upload_folder()):
+        raise EngineError("it is not a file this server received: send it as a file upload")
+    return path
 
 
 def validations(*checks: Callable[[], object]) -> list[dict]:

@@ -42,7 +42,9 @@ def digit_picker(label: str, index: int, digit_class: str = "any") -> tuple[gr.N
     with gr.Group():
         digit_class = gr.Dropdown(inputs.DIGIT_CLASSES, value=digit_class, label=f"{label}: class",
                                   info="'any': the index counts over all 1,000 test digits")
-        index = gr.Number(index, label=f"{label}: index", minimum=0, step=1)
+        # No `minimum`: the events' validators refuse a bad index with the lab's message (the VAE's event keeps
+        # Gradio's preprocessing for its upload, where a Number's own minimum would answer a bare 400 first).
+        index = gr.Number(index, label=f"{label}: index", step=1)
     return index, digit_class
 
 

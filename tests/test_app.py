@@ -14,6 +14,7 @@ from app import build_demo
 from conftest import fashion_or_skip
 from engines.checkpoint import CHECKPOINTS
 from engines.data.datasets import load_mnist5k
+from engines.errors import EngineError
 from engines.measure.guide import compare_view
 from engines.measure.plain_words import summary_in_words
 
@@ -79,6 +80,10 @@ def test_bad_input_gets_a_clear_message(client):
         client.predict(2.5, 4, "ddim", 10, api_name="/side_by_side")
     with pytest.raises(Exception, match="Digit A index must be a whole number between 0 and 999"):
         client.predict(5000, 1, 8, "slerp", api_name="/vae_interpolate")
+    with pytest.raises(Exception, match="Digit A index must be a whole number between 0 and 999, got -1"):
+        client.predict(-1, 1, 8, "slerp", api_name="/vae_interpolate")   # ours, not the Number's own minimum
+    with pytest.raises(Exception, match="Steps must be a whole number between 2 and"):
+        client.predict(0, 1, 1, "slerp", api_name="/vae_interpolate")
 
 
 def test_vae_interpolation_from_test_digits_by_index_or_class(client):
@@ -120,6 +125,20 @@ def test_vae_interpolation_from_an_uploaded_or_drawn_digit(client, tmp_path):
     with pytest.raises(Exception, match="Your upload: the image is blank"):
         client.predict(0, 5, 4, "slerp", "any", "any", handle_file(str(tmp_path / "blank.png")), None,
                        api_name="/vae_interpolate")
+
+
+def test_only_files_in_gradios_upload_folder_are_read():
+    """The VAE event skips Gradio's preprocessing, so the FileData a caller sends could name any path: the lab
+    reads only what the server received (gradio_client uploads a local file first, so this is checked here)."""
+    from gradio.utils import get_upload_folder
+
+    from app.inputs import received_file
+    received = str(Path(get_upload_folder()) / "0123abcd" / "digit.png")
+    assert received_file({"path": received, "meta": {"_type": "gradio.FileData"}}) == received
+    assert received_file(None) is None
+    for elsewhere in ({"path": "/etc/hostname"}, "/etc/hostname", {"path": f"{get_upload_folder()}/../etc/x"}):
+        with pytest.raises(EngineError, match="it is not a file this server received"):
+            received_file(elsewhere)
 
 
 def test_vae_latent_map(client):

@@ -211,6 +211,19 @@ def test_bad_input_shows_a_clear_message_not_a_traceback(page):
     expect(message.first).to_be_hidden(timeout=30_000)
 
 
+def test_a_refused_digit_index_leaves_the_vae_pictures_in_place(page):
+    page.get_by_role("tab", name="VAE latent space").click()
+    panel = page.get_by_role("tabpanel")
+    panel.get_by_text("What to look at.").first.wait_for(state="visible", timeout=HANG_GUARD_MS)   # first visit
+    before = image_sources(panel)
+    panel.get_by_label("Digit A: index").fill("5000")
+    panel.get_by_role("button", name="Interpolate", exact=True).click()
+    message = panel.locator("div.validation-error")
+    message.first.wait_for(state="visible", timeout=60_000)
+    assert "Digit A index must be a whole number between 0 and 999" in message.first.inner_text()
+    assert image_sources(panel) == before and page.locator(".toast-body.error").count() == 0
+
+
 def test_the_first_stroke_on_the_sketchpad_draws(page):
     """Gradio's editor opens with no tool selected; opening the panel selects the brush for the visitor."""
     page.get_by_role("tab", name="VAE latent space").click()

@@ -2,6 +2,7 @@
 or upload), and the latent plane of the test digits' two main directions, with latent diffusion's paths on it."""
 from __future__ import annotations
 
+from contextlib import nullcontext
 from functools import lru_cache
 
 import gradio as gr
@@ -32,14 +33,19 @@ LATENT_PATHS, LATENT_PATH_STEPS = 12, 50   # latent diffusion's trajectories on 
 
 
 def visitor_digit(upload, sketch) -> tuple[torch.Tensor, list[str]] | None:
-    """A drawn digit (sketchpad composite) or an uploaded file, converted; None when neither is given."""
+    """A drawn digit (the sketchpad's composite) or an uploaded file, converted; None when neither is given. Both
+    arrive as the page sends them (the event skips Gradio's preprocessing: `checked_by`): files the server
+    received, read only from its upload folder (`inputs.received_file`)."""
     composite = sketch.get("composite") if isinstance(sketch, dict) else sketch
     sources = [("drawing", composite), ("upload", upload)]
     for what, source in sources:
-        if source is None or (what == "drawing" and _blank_canvas(source)):
+        if source is None:
             continue
         try:
-            digit, notes = prepare_digit(source)
+            image = source if isinstance(source, Image.Image) else inputs.received_file(source)
+            if what == "drawing" and _blank_canvas(image):
+                continue
+            digit, notes = prepare_digit(image)
         except EngineError as e:
             raise user_error(f"Your {what}: {e}") from None
         return digit, [f"Digit A is your {what}: " + "; ".join(notes) + "."]
@@ -48,12 +54,28 @@ def visitor_digit(upload, sketch) -> tuple[torch.Tensor, list[str]] | None:
 
 def _blank_canvas(image) -> bool:
     """An untouched sketchpad: nothing drawn is not an error, it means 'use the test digit'."""
-    return isinstance(image, Image.Image) and is_blank(image)
+    try:
+        with Image.open(image) if isinstance(image, str) else nullcontext(image) as opened:
+            return is_blank(opened)
+    except OSError:
+        return False   # not an image: prepare_digit says so
 
 
 def check_vae_latent_map(grid, dataset=DEFAULT_DATASET) -> list[dict]:
     """vae_latent_map's validator."""
     return validations(lambda: inputs.whole_number(grid, "Grid size", 3, 16), lambda: inputs.dataset_choice(dataset))
+
+
+def check_vae_interpolate(index_a, index_b, steps, method, class_a="any", class_b="any", upload_a=None,
+                          sketch_a=None, dataset=DEFAULT_DATASET) -> list[dict]:
+    """vae_interpolate's validator: a refusal, the visitor's own digit's included, leaves the previous pictures
+    in place."""
+    index_a_check, class_a_check = inputs.digit_validations(index_a, class_a, "Digit A", dataset)
+    index_b_check, class_b_check = inputs.digit_validations(index_b, class_b, "Digit B", dataset)
+    return validations(index_a_check, index_b_check, lambda: inputs.whole_number(steps, "Steps", 2, MAX_PATH_STEPS),
+                       lambda: inputs.choice(method, "path", INTERPOLATIONS), class_a_check, class_b_check,
+                       lambda: visitor_digit(upload_a, None), lambda: visitor_digit(None, sketch_a),
+                       lambda: inputs.dataset_choice(dataset))
 
 
 def vae_interpolate(index_a, index_b, steps, method, class_a="any", class_b="any", upload_a=None, sketch_a=None,
@@ -139,7 +161,7 @@ def interpolation_section(dataset: gr.Radio) -> tuple[list[gr.Dropdown], list]:
         recon = picture(label="A, B (top) and their reconstructions (bottom)", type="pil", format="png", height=240)
         animation = picture(label="Animation (A -> B -> A)", type="filepath", height=240)
     run.click(vae_interpolate, [index_a, index_b, steps, method, class_a, class_b, upload_a, sketch_a, dataset],
-              [strip, recon, animation, notes], api_name="vae_interpolate")
+              [strip, recon, animation, notes], api_name="vae_interpolate", **checked_by(check_vae_interpolate))
     return [class_a, class_b], [what, strip, recon, animation, notes]
 
 
