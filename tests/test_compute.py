@@ -52,7 +52,9 @@ def test_a_run_records_its_compute(diffusion_run):
     with torch.no_grad():
         _, forward = compute.count_flops(lambda: diffusion_loss(trainer.model, images, step_generator(0, 0)))
     assert forward > 0 and record["flops_per_step"] > 2 * forward
-    assert record["flops"] == record["flops_per_step"] * 3 and "measured over step 1" in record["flops_source"]
+    assert record["flops"] == record["flops_per_step"] * 3
+    assert record["flops_by_phase"] == {"0": record["flops_per_step"]}
+    assert record["flops_source"].startswith("measured over one step of each phase of this run")
     line = compute_lines(record)[0]   # what a model card says of it
     assert "training FLOPs" in line and "24 images seen" in line
 
@@ -80,9 +82,20 @@ def test_the_vae_is_counted_by_its_encoder_and_decoder():
 def test_a_checkpoint_without_a_record_is_measured_now(diffusion_run):
     in_run = info_of(diffusion_run)["compute"]
     now = compute.measure_checkpoint(diffusion_run)
-    assert now["flops_source"] == "measured per step now x steps from train_log.jsonl"
+    assert now["flops_source"] == compute.MEASURED_NOW
     assert now["flops_per_step"] == in_run["flops_per_step"]   # FLOPs depend on shapes, not on weights or step
     assert now["steps"] == 3 and now["parameters"] == in_run["parameters"]
+
+
+def test_a_family_whose_steps_change_is_counted_phase_by_phase():
+    """The diffusion GAN trains D alone for its first d_warmup_steps: those steps cost less, and G's optimiser has
+    not stepped yet. Three steps, phases from step 2: two D-only steps and one D and G step."""
+    trainer = trainers()["diffusion_gan"](parse_overrides(["d_warmup_steps=2"]))
+    assert trainer.phase_starts() == [0, 2] and trainer.optimizer_steps(3) == {"opt_d": 3, "opt_g": 1}
+    assert compute.phase_lengths([0, 2], 3) == {0: 2, 2: 1} and compute.phase_lengths([0, 2], 1) == {0: 1, 2: 0}
+    assert compute.total_flops({0: 10.0, 2: 25.0}, [0, 2], 3) == 45.0
+    assert compute.total_flops({0: 10.0}, [0, 2], 3) is None         # a phase reached but never counted
+    assert compute.total_flops({0: 10.0}, [0, 2], 2) == 20.0
 
 
 def test_a_shipped_checkpoint_is_measured_from_its_recorded_command():

@@ -246,8 +246,26 @@ def stability_lines(report: dict, figure: Path | None) -> list[str]:
                       f"{q['second_half_cv']}."]
         else:
             lines += [f"- {title(name)}: no quality_log.jsonl (train with --eval-every to record it)."]
-    lines += [""]
-    return lines
+    return lines + [""] + compute_lines(report["stability"])
+
+
+def compute_lines(stability: dict) -> list[str]:
+    """Each shipped model's training compute (training_info.json's record), against the largest: the families
+    were not trained with equal compute, and a quality verdict should be read with that in mind."""
+    runs = {name: s["compute"] for name, s in stability.items() if s.get("compute")}
+    if not runs:
+        return []
+    most = max(runs.values(), key=lambda c: c["flops"])
+    rows = [[title(name), f"{c['flops']:.3g}", f"{c['flops'] / most['flops']:.2f}", c["steps"],
+             f"{c['images_seen']:,}", f"{c['wall_s'] / 3600:.2f} h" if c.get("wall_s") else "-", c["flops_source"]]
+            for name, c in runs.items()]
+    missing = [title(name) for name in stability if name not in runs]
+    return ["### Training compute", "", "Training FLOPs (matrix products and convolutions, forward and backward, "
+            "of every network a family trains; engines/training/compute.py) of each shipped model. The families "
+            "were trained with unequal compute: read the quality verdicts beside this table." +
+            (f" No record: {', '.join(missing)}." if missing else ""), "",
+            *_table(["family", "training FLOPs", "of the most", "steps", "images seen", "wall time", "counted"],
+                    rows)]
 
 
 def budget(settings: dict) -> str:

@@ -11,10 +11,11 @@ any checkpoint's samples shows a collapse onto few digits.
 """
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
-from engines.checkpoint import LOG_NAME, QUALITY_LOG_NAME, read_jsonl
+from engines.checkpoint import LOG_NAME, QUALITY_LOG_NAME, TRAINING_INFO_NAME, read_jsonl
 
 CURVE_POINTS = 60
 WORSE = 0.10
@@ -84,7 +85,8 @@ def quality_summary(rows: list[dict], metric: str = "frechet_distance") -> dict:
 
 
 def stability(directory: Path) -> dict:
-    """Loss and checkpoint-quality summaries of one checkpoint folder's logs."""
+    """Loss and checkpoint-quality summaries of one checkpoint folder's logs, and the compute its training
+    recorded (engines/training/compute.py; None where it has no record)."""
     losses = read_jsonl(Path(directory) / LOG_NAME)
     quality = read_jsonl(Path(directory) / QUALITY_LOG_NAME)
     return {
@@ -92,4 +94,14 @@ def stability(directory: Path) -> dict:
         "steps": losses[-1]["step"] if losses else None,
         "losses": loss_summaries(losses) if losses else {},
         "quality": quality_summary(quality) if quality else None,
+        "compute": training_compute(Path(directory)),
     }
+
+
+def training_compute(directory: Path) -> dict | None:
+    """What the report says of a run's compute: FLOPs (and how counted), images seen, wall and CPU seconds."""
+    path = directory / TRAINING_INFO_NAME
+    record = json.loads(path.read_text()).get("compute") if path.is_file() else None
+    if not record or record.get("flops") is None:
+        return None
+    return {key: record.get(key) for key in ("flops", "flops_source", "steps", "images_seen", "wall_s", "cpu_s")}

@@ -151,6 +151,15 @@ class Trainer:
         """The module that ships: the EMA of the weights where there is one."""
         return self.ema.module if self.ema is not None else self.model
 
+    def phase_starts(self) -> list[int]:
+        """The steps from which a training step does other work than before (the compute record counts one step
+        of each phase): [0] when every step is alike."""
+        return [0]
+
+    def optimizer_steps(self, steps: int) -> dict[str, int]:
+        """How many times each optimiser has stepped after `steps` training steps (each once a step here)."""
+        return {name: steps for name in self.optimizers}
+
     def finish(self, out: Path, data: Digits, command: str) -> None:
         """On rank 0 after the last step, what a family adds to its finished checkpoint (nothing by default; the
         classifier fits its typicality gate)."""

@@ -7,20 +7,23 @@ their steps.
     steps, optimizer_steps, images_seen
     wall_s, cpu_s      training seconds (checkpoint scoring left out); cpu_s is process time summed over ranks
                        and over every command of the run; cpu_s_per_rank is the last command's, per rank
-    flops_per_step     counted by torch's FlopCounterMode over one real training step: the forward and backward
-                       passes of every network the family trains (the GAN's D step and G step), summed over ranks
-    flops              flops_per_step x steps, with flops_source saying how it was obtained
+    flops_by_phase     counted by torch's FlopCounterMode over one real training step of each phase (a family's
+                       `phase_starts`: the diffusion GAN trains D alone first): the forward and backward passes
+                       of every network the family trains (the GAN's D step and G step), summed over ranks
+    flops              the sum over phases of their per-step FLOPs x their steps (flops_per_step: the mean),
+                       with flops_source saying how it was obtained
     hardware           CPU model, cores, torch threads, GPU, world size
 
 FlopCounterMode counts matrix products and convolutions (the usual convention: element-wise work, the optimiser
 update and communication are left out). It does change the arithmetic it watches (under it a linear layer
-runs as its decomposed matrix product, which rounds differently), so the step it counts is the run's first
-step replayed on a copy of the trainer, with copies of the step's generators: the run itself computes what an
-uncounted run computes, and a resumed run stays bit-identical to an uninterrupted one.
+runs as its decomposed matrix product, which rounds differently), so each step it counts (the first the run
+makes of each phase) is replayed on a copy of the trainer, with copies of the step's generators: the run itself
+computes what an uncounted run computes, and a resumed run stays bit-identical to an uninterrupted one.
 
-For a checkpoint trained before this record existed: `python -m engines.training.compute FOLDER` measures the
-per-step FLOPs now, on one step of a trainer built from the folder's recorded command, and takes the steps from
-its train_log.jsonl (`measure_checkpoint`).
+For a checkpoint trained before this record existed: `python -m engines.training.compute FOLDER [--write]`
+measures the per-step FLOPs now, on one step of each phase of a trainer built from the folder's recorded command,
+takes the steps from its train_log.jsonl (`measure_checkpoint`), and with --write records it in the folder's
+training_info.json (its model card then states it).
 """
 from __future__ import annotations
 
@@ -42,8 +45,30 @@ from torch.utils.flop_counter import FlopCounterMode
 from engines.checkpoint import LOG_NAME, TRAINING_INFO_NAME, read_jsonl
 from engines.errors import EngineError
 
-MEASURED_IN_RUN = "measured over step {step} of this run (FlopCounterMode, forward + backward, on a copy) x steps"
-MEASURED_NOW = "measured per step now x steps from train_log.jsonl"
+MEASURED_IN_RUN = ("measured over one step of each phase of this run (FlopCounterMode, forward + backward, on a "
+                   "copy) x its steps")
+MEASURED_NOW = "measured now over one step of each phase x its steps from train_log.jsonl"
+
+
+def phase_of(starts: list[int], step: int) -> int:
+    """The phase (its first step) that training step `step` (0-based) belongs to."""
+    return max(s for s in [0, *starts] if s <= step)
+
+
+def phase_lengths(starts: list[int], steps: int) -> dict[int, int]:
+    """{phase start: how many of the first `steps` training steps fall in that phase}."""
+    starts = sorted({0, *starts})
+    ends = starts[1:] + [max(steps, starts[-1])]
+    return {start: max(0, min(end, steps) - start) for start, end in zip(starts, ends)}
+
+
+def total_flops(flops_by_phase: dict[int, float], starts: list[int], steps: int) -> float | None:
+    """The FLOPs of `steps` training steps from each phase's per-step count (None if a phase they reach was
+    never counted)."""
+    lengths = {start: n for start, n in phase_lengths(starts, steps).items() if n}
+    if any(start not in flops_by_phase for start in lengths):
+        return None
+    return sum(flops_by_phase[start] * n for start, n in lengths.items())
 
 
 class GlobalOnly:
@@ -131,28 +156,30 @@ class Meter:
     """The compute of one training command, kept by the loop: it counts the FLOPs of the first step the
     command runs and the process time it spends training, on top of what earlier commands of the run spent."""
     cpu_before: float = 0.0              # CPU seconds of the run's earlier commands, all ranks
-    flops_per_step: float | None = None  # summed over ranks
+    flops_by_phase: dict[int, float] = field(default_factory=dict)   # per step, summed over ranks
     flops_source: str = ""
     cpu_started: float = field(default_factory=time.process_time)
     cpu_excluded: float = 0.0            # this process's CPU seconds spent scoring checkpoints, not training
-    counted: bool = False                # whether this command has counted a step yet
 
     def resume_from(self, previous: dict | None) -> None:
         """Carry on from the record of the run's earlier commands (training_info.json's "compute"); its FLOPs
         per step stand for a command that trains no further (a --push-to-hub retry)."""
         if previous:
             self.cpu_before = previous.get("cpu_s") or 0.0
-            self.flops_per_step = previous.get("flops_per_step")
+            by_phase = previous.get("flops_by_phase")
+            if by_phase is None and previous.get("flops_per_step") is not None:   # a record from before phases
+                by_phase = {0: previous["flops_per_step"]}
+            self.flops_by_phase = {int(start): flops for start, flops in (by_phase or {}).items()}
             self.flops_source = previous.get("flops_source", "")
 
     def train_step(self, trainer, shards, step: int, runtime) -> dict[str, float]:
-        """One training step; the first this command runs is also counted, on a copy (every rank counts its
-        own shards; the ranks' counts are summed)."""
-        if not self.counted:
-            self.counted = True
+        """One training step; the first of each phase the run reaches is also counted, on a copy (every rank
+        counts its own shards at the same step; the ranks' counts are summed)."""
+        phase = phase_of(trainer.phase_starts(), step)
+        if phase not in self.flops_by_phase:
             flops = step_flops(trainer, shards, step)
-            self.flops_per_step = runtime.mean({"flops": flops})["flops"] * runtime.world_size
-            self.flops_source = MEASURED_IN_RUN.format(step=step + 1)
+            self.flops_by_phase[phase] = runtime.mean({"flops": flops})["flops"] * runtime.world_size
+            self.flops_source = MEASURED_IN_RUN
         return trainer.train_shards(shards, step)
 
     def cpu_per_rank(self, runtime) -> list[float]:
@@ -164,17 +191,16 @@ class Meter:
         return [round(v * runtime.world_size, 2) for v in runtime.mean(slots).values()]
 
     def record(self, trainer, step: int, wall_s: float, cpu_per_rank: list[float]) -> dict:
-        flops = self.flops_per_step
+        flops = total_flops(self.flops_by_phase, trainer.phase_starts(), step)
         return {
             "parameters": parameter_counts(trainer.modules),
             "shipped_parameters": module_parameters(trainer.export()),
-            "steps": step,
-            # every family steps each of its optimisers once per training step
-            "optimizer_steps": {name: step for name in trainer.optimizers},
+            "steps": step, "optimizer_steps": trainer.optimizer_steps(step),
             "batch_size": trainer.batch_size, "images_seen": step * trainer.batch_size,
             "wall_s": round(wall_s, 1),
             "cpu_s": round(self.cpu_before + sum(cpu_per_rank), 1), "cpu_s_per_rank": cpu_per_rank,
-            "flops_per_step": flops, "flops": flops * step if flops is not None else None,
+            "flops_by_phase": {str(start): f for start, f in sorted(self.flops_by_phase.items())},
+            "flops_per_step": flops / step if flops is not None and step else None, "flops": flops,
             "flops_source": self.flops_source,
             "hardware": hardware_record(len(cpu_per_rank)),
         }
@@ -209,32 +235,55 @@ def measure_checkpoint(folder: str | Path) -> dict:
     overrides = with_parent(args.family, args.dataset, parse_overrides(args.overrides))
     trainer = trainers()[args.family](overrides, lr=info["lr"], batch_size=info["batch_size"])
     data = load_dataset(args.dataset, "train", args.data_dir)
-    shards = step_shards(data, trainer.batch_size, step_generator(args.seed, 0), 1, range(1), torch.device("cpu"))
-    flops = step_flops(trainer, shards, 0)
     log = read_jsonl(folder / LOG_NAME)
     steps = log[-1]["step"] if log else info["step"]
+    by_phase = {}
+    for start, n in phase_lengths(trainer.phase_starts(), steps).items():
+        if n:
+            shards = step_shards(data, trainer.batch_size, step_generator(args.seed, start), 1, range(1),
+                                 torch.device("cpu"))
+            by_phase[start] = step_flops(trainer, shards, start)
+    flops = total_flops(by_phase, trainer.phase_starts(), steps)
     return {
         "parameters": parameter_counts(trainer.modules),
         "shipped_parameters": module_parameters(trainer.export()),
-        "steps": steps, "optimizer_steps": {name: steps for name in trainer.optimizers},
+        "steps": steps, "optimizer_steps": trainer.optimizer_steps(steps),
         "batch_size": trainer.batch_size, "images_seen": steps * trainer.batch_size,
         "wall_s": info.get("wall_time_s"), "cpu_s": None, "cpu_s_per_rank": None,
-        "flops_per_step": float(flops), "flops": float(flops) * steps,
+        "flops_by_phase": {str(start): f for start, f in by_phase.items()},
+        "flops_per_step": flops / steps if steps else None, "flops": flops,
         "flops_source": MEASURED_NOW if log else MEASURED_NOW.replace("train_log.jsonl", "training_info.json"),
         "hardware": info.get("hardware"),   # the run's, as recorded (a string before this record existed)
     }
 
 
+def record_in_folder(folder: str | Path, compute: dict) -> None:
+    """Write `compute` into the folder's training_info.json (atomically), where a run trained without it."""
+    path = Path(folder) / TRAINING_INFO_NAME
+    info = json.loads(path.read_text())
+    if info.get("compute", {}).get("flops_source", MEASURED_NOW).startswith("measured over"):
+        raise EngineError(f"{path} already holds the compute its run measured: it is not replaced")
+    info["compute"] = compute
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(info, indent=1) + "\n")
+    temporary.replace(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1 or argv[0].startswith("-"):
-        print("usage: python -m engines.training.compute CHECKPOINT_FOLDER", file=sys.stderr)
+    write = "--write" in argv
+    folders = [a for a in argv if a != "--write"]
+    if len(folders) != 1 or folders[0].startswith("-"):
+        print("usage: python -m engines.training.compute CHECKPOINT_FOLDER [--write]", file=sys.stderr)
         return 2
     try:
-        print(json.dumps(measure_checkpoint(argv[0]), indent=1))
+        compute = measure_checkpoint(folders[0])
+        if write:
+            record_in_folder(folders[0], compute)
     except EngineError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    print(json.dumps(compute, indent=1))
     return 0
 
 

@@ -109,6 +109,12 @@ class DiffusionGANTrainer(Trainer):
         fake_prev = posterior_sample(self.generator.schedule, predicted_x0, x_t, t, prev_t, noises[2])
         return step.to(device), x_prev, x_t, fake_prev
 
+    def phase_starts(self) -> list[int]:
+        return [0, self.hparams.d_warmup_steps]   # D alone, then D and G
+
+    def optimizer_steps(self, steps: int) -> dict[str, int]:
+        return {"opt_d": steps, "opt_g": max(0, steps - self.hparams.d_warmup_steps)}
+
     def train_shards(self, shards, step):
         train_g = step >= self.hparams.d_warmup_steps
         with torch.set_grad_enabled(train_g):
