@@ -6,6 +6,7 @@ import io
 import math
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import torch
@@ -13,6 +14,10 @@ from PIL import Image
 
 SCALE = 3
 SERVED = Path(tempfile.gettempdir()) / "generative-lab-pictures"
+# Pictures served are kept an hour (Gradio copies each into its own cache, pruned as long: app.ui), and the folder
+# is swept at most every ten minutes: a Space that runs for weeks must not fill its disk.
+SERVED_MAX_AGE_S, SWEEP_EVERY_S = 3600, 600
+_last_sweep = [0.0]
 
 
 def to_pil(grid: torch.Tensor, scale: int = SCALE) -> Image.Image:
@@ -67,14 +72,12 @@ GIF_MIN_HEIGHT = 192   # px: a single digit in an animation should be easy to se
 def save_gif(frames: list[Image.Image], duration_ms: int = 120, final_hold_ms: int = 1200) -> str:
     """Frames -> an animated GIF file (looping; the last frame held longer), returned as a path. Small frames are
     enlarged by a whole factor (nearest neighbour: the pixels stay honest) to at least GIF_MIN_HEIGHT."""
-    import tempfile
     factor = max(1, -(-GIF_MIN_HEIGHT // frames[0].height))
     frames = [f.resize((f.width * factor, f.height * factor), Image.NEAREST) for f in frames]
-    handle = tempfile.NamedTemporaryFile(prefix="lab-", suffix=".gif", delete=False)
+    buffer = io.BytesIO()
     durations = [duration_ms] * (len(frames) - 1) + [final_hold_ms]
-    frames[0].save(handle, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
-    handle.close()
-    return handle.name
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
+    return served_file(buffer.getvalue(), ".gif")
 
 
 def side_by_side_frame(left: Image.Image, right: Image.Image, gap: int = 8) -> Image.Image:
@@ -91,11 +94,35 @@ def png_file(image: Image.Image) -> str:
     same first visit, the same seed) had one of them read a half-written file and get no picture."""
     buffer = io.BytesIO()
     image.save(buffer, format="png")
-    data = buffer.getvalue()
-    path = SERVED / f"{hashlib.sha256(data).hexdigest()[:32]}.png"
+    return served_file(buffer.getvalue(), ".png")
+
+
+def served_file(data: bytes, suffix: str) -> str:
+    """`data` as a file of SERVED named by its content (written once, atomically), old files swept first."""
+    sweep_served()
+    path = SERVED / f"{hashlib.sha256(data).hexdigest()[:32]}{suffix}"
     if not path.exists():
         SERVED.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f"{path.stem}.{threading.get_ident()}.part")
         partial.write_bytes(data)
         partial.replace(path)   # atomic: whoever opens it reads the whole picture
+    else:
+        path.touch()            # served again: it stays another SERVED_MAX_AGE_S
     return str(path)
+
+
+def sweep_served(now: float | None = None) -> int:
+    """Delete SERVED's files older than SERVED_MAX_AGE_S, at most every SWEEP_EVERY_S; how many went."""
+    now = time.time() if now is None else now
+    if now - _last_sweep[0] < SWEEP_EVERY_S or not SERVED.is_dir():
+        return 0
+    _last_sweep[0] = now
+    removed = 0
+    for path in SERVED.iterdir():
+        try:
+            if now - path.stat().st_mtime > SERVED_MAX_AGE_S:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:   # another thread swept or replaced it
+            pass
+    return removed

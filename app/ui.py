@@ -4,6 +4,7 @@ from __future__ import annotations
 import gradio as gr
 
 from app import inputs, playground, theory
+from app.images import SERVED_MAX_AGE_S, SWEEP_EVERY_S
 from app.tabs import compare, connections, diffusion, gan, side_by_side, vae_latent
 from app.widgets import class_dropdowns
 
@@ -18,7 +19,9 @@ FIRST_VISIT_TABS = (side_by_side, vae_latent, gan, diffusion, connections)
 
 
 def build_demo() -> gr.Blocks:
-    with gr.Blocks(title="The generative lab") as demo:
+    # Gradio's cache of what it served: files older than an hour deleted every ten minutes (as app.images sweeps
+    # its own), so that a long-running Space keeps its disk.
+    with gr.Blocks(title="The generative lab", delete_cache=(SWEEP_EVERY_S, SERVED_MAX_AGE_S)) as demo:
         gr.Markdown("# The generative lab\n" + INTRO)
         with gr.Accordion("Glossary: every term these pages use, in one line each", open=False):
             gr.Markdown(theory.glossary_markdown(), latex_delimiters=theory.LATEX)
