@@ -100,7 +100,10 @@ def copying_verdict(record: dict) -> str:
     """Whether the share of possible copies differs from what new images show, read from its exact interval."""
     low, high = record["interval"]
     if low > record["expected_share"]:
-        return "more often than new images are: look at its nearest neighbours"
+        # Pixel distances are smaller among simple shapes (a 1 is near many 1s): a family that draws such a class
+        # more than its share lands here without copying anything.
+        return ("more often than new images are: copies, or samples crowded where training images are densest "
+                "(a simple class drawn more than its share); the pairs in the GAN tab tell which")
     if high < record["expected_share"]:
         return "less often than new images are (its samples stay away from the training images)"
     return "as often as new images are, within the interval: no sign of copying"
