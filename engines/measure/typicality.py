@@ -58,7 +58,7 @@ def statistics(body: nn.Sequential, images01: torch.Tensor, batch_size: int = 50
 
 
 def shrunk_precision(centred: torch.Tensor) -> torch.Tensor:
-    from sklearn.covariance import LedoitWolf   # fitting only: loading a gate does not need scikit-learn
+    from sklearn.covariance import LedoitWolf  # fitting only: loading a gate does not need scikit-learn
 
     estimate = LedoitWolf(assume_centered=True).fit(centred.double().numpy())
     return torch.tensor(estimate.precision_, dtype=torch.float32)
