@@ -22,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         net = load_classifier(args.directory, gate=False)
         train = load_lab_split(args.dataset, "train")
-        record = fit_and_record(net, args.directory, train.images, train.labels, command)
+        test = load_lab_split(args.dataset, "test")
+        record = fit_and_record(net, args.directory, train.images, train.labels, command, test.images)
     except EngineError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

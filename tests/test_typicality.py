@@ -53,6 +53,7 @@ def test_real_test_images_pass_the_gate_and_keep_their_classes(dataset, net_name
     assert torch.equal(classes, ungated_classes) and torch.equal(features, ungated_features)
     record = json.loads((directory / "training_info.json").read_text())["typicality"]
     assert record["quantile"] == QUANTILE and 0 < record["held_out_refused"] <= 2.5 * (1 - QUANTILE)
+    assert record["test_refused"] == pytest.approx(float(refused.float().mean()), abs=1e-4)   # the card's figure
     shipped_folder = directory.relative_to(directory.parents[2])   # checkpoints/<dataset>/<net>
     assert record["command"].startswith(f"python -m engines.fit_typicality {shipped_folder} ")
 

@@ -227,8 +227,10 @@ def typicality_lines(info: dict) -> list[str]:
             f"on {gate['images']:,} training images by `{gate['command']}` in {gate['seconds']:.0f} s. An image "
             f"beyond the {gate['quantile']:.1%} point of held-out training images' distances is refused "
             f"(confidence 0: a blank page, noise or a pattern is never recognisable); it refuses "
-            f"{gate['held_out_refused']:.1%} of held-out training images. The features, and so every Frechet "
-            f"distance, are the net's own: the gate changes only the confidence."]
+            f"{gate['held_out_refused']:.1%} of the held-out training images its thresholds were read on"
+            + (f" and {gate['test_refused']:.1%} of the test images" if "test_refused" in gate else "")
+            + ". The features, and so every Frechet "
+            "distance, are the net's own: the gate changes only the confidence."]
 
 
 def card(name: str, info: dict, report: dict | None) -> str:

@@ -145,14 +145,18 @@ def load_gate(directory: Path) -> TypicalityGate:
 
 
 def fit_and_record(net: nn.Module, directory: Path, images01: torch.Tensor, labels: torch.Tensor,
-                   command: str) -> dict:
+                   command: str, test_images01: torch.Tensor | None = None) -> dict:
     """Fit the gate of `net` (a feature net, loaded from `directory`) on training images, write it, and record
-    how in training_info.json (the "typicality" key: command, images, the held-out share refused, seconds)."""
+    how in training_info.json (the "typicality" key: command, images, the share refused of the held-out training
+    images its thresholds were read on, and of `test_images01` where given, seconds)."""
     started = time.time()
     gate, refused = fit_gate(net.body, images01, labels, net.config.num_classes)
     save_gate(gate, directory)
     record = {"command": command, "images": min(len(images01), FIT_IMAGES), "quantile": QUANTILE,
               "held_out_refused": round(refused, 4), "seconds": round(time.time() - started, 1)}
+    if test_images01 is not None:
+        refused_test = ~gate.typical(statistics(net.body.eval(), test_images01))
+        record["test_refused"] = round(float(refused_test.float().mean()), 4)
     info_path = directory / "training_info.json"
     if info_path.is_file():
         info = json.loads(info_path.read_text())
