@@ -260,10 +260,13 @@ def compute_lines(stability: dict) -> list[str]:
              f"{c['images_seen']:,}", f"{c['wall_s'] / 3600:.2f} h" if c.get("wall_s") else "-", c["flops_source"]]
             for name, c in runs.items()]
     missing = [title(name) for name in stability if name not in runs]
+    hybrids = [title(f.name) for f in families() if f.is_hybrid and f.name in runs]
+    inherited = (f"A hybrid's row ({', '.join(hybrids)}) counts its own training only: what it reuses of its "
+                 "parents (weights, networks) was paid for in their rows." if hybrids else "")
     return ["### Training compute", "", "Training FLOPs (matrix products and convolutions, forward and backward, "
             "of every network a family trains; engines/training/compute.py) of each shipped model. The families "
             "were trained with unequal compute: read the quality verdicts beside this table." +
-            (f" No record: {', '.join(missing)}." if missing else ""), "",
+            (f" {inherited}" if inherited else "") + (f" No record: {', '.join(missing)}." if missing else ""), "",
             *_table(["family", "training FLOPs", "of the most", "steps", "images seen", "wall time", "counted"],
                     rows)]
 
