@@ -176,3 +176,19 @@ def test_a_two_process_run_records_both_ranks_and_stops_together(tmp_path):
     assert two["hardware"]["world_size"] == 2 and len(two["cpu_s_per_rank"]) == 2
     assert all(seconds > 0 for seconds in two["cpu_s_per_rank"]) and two["cpu_s"] >= sum(two["cpu_s_per_rank"]) - 0.1
     assert two["flops_per_step"] == one["flops_per_step"]
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "fashion"])
+def test_every_shipped_model_states_its_compute_in_its_card_and_the_report(dataset):
+    from engines.checkpoint import checkpoints_dir
+    from engines.measure.report_markdown import title
+    from engines.registry import families
+
+    root = checkpoints_dir(dataset)
+    shipped = [f.name for f in families() if (root / f.name / WEIGHTS_NAME).is_file()]
+    section = (root / "report.md").read_text().split("### Training compute")[1].split("\n## ")[0]
+    for name in shipped + ["classifier", "classifier_allconv"]:
+        record = info_of(root / name)["compute"]
+        assert record["flops"] > 0 and record["flops_source"] == compute.MEASURED_NOW   # trained before the record
+        assert compute_lines(record)[0] in (root / name / "README.md").read_text()
+    assert all(f"| {title(name)} | {info_of(root / name)['compute']['flops']:.3g} |" in section for name in shipped)
