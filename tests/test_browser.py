@@ -215,6 +215,7 @@ def test_a_refused_digit_index_leaves_the_vae_pictures_in_place(page):
     page.get_by_role("tab", name="VAE latent space").click()
     panel = page.get_by_role("tabpanel")
     panel.get_by_text("What to look at.").first.wait_for(state="visible", timeout=HANG_GUARD_MS)   # first visit
+    expect(panel.locator("img[src]").nth(4)).to_be_visible(timeout=HANG_GUARD_MS)   # all five of its pictures
     before = image_sources(panel)
     panel.get_by_label("Digit A: index").fill("5000")
     panel.get_by_role("button", name="Interpolate", exact=True).click()
