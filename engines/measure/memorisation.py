@@ -19,6 +19,7 @@ from functools import lru_cache
 import torch
 
 from engines.data.datasets import load_lab_split
+from engines.measure.uncertainty import exact_interval
 
 COPY_PERCENTILE = 5   # below the test images' 5th percentile of nearest-training distances: a possible copy
 
@@ -86,8 +87,6 @@ class Neighbours:
 def copying_record(images: torch.Tensor, dataset: str) -> dict:
     """The report's line for a set of samples: how many are possible copies, against the COPY_PERCENTILE% that
     held-out test images show, with the exact 95% interval of the share (Clopper-Pearson)."""
-    from engines.measure.uncertainty import exact_interval
-
     neighbours, _ = nearest_training(images, dataset)
     k, n = neighbours.possible_copies, len(neighbours.distances)
     low, high = exact_interval(k, n)

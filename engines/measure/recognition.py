@@ -18,7 +18,7 @@ from engines.data.datasets import LAB_CLASS_NAMES
 from engines.measure.quality import CONFIDENT
 from engines.models.classifier import Classifier, classify, feature_nets, load_classifier
 
-REFUSED_LABEL = {False: "not a digit", True: "not an item"}   # by whether class names are words
+REFUSED_LABEL = {"mnist": "not a digit", "fashion": "not an item"}   # a page the typicality gate refuses
 RECOGNITION_NET = "lenet"   # the lab net: the one the training logs and the sampler benchmark score in
 
 
@@ -34,6 +34,7 @@ class Recognition:
     classes: list[int]
     confidences: list[float]
     class_names: tuple[str, ...]
+    refused_label: str = "not an image"
 
     @property
     def recognisable(self) -> list[bool]:
@@ -43,7 +44,7 @@ class Recognition:
         """Sample i's short label: its class's name and the confidence, e.g. "7 0.98" (rounded down, so that a
         sample below the 0.9 bar never reads 0.90)."""
         if self.confidences[i] == 0:   # refused by the typicality gate: no class is worth showing
-            return REFUSED_LABEL[len(self.class_names[0]) > 1]
+            return self.refused_label
         return f"{self.class_names[self.classes[i]]} {math.floor(self.confidences[i] * 100) / 100:.2f}"
 
     def histogram(self) -> list[tuple[str, int]]:
@@ -63,4 +64,4 @@ def recognise(images: torch.Tensor, dataset: str) -> Recognition:
     """Classify samples in [0, 1] with the dataset's lab feature net."""
     classes, confidences, _ = classify(recognition_net(dataset), images)
     return Recognition([int(c) for c in classes], [round(float(c), 4) for c in confidences],
-                       tuple(LAB_CLASS_NAMES[dataset]))
+                       tuple(LAB_CLASS_NAMES[dataset]), REFUSED_LABEL.get(dataset, "not an image"))
