@@ -61,12 +61,14 @@ def frechet_distance_of_features(real: torch.Tensor, fake: torch.Tensor) -> floa
 
 
 @torch.no_grad()
-def frechet_distance(feature_net: FeatureNet, real: torch.Tensor, fake: torch.Tensor,
-                     batch_size: int = 500) -> float:
+def features_of(feature_net: FeatureNet, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """feature_net's features of images [N, ...] -> [N, F], in chunks."""
+    return torch.cat([feature_net(chunk) for chunk in images.split(batch_size)])
+
+
+def frechet_distance(feature_net: FeatureNet, real: torch.Tensor, fake: torch.Tensor) -> float:
     """Frechet distance between two image sets in feature_net's features."""
-    def features(images):
-        return torch.cat([feature_net(chunk) for chunk in images.split(batch_size)])
-    return frechet_distance_of_features(features(real), features(fake))
+    return frechet_distance_of_features(features_of(feature_net, real), features_of(feature_net, fake))
 
 
 @torch.no_grad()
@@ -252,7 +254,22 @@ def score_samples(images: torch.Tensor, dataset: str = "mnist") -> dict:
     reference = load_lab_split(dataset, "test").images
     distance = frechet_distance(classifier_features(classifier), reference, images)
     return {"confident_share": result["confident_share"], "class_entropy": result["class_entropy"],
-            "frechet_distance": round(distance, 3), "share_of_real": shares_of_real(images, reference, dataset)}
+            "frechet_distance": round(distance, 3), "share_of_real": shares_of_real(images, reference, dataset),
+            "frechet_by_net": frechet_in_every_net(images, reference, dataset)}
+
+
+def frechet_in_every_net(images: torch.Tensor, reference: torch.Tensor, dataset: str) -> dict[str, dict]:
+    """Per shipped feature net: the Frechet distance of images to the reference set and its SE (from halves of
+    the images, as the report's): what a training run's quality-against-compute curve plots."""
+    out = {}
+    for name, directory in feature_nets(dataset).items():
+        if (directory / WEIGHTS_NAME).is_file():
+            features = classifier_features(load_classifier(directory))
+            real, fake = features_of(features, reference), features_of(features, images)
+            se = half_sample_se(lambda idx: {"d": frechet_distance_of_features(real, fake[idx])}, len(fake))["d"]
+            out[name] = {"frechet_distance": round(frechet_distance_of_features(real, fake), 4),
+                         "frechet_distance_se": round(se, 4)}
+    return out
 
 
 def shares_of_real(images: torch.Tensor, reference: torch.Tensor, dataset: str) -> dict[str, float]:

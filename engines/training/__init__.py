@@ -4,8 +4,9 @@ nets' classifier trainer, and the loop that runs, logs, checkpoints and resumes 
     trainers()                # {"vae": VAETrainer, ..., "diffusion_gan": ..., "classifier": ClassifierTrainer}
     TRAINERS["diffusion"]     # the same table, read on first use
 
-The table is the families' records (`Family.trainer`, in the registry's order) plus the classifier, which is no
-family: adding a family to `engines.registry` adds its trainer here, and no trainer module registers itself.
+The table is the families' records (`Family.trainer`, in the registry's order; then the staged families, in
+training for their first checkpoint) plus the classifier, which is no family: adding a family to
+`engines.registry` adds its trainer here, and no trainer module registers itself.
 """
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ def trainers() -> dict[str, type]:
     # Imported here, not at the top: importing one trainer module (or the toy playground importing `base`)
     # must not import every family's trainer, and the trainer modules, which import this package, must not
     # be imported back by it while it loads.
-    from engines.registry import FAMILIES
+    from engines.registry import FAMILIES, STAGED
     from engines.training.classifier import ClassifierTrainer
 
-    return {**{name: record.trainer_class() for name, record in FAMILIES.items()}, "classifier": ClassifierTrainer}
+    records = {**FAMILIES, **{name: record for name, record in STAGED.items() if name not in FAMILIES}}
+    return {**{name: record.trainer_class() for name, record in records.items()}, "classifier": ClassifierTrainer}
 
 
 def __getattr__(name: str):

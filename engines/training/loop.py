@@ -54,7 +54,7 @@ from engines.engine import step_generator
 from engines.errors import EngineError
 from engines.measure.quality import score_samples
 from engines.models.classifier import feature_nets
-from engines.registry import FAMILIES, load_engine
+from engines.registry import FAMILIES, STAGED, load_engine
 from engines.runtime import hardware
 from engines.training import ledger, trainers
 from engines.training.base import Shard, Trainer, parse_overrides
@@ -93,7 +93,7 @@ def truncate_log(path: Path, last_step: int) -> None:
 
 def scoring_options(family: str) -> dict:
     """The sampling options of `family`'s checkpoint scores during training."""
-    record = FAMILIES[family]
+    record = FAMILIES.get(family) or STAGED[family]
     return dict(SCORING_SAMPLER if record.takes_sampler else record.evaluation_options)
 
 
@@ -128,7 +128,7 @@ def with_parent(family: str, dataset: str, overrides: dict) -> dict:
     `parent_options`): MNIST's is the setting's default (""); another lab dataset's shipped parent is named;
     the user's own data has none, which is said before training (a hybrid of a parent trained on other images
     would train, and mean nothing)."""
-    record = FAMILIES.get(family)   # None for the classifier, which is no family
+    record = FAMILIES.get(family) or STAGED.get(family)   # None for the classifier, which is no family
     for key, parent in (record.parent_options if record else {}).items():
         if overrides.get(key):
             continue

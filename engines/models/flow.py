@@ -1,0 +1,151 @@
+"""Flow-matching family: a velocity-prediction UNet on the straight path from data to noise.
+
+Conditional flow matching (Lipman et al. 2023, eqs. 20-23 with sigma_min = 0; Liu et al. 2022's rectified flow)
+trains v_theta on x_t = (1 - t) x_0 + t eps, t ~ U[0, 1], to minimise
+
+    E_{t, x_0, eps} |v_theta(x_t, t) - (eps - x_0)|^2,
+
+whose minimiser is the velocity of an ODE carrying N(0, I) at t = 1 to the data at t = 0. Sampling integrates
+that ODE (`engines.sampling.flow`: Euler, Heun, midpoint; or diffusers' FlowMatch schedulers). The network is
+the diffusion model's UNet, same size; only its target and its time (continuous, fed as 1000 t, diffusers'
+convention) differ. A Gaussian-path flow is a diffusion model with another schedule and parameterisation: on
+this path alpha_t = 1 - t and sigma_t = t, and v = alpha_t' x_0 + sigma_t' eps.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import diffusers
+import torch
+import torch.nn.functional as F
+from huggingface_hub import PyTorchModelHubMixin
+from torch import nn
+
+from engines.checkpoint import hub_metadata, load_pretrained
+from engines.data.datasets import from_signed
+from engines.engine import Engine, check_count, make_generator
+from engines.errors import EngineError
+from engines.family import Family
+from engines.models.unet import UNet, UNetConfig
+from engines.sampling import flow
+from engines.sampling.diffusers_adapter import PREFIX
+from engines.sampling.samplers import SamplerStep, run
+
+# diffusers' flow-matching schedulers, run over our velocity network (FlowMatchEulerDiscreteScheduler equals our
+# Euler, FlowMatchHeunDiscreteScheduler our Heun, step for step).
+FLOW_SCHEDULERS = ("FlowMatchEulerDiscreteScheduler", "FlowMatchHeunDiscreteScheduler")
+
+
+@dataclass
+class FlowConfig(UNetConfig):
+    """The UNet's architecture fields (inherited) plus the image size."""
+    image_size: int = 28
+
+
+class FlowModel(nn.Module, PyTorchModelHubMixin, **hub_metadata("flow-matching", "rectified-flow")):
+    """The velocity network v_theta(x_t, t), t in [0, 1] (t = 1: pure noise)."""
+
+    def __init__(self, config: FlowConfig):
+        super().__init__()
+        self.config = config
+        self.unet = UNet(config)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.unet(x_t, t * flow.NUM_TRAIN_TIMESTEPS)
+
+
+def flow_matching_loss(model: FlowModel, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """The conditional flow-matching loss on a batch x0 in [-1, 1]: uniform t, MSE between v_theta(x_t, t) and
+    the path's velocity eps - x0."""
+    t = torch.rand((x0.shape[0],), generator=generator).to(x0.device)
+    noise = torch.randn(x0.shape, generator=generator).to(x0.device)  # CPU generator, any device
+    t_ = t.view(-1, 1, 1, 1)
+    x_t = (1 - t_) * x0 + t_ * noise
+    return F.mse_loss(model(x_t, t), noise - x0)
+
+
+class FlowEngine(Engine):
+    family = "flow"
+
+    def __init__(self, model: FlowModel, directory: Path):
+        super().__init__(model, directory)
+        self.config = model.config
+
+    @classmethod
+    def load(cls, directory: Path) -> "FlowEngine":
+        return cls(load_pretrained(FlowModel, FlowConfig, directory), directory)
+
+    def samplers(self) -> list[str]:
+        return list(flow.FLOW_SAMPLERS) + [PREFIX + name for name in FLOW_SCHEDULERS]
+
+    def _trajectory(self, n: int, seed: int, sampler: str, steps: int):
+        """Validate the options and return the generator of SamplerSteps from the seed's x_1 (its first draw)."""
+        if not isinstance(sampler, str) or sampler not in self.samplers():
+            raise EngineError(f"unknown sampler {sampler!r}: choose one of {', '.join(self.samplers())}")
+        times = flow.make_flow_times(steps)  # checks steps
+        n = check_count(n)
+        c, s = self.config.image_channels, self.config.image_size
+        x = torch.randn((n, c, s, s), generator=make_generator(seed))
+        if sampler.startswith(PREFIX):
+            return iterate_flow_scheduler(self.model, make_flow_scheduler(sampler, steps), x)
+        return flow.iterate_flow(flow.step_function(sampler), self.model, x, times)
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int = 0, sampler: str = "euler", steps: int = 50) -> torch.Tensor:
+        """n images in [0, 1]: the ODE from the seed's noise at t = 1 to t = 0, `steps` solver steps of `sampler`
+        ("euler", "heun", "midpoint" or "diffusers:<FlowMatch scheduler>")."""
+        return from_signed(run(self._trajectory(n, seed, sampler, steps)))
+
+    @torch.no_grad()
+    def trace(self, n: int, seed: int = 0, sampler: str = "euler", steps: int = 50):
+        """Yield each SamplerStep (t, x_t, the velocity's predicted noise and x_0, the next x) in [-1, 1]
+        space; the last step's prev_sample, mapped to [0, 1], equals sample()."""
+        yield from self._trajectory(n, seed, sampler, steps)
+
+    def network_evaluations(self, sampler: str = "euler", steps: int = 50) -> int:
+        """Network calls per sample for sample()'s options."""
+        if isinstance(sampler, str) and sampler.startswith(PREFIX):
+            return len(make_flow_scheduler(sampler, steps).timesteps)
+        return flow.network_evaluations(sampler, steps)
+
+
+def make_flow_scheduler(sampler: str, steps: int):
+    """A fresh diffusers flow-matching scheduler ("diffusers:<Class>"), its timesteps set for `steps` steps, with
+    its defaults (shift 1: the grid of `flow.make_flow_times`)."""
+    name = sampler[len(PREFIX):]
+    if name not in FLOW_SCHEDULERS:
+        raise EngineError(f"{name} is not a flow-matching scheduler: choose one of "
+                          f"{', '.join(PREFIX + s for s in FLOW_SCHEDULERS)}")
+    flow.make_flow_times(steps)  # the same check of steps as our samplers
+    scheduler = getattr(diffusers, name)(num_train_timesteps=flow.NUM_TRAIN_TIMESTEPS)
+    scheduler.set_timesteps(steps)
+    return scheduler
+
+
+def iterate_flow_scheduler(model, scheduler, x: torch.Tensor):
+    """diffusers' pipeline loop over our velocity network: per timestep (1000 t), v_theta, then `step()`; a
+    SamplerStep per call (Heun's corrector calls are steps of their own, as in diffusers)."""
+    for i, timestep in enumerate(scheduler.timesteps):
+        t = float(timestep) / flow.NUM_TRAIN_TIMESTEPS
+        v = flow.velocity(model, x, t)
+        prev_sample = scheduler.step(v, timestep, x).prev_sample
+        yield SamplerStep(i, t, x, *reversed(flow.ends(x, t, v)), prev_sample)
+        x = prev_sample
+
+
+def own_sampler(sampler: str, steps: int) -> dict:
+    """The page's diffusion sampler and step count as the flow's: Euler at the same network evaluations per
+    sample (the page's steps)."""
+    return {"sampler": "euler", "steps": steps}
+
+
+DESCRIPTION = ("Velocity-prediction UNet, the diffusion model's architecture and size, trained by conditional flow "
+               "matching on the straight path x_t = (1 - t) x_0 + t eps (Lipman et al. 2023; Liu et al. 2022), "
+               "continuous t ~ U[0, 1], EMA weights (decay 0.999). Sampling integrates the ODE dx/dt = v from noise "
+               "at t = 1 to t = 0: our Euler, Heun or midpoint, or diffusers' FlowMatch Euler and Heun schedulers.")
+FAMILY = Family(name="flow", title="flow matching", engine=FlowEngine, trainer="engines.training.flow:FlowTrainer",
+                colour="tab:brown", description=DESCRIPTION, evaluation_options={"sampler": "euler", "steps": 50},
+                own_sampler=own_sampler, caption=" ({sampler}, {steps} steps)", quality_bar=0.90,
+                no_likelihood="its ODE bound is not measured yet",
+                objective="flow matching: velocity MSE on the straight path")
