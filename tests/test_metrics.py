@@ -170,5 +170,14 @@ def test_share_of_real_is_one_for_the_real_test_digits_and_zero_for_blank_images
     from engines.data.datasets import load_lab_split
     from engines.measure.quality import score_samples
     real = load_lab_split("mnist", "test").images
-    assert score_samples(real)["share_of_real"] == {"lenet": 1.0, "allconv": 1.0}
+    scores = score_samples(real)
+    assert scores["share_of_real"] == {"lenet": 1.0, "allconv": 1.0}
+    # the quality-against-compute curve's numbers: the distance in every net, with an SE; the real set against
+    # itself is at 0, and the lab net's entry is the log's headline distance
+    assert set(scores["frechet_by_net"]) == {"lenet", "allconv"}
+    assert all(abs(d["frechet_distance"]) < 1e-3 for d in scores["frechet_by_net"].values())
     assert score_samples(torch.zeros_like(real[:50]))["share_of_real"]["lenet"] == 0.0
+    noise = score_samples(torch.rand(200, *real.shape[1:], generator=torch.Generator().manual_seed(0)))
+    for net in noise["frechet_by_net"].values():
+        assert net["frechet_distance"] > 10 * net["frechet_distance_se"] > 0
+    assert noise["frechet_by_net"]["lenet"]["frechet_distance"] == pytest.approx(noise["frechet_distance"], abs=1e-2)

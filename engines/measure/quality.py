@@ -258,6 +258,12 @@ def score_samples(images: torch.Tensor, dataset: str = "mnist") -> dict:
             "frechet_by_net": frechet_in_every_net(images, reference, dataset)}
 
 
+def frechet_with_se(real: torch.Tensor, fake: torch.Tensor) -> dict[str, float]:
+    """The Frechet distance between two feature sets and its SE from halves of the fake set."""
+    se = half_sample_se(lambda idx: {"d": frechet_distance_of_features(real, fake[idx])}, len(fake))["d"]
+    return {"frechet_distance": round(frechet_distance_of_features(real, fake), 4), "frechet_distance_se": round(se, 4)}
+
+
 def frechet_in_every_net(images: torch.Tensor, reference: torch.Tensor, dataset: str) -> dict[str, dict]:
     """Per shipped feature net: the Frechet distance of images to the reference set and its SE (from halves of
     the images, as the report's): what a training run's quality-against-compute curve plots."""
@@ -265,10 +271,7 @@ def frechet_in_every_net(images: torch.Tensor, reference: torch.Tensor, dataset:
     for name, directory in feature_nets(dataset).items():
         if (directory / WEIGHTS_NAME).is_file():
             features = classifier_features(load_classifier(directory))
-            real, fake = features_of(features, reference), features_of(features, images)
-            se = half_sample_se(lambda idx: {"d": frechet_distance_of_features(real, fake[idx])}, len(fake))["d"]
-            out[name] = {"frechet_distance": round(frechet_distance_of_features(real, fake), 4),
-                         "frechet_distance_se": round(se, 4)}
+            out[name] = frechet_with_se(features_of(features, reference), features_of(features, images))
     return out
 
 

@@ -145,7 +145,7 @@ DESCRIPTION = ("Velocity-prediction UNet, the diffusion model's architecture and
                "continuous t ~ U[0, 1], EMA weights (decay 0.999). Sampling integrates the ODE dx/dt = v from noise "
                "at t = 1 to t = 0: our Euler, Heun or midpoint, or diffusers' FlowMatch Euler and Heun schedulers.")
 FAMILY = Family(name="flow", title="flow matching", engine=FlowEngine, trainer="engines.training.flow:FlowTrainer",
-                colour="tab:brown", description=DESCRIPTION, evaluation_options={"sampler": "euler", "steps": 50},
+                colour="tab:brown", description=DESCRIPTION, evaluation_options={"sampler": "euler", "steps": 100},
                 own_sampler=own_sampler, caption=" ({sampler}, {steps} steps)", quality_bar=0.90,
                 no_likelihood="its ODE bound is not measured yet",
                 objective="flow matching: velocity MSE on the straight path")
