@@ -23,6 +23,8 @@ if [ ! -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
 fi
 export GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1
 # Two workers (pytest-xdist) keep two cores busy: every test sets torch to one thread (tests/conftest.py), so on
-# CI's 2 cores the suite takes about half its one-process time. LAB_TEST_WORKERS=0 runs it in one process; a later
-# -n in the arguments wins.
-exec .venv/bin/python -m pytest -n "${LAB_TEST_WORKERS:-2}" "$@"
+# CI's 2 cores the suite takes about half its one-process time. Each test file goes to one worker (--dist
+# loadfile): its module fixtures (an app server, a browser, 40,000 images' features) are then built once, not
+# once per worker as xdist's default, which deals a file's tests out to both, would. LAB_TEST_WORKERS=0 runs it in
+# one process; a later -n or --dist in the arguments wins.
+exec .venv/bin/python -m pytest -n "${LAB_TEST_WORKERS:-2}" --dist loadfile "$@"

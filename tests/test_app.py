@@ -376,7 +376,7 @@ def test_every_tab_switches_to_fashion_mnist_through_the_dataset_argument(client
     for i in (0, 2, 4):   # VAE, GAN, diffusion: grids of other models
         assert not np.array_equal(pixels(mnist[i]), pixels(fashion[i]))
     assert fashion[6] is None and fashion[7] == "Latent diffusion: not trained for Fashion-MNIST (70,000 images) " \
-                                              "(the hybrids ship for MNIST)"
+                                              "(it ships for MNIST)"
     *_, notes = client.predict(0, 0, 6, "lerp", "any", "7", None, None, "fashion", api_name="/vae_interpolate")
     assert notes == "Digit A: test image #0 (a T-shirt/top). Digit B: test Sneaker no. 0 (test image #700)."
     _, _, caption = client.predict(5, "fashion", api_name="/vae_latent_map")

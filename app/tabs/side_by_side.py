@@ -48,8 +48,9 @@ def family_grid(family: Family, seed: int, count: int, page: dict, dataset: str,
     (the result is sample()'s, bit for bit); a family that does not ship for the dataset gets no grid and a caption
     that says so."""
     if not ships(family.name, dataset):
-        return [None, f"{family.heading}: not trained for {LAB_DATASET_TITLES[dataset]} (the hybrids ship for "
-                      "MNIST)"], None
+        trained = [LAB_DATASET_TITLES[d].split(" (")[0] for d in LAB_DATASET_TITLES if ships(family.name, d)]
+        return [None, f"{family.heading}: not trained for {LAB_DATASET_TITLES[dataset]} (it ships for "
+                      f"{' and '.join(trained) or 'no dataset yet'})"], None
     options = family.sampling_options(page["sampler"], page["steps"])
     model = engine(family.name, dataset)
     nfe = timed(model.network_evaluations, **options)[0]
