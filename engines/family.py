@@ -27,7 +27,7 @@ class Family:
         not).
     colour: its matplotlib colour in every chart.
     description: the first paragraph of its model card.
-    parents: the families a hybrid combines (empty for the three families of the seed).
+    parents: the families a hybrid combines (empty for a family: the seed's three, flow matching).
     evaluation_options: the sampling options of its quality and speed rows in the report (and of its grid in
         the app unless `takes_sampler`).
     takes_sampler: its sampling takes the diffusion sampler and step count chosen on the command line or page.

@@ -25,21 +25,23 @@ def pixels(path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("L"))
 
 
-def test_side_by_side_five_grids_with_timings_and_determinism(client):
+def test_side_by_side_a_grid_per_family_with_timings_and_determinism(client):
     from app.tabs.side_by_side import PAGES
     first = client.predict(3, 4, "ddim", 10, api_name="/side_by_side")
     PAGES.results.clear()    # drawn again, not served from the shared results
     again = client.predict(3, 4, "ddim", 10, api_name="/side_by_side")
     other = client.predict(4, 4, "ddim", 10, api_name="/side_by_side")
-    assert len(first) == 11       # a grid and a caption per family, then what to look at
-    for i in (0, 2, 4, 6, 8):
+    assert len(first) == 13       # a grid and a caption per family, then what to look at
+    for i in (0, 2, 4, 6, 8, 10):
         assert pixels(first[i]).shape == (3 * 62, 3 * 62)  # 2x2 grid of 28 px + 2 px borders, upscaled 3x
         assert np.array_equal(pixels(first[i]), pixels(again[i]))
         assert not np.array_equal(pixels(first[i]), pixels(other[i]))
     assert "ms for 4 samples" in first[1] and "10 network evaluations" in first[5]
-    assert first[7].startswith("Latent diffusion:") and "10 network evaluations per sample (ddim" in first[7]
-    assert first[9].startswith("Diffusion GAN:") and "4 network evaluations per sample (its own" in first[9]
-    assert first[10].startswith("**What to look at.**") and "Classifier:" not in first[1]   # unlabelled: no overlay
+    # flow matching integrates its ODE with as many network evaluations as the page gives the diffusion model
+    assert first[7].startswith("Flow matching:") and "10 network evaluations per sample (euler, 10 steps)" in first[7]
+    assert first[9].startswith("Latent diffusion:") and "10 network evaluations per sample (ddim" in first[9]
+    assert first[11].startswith("Diffusion GAN:") and "4 network evaluations per sample (its own" in first[11]
+    assert first[12].startswith("**What to look at.**") and "Classifier:" not in first[1]   # unlabelled: no overlay
 
 
 def test_a_request_made_again_is_served_from_the_shared_results_which_stay_bounded():
@@ -375,7 +377,7 @@ def test_every_tab_switches_to_fashion_mnist_through_the_dataset_argument(client
     fashion = client.predict(3, 4, "ddim", 10, "fashion", api_name="/side_by_side")
     for i in (0, 2, 4):   # VAE, GAN, diffusion: grids of other models
         assert not np.array_equal(pixels(mnist[i]), pixels(fashion[i]))
-    assert fashion[6] is None and fashion[7] == "Latent diffusion: not trained for Fashion-MNIST (70,000 images) " \
+    assert fashion[8] is None and fashion[9] == "Latent diffusion: not trained for Fashion-MNIST (70,000 images) " \
                                               "(it ships for MNIST)"
     *_, notes = client.predict(0, 0, 6, "lerp", "any", "7", None, None, "fashion", api_name="/vae_interpolate")
     assert notes == "Digit A: test image #0 (a T-shirt/top). Digit B: test Sneaker no. 0 (test image #700)."
@@ -431,7 +433,8 @@ def test_side_by_side_shows_every_registered_family_from_its_record(monkeypatch)
         out = side_by_side.side_by_side(0, 1, "ddim", 5, "mnist")
         assert len(out) == 2 * len(FAMILIES) + 1 and out[-2].startswith("Toy flat: ")   # then "what to look at"
         assert out[-2].endswith("2 network evaluations per sample (ddim, its own way)")
-        assert side_by_side.run_label() == "Sample all six" and toy.heading == "Toy flat"
+        assert side_by_side.run_label() == f"Sample all {side_by_side.NUMBER_WORDS[len(FAMILIES)]}"
+        assert toy.heading == "Toy flat"
         assert "#side-by-side-toy_flat { border-top: 4px solid #8c564b" in side_by_side.colour_css()
     finally:
         FAMILIES.pop(toy.name)

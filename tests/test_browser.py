@@ -14,6 +14,8 @@ import pytest
 from playwright.sync_api import expect
 
 from app import CSS, build_demo
+from app.tabs.side_by_side import run_label
+from engines.registry import families
 
 pytestmark = pytest.mark.slow
 HANG_GUARD_MS = 300_000   # the longest any wait on the page may take before the test counts it as hung
@@ -21,7 +23,8 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Screenshots: tests/artifacts/ on every run; LAB_SCREENSHOTS=docs/screenshots writes the README's instead.
 ARTIFACTS = Path(os.environ.get("LAB_SCREENSHOTS") or Path(__file__).parent / "artifacts")
 # (tab, its buttons in order, images the tab then shows: <img> elements, matplotlib plots included)
-TABS = [("Side by side", ["Sample all five"], 5),
+RUN_ALL = run_label()   # "Sample all six": a button per registered family's grid
+TABS = [("Side by side", [RUN_ALL], len(families())),
         ("VAE latent space", ["Interpolate", "Map the latent space"], 5),
         ("GAN sampling", ["Sample", "Interpolate"], 3),
         ("Diffusion, step by step", ["Denoise", "Noise it"], 4),
@@ -187,7 +190,7 @@ def test_bad_input_shows_a_clear_message_not_a_traceback(page):
     seed = panel.get_by_label("Seed")
     before = image_sources(panel)
     seed.fill("2.5")
-    panel.get_by_role("button", name="Sample all five", exact=True).click()
+    panel.get_by_role("button", name=RUN_ALL, exact=True).click()
     # The event's validator refuses it before it runs: the message stands at the refused input.
     message = panel.locator("div.validation-error")   # the message; its input is marked by the same class
     message.first.wait_for(state="visible", timeout=60_000)
@@ -200,13 +203,13 @@ def test_bad_input_shows_a_clear_message_not_a_traceback(page):
     steps = panel.get_by_label("number input for Diffusion steps")
     steps.fill("1")
     steps.press("Enter")
-    panel.get_by_role("button", name="Sample all five", exact=True).click()
+    panel.get_by_role("button", name=RUN_ALL, exact=True).click()
     panel.get_by_text("needs at least 2 steps: with 1 its chain starts at t = 0").wait_for(timeout=60_000)
     assert message.count() == 1 and image_sources(panel) == before
     page.screenshot(path=str(ARTIFACTS / "steps_guard.png"))
     steps.fill("50")
     steps.press("Enter")
-    panel.get_by_role("button", name="Sample all five", exact=True).click()   # a run clears the message
+    panel.get_by_role("button", name=RUN_ALL, exact=True).click()   # a run clears the message
     wait_for_new_images(panel, before)
     expect(message.first).to_be_hidden(timeout=30_000)
 

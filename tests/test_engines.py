@@ -23,8 +23,8 @@ def engine(request):
     return load_engine(name, dataset=dataset)
 
 
-def test_the_three_families_and_the_two_hybrids_ship():
-    assert available_engines() == ["vae", "gan", "diffusion", "latent_diffusion", "diffusion_gan"]
+def test_the_four_families_and_the_two_hybrids_ship():
+    assert available_engines() == ["vae", "gan", "diffusion", "flow", "latent_diffusion", "diffusion_gan"]
     assert available_engines(checkpoints_dir("fashion"))[:3] == ["vae", "gan", "diffusion"]
 
 

@@ -137,11 +137,16 @@ def test_trained_by_our_command_loaded_by_the_users_code_path(tmp_path):
     assert torch.allclose(ours, theirs, atol=1e-5)
 
 
-def test_a_staged_family_trains_and_loads_from_a_folder_but_is_not_on_the_labs_pages_yet():
+def test_a_staged_family_trains_and_loads_from_a_folder_but_is_not_on_the_labs_pages(monkeypatch):
+    """A family in training for its first checkpoint (registry.STAGED): `python -m engines.train` and
+    `load_engine(name, directory)` know it; the lab's pages and reports (`families()`) do not list it yet."""
+    from dataclasses import replace
+
     from engines import registry
     from engines.training import trainers
-    assert "flow" in registry.STAGED and "flow" not in registry.FAMILIES
-    assert "flow" not in [f.name for f in registry.families()]
-    assert registry.family("flow") is registry.STAGED["flow"] and "flow" in trainers()
-    with pytest.raises(EngineError, match="no flow model ships for the mnist dataset"):
-        load_engine("flow")
+    staged = replace(registry.family("flow"), name="staged_flow", title="staged flow")
+    monkeypatch.setitem(registry.STAGED, staged.name, staged)
+    assert staged.name not in [f.name for f in registry.families()]
+    assert registry.family(staged.name) is staged and trainers()[staged.name] is trainers()["flow"]
+    with pytest.raises(EngineError, match="no staged_flow model ships for the mnist dataset"):
+        load_engine(staged.name)

@@ -21,11 +21,11 @@ sections were measured again, by which command, on what hardware.
 
 Sections (each measured on the dataset's fixed judging split of 1,000 test images, everything seeded; the
 models, feature nets and reference are those shipped for --dataset, under checkpoints/<dataset>/):
-The three families and the two hybrids (latent diffusion: VAE + diffusion; diffusion GAN: GAN + diffusion) are
-measured alike where a measure applies to them: every section loops over the registry (`engines.registry`), and a
-family's record (`Family`) says how it samples, whether its engine measures a likelihood or a latent space (the
-engine's `likelihood` and `latent_space`), and why not; today the likelihood and latent sections concern the
-three families.
+The families (the seed's three and flow matching) and the two hybrids (latent diffusion: VAE + diffusion;
+diffusion GAN: GAN + diffusion) are measured alike where a measure applies to them: every section loops over the
+registry (`engines.registry`), and a family's record (`Family`) says how it samples, whether its engine measures a
+likelihood or a latent space (the engine's `likelihood` and `latent_space`), and why not; today the likelihood
+and latent sections concern the seed's three.
 
 - quality: n samples per engine (diffusion: --diffusion-sampler/--diffusion-steps; latent diffusion: its
   default, DDPM over all its steps; diffusion GAN: its own few steps) against the 1,000 test

@@ -198,9 +198,9 @@ def quality_metric(key: str):
 
 
 def objective_row(report: dict) -> dict:
-    st = report.get("stability", {})
+    st, measured = report.get("stability", {}), report.get("engines", ())
     cells = {}
-    for family in (f for f in registry.families() if f.objective):
+    for family in (f for f in registry.families() if f.objective and f.name in measured):
         losses = st.get(family.name, {}).get("losses", {})
         finals = ", ".join(f"{k} {v['end']:.4g}" for k, v in losses.items() if k in ("loss", "d_loss", "g_loss"))
         cells[family.name] = f"{family.objective}; final {finals}" if finals else family.objective
