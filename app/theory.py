@@ -87,6 +87,16 @@ $x_{t'} = \sqrt{\bar\alpha_{t'}}\, \hat x_0 + \sqrt{1 - \bar\alpha_{t'}}\, \epsi
 The `diffusers:*` samplers take other steps along the same reverse process: Euler and Heun integrate its
 probability-flow ODE (deterministic, like DDIM), EulerAncestral adds fresh noise at each step (like
 DDPM), and DPM-Solver and UniPC are higher-order ODE solvers; all call the same $\epsilon_\theta$.
+
+**Flow matching** (the third button; Lipman et al. 2023, Liu et al. 2022) trains the same UNet on a straight path
+from data to noise, $x_t = (1 - t)\, x_0 + t\, \varepsilon$ with $t \in [0, 1]$, to predict its velocity:
+
+$$L_{\text{FM}} = \mathbb{E}_{t,\, x_0,\, \varepsilon}\big[\lVert v_\theta(x_t, t) - (\varepsilon - x_0) \rVert^2\big].$$
+
+Sampling integrates $\mathrm{d}x/\mathrm{d}t = v_\theta(x, t)$ from noise at $t = 1$ down to $t = 0$; an Euler step is
+$x_{t'} = x_t + (t' - t)\, v_\theta(x_t, t)$. The middle panel then shows where the velocity points,
+$\hat x_0 = x_t - t\, v_\theta(x_t, t)$. On this path $\alpha_t = 1 - t$ and $\sigma_t = t$: a diffusion with another schedule
+and a velocity parameterisation, $v = \dot\alpha_t\, x_0 + \dot\sigma_t\, \varepsilon$.
 """
 
 HIERARCHY = r"""

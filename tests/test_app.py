@@ -70,7 +70,7 @@ def test_side_by_side_labels_each_sample_with_what_the_classifier_sees(client):
         return np.abs(picture[..., 0] - picture[..., 2]) > 60
     assert colour(labelled[0]).shape == pixels(plain[0]).shape               # the same grid, written on
     assert colour(labelled[0]).any() and not colour(plain[0]).any()
-    assert "In these grids, the classifier sees:" in labelled[10] and seen.summary() in labelled[10]
+    assert "In these grids, the classifier sees:" in labelled[-1] and seen.summary() in labelled[-1]
 
 
 def test_bad_input_gets_a_clear_message(client):
@@ -211,6 +211,24 @@ def test_the_diffusion_gans_four_steps_in_the_diffusion_tab(client):
         client.predict(0, 40, api_name="/diffusion_gan_steps")
 
 
+def test_the_flow_matching_ode_step_by_step_in_the_diffusion_tab(client):
+    """The flow's trajectory, shown as diffusion's: t from 1 (noise) to 0, its last frame the engine's sample()
+    at the options the page's sampler maps to (Heun at 3 steps: Heun, as many evaluations)."""
+    from app.images import grid_image
+    from engines import load_engine
+    from engines.sampling.flow import make_flow_times
+    job = client.submit(5, 2, "diffusers:HeunDiscreteScheduler", 3, api_name="/flow_steps")
+    job.result()
+    final = job.outputs()[-1]
+    assert [o[2] for o in job.outputs()[:3]] == [f"step {i}/3, t = {t:.3f}"
+                                                 for i, t in zip(range(1, 4), make_flow_times(3))]
+    assert final[3]["maximum"] == 2 and Image.open(final[4]).n_frames == 3
+    flow = load_engine("flow").sample(2, seed=5, sampler="heun", steps=3)
+    assert np.array_equal(pixels(final[0]), np.asarray(grid_image(flow)))
+    with pytest.raises(Exception, match="no flow model ships for Fashion-MNIST"):
+        client.predict(0, 2, "ddim", 10, "fashion", api_name="/flow_steps")
+
+
 def test_scrubbing_before_any_run_asks_for_one():
     demo = build_demo()
     demo.queue()
@@ -250,9 +268,10 @@ def test_compare_shows_the_measured_table_and_plots(client):
 
 
 def test_every_diffusers_sampler_is_offered_and_bad_ones_refused(client):
-    *_, caption, _, latent, _, _, _ = client.predict(0, 1, "diffusers:HeunDiscreteScheduler", 5,
-                                                     api_name="/side_by_side")
+    out = client.predict(0, 1, "diffusers:HeunDiscreteScheduler", 5, api_name="/side_by_side")
+    caption, flow, latent = out[5], out[7], out[9]   # diffusion's, flow matching's, latent diffusion's
     assert "9 network evaluations per sample" in caption
+    assert "9 network evaluations per sample (heun, 5 steps)" in flow   # its own Heun: as many evaluations
     assert "5 network evaluations per sample (ddim" in latent   # ours only: DDIM at the same step count
     # The event's validator refuses it, naming the choices (not the Dropdown's own check: preprocess=False).
     with pytest.raises(ValidationError, match=re.escape(
@@ -320,8 +339,8 @@ def test_the_landing_tab_shows_samples_before_any_click(client):
     """demo.load fills Side by side with the defaults' samples (computed once, then cached)."""
     first = client.predict(api_name="/first_visit")
     again = client.predict(api_name="/first_visit")
-    assert len(first) == 11 and all(Path(first[i]).is_file() for i in (0, 2, 4, 6, 8))
-    assert first[10].startswith("**What to look at.**") and "recognisable" in first[10]
+    assert len(first) == 13 and all(Path(first[i]).is_file() for i in (0, 2, 4, 6, 8, 10))
+    assert first[12].startswith("**What to look at.**") and "recognisable" in first[12]
     assert "16 samples" in first[1] and first[5] == again[5]      # the same cached result, timing included
 
 

@@ -1,5 +1,6 @@
 """The "Diffusion, step by step" tab: a trajectory streamed as it denoises (x_t and the predicted x0), then
-scrubbed and animated; the diffusion GAN's few steps shown the same way; and the forward (noising) process."""
+scrubbed and animated; the diffusion GAN's few steps and the flow-matching ODE shown the same way; and the forward
+(noising) process."""
 from __future__ import annotations
 
 from functools import lru_cache
@@ -21,6 +22,7 @@ from app.inputs import (
     validations,
 )
 from app.widgets import digit_picker, math_panel, picture, sampler_controls, seed_box
+from engines import registry
 from engines.data.datasets import from_signed
 from engines.errors import EngineError
 from engines.measure import guide
@@ -29,12 +31,20 @@ STREAMED_FRAMES = 25   # frames shown while denoising, whatever the step count
 STORED_FRAMES = 100    # frames kept for the scrubber and the GIF
 
 
-def _frame(step, last: bool, total: int):
+def timestep_text(t: float) -> str:
+    """A diffusion timestep in 0..T-1: Karras-type schedulers (Euler, Heun) step on fractional ones, and one
+    decimal says where, not 591.244873..."""
+    return f"{t:.0f}" if t.is_integer() else f"{t:.1f}"
+
+
+def flow_time_text(t: float) -> str:
+    """A flow's time in [0, 1] (1: noise)."""
+    return f"{t:.3f}"
+
+
+def _frame(step, last: bool, total: int, t_text=timestep_text):
     shown = step.prev_sample if last else step.x_t
-    # Karras-type schedulers (Euler, Heun) step on fractional timesteps: one decimal says where, not 591.244873...
-    t = float(step.timestep)
-    t_text = f"{t:.0f}" if t.is_integer() else f"{t:.1f}"
-    label = f"step {step.index + 1}/{total}, t = {t_text}"
+    label = f"step {step.index + 1}/{total}, t = {t_text(float(step.timestep))}"
     return grid_image(from_signed(shown)), grid_image(from_signed(step.predicted_x0)), label
 
 
@@ -65,18 +75,33 @@ def diffusion_gan_steps(seed, count, dataset=DEFAULT_DATASET):
     yield from _stream_trace(lambda: hybrid.trace(count, seed=seed), hybrid.network_evaluations())
 
 
-def _stream_trace(trace, total: int):
-    """Stream a trajectory's frames (at most STREAMED_FRAMES), keep up to STORED_FRAMES of them, then give the
-    scrubber and the GIF: the outputs x_t, x0, status, stored frames, scrubber, animation."""
+def check_flow_steps(seed, count, sampler, steps, dataset=DEFAULT_DATASET) -> list[dict]:
+    """flow_steps' validator: the page's inputs, and a flow-matching model that ships for the dataset."""
+    return inputs.sampling_validations(seed, count, sampler, steps, MAX_TRACE_SAMPLES, dataset) + validations(
+        lambda: engine("flow", inputs.dataset_choice(dataset)))
+
+
+def flow_steps(seed, count, sampler, steps, dataset=DEFAULT_DATASET):
+    """The flow-matching ODE integrated step by step, shown as the diffusion trajectory is: x_t and the x0 its
+    velocity points to (x_t - t v), at as many network evaluations as the page's sampler gives diffusion."""
+    seed, count, page, dataset = inputs.sampling_inputs(seed, count, sampler, steps, MAX_TRACE_SAMPLES, dataset)
+    options = registry.family("flow").sampling_options(page["sampler"], page["steps"])
+    flow = engine("flow", dataset)
+    yield from _stream_trace(lambda: flow.trace(count, seed=seed, **options), options["steps"], flow_time_text)
+
+
+def _stream_trace(trace, total: int, t_text=timestep_text):
+    """Stream a trajectory's `total` steps as frames (at most STREAMED_FRAMES), keep up to STORED_FRAMES of them,
+    then give the scrubber and the GIF: the outputs x_t, x0, status, stored frames, scrubber, animation."""
     stream_every, store_every = max(1, total // STREAMED_FRAMES), max(1, total // STORED_FRAMES)
     stored = []
     try:
         for step in trace():
             last = step.index == total - 1
             if step.index % store_every == 0 or last:
-                stored.append(_frame(step, last, total))
+                stored.append(_frame(step, last, total, t_text))
             if step.index % stream_every == 0 or last:
-                x_t, x0, label = _frame(step, last, total)
+                x_t, x0, label = _frame(step, last, total, t_text)
                 yield x_t, x0, label, gr.skip(), gr.skip(), gr.skip()
     except EngineError as e:
         raise user_error(str(e)) from None
@@ -148,6 +173,7 @@ def denoise_section(dataset: gr.Radio) -> list:
     with gr.Row():
         run = gr.Button("Denoise", variant="primary")
         hybrid = gr.Button("Denoise with the diffusion GAN (its 4 steps)")
+        flow = gr.Button("Integrate the flow-matching ODE (as many evaluations)")
     status = gr.Markdown(label="Step")
     what = gr.Markdown(label="What to look at (diffusion)")
     with gr.Row():
@@ -162,6 +188,8 @@ def denoise_section(dataset: gr.Radio) -> list:
                                                           api_visibility="private")
     hybrid.click(diffusion_gan_steps, [seed, count, dataset], shown, api_name="diffusion_gan_steps",
                  **checked_by(check_diffusion_gan_steps))
+    flow.click(flow_steps, [seed, count, sampler, steps, dataset], shown, api_name="flow_steps",
+               **checked_by(check_flow_steps))
     scrubber.release(diffusion_scrub, [stored, scrubber], [x_t, x0, status], api_name="diffusion_scrub")
     return [*shown, what]
 

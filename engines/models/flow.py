@@ -135,9 +135,10 @@ def iterate_flow_scheduler(model, scheduler, x: torch.Tensor):
 
 
 def own_sampler(sampler: str, steps: int) -> dict:
-    """The page's diffusion sampler and step count as the flow's: Euler at the same network evaluations per
-    sample (the page's steps)."""
-    return {"sampler": "euler", "steps": steps}
+    """The page's diffusion sampler and step count as the flow's, at as many network evaluations per sample: its
+    Heun for a Heun sampler (2 per step but the last, as diffusers' HeunDiscreteScheduler), else its Euler (one per
+    step, as DDPM, DDIM and the multistep solvers)."""
+    return {"sampler": "heun" if "heun" in str(sampler).lower() else "euler", "steps": steps}
 
 
 DESCRIPTION = ("Velocity-prediction UNet, the diffusion model's architecture and size, trained by conditional flow "
