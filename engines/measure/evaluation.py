@@ -1,7 +1,7 @@
 """The evaluation run behind `python -m engines.evaluate`: the seed's comparison table measured on the shipped
 models (quality, likelihood, latent space, stability, speed), every compared number with its standard error.
 
-    python -m engines.evaluate [--engines vae gan diffusion latent_diffusion diffusion_gan] [--n 1000]
+    python -m engines.evaluate [--engines vae gan diffusion flow latent_diffusion diffusion_gan] [--n 1000]
                                [--seed 0] [--threads N]
                                [--sections quality likelihood latent stability seeds speed]
                                [--out checkpoints/mnist/report.json]      # report.md is written beside it
@@ -9,6 +9,7 @@ models (quality, likelihood, latent space, stability, speed), every compared num
     python -m engines.evaluate --dataset fashion --engines vae gan diffusion  # -> checkpoints/fashion/report.json
     python -m engines.evaluate --summarise checkpoints/mnist/report.json  # derived parts only, measures nothing
     python -m engines.evaluate --into checkpoints/mnist/report.json --sections seeds  # re-measure one section
+    python -m engines.evaluate --into checkpoints/mnist/report.json --sections quality --engines flow  # add one
 
 --summarise recomputes what is derived from a report's measured numbers, the "summary" key (the verdicts) and
 report.md beside it (with its figure), from report.json alone; no measured number changes. A non-MNIST report
@@ -17,7 +18,8 @@ sets its verdicts beside the committed MNIST report's: summarise MNIST first.
 --into re-measures only --sections of a report, with the settings its recorded command gives (engines, threads,
 seeds...), and merges them into it: its other sections, its command and its settings stay (so --check still
 reruns the whole report), the summary and report.md are rewritten, and settings["remeasured"] says which
-sections were measured again, by which command, on what hardware.
+sections were measured again, by which command, on what hardware. With --engines, only those families are
+measured and merged into the sections (the others' numbers stay): how a new family joins a report.
 
 Sections (each measured on the dataset's fixed judging split of 1,000 test images, everything seeded; the
 models, feature nets and reference are those shipped for --dataset, under checkpoints/<dataset>/):
@@ -420,31 +422,41 @@ def run(argv: list[str]) -> dict:
     return report
 
 
-def remeasure_into(path: Path, sections: list[str], argv: list[str]) -> dict:
+def remeasure_into(path: Path, sections: list[str], argv: list[str], engines: list[str] | None = None) -> dict:
     """Re-measure `sections` of the report at `path` as its recorded command measures them, and merge them in
     (`--into`): the other sections, the command and the settings stay, so `--check` still reruns the whole
-    report; the section times and the run time follow the new measurement; summary and report.md are rewritten."""
+    report; the section times and the run time follow the new measurement; summary and report.md are rewritten.
+    With `engines` (`--into ... --engines NAME`), only those families are measured and their entries merged into
+    the sections, the others' kept: how a family joins a report without measuring the rest again."""
     report = json.loads(path.read_text())
     missing = [section for section in sections if section not in report["sections"]]
     if missing:
         raise EngineError(f"{path} has no {', '.join(missing)} section to re-measure: its sections are "
                           f"{', '.join(report['sections'])}")
+    if engines and "seeds" in sections:
+        raise EngineError("the seeds section trains the 2-D playground's families, not the report's engines: "
+                          "re-measure it without --engines")
     recorded = parse_args(shlex.split(report["command"])[3:])   # after "python -m engines.evaluate"
     if recorded.threads:
         torch.set_num_threads(recorded.threads)
-    fresh = evaluate(recorded.engines, recorded.n, recorded.seed,
+    fresh = evaluate(engines or recorded.engines, recorded.n, recorded.seed,
                      {"sampler": recorded.diffusion_sampler, "steps": recorded.diffusion_steps},
                      sections, settings_from(recorded), recorded.dataset)
     report["feature_nets"] = fresh["feature_nets"]   # measured by every run: the nets (and gates) used now
     # The settings --check reruns with (the recorded command's, defaults included), as this run measured them.
     report["settings"] = {**report["settings"], **fresh.get("settings", {}),
                           "remeasured": report["settings"].get("remeasured", {})}
+    if engines:
+        report["engines"] = [f.name for f in families() if f.name in {*report["engines"], *engines}]
     for section in sections:
-        report[section] = fresh[section]
+        report[section] = merge_engines(report[section], fresh[section], engines) if engines else fresh[section]
         seconds = fresh["section_seconds"][section]
-        report["run_time_s"] = round(report["run_time_s"] - report["section_seconds"].get(section, 0) + seconds, 1)
-        report["section_seconds"][section] = seconds
-        report["settings"].setdefault("remeasured", {})[section] = {
+        if not engines:   # a section measured whole: its time is this run's (a merged one keeps the old time)
+            report["run_time_s"] = round(report["run_time_s"] - report["section_seconds"].get(section, 0)
+                                         + seconds, 1)
+            report["section_seconds"][section] = seconds
+        which = f"{section} ({', '.join(engines)})" if engines else section
+        report["settings"].setdefault("remeasured", {})[which] = {
             "command": "python -m engines.evaluate " + " ".join(argv), "hardware": fresh["hardware"]}
     report["summary"] = summarise(report)
     path.write_text(json.dumps(report, indent=1) + "\n")
@@ -452,13 +464,31 @@ def remeasure_into(path: Path, sections: list[str], argv: list[str]) -> dict:
     return report
 
 
+def merge_engines(kept: dict, fresh: dict, engines: list[str]) -> dict:
+    """One section of a report with the `engines`' entries replaced by `fresh` ones: a dict section by its
+    family keys (other keys, such as the unit or a difference between two kept families, stay), the speed
+    section by its rows (each family's rows in registry order, its own in the order measured)."""
+    if "rows" in kept:
+        order = [f.name for f in families()]
+        rows = [r for r in kept["rows"] if r["engine"] not in engines] + fresh["rows"]
+        return {**kept, "rows": sorted(rows, key=lambda r: order.index(r["engine"]))}
+    order, keys = [f.name for f in families()], list(kept)
+    for name in (n for n in engines if n in fresh and n not in kept):   # a new family: after those it follows
+        before = [k for k in keys if k in order and order.index(k) < order.index(name)]
+        at = keys.index(before[-1]) + 1 if before else next((i for i, k in enumerate(keys) if k in order), len(keys))
+        keys.insert(at, name)
+    return {key: fresh[key] if key in engines and key in fresh else kept[key] for key in keys}
+
+
 def into_argv_problem(argv: list[str]) -> str:
-    """--into takes --sections and nothing else: any other setting would measure the sections otherwise than
-    the report's recorded command does. "" when the arguments are fine."""
+    """--into takes --sections (and --engines, to measure only those families) and nothing else: any other setting
+    would measure the sections otherwise than the report's recorded command does. "" when the arguments are
+    fine."""
     options = [a.split("=")[0] for a in argv if a.startswith("--")]
-    others = [a for a in options if a not in ("--into", "--sections")]
+    others = [a for a in options if a not in ("--into", "--sections", "--engines")]
     if others:
-        return f"--into re-measures with the report's own settings: pass only --sections, not {' '.join(others)}"
+        return (f"--into re-measures with the report's own settings: pass only --sections (and --engines), not "
+                f"{' '.join(others)}")
     return "" if "--sections" in options else "--into needs --sections: the sections to re-measure"
 
 
@@ -471,7 +501,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.into:
             if into_argv_problem(argv):
                 raise EngineError(into_argv_problem(argv))
-            report = remeasure_into(Path(args.into), args.sections, argv)
+            engines = args.engines if "--engines" in argv else None
+            report = remeasure_into(Path(args.into), args.sections, argv, engines)
         else:
             report = summarise_file(Path(args.summarise)) if args.summarise else run(argv)
     except EngineError as e:
