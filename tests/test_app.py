@@ -25,23 +25,40 @@ def pixels(path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("L"))
 
 
+def shown() -> list[str]:
+    """The families Side by side draws, in order: its outputs are a grid and a caption each, then what to look at."""
+    from engines.registry import families
+    return [f.name for f in families()]
+
+
+def grid_at(name: str) -> int:
+    return 2 * shown().index(name)
+
+
+def caption_at(name: str) -> int:
+    return grid_at(name) + 1
+
+
 def test_side_by_side_a_grid_per_family_with_timings_and_determinism(client):
     from app.tabs.side_by_side import PAGES
     first = client.predict(3, 4, "ddim", 10, api_name="/side_by_side")
     PAGES.results.clear()    # drawn again, not served from the shared results
     again = client.predict(3, 4, "ddim", 10, api_name="/side_by_side")
     other = client.predict(4, 4, "ddim", 10, api_name="/side_by_side")
-    assert len(first) == 13       # a grid and a caption per family, then what to look at
-    for i in (0, 2, 4, 6, 8, 10):
+    assert len(first) == 2 * len(shown()) + 1      # a grid and a caption per family, then what to look at
+    for name in shown():
+        i = grid_at(name)
         assert pixels(first[i]).shape == (3 * 62, 3 * 62)  # 2x2 grid of 28 px + 2 px borders, upscaled 3x
         assert np.array_equal(pixels(first[i]), pixels(again[i]))
         assert not np.array_equal(pixels(first[i]), pixels(other[i]))
-    assert "ms for 4 samples" in first[1] and "10 network evaluations" in first[5]
-    # flow matching integrates its ODE with as many network evaluations as the page gives the diffusion model
-    assert first[7].startswith("Flow matching:") and "10 network evaluations per sample (euler, 10 steps)" in first[7]
-    assert first[9].startswith("Latent diffusion:") and "10 network evaluations per sample (ddim" in first[9]
-    assert first[11].startswith("Diffusion GAN:") and "4 network evaluations per sample (its own" in first[11]
-    assert first[12].startswith("**What to look at.**") and "Classifier:" not in first[1]   # unlabelled: no overlay
+    assert "ms for 4 samples" in first[1] and "10 network evaluations" in first[caption_at("diffusion")]
+    if "flow" in shown():   # it integrates its ODE with as many network evaluations as the page gives diffusion
+        assert first[caption_at("flow")].startswith("Flow matching:")
+        assert "10 network evaluations per sample (euler, 10 steps)" in first[caption_at("flow")]
+    latent, hybrid = first[caption_at("latent_diffusion")], first[caption_at("diffusion_gan")]
+    assert latent.startswith("Latent diffusion:") and "10 network evaluations per sample (ddim" in latent
+    assert hybrid.startswith("Diffusion GAN:") and "4 network evaluations per sample (its own" in hybrid
+    assert first[-1].startswith("**What to look at.**") and "Classifier:" not in first[1]   # unlabelled: no overlay
 
 
 def test_a_request_made_again_is_served_from_the_shared_results_which_stay_bounded():
@@ -211,6 +228,7 @@ def test_the_diffusion_gans_four_steps_in_the_diffusion_tab(client):
         client.predict(0, 40, api_name="/diffusion_gan_steps")
 
 
+@pytest.mark.skipif("flow" not in shown(), reason="flow matching's first checkpoint is still training (staged)")
 def test_the_flow_matching_ode_step_by_step_in_the_diffusion_tab(client):
     """The flow's trajectory, shown as diffusion's: t from 1 (noise) to 0, its last frame the engine's sample()
     at the options the page's sampler maps to (Heun at 3 steps: Heun, as many evaluations)."""
@@ -269,10 +287,10 @@ def test_compare_shows_the_measured_table_and_plots(client):
 
 def test_every_diffusers_sampler_is_offered_and_bad_ones_refused(client):
     out = client.predict(0, 1, "diffusers:HeunDiscreteScheduler", 5, api_name="/side_by_side")
-    caption, flow, latent = out[5], out[7], out[9]   # diffusion's, flow matching's, latent diffusion's
-    assert "9 network evaluations per sample" in caption
-    assert "9 network evaluations per sample (heun, 5 steps)" in flow   # its own Heun: as many evaluations
-    assert "5 network evaluations per sample (ddim" in latent   # ours only: DDIM at the same step count
+    assert "9 network evaluations per sample" in out[caption_at("diffusion")]
+    if "flow" in shown():   # its own Heun: as many evaluations
+        assert "9 network evaluations per sample (heun, 5 steps)" in out[caption_at("flow")]
+    assert "5 network evaluations per sample (ddim" in out[caption_at("latent_diffusion")]   # ours: DDIM, same steps
     # The event's validator refuses it, naming the choices (not the Dropdown's own check: preprocess=False).
     with pytest.raises(ValidationError, match=re.escape(
             "sampler: unknown sampler 'diffusers:Nope': choose one of ddpm")):
@@ -339,8 +357,8 @@ def test_the_landing_tab_shows_samples_before_any_click(client):
     """demo.load fills Side by side with the defaults' samples (computed once, then cached)."""
     first = client.predict(api_name="/first_visit")
     again = client.predict(api_name="/first_visit")
-    assert len(first) == 13 and all(Path(first[i]).is_file() for i in (0, 2, 4, 6, 8, 10))
-    assert first[12].startswith("**What to look at.**") and "recognisable" in first[12]
+    assert len(first) == 2 * len(shown()) + 1 and all(Path(first[grid_at(name)]).is_file() for name in shown())
+    assert first[-1].startswith("**What to look at.**") and "recognisable" in first[-1]
     assert "16 samples" in first[1] and first[5] == again[5]      # the same cached result, timing included
 
 
@@ -396,8 +414,9 @@ def test_every_tab_switches_to_fashion_mnist_through_the_dataset_argument(client
     fashion = client.predict(3, 4, "ddim", 10, "fashion", api_name="/side_by_side")
     for i in (0, 2, 4):   # VAE, GAN, diffusion: grids of other models
         assert not np.array_equal(pixels(mnist[i]), pixels(fashion[i]))
-    assert fashion[8] is None and fashion[9] == "Latent diffusion: not trained for Fashion-MNIST (70,000 images) " \
-                                              "(it ships for MNIST)"
+    assert fashion[grid_at("latent_diffusion")] is None
+    assert fashion[caption_at("latent_diffusion")] == "Latent diffusion: not trained for Fashion-MNIST (70,000 " \
+                                                   "images) (it ships for MNIST)"
     *_, notes = client.predict(0, 0, 6, "lerp", "any", "7", None, None, "fashion", api_name="/vae_interpolate")
     assert notes == "Digit A: test image #0 (a T-shirt/top). Digit B: test Sneaker no. 0 (test image #700)."
     _, _, caption = client.predict(5, "fashion", api_name="/vae_latent_map")

@@ -360,22 +360,23 @@ def test_into_re_measures_one_section_and_keeps_the_rest_and_the_command(tmp_pat
 
 
 def test_into_with_engines_adds_a_family_to_a_report_and_keeps_the_others_numbers(tmp_path, monkeypatch):
-    """`--into REPORT --sections quality speed --engines flow`: only flow is measured; its entries join each
-    section in registry order (its speed rows among the others'), every other family's numbers stay, and the
-    report's engine list gains it."""
+    """`--into REPORT --sections quality speed --engines NAME`: only that family is measured; its entries join
+    each section in registry order (its speed rows among the others'), every other family's numbers stay, and the
+    report's engine list gains it. (Here the latent diffusion model joins a copy of the report without it.)"""
     import engines.measure.evaluation as evaluation
+    NEW = "latent_diffusion"
     report = copy.deepcopy(REPORT)
-    report["engines"] = [e for e in report["engines"] if e != "flow"]
-    report["quality"].pop("flow", None)
-    report["speed"]["rows"] = [r for r in report["speed"]["rows"] if r["engine"] != "flow"]
+    report["engines"] = [e for e in report["engines"] if e != NEW]
+    report["quality"].pop(NEW, None)
+    report["speed"]["rows"] = [r for r in report["speed"]["rows"] if r["engine"] != NEW]
     path = tmp_path / "report.json"
     path.write_text(json.dumps(report))
     calls = []
 
     def fake_evaluate(names, n, seed, diffusion_options, sections, settings, dataset):
         calls.append((names, sections))
-        return {"quality": {"real (train)": "again", "flow": "fresh flow"},
-                "speed": {"batch": 64, "note": "new", "rows": [{"engine": "flow", "nfe": 100, "ms_per_sample": 1.0}]},
+        return {"quality": {"real (train)": "again", NEW: "fresh"},
+                "speed": {"batch": 64, "note": "new", "rows": [{"engine": NEW, "nfe": 20, "ms_per_sample": 1.0}]},
                 "section_seconds": {"quality": 1.0, "speed": 2.0}, "hardware": "test machine",
                 "feature_nets": report["feature_nets"]}
     monkeypatch.setattr(evaluation, "evaluate", fake_evaluate)
@@ -383,21 +384,21 @@ def test_into_with_engines_adds_a_family_to_a_report_and_keeps_the_others_number
     monkeypatch.setattr(evaluation, "write_markdown", lambda r, p, others: p.write_text("md"))
     threads = evaluation.torch.get_num_threads()
     try:
-        assert main(["--into", str(path), "--sections", "quality", "speed", "--engines", "flow"]) == 0
+        assert main(["--into", str(path), "--sections", "quality", "speed", "--engines", NEW]) == 0
     finally:
         evaluation.torch.set_num_threads(threads)
-    assert calls == [(["flow"], ["quality", "speed"])]
+    assert calls == [([NEW], ["quality", "speed"])]
     merged = json.loads(path.read_text())
     order = [f.name for f in families()]
-    assert merged["engines"] == [name for name in order if name in report["engines"] + ["flow"]]
-    assert list(merged["quality"]) == ["real (train)", *merged["engines"]] and merged["quality"]["flow"] == "fresh flow"
+    assert merged["engines"] == [name for name in order if name in [*report["engines"], NEW]]
+    assert list(merged["quality"]) == ["real (train)", *merged["engines"]] and merged["quality"][NEW] == "fresh"
     assert all(merged["quality"][k] == v for k, v in report["quality"].items())      # the real rows too: kept
     engines_of_rows = [r["engine"] for r in merged["speed"]["rows"]]
-    assert engines_of_rows == sorted(engines_of_rows, key=order.index) and "flow" in engines_of_rows
-    assert [r for r in merged["speed"]["rows"] if r["engine"] != "flow"] == report["speed"]["rows"]
+    assert engines_of_rows == sorted(engines_of_rows, key=order.index) and NEW in engines_of_rows
+    assert [r for r in merged["speed"]["rows"] if r["engine"] != NEW] == report["speed"]["rows"]
     assert merged["section_seconds"] == report["section_seconds"] and merged["command"] == report["command"]
-    assert "quality (flow)" in merged["settings"]["remeasured"]
-    assert main(["--into", str(path), "--sections", "seeds", "--engines", "flow"]) == 2   # not per family
+    assert f"quality ({NEW})" in merged["settings"]["remeasured"]
+    assert main(["--into", str(path), "--sections", "seeds", "--engines", NEW]) == 2   # not per family
 
 
 def test_the_summary_speaks_of_the_datasets_images():

@@ -23,7 +23,7 @@ from app.inputs import (
 )
 from app.widgets import digit_picker, math_panel, picture, sampler_controls, seed_box
 from engines import registry
-from engines.data.datasets import from_signed
+from engines.data.datasets import LAB_DATASET_TITLES, from_signed
 from engines.errors import EngineError
 from engines.measure import guide
 
@@ -173,7 +173,9 @@ def denoise_section(dataset: gr.Radio) -> list:
     with gr.Row():
         run = gr.Button("Denoise", variant="primary")
         hybrid = gr.Button("Denoise with the diffusion GAN (its 4 steps)")
-        flow = gr.Button("Integrate the flow-matching ODE (as many evaluations)")
+        # shown where a flow-matching model ships (it is trained for MNIST first; its line stages until then)
+        flow = gr.Button("Integrate the flow-matching ODE (as many evaluations)",
+                         visible=any(inputs.ships("flow", d) for d in LAB_DATASET_TITLES))
     status = gr.Markdown(label="Step")
     what = gr.Markdown(label="What to look at (diffusion)")
     with gr.Row():
