@@ -130,12 +130,17 @@ def test_refuses_to_overwrite_a_run_without_resume(tmp_path, capsys):
 
 def saved_step(out) -> int | None:
     """The step of the resumable state in `out` (what --resume continues from), read from its header; None before
-    the first checkpoint. The file is replaced atomically, so it is never read half written."""
-    try:
-        with safetensors.safe_open(out / STATE_NAME, framework="pt") as f:
-            return json.loads(f.metadata()["meta"])["step"]
-    except FileNotFoundError:
-        return None
+    the first checkpoint. The file is replaced atomically, so it is never half written; but safetensors opens it
+    twice (header, then mapping), and a checkpoint replacing it in between gives a size mismatch: look again."""
+    for _ in range(20):
+        try:
+            with safetensors.safe_open(out / STATE_NAME, framework="pt") as f:
+                return json.loads(f.metadata()["meta"])["step"]
+        except FileNotFoundError:
+            return None
+        except (RuntimeError, OSError):   # replaced between safetensors' two opens
+            time.sleep(0.01)
+    raise AssertionError(f"{out / STATE_NAME} could not be read 20 times in a row")
 
 
 def test_kill_minus_9_loses_at_most_the_work_since_the_last_checkpoint(tmp_path):
