@@ -52,9 +52,9 @@ def test_side_by_side_a_grid_per_family_with_timings_and_determinism(client):
         assert np.array_equal(pixels(first[i]), pixels(again[i]))
         assert not np.array_equal(pixels(first[i]), pixels(other[i]))
     assert "ms for 4 samples" in first[1] and "10 network evaluations" in first[caption_at("diffusion")]
-    if "flow" in shown():   # it integrates its ODE with as many network evaluations as the page gives diffusion
-        assert first[caption_at("flow")].startswith("Flow matching:")
-        assert "10 network evaluations per sample (euler, 10 steps)" in first[caption_at("flow")]
+    # flow matching integrates its ODE with as many network evaluations as the page gives diffusion
+    assert first[caption_at("flow")].startswith("Flow matching:")
+    assert "10 network evaluations per sample (euler, 10 steps)" in first[caption_at("flow")]
     latent, hybrid = first[caption_at("latent_diffusion")], first[caption_at("diffusion_gan")]
     assert latent.startswith("Latent diffusion:") and "10 network evaluations per sample (ddim" in latent
     assert hybrid.startswith("Diffusion GAN:") and "4 network evaluations per sample (its own" in hybrid
@@ -228,7 +228,6 @@ def test_the_diffusion_gans_four_steps_in_the_diffusion_tab(client):
         client.predict(0, 40, api_name="/diffusion_gan_steps")
 
 
-@pytest.mark.skipif("flow" not in shown(), reason="flow matching's first checkpoint is still training (staged)")
 def test_the_flow_matching_ode_step_by_step_in_the_diffusion_tab(client):
     """The flow's trajectory, shown as diffusion's: t from 1 (noise) to 0, its last frame the engine's sample()
     at the options the page's sampler maps to (Heun at 3 steps: Heun, as many evaluations)."""
@@ -288,8 +287,7 @@ def test_compare_shows_the_measured_table_and_plots(client):
 def test_every_diffusers_sampler_is_offered_and_bad_ones_refused(client):
     out = client.predict(0, 1, "diffusers:HeunDiscreteScheduler", 5, api_name="/side_by_side")
     assert "9 network evaluations per sample" in out[caption_at("diffusion")]
-    if "flow" in shown():   # its own Heun: as many evaluations
-        assert "9 network evaluations per sample (heun, 5 steps)" in out[caption_at("flow")]
+    assert "9 network evaluations per sample (heun, 5 steps)" in out[caption_at("flow")]   # its own Heun
     assert "5 network evaluations per sample (ddim" in out[caption_at("latent_diffusion")]   # ours: DDIM, same steps
     # The event's validator refuses it, naming the choices (not the Dropdown's own check: preprocess=False).
     with pytest.raises(ValidationError, match=re.escape(

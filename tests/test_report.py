@@ -401,6 +401,21 @@ def test_into_with_engines_adds_a_family_to_a_report_and_keeps_the_others_number
     assert main(["--into", str(path), "--sections", "seeds", "--engines", NEW]) == 2   # not per family
 
 
+def test_into_with_engines_keeps_the_per_digit_differences_of_the_families_it_measured_again():
+    """A family joining the likelihood section with those it is paired with: their differences join too, and a
+    difference between two families not measured again stays as it was."""
+    from engines.measure.evaluation import merge_engines
+    kept = {"unit": "bits/dim", "n": 300, "vae": "old vae", "diffusion": "old diffusion",
+            "diffusion_minus_vae_bpd": "old pair"}
+    fresh = {"unit": "bits/dim", "n": 300, "vae": "vae", "diffusion": "diffusion", "flow": "flow",
+             "diffusion_minus_vae_bpd": "pair", "flow_minus_vae_bpd": "flow - vae",
+             "flow_minus_diffusion_bpd": "flow - diffusion"}
+    merged = merge_engines(kept, fresh, ["vae", "diffusion", "flow"])
+    assert merged == {**fresh, "unit": "bits/dim"} and list(merged)[:5] == ["unit", "n", "vae", "diffusion", "flow"]
+    alone = merge_engines(kept, {"unit": "bits/dim", "n": 300, "flow": "flow"}, ["flow"])
+    assert alone == {**kept, "flow": "flow"}      # no per-digit values of the others: their difference stays
+
+
 def test_the_summary_speaks_of_the_datasets_images():
     report = fake_report({"vae": 30.0, "gan": 9.8, "diffusion": 4.1, "latent_diffusion": 12.0})
     assert "digits" in json.dumps(summarise(report))

@@ -173,7 +173,7 @@ def denoise_section(dataset: gr.Radio) -> list:
     with gr.Row():
         run = gr.Button("Denoise", variant="primary")
         hybrid = gr.Button("Denoise with the diffusion GAN (its 4 steps)")
-        # shown where a flow-matching model ships (it is trained for MNIST first; its line stages until then)
+        # shown where a flow-matching model ships for some dataset (MNIST today); elsewhere it refuses, saying so
         flow = gr.Button("Integrate the flow-matching ODE (as many evaluations)",
                          visible=any(inputs.ships("flow", d) for d in LAB_DATASET_TITLES))
     status = gr.Markdown(label="Step")

@@ -181,11 +181,13 @@ def likelihood_section(names: list[str], test_images: torch.Tensor, seed: int, s
             digits, settings, seed)
         log(f"likelihood {family.name}: {out[family.name]}")
     for earlier, later in likelihood_pairs(names):
-        reference = next(iter(per_image[earlier.name].values()))   # the earlier's first bound: its tightest
         differences = out[paired_key(later.name, earlier.name)] = {}
         for bound, values in per_image[later.name].items():
-            mean, se = mean_and_se(values - reference)
-            differences[bound] = {"mean": round(mean, 4), "se": round(se, 4)}
+            # like for like where the earlier measures the same bound (flow's ODE bound against diffusion's),
+            # else against the earlier's first (the VAE's IWAE)
+            against = bound if bound in per_image[earlier.name] else next(iter(per_image[earlier.name]))
+            mean, se = mean_and_se(values - per_image[earlier.name][against])
+            differences[bound] = {"mean": round(mean, 4), "se": round(se, 4), "against": against}
     return out
 
 
@@ -466,7 +468,8 @@ def remeasure_into(path: Path, sections: list[str], argv: list[str], engines: li
 
 def merge_engines(kept: dict, fresh: dict, engines: list[str]) -> dict:
     """One section of a report with the `engines`' entries replaced by `fresh` ones: a dict section by its
-    family keys (other keys, such as the unit or a difference between two kept families, stay), the speed
+    family keys and the per-digit differences that involve them (other keys, such as the unit or a difference
+    between two kept families, stay), the speed
     section by its rows (each family's rows in registry order, its own in the order measured)."""
     if "rows" in kept:
         order = [f.name for f in families()]
@@ -477,7 +480,12 @@ def merge_engines(kept: dict, fresh: dict, engines: list[str]) -> dict:
         before = [k for k in keys if k in order and order.index(k) < order.index(name)]
         at = keys.index(before[-1]) + 1 if before else next((i for i, k in enumerate(keys) if k in order), len(keys))
         keys.insert(at, name)
-    return {key: fresh[key] if key in engines and key in fresh else kept[key] for key in keys}
+    # the per-digit differences between two families (likelihood) where one of them was measured again
+    paired = {paired_key(later.name, earlier.name) for earlier, later in likelihood_pairs([f.name for f in families()])
+              if engines and (earlier.name in engines or later.name in engines)}
+    keys += [k for k in fresh if k in paired and k not in keys]
+    renewed = set(engines) | paired
+    return {key: fresh[key] if key in renewed and key in fresh else kept[key] for key in keys}
 
 
 def into_argv_problem(argv: list[str]) -> str:

@@ -153,14 +153,14 @@ def copying_lines(report: dict) -> list[str]:
 def likelihood_lines(report: dict) -> list[str]:
     lk = report["likelihood"]
     lines = ["## Likelihood", "", f"Unit: {lk['unit']}. Every number is on the same {lk['n']} test digits (a "
-             "seeded random subset), ± its standard error over the digits; the diffusion-minus-VAE differences are "
+             "seeded random subset), ± its standard error over the digits; the differences between two families are "
              "taken digit by digit, so their standard error leaves out the spread the two models share.", ""]
     for family in (f for f in families() if f.name in lk):
         lines += [f"- {line}" for line in likelihood_text(family, lk[family.name])["report"]]
     for earlier, later in likelihood_pairs(lk):
-        reference = earlier.engine.likelihood_bounds(lk[earlier.name])[0][0]   # what the evaluation paired with
         for bound, diff in lk.get(paired_key(later.name, earlier.name), {}).items():
-            lines += [f"- {later.title.capitalize()} ({bound.upper()}) minus {earlier.title} ({reference.upper()}), "
+            against = diff.get("against") or earlier.engine.likelihood_bounds(lk[earlier.name])[0][0]
+            lines += [f"- {later.title.capitalize()} ({bound.upper()}) minus {earlier.title} ({against.upper()}), "
                       f"per digit: {pm(diff['mean'], diff['se'], 4)} bits/dim."]
     return lines + [""]
 
