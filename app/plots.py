@@ -333,3 +333,25 @@ def sample_panels(samples: dict, coverage: dict, n_modes: int, extent: float) ->
         ax.set_xlim(-extent, extent), ax.set_ylim(-extent, extent), ax.set_aspect("equal")
         ax.set_xticks([]), ax.set_yticks([])
     return figure
+
+
+PIXEL_STYLES = ("-", "--", ":", "-.")
+
+
+def pixel_paths(paths: list[tuple]) -> Figure:
+    """A few pixels' values along each model's path on the straight path, s from 1 (noise) to 0 (an image): one
+    colour per pixel, one line style per model. `paths`: (model, its colour, times s, values [K+1, pixels])."""
+    figure, ax = _figure(7.0, 3.8)
+    pixels = paths[0][3].shape[1]
+    colours = plt.get_cmap("tab10")
+    for (label, _colour, times, values), style in zip(paths, PIXEL_STYLES):
+        for p in range(pixels):
+            ax.plot(times, values[:, p].numpy(), style, color=colours(p % 10), linewidth=1.2,
+                    label=label if p == 0 else None)
+    ax.set_xlim(1, 0)
+    ax.set_xlabel("s (1: noise, 0: image), on the straight path y = (1 - s) x0 + s eps")
+    ax.legend(fontsize=7, title="line style", title_fontsize=7)
+    for line in ax.get_legend().get_lines():
+        line.set_color("black")
+    _title(ax, f"{pixels} pixels of the same noise, taken to an image by each model", "pixel value y")
+    return figure

@@ -158,6 +158,30 @@ while the GAN trains, under either loss (free play's "GAN generator loss"; the l
 
 # Every technical term the pages use, one short definition each (with its equation where one exists). Kept in
 # one place so that a caption can say "see the glossary" and mean one definition.
+ONE_PATH = r"""
+**One path, two parameterisations** (Lipman et al. 2023, sec. 4.1; Kingma & Gao 2023; Gao et al. 2024). Both
+models noise data along a Gaussian path $x_\tau = \alpha_\tau x_0 + \sigma_\tau \epsilon$: diffusion with
+$\alpha = \sqrt{\bar\alpha_t}$, $\sigma = \sqrt{1 - \bar\alpha_t}$; flow matching with $\alpha = 1 - t$,
+$\sigma = t$. Any such path is the straight one after a change of units:
+
+$$y = \frac{x_\tau}{\alpha_\tau + \sigma_\tau} = (1 - s)\, x_0 + s\, \epsilon, \qquad s = \frac{\sigma_\tau}{\alpha_\tau + \sigma_\tau}.$$
+
+The conditional velocity of a Gaussian path is $u_\tau(x \mid x_0) = \alpha'_\tau x_0 + \sigma'_\tau \epsilon$; on the
+straight path it is $\epsilon - x_0$, and the ODE that carries noise to data has the velocity
+
+$$\frac{dy}{ds} = \mathbb{E}[\epsilon - x_0 \mid y] = \hat\epsilon - \hat x_0 .$$
+
+Flow matching learns that velocity $v_\theta(y, s)$ directly; the diffusion model learns $\hat\epsilon$ and gives
+$\hat x_0 = (x_t - \sqrt{1 - \bar\alpha_t}\, \hat\epsilon) / \sqrt{\bar\alpha_t}$. Its probability-flow ODE is this ODE, and
+a deterministic DDIM step is exactly Euler's step on it: $y' = y + (s' - s)(\hat\epsilon - \hat x_0)$ (the lab's
+tests check the identity). So the two models differ in what the network predicts and in how training weights
+the noise levels, not in the kind of path they learn to follow.
+
+**Straightness** (Liu et al. 2022): $S = \int_0^1 \mathbb{E}\,\| (y_1 - y_0) - \tfrac{dy}{ds} \|^2 \, ds$ per pixel,
+zero when every path is a line run at constant speed (one Euler step would then be exact). Straighter paths need
+fewer steps; reflow (Liu et al.'s 2-rectified flow), not drawn here yet, is trained to straighten them.
+"""
+
 GLOSSARY = {
     "bits/dim": r"$-\log_2 p(x) / D$ with $D = 784$ pixel values: how many bits per pixel the model needs to "
                 r"encode a test image; lower means the model gives real images more probability.",

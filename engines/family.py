@@ -33,6 +33,9 @@ class Family:
     takes_sampler: its sampling takes the diffusion sampler and step count chosen on the command line or page.
     likelihood: the engine measures bits/dim (`Engine.likelihood`); else `no_likelihood` says why not.
     latent: the engine has a latent space to measure (`Engine.latent_space`).
+    straight_path: its deterministic sampler is an ODE in pixel space on a Gaussian path, which the engine
+        writes on the straight path x = (1 - s) x0 + s eps (`Engine.straight_path_trajectory`), so its
+        straightness is measured (`engines.measure.straightness`).
     quality_bar: share of its samples a feature net must recognise, relative to real test images, for its card
         to call the checkpoint done (None: no bar).
     parent_options: for hybrids, the training option that names each parent's checkpoint folder
@@ -61,6 +64,7 @@ class Family:
     likelihood: bool = False
     no_likelihood: str = ""
     latent: bool = False
+    straight_path: bool = False
     quality_bar: float | None = None
     parent_options: dict = field(default_factory=dict)
     caption: str = ""

@@ -29,7 +29,8 @@ TABS = [("Side by side", [RUN_ALL], len(families())),
         ("GAN sampling", ["Sample", "Interpolate"], 3),
         ("Diffusion, step by step", ["Denoise", "Noise it"], 4),
         ("Compare", [], 1),   # opens on its charts: no button to press
-        ("Connections", ["Encode and decode, level by level", "Train, then compare the scores"], 4)]
+        ("Connections", ["Encode and decode, level by level", "Train, then compare the scores",
+                         "Take the same noise to an image with both"], 6)]
 # the tabs that open on a "What to look at." text
 GUIDED = {"Side by side", "VAE latent space", "GAN sampling", "Diffusion, step by step", "Compare", "Connections"}
 
@@ -175,13 +176,14 @@ def test_each_view_has_its_equations_rendered(page, tab):
 
 
 def test_the_connections_tab_typesets_its_equations(page):
-    """Three views, each with its equations: the divergence view shows them open, the others fold them away."""
+    """Four views, each with its equations: the divergence view shows them open, the others fold them away."""
     page.get_by_role("tab", name="Connections").click()
     panel = page.get_by_role("tabpanel")
     panel.locator(".katex").first.wait_for(state="visible", timeout=30_000)   # the divergence view's, always open
-    for i in range(2):
+    for i in range(3):
         panel.get_by_text("The math behind this view").nth(i).click()
     panel.get_by_text("Tweedie's formula").first.wait_for(state="visible", timeout=30_000)
+    panel.get_by_text("a deterministic DDIM step is exactly Euler").first.wait_for(state="visible", timeout=30_000)
     assert "$$" not in panel.inner_text()
     page.screenshot(path=str(ARTIFACTS / "math_connections.png"), full_page=True)
 

@@ -45,3 +45,20 @@ def test_score_view_draws_arrows_and_samples_with_numbers(client):
     with pytest.raises(ValidationError, match=re.escape(
             "steps: Training steps must be a whole number between 100 and 5000, got 50000")):
         client.predict("ring8", 50_000, 0, api_name="/connections_score")
+
+
+def test_one_path_takes_the_same_noise_to_an_image_with_diffusion_and_flow_matching(client):
+    grid, plot, caption = client.predict(0, 20, api_name="/connections_one_path")
+    # a row per ODE family (diffusion, flow matching) x 6 times s, 28 px + 2 px borders, upscaled 3x
+    assert pixels(grid).shape == (3 * (2 * 30 + 2), 3 * (6 * 30 + 2))
+    assert Image.open(plot).format == "PNG"
+    assert "Rows top to bottom: diffusion, flow matching" in caption and "Straightness of these paths" in caption
+    assert re.search(r"diffusion 0\.\d{4}, flow matching 0\.\d{4}", caption)
+    assert re.search(r"their images differ by 0\.\d{3} per pixel", caption)
+    again = client.predict(0, 20, api_name="/connections_one_path")
+    assert np.array_equal(pixels(grid), pixels(again[0])) and caption == again[2]      # seeded
+    assert not np.array_equal(pixels(grid), pixels(client.predict(1, 20, api_name="/connections_one_path")[0]))
+    with pytest.raises(ValidationError, match="Steps must be a whole number between 2 and 200, got 1"):
+        client.predict(0, 1, api_name="/connections_one_path")
+    with pytest.raises(ValidationError, match="no flow matching model ships for Fashion-MNIST"):
+        client.predict(0, 20, "fashion", api_name="/connections_one_path")

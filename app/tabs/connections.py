@@ -6,8 +6,12 @@
   toy density at three noise levels, and samples drawn by annealed Langevin dynamics from that score alone.
 - The GAN as divergence minimisation: the 2-D playground's lesson (D* beside the learned D, the JSD per
   checkpoint); this tab links to it.
+- Diffusion and flow matching, one path: the same noise taken to an image by each family whose sampler is an ODE
+  on a Gaussian path (diffusion's DDIM, flow matching's Euler), both written on the straight path, with each
+  path's straightness.
 
-Layout and small adapters only: the maths lives in `engines.measure.hierarchy` and `engines.toy.score`.
+Layout and small adapters only: the maths lives in `engines.measure.hierarchy`, `engines.toy.score` and
+`engines.measure.straightness` (with the engines' `straight_path_trajectory`).
 """
 from __future__ import annotations
 
@@ -31,8 +35,11 @@ from app.inputs import (
 )
 from app.widgets import picture
 from engines import MAX_SEED
+from engines.data.datasets import LAB_DATASET_TITLES, from_signed
 from engines.errors import EngineError
 from engines.measure.hierarchy import DEFAULT_LEVELS, elbo_by_level, group_by_decade, latent_hierarchy, vae_elbo_terms
+from engines.measure.straightness import straightness
+from engines.registry import families
 from engines.toy.distributions import PRESETS
 from engines.toy.score_study import LANGEVIN_LEVELS, MAX_STUDY_STEPS, STUDY_TOYS, score_study
 from engines.toy.views import EXTENT
@@ -193,13 +200,92 @@ def divergence_section() -> None:
                 "the game's value against its optimum -log 4 + 2 JSD.")
 
 
+# --- diffusion and flow matching, one path --------------------------------------------------------------------
+
+PATH_FRAMES = (1.0, 0.8, 0.6, 0.4, 0.2, 0.0)   # the times s at which each path's state is shown
+PATH_PIXELS = 6
+MAX_PATH_STEPS = 200
+
+
+def _path_checks(seed, steps, dataset) -> list:
+    def models():
+        dataset_ = dataset_choice(dataset)
+        ode = [f for f in families() if f.straight_path]
+        missing = [f.title for f in ode if not inputs.ships(f.name, dataset_)]
+        if missing:
+            where = [d for d in LAB_DATASET_TITLES if all(inputs.ships(f.name, d) for f in ode)]
+            raise user_error(f"this view needs {' and '.join(f.title for f in ode)} models; no {' or '.join(missing)} "
+                             f"model ships for {LAB_DATASET_TITLES[dataset_]} (choose "
+                             f"{' or '.join(LAB_DATASET_TITLES[d] for d in where) or 'another dataset'})")
+        return ode, dataset_
+    return [lambda: whole_number(seed, "Seed", 0, MAX_SEED),
+            lambda: whole_number(steps, "Steps", 2, MAX_PATH_STEPS), models]
+
+
+def check_paths(seed, steps, dataset=DEFAULT_DATASET) -> list[dict]:
+    """The one-path view's validator."""
+    return validations(*_path_checks(seed, steps, dataset))
+
+
+def one_path(seed, steps, dataset=DEFAULT_DATASET):
+    """The seed's noise taken to an image by each ODE family, on the straight path: its states at PATH_FRAMES (a
+    row per family), a few pixels' values along the paths, and a caption with each path's straightness."""
+    seed, steps, (ode, dataset) = (check() for check in _path_checks(seed, steps, dataset))
+    paths = [(f, *engine(f.name, dataset).straight_path_trajectory(1, seed, steps)) for f in ode]
+    # the pixels that travel furthest: ink that starts as dark noise, and background that starts bright
+    start, end = paths[0][2][0, 0].flatten(), paths[0][2][-1, 0].flatten()
+    travel = (end - start) * torch.where(end > 0, 1.0, -1.0)
+    ink, background = torch.where(end > 0, travel, -1e9), torch.where(end > 0, -1e9, travel)
+    pixels = torch.cat([ink.topk(PATH_PIXELS // 2).indices, background.topk(PATH_PIXELS - PATH_PIXELS // 2).indices])
+    rows, curves = [], []
+    for family, times, states in paths:
+        rows += [states[min(range(len(times)), key=lambda k: abs(times[k] - s)), 0] for s in PATH_FRAMES]
+        curves.append((family.heading, family.colour, times, states[:, 0].flatten(1)[:, pixels]))
+    grid = grid_image(from_signed(torch.stack(rows)), columns=len(PATH_FRAMES))
+    return grid, plots.png(plots.pixel_paths(curves)), path_caption(paths, seed, steps, dataset)
+
+
+def path_caption(paths: list[tuple], seed: int, steps: int, dataset: str) -> str:
+    """Which paths were drawn, each one's straightness, and the report's over many paths where it has them."""
+    measured = (inputs.report_of(dataset) or {}).get("straightness", {})
+    report = "; ".join(f"{f.title} {measured[f.name]['per_pixel']:.4f} ± {measured[f.name]['per_pixel_se']:.4f}"
+                       for f, _, _ in paths if f.name in measured)
+    samplers = "; ".join(f"{f.title}: {engine(f.name, dataset).straight_path_sampler}" for f, _, _ in paths)
+    ends_apart = float((paths[0][2][-1] - paths[-1][2][-1]).abs().mean())
+    values = ", ".join(f"{f.title} {float(straightness(times, states)['per_pixel']):.4f}"
+                       for f, times, states in paths)
+    return (f"Seed {seed}'s noise, {steps} steps of each model's ODE ({samplers}). Rows top to bottom: "
+            f"{', '.join(f.title for f, _, _ in paths)}; columns at s = {', '.join(f'{s:g}' for s in PATH_FRAMES)}. "
+            f"**Straightness of these paths** (per pixel; 0 is a straight line at constant speed): {values}"
+            + (f". Over {measured['n']} paths in the report (± SE): {report}" if report else "")
+            + f". The same seed draws the same noise for each model; their images differ by {ends_apart:.3f} "
+              f"per pixel (mean absolute difference, pixel values in [-1, 1]).")
+
+
+def path_section(dataset: gr.Radio) -> None:
+    gr.Markdown("### Diffusion and flow matching: one path, two parameterisations")
+    with gr.Accordion("The math behind this view", open=False):
+        gr.Markdown(theory.ONE_PATH, latex_delimiters=theory.LATEX)
+    with gr.Row():
+        seed = gr.Number(0, label="Seed", minimum=0, maximum=MAX_SEED, step=1)
+        steps = gr.Number(50, label=f"Steps (2 .. {MAX_PATH_STEPS})", minimum=2, maximum=MAX_PATH_STEPS, step=1)
+    run = gr.Button("Take the same noise to an image with both", variant="primary")
+    grid = picture(label="Each model's path at s = 1 (noise) .. 0 (image)", type="pil", format="png")
+    plot = picture(label="Pixel values along the paths", type="filepath")
+    caption = gr.Markdown(label="One-path caption")
+    run.click(one_path, [seed, steps, dataset], [grid, plot, caption], api_name="connections_one_path",
+              **checked_by(check_paths))
+
+
 def build(dataset: gr.Radio, first_visits: list) -> gr.Dropdown:
     """The tab; returns its class dropdown (the page renames its classes when the dataset changes) and appends
     its first visit (the hierarchy of test image #0) to `first_visits`."""
     gr.Markdown("The seed's three connections between the families, measured on the lab's models: diffusion is a "
-                "hierarchical VAE, its network learns a score, and a GAN minimises a divergence.")
+                "hierarchical VAE, its network learns a score, and a GAN minimises a divergence; and a fourth: "
+                "diffusion and flow matching follow one kind of path.")
     digit_class, shown = hierarchy_section(dataset)
     first_visits.append((first_visit, shown))
     score_section()
     divergence_section()
+    path_section(dataset)
     return digit_class

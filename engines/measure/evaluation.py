@@ -26,8 +26,7 @@ models, feature nets and reference are those shipped for --dataset, under checkp
 The families (the seed's three and flow matching) and the two hybrids (latent diffusion: VAE + diffusion;
 diffusion GAN: GAN + diffusion) are measured alike where a measure applies to them: every section loops over the
 registry (`engines.registry`), and a family's record (`Family`) says how it samples, whether its engine measures a
-likelihood or a latent space (the engine's `likelihood` and `latent_space`), and why not; today the likelihood
-and latent sections concern the seed's three.
+likelihood or a latent space (the engine's `likelihood` and `latent_space`), and why not.
 
 - quality: n samples per engine (diffusion: --diffusion-sampler/--diffusion-steps; latent diffusion: its
   default, DDPM over all its steps; diffusion GAN: its own few steps) against the 1,000 test
@@ -38,7 +37,8 @@ and latent sections concern the seed's three.
   n real training digits the same way: the reference row (copying aside: they are training images).
 - likelihood, bits/dim, all on the same --likelihood-n test digits: VAE ELBO and IWAE (k = --iwae-k);
   diffusion variational bound (--vlb-strata stratified timesteps) and probability-flow ODE bound (RK4,
-  --ode-steps, Hutchinson trace), with their cost in seconds and the ODE bound's floor; GAN: no likelihood.
+  --ode-steps, Hutchinson trace), with their cost in seconds and the ODE bound's floor; flow matching: the same
+  ODE bound on its straight path (same dequantiser, decoder and floor); GAN: no likelihood.
 - latent: path smoothness along slerp and lerp paths between --latent-pairs pairs of prior draws (diffusion:
   x_T decoded by DDIM, --latent-ddim-steps), VAE reconstruction and diffusion DDIM inversion (--inversion-steps)
   of --recon-n test digits.
@@ -49,6 +49,10 @@ and latent sections concern the seed's three.
   conditionals), for the Hybrids row's "as stable as diffusion" (latent diffusion has no 2-D version). Every
   family is measured alike: from the EMA of its sampling network, on the same samples at as many checkpoints;
   the raw weights' rates beside them (the verdicts say whether they would change any).
+- straightness: Liu et al.'s straightness of the sampling ODE of each family whose sampler is one on a Gaussian
+  path (diffusion's DDIM, flow matching's Euler), written on the straight path x = (1 - s) x0 + s eps
+  (`engines.measure.straightness`), for --straightness-n paths of --straightness-steps steps from the same seeded
+  noise, and the difference of each two families path by path.
 - speed: ms per sample at batch --speed-batch and network evaluations per sample; diffusion at --speed-steps
   DDIM steps (1000-step DDPM extrapolated from the per-evaluation time); the hybrids as their quality rows
   sampled.
@@ -87,6 +91,7 @@ from engines.measure.quality import (
 from engines.measure.report_markdown import write_markdown
 from engines.measure.reproduce import TOLERANCES, check
 from engines.measure.stability import stability
+from engines.measure.straightness import straightness, straightness_summary
 from engines.measure.uncertainty import mean_and_se
 from engines.measure.verdicts import likelihood_pairs, paired_key, summarise
 from engines.models.classifier import classify, feature_nets, load_classifier
@@ -95,7 +100,7 @@ from engines.runtime import hardware
 from engines.toy.seed_study import CHECK_EVERY, seed_study
 from engines.toy.training import FAMILIES as PLAYGROUND_FAMILIES
 
-SECTIONS = ("quality", "likelihood", "latent", "stability", "seeds", "speed")
+SECTIONS = ("quality", "likelihood", "latent", "stability", "seeds", "straightness", "speed")
 LAB_NET = "lenet"   # the classifier that also judges latent paths and reconstructions
 LATENT_METHODS = ("slerp", "lerp")
 
@@ -207,6 +212,28 @@ def latent_section(names: list[str], test, seed: int, settings: dict, classifier
     return out
 
 
+def straightness_section(names: list[str], seed: int, settings: dict, dataset: str) -> dict:
+    """Straightness (per pixel and relative, ± SE over the paths) of each family whose record says its sampler is
+    an ODE on a Gaussian path, all from the same seeded noise; and for each two, later minus earlier path by
+    path ("flow_minus_diffusion"), so the SE leaves out what the noise draws share."""
+    n, steps = settings["straightness_n"], settings["straightness_steps"]
+    out = {"unit": "mean squared deviation of the velocity from the path's chord, per pixel, on the straight "
+                   "path x = (1 - s) x0 + s eps (0: straight lines)", "n": n, "steps": steps}
+    per_path = {}
+    for family in selected(names, "straight_path"):
+        engine = load_engine(family.name, dataset=dataset)
+        times, states = engine.straight_path_trajectory(n, seed, steps)
+        out[family.name] = straightness_summary(times, states, engine.straight_path_sampler)
+        per_path[family.name] = straightness(times, states)["per_pixel"]
+        log(f"straightness {family.name}: {out[family.name]}")
+    measured = list(per_path)
+    for i, earlier in enumerate(measured):
+        for later in measured[i + 1:]:
+            mean, se = mean_and_se(per_path[later] - per_path[earlier])
+            out[f"{later}_minus_{earlier}"] = {"mean": round(mean, 5), "se": round(se, 5)}
+    return out
+
+
 def time_call(fn, min_seconds: float = 1.0, max_repeats: int = 20) -> float:
     """Median wall time of fn() after one warm-up call, repeated until min_seconds have passed."""
     fn()
@@ -314,6 +341,8 @@ def evaluate(names: list[str], n: int, seed: int, diffusion_options: dict, secti
             report["stability"] = {name: stability(checkpoints_dir(dataset) / name) for name in names}
         elif section == "seeds":
             report["seeds"] = seeds_section(names, settings)
+        elif section == "straightness":
+            report["straightness"] = straightness_section(names, seed, settings, dataset)
         elif section == "speed":
             report["speed"] = speed_section(names, seed, settings, dataset)
         report["section_seconds"][section] = round(time.time() - section_started, 1)
@@ -330,7 +359,7 @@ DEFAULT_SETTINGS = {
     "iwae_k": 1024, "likelihood_n": 300, "vlb_strata": 50, "ode_steps": 24,
     "latent_pairs": 16, "latent_steps": 12, "latent_ddim_steps": 20, "recon_n": 100, "inversion_steps": 50,
     "speed_batch": 64, "speed_steps": [10, 20, 50, 100], "seed_runs": 20, "seed_steps": 1500,
-    "seed_steps_hybrid": 3000,
+    "seed_steps_hybrid": 3000, "straightness_n": 200, "straightness_steps": 100,
 }
 
 
@@ -365,6 +394,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed-steps", type=int, default=d["seed_steps"], help="training steps per 2-D seed run")
     p.add_argument("--seed-steps-hybrid", type=int, default=d["seed_steps_hybrid"],
                    help="training steps per 2-D seed run of the diffusion GAN (its four conditionals need more)")
+    p.add_argument("--straightness-n", type=int, default=d["straightness_n"], help="paths per family (straightness)")
+    p.add_argument("--straightness-steps", type=int, default=d["straightness_steps"],
+                   help="Euler (DDIM) steps per path; 100 is within 2%% of 500 on the shipped MNIST models")
     p.add_argument("--speed-batch", type=int, default=d["speed_batch"])
     p.add_argument("--speed-steps", nargs="+", type=int, default=d["speed_steps"])
     p.add_argument("--out", default=None, help="report.json (report.md beside it; default: "
@@ -431,14 +463,18 @@ def remeasure_into(path: Path, sections: list[str], argv: list[str], engines: li
     With `engines` (`--into ... --engines NAME`), only those families are measured and their entries merged into
     the sections, the others' kept: how a family joins a report without measuring the rest again."""
     report = json.loads(path.read_text())
-    missing = [section for section in sections if section not in report["sections"]]
+    recorded = parse_args(shlex.split(report["command"])[3:])   # after "python -m engines.evaluate"
+    # a section the recorded command measures today but the report predates (one added to the lab since) joins it
+    missing = [section for section in sections if section not in report["sections"] + recorded.sections]
     if missing:
         raise EngineError(f"{path} has no {', '.join(missing)} section to re-measure: its sections are "
                           f"{', '.join(report['sections'])}")
     if engines and "seeds" in sections:
         raise EngineError("the seeds section trains the 2-D playground's families, not the report's engines: "
                           "re-measure it without --engines")
-    recorded = parse_args(shlex.split(report["command"])[3:])   # after "python -m engines.evaluate"
+    for section in (s for s in sections if s not in report["sections"]):
+        report[section] = {}
+        report["sections"] = [s for s in SECTIONS if s in report["sections"] or s == section]
     if recorded.threads:
         torch.set_num_threads(recorded.threads)
     fresh = evaluate(engines or recorded.engines, recorded.n, recorded.seed,
@@ -471,6 +507,8 @@ def merge_engines(kept: dict, fresh: dict, engines: list[str]) -> dict:
     family keys and the per-digit differences that involve them (other keys, such as the unit or a difference
     between two kept families, stay), the speed
     section by its rows (each family's rows in registry order, its own in the order measured)."""
+    if not kept:   # a section the report did not have: all of it is new
+        return fresh
     if "rows" in kept:
         order = [f.name for f in families()]
         rows = [r for r in kept["rows"] if r["engine"] not in engines] + fresh["rows"]
@@ -480,9 +518,10 @@ def merge_engines(kept: dict, fresh: dict, engines: list[str]) -> dict:
         before = [k for k in keys if k in order and order.index(k) < order.index(name)]
         at = keys.index(before[-1]) + 1 if before else next((i for i, k in enumerate(keys) if k in order), len(keys))
         keys.insert(at, name)
-    # the per-digit differences between two families (likelihood) where one of them was measured again
-    paired = {paired_key(later.name, earlier.name) for earlier, later in likelihood_pairs([f.name for f in families()])
-              if engines and (earlier.name in engines or later.name in engines)}
+    # the differences between two families (per digit, per path) where one of them was measured again
+    names = [f.name for f in families()]
+    paired = {key for a in names for b in names if a != b and engines and (a in engines or b in engines)
+              for key in (paired_key(a, b), f"{a}_minus_{b}")}
     keys += [k for k in fresh if k in paired and k not in keys]
     renewed = set(engines) | paired
     return {key: fresh[key] if key in renewed and key in fresh else kept[key] for key in keys}

@@ -8,7 +8,16 @@ from pathlib import Path
 from engines.measure.hierarchy import group_by_decade
 from engines.measure.memorisation import copying_verdict
 from engines.measure.reproduce import TOLERANCES
-from engines.measure.uncertainty import ALPHA, POWER, RATE_MARGIN, RELATIVE_MARGIN, TIE_SE, count_of, rate_text
+from engines.measure.uncertainty import (
+    ALPHA,
+    POWER,
+    RATE_MARGIN,
+    RELATIVE_MARGIN,
+    TIE_SE,
+    compare,
+    count_of,
+    rate_text,
+)
 from engines.measure.verdicts import (
     in_words_of,
     likelihood_pairs,
@@ -360,6 +369,31 @@ def speed_lines(report: dict) -> list[str]:
     return lines
 
 
+def straightness_lines(report: dict) -> list[str]:
+    """Each measured family's straightness, and each two's difference path by path with its reading."""
+    st = report["straightness"]
+    measured = [f for f in families() if f.name in st]
+    lines = ["## Straightness of the sampling paths", "",
+             f"Liu et al. 2022's straightness: the {st['unit']}. Every family that samples by an ODE on a Gaussian "
+             f"path is written on that one straight path (diffusion: x / (sqrt(abar) + sqrt(1 - abar)) at s = "
+             f"sqrt(1 - abar) / (sqrt(abar) + sqrt(1 - abar)), where deterministic DDIM is Euler's method), and its "
+             f"{st['n']} paths of {st['steps']} steps start from the same seeded noise. Relative: over the chord's "
+             f"own squared speed. ± standard errors over the paths.", ""]
+    lines += _table(["family", "sampler", "span of s", "per pixel", "relative"],
+                    [[title(f.name), st[f.name]["sampler"], " to ".join(f"{v:g}" for v in st[f.name]["span"]),
+                      pm(st[f.name]["per_pixel"], st[f.name]["per_pixel_se"], 4),
+                      pm(st[f.name]["relative"], st[f.name]["relative_se"], 4)] for f in measured])
+    for i, earlier in enumerate(measured):
+        for later in measured[i + 1:]:
+            diff = st.get(f"{later.name}_minus_{earlier.name}")
+            if diff:
+                outcome = compare(diff["mean"], 0.0, diff["se"])
+                reading = {-1: "straighter", 1: "less straight", 0: f"a tie (within {TIE_SE:g} SE)"}[outcome]
+                lines += [f"- {later.heading} minus {earlier.title}, path by path (the same noise): "
+                          f"{pm(diff['mean'], diff['se'], 4)} per pixel: {reading}."]
+    return lines + [""]
+
+
 def reproducing_lines(report: dict) -> list[str]:
     lines = []
     where = f"checkpoints/{report.get('dataset', 'mnist')}/report.json"
@@ -403,6 +437,8 @@ def write_markdown(report: dict, path: Path, others: dict[str, dict] | None = No
         lines += stability_lines(report, figure)
     if "seeds" in report:
         lines += seeds_lines(report)
+    if report.get("straightness"):
+        lines += straightness_lines(report)
     if "speed" in report:
         lines += speed_lines(report)
     lines += reproducing_lines(report)

@@ -177,6 +177,23 @@ class DiffusionEngine(Engine):
         noise = torch.randn(x0.shape, generator=make_generator(seed))
         return torch.stack([self.q_sample(x0, t, noise) for t in timesteps])
 
+    straight_path_sampler = "DDIM, eta 0, trailing timesteps, x0 unclipped"
+
+    @torch.no_grad()
+    def straight_path_trajectory(self, n: int, seed: int = 0, steps: int = 100) -> tuple[list[float], torch.Tensor]:
+        """One deterministic DDIM trajectory (eta 0, trailing timesteps from T-1, x0 unclipped: the probability-flow
+        ODE by Euler's method) written on flow matching's straight path (`NoiseSchedule.straight_path`): its
+        times s from 0.994 down to 0 and states [steps + 1, n, C, H, W] (`engines.measure.straightness`)."""
+        timesteps = make_timesteps(self.num_train_timesteps, steps, "trailing")
+        c, s = self.config.image_channels, self.config.image_size
+        x = torch.randn((check_count(n), c, s, s), generator=make_generator(seed))
+        times, states = [], []
+        for step in iterate(ddim_step, self.model, self.schedule, x, timesteps, eta=0.0, clip_sample=False):
+            time, scale = self.schedule.straight_path(step.timestep)
+            times.append(time)
+            states.append(scale * step.x_t)
+        return times + [0.0], torch.stack(states + [step.prev_sample])
+
     def signal_level(self, t: int) -> float:
         """sqrt(alpha-bar_t): how much of x0 is left in x_t (the rest is noise of std sqrt(1 - alpha-bar_t))."""
         return float(self.schedule.alphas_cumprod[t]) ** 0.5
@@ -235,5 +252,5 @@ DESCRIPTION = ("Epsilon-prediction UNet (28->14->7, residual blocks, self-attent
                "(`sampler=\"diffusers:<Class>\"`) built from the same betas.")
 FAMILY = Family(name="diffusion", title="diffusion", engine=DiffusionEngine,
                 trainer="engines.training.diffusion:DiffusionTrainer", colour="tab:green", description=DESCRIPTION,
-                takes_sampler=True, likelihood=True, latent=True, quality_bar=0.90,
+                takes_sampler=True, likelihood=True, latent=True, straight_path=True, quality_bar=0.90,
                 objective="denoising: eps-MSE (simple loss)")

@@ -109,6 +109,18 @@ class FlowEngine(Engine):
             return len(make_flow_scheduler(sampler, steps).timesteps)
         return flow.network_evaluations(sampler, steps)
 
+    straight_path_sampler = "Euler"
+
+    @torch.no_grad()
+    def straight_path_trajectory(self, n: int, seed: int = 0, steps: int = 100) -> tuple[list[float], torch.Tensor]:
+        """One Euler trajectory, on its own straight path already: times t from 1 to 0 and states [steps + 1, n,
+        C, H, W] (`engines.measure.straightness`)."""
+        times, states = [], []
+        for step in self.trace(n, seed, "euler", steps):
+            times.append(float(step.timestep))
+            states.append(step.x_t)
+        return times + [0.0], torch.stack(states + [step.prev_sample])
+
     # ---------------------------------------------------------------- the report's measurements of the family
 
     def likelihood(self, digits: torch.Tensor, settings: dict, seed: int) -> tuple[dict, dict]:
@@ -169,5 +181,5 @@ DESCRIPTION = ("Velocity-prediction UNet, the diffusion model's architecture and
 FAMILY = Family(name="flow", title="flow matching", engine=FlowEngine, trainer="engines.training.flow:FlowTrainer",
                 colour="tab:brown", description=DESCRIPTION, evaluation_options={"sampler": "euler", "steps": 100},
                 own_sampler=own_sampler, caption=" ({sampler}, {steps} steps)", quality_bar=0.90,
-                likelihood=True,
+                likelihood=True, straight_path=True,
                 objective="flow matching: velocity MSE on the straight path")

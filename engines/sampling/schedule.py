@@ -46,6 +46,15 @@ class NoiseSchedule:
                     beta_end: float = 0.02) -> "NoiseSchedule":
         return cls(make_betas(num_train_timesteps, beta_schedule, beta_start, beta_end))
 
+    def straight_path(self, t: int) -> tuple[float, float]:
+        """(s, scale) writing x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps on the straight path of flow matching:
+        scale x_t = (1 - s) x0 + s eps with scale = 1 / (sqrt(abar_t) + sqrt(1 - abar_t)) and s = sqrt(1 - abar_t)
+        scale (Kingma & Gao 2023; Gao et al. 2024); t = -1 is the data itself (s = 0, scale 1)."""
+        if t < 0:
+            return 0.0, 1.0
+        signal, noise = float(self.alphas_cumprod[t]) ** 0.5, float(1 - self.alphas_cumprod[t]) ** 0.5
+        return noise / (signal + noise), 1 / (signal + noise)
+
     @staticmethod
     def _at(values: torch.Tensor, t: torch.Tensor | int, like: torch.Tensor) -> torch.Tensor:
         """values[t] cast to `like`'s dtype, shaped to broadcast over [B, C, H, W]."""
