@@ -355,3 +355,39 @@ def pixel_paths(paths: list[tuple]) -> Figure:
         line.set_color("black")
     _title(ax, f"{pixels} pixels of the same noise, taken to an image by each model", "pixel value y")
     return figure
+
+
+def speed_race(rows: list[dict]) -> Figure:
+    """Frechet distance (± SE) against network evaluations per sample (left) and milliseconds per sample (right),
+    one row of panels per feature net: a line per few-step sampler (the family's colour, one style per sampler),
+    a marker for a family that samples in one fixed way. `rows`: `speed_race.with_times`."""
+    nets = list(rows[0]["frechet_by_net"])
+    figure = Figure(figsize=(11, 3.4 * len(nets)), layout="constrained")
+    axes = figure.subplots(len(nets), 2, squeeze=False)
+    lines: dict[tuple, list[dict]] = {}
+    for row in rows:
+        lines.setdefault((row["engine"], row.get("line")), []).append(row)
+    lines_of: dict[str, int] = {}   # a family's lines so far: its next line takes the next style
+    for (name, line), entries in lines.items():
+        family = _family(name)
+        label = f"{family.heading}, {str(line).replace('diffusers:', '')}" if line else family.heading
+        style = ""
+        if line:
+            style = PIXEL_STYLES[lines_of.get(name, 0) % len(PIXEL_STYLES)]
+            lines_of[name] = lines_of.get(name, 0) + 1
+        for (ax_nfe, ax_ms), net in zip(axes, nets):
+            for ax, x_key in ((ax_nfe, "nfe"), (ax_ms, "ms_per_sample")):
+                points = [e for e in entries if e.get(x_key)]
+                if not points:
+                    continue
+                ax.errorbar([e[x_key] for e in points], [e["frechet_by_net"][net]["frechet_distance"] for e in points],
+                            yerr=[e["frechet_by_net"][net]["frechet_distance_se"] for e in points], color=family.colour,
+                            linestyle=style or "none", marker="o" if line else "D", markersize=3 if line else 6,
+                            capsize=2, label=label)
+    for (ax_nfe, ax_ms), net in zip(axes, nets):
+        for ax, xlabel in ((ax_nfe, "network evaluations per sample"), (ax_ms, "ms per sample (CPU, one thread)")):
+            ax.set_xscale("log"), ax.set_yscale("log")
+            ax.set_xlabel(xlabel, fontsize=8)
+            _title(ax, f"Frechet distance in the {net} net (lower is better)", "Frechet distance")
+    axes[0][1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return figure

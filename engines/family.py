@@ -36,6 +36,8 @@ class Family:
     straight_path: its deterministic sampler is an ODE in pixel space on a Gaussian path, which the engine
         writes on the straight path x = (1 - s) x0 + s eps (`Engine.straight_path_trajectory`), so its
         straightness is measured (`engines.measure.straightness`).
+    race_options: the sampling options of its lines in the speed race (`engines.measure.speed_race`), one line
+        each, swept over step counts; empty: it is a point there, at its evaluation options.
     quality_bar: share of its samples a feature net must recognise, relative to real test images, for its card
         to call the checkpoint done (None: no bar).
     parent_options: for hybrids, the training option that names each parent's checkpoint folder
@@ -65,6 +67,7 @@ class Family:
     no_likelihood: str = ""
     latent: bool = False
     straight_path: bool = False
+    race_options: tuple[dict, ...] = ()
     quality_bar: float | None = None
     parent_options: dict = field(default_factory=dict)
     caption: str = ""

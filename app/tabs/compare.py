@@ -19,6 +19,8 @@ from engines.measure.plain_words import summary_in_words
 from engines.measure.report_markdown import dataset_verdicts_markdown, verdict_lines
 from engines.measure.sampler_benchmark import OUT as BENCHMARK
 from engines.measure.sampler_benchmark import markdown_section
+from engines.measure.speed_race import out_path as race_path
+from engines.measure.speed_race import with_times
 from engines.registry import families
 
 
@@ -28,13 +30,13 @@ def _read_json(path):
 
 def compare(dataset=DEFAULT_DATASET):
     """The comparison of `dataset`: charts, verdicts, report text, and the plots of losses, quality during
-    training, quality against steps and the bound by level."""
+    training, quality against steps, the bound by level and the speed race (None where not measured)."""
     dataset = dataset_choice(dataset)
     root = checkpoints_dir(dataset)
     report = report_of(dataset)
     if report is None or "summary" not in report:
         return (None, f"No report for {LAB_DATASET_TITLES[dataset]} yet: run `python -m engines.evaluate "
-                      f"--dataset {dataset}`.", "", None, None, None, None)
+                      f"--dataset {dataset}`.", "", None, None, None, None, None)
     report_md = root / "report.md"
     text = report_md.read_text() if report_md.is_file() else quality_table(report, list(report["quality"]))
     losses = {f.name: read_jsonl(root / f.name / LOG_NAME) for f in families("family") if ships(f.name, dataset)}
@@ -48,8 +50,11 @@ def compare(dataset=DEFAULT_DATASET):
     verdicts = "\n".join([guide.compare_view(report), "", "\n".join(verdict_lines(report)),
                           "### Each verdict, check by check", "",
                           summary_in_words(report), "", datasets_table()])
+    race = _read_json(race_path(dataset))
+    race_figure = plots.png(plots.speed_race(with_times(race, report))) if race and race["rows"] else None
     return (plots.png(plots.summary_charts(report)), verdicts, in_sections(text),
-            *(plots.png(figure) if figure is not None else None for figure in figures), report_elbo_by_level(report))
+            *(plots.png(figure) if figure is not None else None for figure in figures), report_elbo_by_level(report),
+            race_figure)
 
 
 def in_sections(markdown: str) -> str:
@@ -93,13 +98,19 @@ def build(dataset: gr.Radio) -> list:
                 "the one-pass families as points. Draw a horizontal line through a point: where it meets a "
                 "diffusion line is the time the diffusion model needs for that quality.")
     steps = picture(label="Diffusion: quality against steps, and speed at equal quality", type="filepath")
+    gr.Markdown("**The speed race.** Every few-step sampler of the lab on one chart (`python -m engines.speed_race`): "
+                "the Frechet distance ± SE in both feature nets against network evaluations per sample (left) and "
+                "milliseconds per sample (right), a line per sampler (diffusion: DDIM and DPM-Solver++; flow "
+                "matching: Euler and Heun), the families that sample in one fixed way as diamonds. Where a line "
+                "sits lower at the same evaluations, that sampler buys more quality per network call.")
+    race = picture(label="The speed race: quality against network evaluations and time", type="filepath")
     with gr.Accordion("How the models trained: losses, and quality at each scored checkpoint", open=False):
         losses = picture(label="Training losses", type="filepath")
         quality = picture(label="Quality during training", type="filepath")
     with gr.Accordion("The whole report, section by section (each opens on a click)", open=False):
         report = gr.Markdown(label="Report")
         levels = picture(label="Diffusion as a hierarchical VAE: the bound by level", type="filepath")
-    outputs = [charts, verdicts, report, losses, quality, steps, levels]
+    outputs = [charts, verdicts, report, losses, quality, steps, levels, race]
     refresh = gr.Button("Read the report again")
     refresh.click(compare, dataset, outputs, api_name="compare")
     return outputs

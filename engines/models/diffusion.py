@@ -253,4 +253,6 @@ DESCRIPTION = ("Epsilon-prediction UNet (28->14->7, residual blocks, self-attent
 FAMILY = Family(name="diffusion", title="diffusion", engine=DiffusionEngine,
                 trainer="engines.training.diffusion:DiffusionTrainer", colour="tab:green", description=DESCRIPTION,
                 takes_sampler=True, likelihood=True, latent=True, straight_path=True, quality_bar=0.90,
+                race_options=({"sampler": "ddim", "spacing": "trailing"},
+                              {"sampler": PREFIX + "DPMSolverMultistepScheduler", "spacing": "trailing"}),
                 objective="denoising: eps-MSE (simple loss)")

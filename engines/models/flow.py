@@ -181,5 +181,5 @@ DESCRIPTION = ("Velocity-prediction UNet, the diffusion model's architecture and
 FAMILY = Family(name="flow", title="flow matching", engine=FlowEngine, trainer="engines.training.flow:FlowTrainer",
                 colour="tab:brown", description=DESCRIPTION, evaluation_options={"sampler": "euler", "steps": 100},
                 own_sampler=own_sampler, caption=" ({sampler}, {steps} steps)", quality_bar=0.90,
-                likelihood=True, straight_path=True,
+                likelihood=True, straight_path=True, race_options=({"sampler": "euler"}, {"sampler": "heun"}),
                 objective="flow matching: velocity MSE on the straight path")
