@@ -413,9 +413,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def summarise_file(path: Path) -> dict:
     """The derived parts of a report, again from its report.json: the "summary" key and report.md; the rest of
-    the file is written back as it was read."""
+    the file is written back as it was read, but for the tolerances, which are the code's."""
     report = json.loads(path.read_text())
     report["summary"] = summarise(report)
+    report["tolerances"] = TOLERANCES   # how --check compares today (the code's rules, not the report's)
     path.write_text(json.dumps(report, indent=1) + "\n")
     write_markdown(report, path.with_suffix(".md"), reports_beside(report.get("dataset", "mnist")))
     return report
@@ -497,6 +498,7 @@ def remeasure_into(path: Path, sections: list[str], argv: list[str], engines: li
         report["settings"].setdefault("remeasured", {})[which] = {
             "command": "python -m engines.evaluate " + " ".join(argv), "hardware": fresh["hardware"]}
     report["summary"] = summarise(report)
+    report["tolerances"] = TOLERANCES
     path.write_text(json.dumps(report, indent=1) + "\n")
     write_markdown(report, path.with_suffix(".md"), reports_beside(report.get("dataset", "mnist")))
     return report

@@ -119,7 +119,8 @@ def likelihood_text(family: Family, summary: dict) -> dict:
     """A family's likelihood cell in words, from its engine (`likelihood_text`) where it says it, else its note:
     {"cell": the comparison table's (absent: none), "card": its model card's line, "report": report.md's bullets}."""
     say = getattr(family.engine, "likelihood_text", None)
-    if say is not None and "note" not in summary:   # (a report measured before its engine had a likelihood: the note)
+    stale = family.likelihood and "note" in summary   # measured before its engine had a likelihood: the note
+    if say is not None and not stale:
         return say(summary)
     return {"card": summary["note"], "report": [f"{family.title.capitalize()}: {summary['note']}."]}
 
