@@ -52,9 +52,15 @@ def one_family(report: dict | None, name: str, look_for: str) -> str:
 def side_by_side(report: dict | None, shown: dict[str, Recognition] | None = None) -> str:
     """The landing view: what each family's grid should show, from the report's {n} samples per family, and (when
     the grids carry the classifier's labels) what this grid shows."""
-    lines = ["**What to look at.** The same seed gives each family its own samples (the families' random inputs "
-             "differ in kind, so no two grids show the same images). Look for blur (soft strokes), broken or "
-             "half-formed shapes, and one class repeated more than its share."]
+    ode = [f.title for f in families() if f.straight_path and f.name in (report or {}).get("quality", {})]
+    lines = ["**What to look at.** The same seed gives each family its own samples (most families' random inputs "
+             "differ in kind, so their grids show different images"
+             + (f"; but {' and '.join(ode)} read the same noise from a seed and both follow an ODE from it to the "
+                "data, so with a deterministic sampler (DDIM, DPM-Solver, UniPC, Heun; not DDPM or an ancestral "
+                "sampler, which add fresh noise at every step) their grids often show the same digit drawn the same way: "
+                "the Connections tab shows why" if len(ode) > 1 else "")
+             + "). Look for blur (soft strokes), broken or half-formed shapes, and one class repeated more than its "
+             "share."]
     if report and "quality" in report:
         lines.append(f"Measured on {report['n']} samples per family (the report, {RECOGNITION_NET} net; sharpness: "
                      "1 = as sharp as real images):")
