@@ -57,8 +57,8 @@ def side_by_side(report: dict | None, shown: dict[str, Recognition] | None = Non
              "differ in kind, so their grids show different images"
              + (f"; but {' and '.join(ode)} read the same noise from a seed and both follow an ODE from it to the "
                 "data, so with a deterministic sampler (DDIM, DPM-Solver, UniPC, Heun; not DDPM or an ancestral "
-                "sampler, which add fresh noise at every step) their grids often show the same digit drawn the same way: "
-                "the Connections tab shows why" if len(ode) > 1 else "")
+                "sampler, which add fresh noise at every step) their grids often show the same digit drawn the "
+                "same way: the Connections tab shows why" if len(ode) > 1 else "")
              + "). Look for blur (soft strokes), broken or half-formed shapes, and one class repeated more than its "
              "share."]
     if report and "quality" in report:
