@@ -150,3 +150,19 @@ def test_a_staged_family_trains_and_loads_from_a_folder_but_is_not_on_the_labs_p
     assert registry.family(staged.name) is staged and trainers()[staged.name] is trainers()["flow"]
     with pytest.raises(EngineError, match="no staged_flow model ships for the mnist dataset"):
         load_engine(staged.name)
+
+
+def test_the_uniform_grid_spends_every_evaluation_and_diffusers_schedulers_keep_their_own():
+    """At few steps diffusers' grid (1 .. 1/1000, then 0) integrates 1 -> 0.001 in one step and spends the last
+    evaluation on 0.001 -> 0; the uniform grid spends them evenly. Only our solvers take it."""
+    from engines.sampling.flow import make_flow_times
+    assert make_flow_times(2, spacing="uniform") == [1.0, 0.5, 0.0]
+    assert make_flow_times(2) == [1.0, pytest.approx(0.001), 0.0]
+    with pytest.raises(EngineError, match="unknown spacing 'even'"):
+        make_flow_times(2, spacing="even")
+    engine = load_engine("flow")
+    uniform = engine.sample(2, seed=0, sampler="heun", steps=2, spacing="uniform")
+    assert not torch.equal(uniform, engine.sample(2, seed=0, sampler="heun", steps=2))
+    assert engine.network_evaluations("heun", 2, spacing="uniform") == 3
+    with pytest.raises(EngineError, match="keeps its own time grid"):
+        engine.sample(1, sampler="diffusers:FlowMatchEulerDiscreteScheduler", steps=2, spacing="uniform")
