@@ -178,14 +178,21 @@ def _quality_panel(ax, report: dict, families: list[str], verdict: str) -> None:
 
 
 def _likelihood_panel(ax, report: dict, families: list[str], verdict: str) -> None:
+    """Every bound each family's engine counts (`likelihood_bounds`), in registry order; the families of the
+    panel without one named in its title."""
     lk = report["likelihood"]
-    bounds = [("vae\nIWAE", lk["vae"]["iwae_bpd"], lk["vae"]["iwae_bpd_se"]),
-              ("diffusion\nVLB", lk["diffusion"]["vlb_bpd"]["fixed_small"], lk["diffusion"]["vlb_bpd_se"]),
-              ("diffusion\nODE bound", lk["diffusion"]["ode_bpd"], lk["diffusion"]["ode_bpd_se"])]
-    _bars(ax, *map(list, zip(*bounds)), f"Likelihood (GAN: none): {verdict}", "bits/dim; lower is better")
+    measured = [f for f in _families()
+                if f.name in families and f.likelihood and f.name in lk and "note" not in lk[f.name]]
+    bounds = [(f.name, f"{f.name}\n{bound.upper()}", value, se)
+              for f in measured for bound, value, se in f.engine.likelihood_bounds(lk[f.name])]
+    none = [_family(name).title for name in families if name not in {f.name for f in measured}]
+    owners, labels, values, errors = map(list, zip(*bounds))
+    _bars(ax, labels, values, errors, f"Likelihood ({', '.join(none) or 'every family'}: none): {verdict}",
+          "bits/dim; lower is better", families=owners)
 
 
 def _latent_panel(ax, report: dict, families: list[str], verdict: str) -> None:
+    families = [f for f in families if f in report["latent"]]   # those with a latent space to walk
     latent = [report["latent"][f]["slerp"] for f in families]
     _bars(ax, families, [p["step_cv"] for p in latent], [p["step_cv_se"] for p in latent],
           f"Latent space: {verdict}", "slerp step CV; lower is smoother")
@@ -233,9 +240,10 @@ def _hybrids_panel(ax, report: dict, families: list[str], verdict: str) -> None:
 
 
 def _beside_parents() -> list[str]:
-    """The registry's families in order, each hybrid right after its first parent."""
+    """The families that are a hybrid's parent, in registry order, each hybrid right after its first parent."""
     hybrids = _families("hybrid")
-    return [name for f in _families("family")
+    parents = {p for h in hybrids for p in h.parents}
+    return [name for f in _families("family") if f.name in parents
             for name in [f.name] + [h.name for h in hybrids if h.parents[0] == f.name]]
 
 

@@ -246,15 +246,16 @@ def time_call(fn, min_seconds: float = 1.0, max_repeats: int = 20) -> float:
 
 
 def speed_section(names: list[str], seed: int, settings: dict, dataset: str) -> dict:
-    """ms per sample and network evaluations per sample: each family as its quality row samples, and a family
-    that takes a sampler over DDIM at --speed-steps and 1000-step DDPM (extrapolated from the per-evaluation
-    time: a DDPM step costs one evaluation, like a DDIM step)."""
+    """ms per sample and network evaluations per sample: each family as its quality row samples; a family that
+    takes a sampler over DDIM at --speed-steps and 1000-step DDPM (extrapolated from the per-evaluation time: a
+    DDPM step costs one evaluation, like a DDIM step); a family with its own solvers (`race_options`) at
+    --speed-steps with its first."""
     batch = settings["speed_batch"]
     rows = []
     for family in selected(names):
         engine = load_engine(family.name, dataset=dataset)
-        if family.takes_sampler:
-            rows += sampler_speed_rows(family.name, engine, seed, settings)
+        if family.takes_sampler or family.race_options:
+            rows += sampler_speed_rows(family, engine, seed, settings)
             continue
         options = family.evaluation_options
         seconds = time_call(partial(engine.sample, batch, seed=seed, **options))
@@ -266,20 +267,24 @@ def speed_section(names: list[str], seed: int, settings: dict, dataset: str) -> 
             "note": "1000-step DDPM is extrapolated: its step costs one network evaluation, like a DDIM step"}
 
 
-def sampler_speed_rows(name: str, engine, seed: int, settings: dict) -> list[dict]:
-    """DDIM at each of --speed-steps, timed once each, and all-step DDPM extrapolated from the cheapest time per
-    network evaluation (timing 1000 steps would cost minutes and say nothing more)."""
-    batch = settings["speed_batch"]
-    engine.sample(2, seed=seed, sampler="ddim", steps=2)  # warm-up
+def sampler_speed_rows(family: Family, engine, seed: int, settings: dict) -> list[dict]:
+    """A family that takes the diffusion sampler: DDIM at each of --speed-steps, timed once each, and all-step
+    DDPM extrapolated from the cheapest time per network evaluation (timing 1000 steps would cost minutes and say
+    nothing more). A family with its own few-step solvers: its first speed-race line at each of --speed-steps."""
+    batch, name = settings["speed_batch"], family.name
+    options = {"sampler": "ddim"} if family.takes_sampler else dict(family.race_options[0])
+    engine.sample(2, seed=seed, **options, steps=2)  # warm-up
     per_nfe, rows = [], []
     for steps in settings["speed_steps"]:
         started = time.perf_counter()
-        engine.sample(batch, seed=seed, sampler="ddim", steps=steps)
+        engine.sample(batch, seed=seed, **options, steps=steps)
         seconds = time.perf_counter() - started
-        nfe = engine.network_evaluations(sampler="ddim", steps=steps)
+        nfe = engine.network_evaluations(**options, steps=steps)
         per_nfe.append(seconds / nfe)
-        rows.append({"engine": name, "sampler": "ddim", "steps": steps, "nfe": nfe,
+        rows.append({"engine": name, **options, "steps": steps, "nfe": nfe,
                      "ms_per_sample": round(1000 * seconds / batch, 3)})
+    if not family.takes_sampler:
+        return rows
     nfe = engine.network_evaluations(sampler="ddpm", steps=engine.num_train_timesteps)
     rows.append({"engine": name, "sampler": "ddpm", "steps": engine.num_train_timesteps, "nfe": nfe,
                  "ms_per_sample": round(1000 * min(per_nfe) * nfe / batch, 3), "extrapolated": True})

@@ -424,7 +424,7 @@ def latent_row(report: dict) -> dict:
 
 
 def speed_cells(rows: list[dict]) -> dict:
-    swept = {f.name for f in registry.families() if f.takes_sampler}   # one row per sampler and step count
+    swept = {f.name for f in registry.families() if f.takes_sampler or f.race_options}   # a row per step count
     cells = {r["engine"]: f"{r['ms_per_sample']:.2f} ms/sample, NFE {r['nfe']}" for r in rows
              if r["engine"] not in swept}
     for name in (n for n in registry.FAMILIES if n in swept and any(r["engine"] == n for r in rows)):
