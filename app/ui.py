@@ -7,10 +7,12 @@ from app import inputs, playground, theory
 from app.images import SERVED_MAX_AGE_S, SWEEP_EVERY_S
 from app.tabs import compare, connections, diffusion, gan, side_by_side, vae_latent
 from app.widgets import class_dropdowns
+from engines.registry import families
 
-INTRO = ("VAE, GAN and diffusion models trained by this project on the same data, on a CPU: MNIST digits or, "
-         "where its models ship, Fashion-MNIST's clothes (the selector below switches every tab but the 2-D "
-         "playground). The same seed always gives the same images.")
+_TITLES = [f.title for f in families("family")]
+INTRO = (f"{', '.join(_TITLES[:-1])} and {_TITLES[-1]} models, and hybrids of them, trained by this project on the "
+         "same data, on a CPU: MNIST digits or, where its models ship, Fashion-MNIST's clothes (the selector below "
+         "switches every tab but the 2-D playground). The same seed always gives the same images.")
 # Gradio floats an image's label badge and toolbar over its top edge; give them a band of their own so that they
 # never cover a picture (the browser test checks every shown image).
 CSS = ".block:has(> label.float) .image-container { padding-top: 34px; } " + side_by_side.colour_css()

@@ -7,7 +7,8 @@ from PIL import Image
 import engines.measure.speed_race as speed_race
 from app import plots
 from engines import load_engine
-from engines.measure.speed_race import entries, ms_per_evaluation, steps_for, with_times
+from engines.measure.race_targets import targets
+from engines.measure.speed_race import entries, fewest_reaching, ms_per_evaluation, steps_for, with_times
 
 
 def test_each_line_runs_at_the_largest_step_count_within_each_evaluation_budget():
@@ -48,3 +49,43 @@ def test_the_race_measures_every_entry_keeps_them_on_a_rerun_and_draws_them(tmp_
     figure = tmp_path / "race.png"
     plots.speed_race(with_times(race, report)).savefig(figure)
     assert Image.open(figure).size[0] >= 800
+    assert speed_race.race_for({"dataset": "mnist"}) == (race, "")        # measured on the weights that ship
+    race["rows"][0]["weights"] = "0" * 16
+    (tmp_path / "speed_race.json").write_text(json.dumps(race))
+    assert speed_race.race_for({"dataset": "mnist"})[0] is None
+
+
+def row(engine, nfe, fd, se, line="euler"):
+    return {"engine": engine, "line": line, "nfe": nfe, "options": {"steps": nfe},
+            "frechet_by_net": {net: {"frechet_distance": fd, "frechet_distance_se": se}
+                               for net in ("lenet", "allconv")}}
+
+
+def test_matched_quality_counts_a_tie_as_neither_reaching_nor_failing():
+    race = {"rows": [row("gan", 1, 10.0, 1.0, line=None), row("diffusion", 2, 30.0, 1.0, "ddim"),
+                     row("diffusion", 4, 11.0, 1.0, "ddim"), row("diffusion", 8, 9.0, 1.0, "ddim"),
+                     row("diffusion", 4, 20.0, 1.0, "dpm")]}
+    best, none_below = fewest_reaching(race, "diffusion", "gan")
+    assert (best["nfe"], none_below) == (8, 2)     # DDIM-4 is 1 above the GAN's 10 within 2 SE (2.8): a tie
+    assert fewest_reaching(race, "diffusion", "vae") == (None, 0)   # no such point
+
+
+def test_the_targets_say_met_not_met_or_not_measured_with_the_numbers():
+    race = {"rows": [row("flow", 10, 12.0, 1.0), row("flow", 9, 14.0, 1.0, "heun"),
+                     row("diffusion", 10, 10.0, 1.0, "ddim"), row("diffusion", 10, 11.0, 1.0, "dpm"),
+                     row("diffusion", 8, 1.0, 1.0, "dpm")]}
+    straightness = {"diffusion": {"per_pixel": 0.08, "per_pixel_se": 0.001},
+                    "flow": {"per_pixel": 0.07, "per_pixel_se": 0.001},
+                    "flow_minus_diffusion": {"mean": -0.01, "se": 0.001}}
+    first, second, third = targets(race, {"straightness": straightness})
+    # flow's best at <= 10 NFE (Euler-10, 12) vs diffusion's best at 10 (DDIM, 10): +2 within 2 SE (2.83): met
+    assert first["verdict"] == "met" and "euler-10 (10 NFE) 12.00" in first["detail"]
+    race["rows"][0]["frechet_by_net"]["allconv"]["frechet_distance"] = 13.0   # +3 in one net: not met
+    assert targets(race, {})[0]["verdict"] == "not met"
+    assert second["verdict"] == "not measured" and "reflow" in second["detail"]
+    assert third["verdict"] == "not measured" and "-0.0100 ± 0.0010 (path by path)" in third["detail"]
+    race["rows"] += [row("reflow", 2, 5.0, 1.0)]
+    straightness.update(reflow={"per_pixel": 0.069, "per_pixel_se": 0.001})   # 0.001 ± 0.0014 below flow: a tie
+    _, second, third = targets(race, {"straightness": straightness})
+    assert second["verdict"] == "met" and third["verdict"] == "not met"
+    assert targets(None, {})[0]["verdict"] == "not measured"

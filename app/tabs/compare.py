@@ -16,11 +16,12 @@ from engines.data.datasets import LAB_DATASET_TITLES
 from engines.measure import guide
 from engines.measure.model_card import quality_table
 from engines.measure.plain_words import summary_in_words
+from engines.measure.race_targets import targets_text
 from engines.measure.report_markdown import dataset_verdicts_markdown, verdict_lines
 from engines.measure.sampler_benchmark import OUT as BENCHMARK
 from engines.measure.sampler_benchmark import markdown_section
 from engines.measure.speed_race import out_path as race_path
-from engines.measure.speed_race import with_times
+from engines.measure.speed_race import race_for, with_times
 from engines.registry import families
 
 
@@ -47,10 +48,11 @@ def compare(dataset=DEFAULT_DATASET):
         text += "\n\n" + "\n".join(markdown_section(BENCHMARK))
     figures = (plots.loss_curves(losses), plots.quality_during_training(quality),
                plots.quality_against_steps(benchmark["rows"], report) if benchmark["rows"] else None)
+    race = _read_json(race_path(dataset))
     verdicts = "\n".join([guide.compare_view(report), "", "\n".join(verdict_lines(report)),
                           "### Each verdict, check by check", "",
-                          summary_in_words(report), "", datasets_table()])
-    race = _read_json(race_path(dataset))
+                          summary_in_words(report), "", datasets_table(), "",
+                          "### The speed race's targets", "", targets_text(race_for(report)[0], report)])
     race_figure = plots.png(plots.speed_race(with_times(race, report))) if race and race["rows"] else None
     return (plots.png(plots.summary_charts(report)), verdicts, in_sections(text),
             *(plots.png(figure) if figure is not None else None for figure in figures), report_elbo_by_level(report),
@@ -93,16 +95,20 @@ def build(dataset: gr.Radio) -> list:
                 "and the row's verdict in its title.")
     charts = picture(label="The comparison at a glance", type="filepath", show_label=False)
     verdicts = gr.Markdown(label="Verdicts")
-    gr.Markdown("**Speed at equal quality.** The speed row compares samplers at matched quality, not at equal "
-                "steps: on the right, each diffusion sampler's Frechet distance against its time per sample, and "
-                "the one-pass families as points. Draw a horizontal line through a point: where it meets a "
-                "diffusion line is the time the diffusion model needs for that quality.")
+    gr.Markdown("**Speed at equal quality.** Speed is compared at matched quality, not at equal steps: on the "
+                "right, each diffusion sampler's Frechet distance (lab net, the report's 1,000 samples) against its "
+                "time per sample, and the one-pass families as points. Draw a horizontal line through a point: "
+                "where it meets a diffusion line is the time the diffusion model needs for that quality.")
     steps = picture(label="Diffusion: quality against steps, and speed at equal quality", type="filepath")
     gr.Markdown("**The speed race.** Every few-step sampler of the lab on one chart (`python -m engines.speed_race`): "
                 "the Frechet distance ± SE in both feature nets against network evaluations per sample (left) and "
                 "milliseconds per sample (right), a line per sampler (diffusion: DDIM and DPM-Solver++; flow "
                 "matching: Euler and Heun), the families that sample in one fixed way as diamonds. Where a line "
-                "sits lower at the same evaluations, that sampler buys more quality per network call.")
+                "sits lower at the same evaluations, that sampler buys more quality per network call. The Speed "
+                "row's verdicts read from it: the fewest evaluations at which a diffusion solver matches a family's "
+                "distance in both nets. Each entry is 500 samples against the same 1,000 test images, so its "
+                "distances compare along the chart, not with the report's 1,000-sample numbers (fewer samples "
+                "raise a Frechet distance). Its targets are under the verdicts above.")
     race = picture(label="The speed race: quality against network evaluations and time", type="filepath")
     with gr.Accordion("How the models trained: losses, and quality at each scored checkpoint", open=False):
         losses = picture(label="Training losses", type="filepath")

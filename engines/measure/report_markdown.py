@@ -7,7 +7,9 @@ from pathlib import Path
 
 from engines.measure.hierarchy import group_by_decade
 from engines.measure.memorisation import copying_verdict
+from engines.measure.race_targets import targets_text
 from engines.measure.reproduce import TOLERANCES
+from engines.measure.speed_race import race_for
 from engines.measure.uncertainty import (
     ALPHA,
     POWER,
@@ -62,8 +64,9 @@ def summary_lines(report: dict) -> list[str]:
              f"only when two one-sided tests (Schuirmann 1987) put the difference within a stated margin (rates: "
              f"±{RATE_MARGIN:g}, Newcombe's interval; means: ±{RELATIVE_MARGIN:.0%} of the reference value), "
              f"disagrees when the difference is significant, else cannot say. Speed is compared at matched "
-             f"quality (the sampler benchmark's Frechet distances, where they are the report's measure), never "
-             f"with the extrapolated 1000-step DDPM.", ""]
+             f"quality, read from the speed race (the fewest network evaluations at which a raced solver reaches "
+             f"the faster family's Frechet distance in every feature net, at the race's n and seed, timed by the "
+             f"speed section below), never with the extrapolated 1000-step DDPM.", ""]
     lines += _table(["claim", "folklore", *[title(n) for n in names], "verdict"],
                     [[r["row"], r["folklore"], *[r["cells"].get(n, "-") for n in names], r["verdict"]]
                      for r in report["summary"]])
@@ -362,6 +365,11 @@ def speed_lines(report: dict) -> list[str]:
                       f"{r['ms_per_sample']:.2f}" + (" (extrapolated; informational, in no verdict)"
                                                      if r.get("extrapolated") else "")]
                      for r in sp["rows"]])
+    race, why = race_for(report)
+    lines += ["The speed race (`python -m engines.speed_race`, its chart in the app's Compare tab) puts every "
+              "few-step sampler on one chart of quality against network evaluations; the Speed verdicts read from "
+              "it" + (f", n = {race['n']} samples per entry, seed {race['seed']}" if race else f" ({why})")
+              + ". Its targets:", "", targets_text(race, report), ""]
     if report.get("dataset", "mnist") == "mnist":
         lines += ["Steps against quality for every sampler (ours and the diffusers schedulers): the diffusion "
                   "model card (`checkpoints/mnist/diffusion/README.md`), measured by "

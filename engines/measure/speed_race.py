@@ -1,6 +1,6 @@
 """The speed race: sample quality against network evaluations per sample, every few-step sampler of the lab.
 
-    python -m engines.speed_race [--dataset mnist] [--n 500] [--nfe 1 2 4 8 16 32 64]
+    python -m engines.speed_race [--dataset mnist] [--n 500] [--nfe 1 2 4 8 10 16 32 64]
 
 Lines: each family whose record names `race_options` (diffusion: DDIM and DPM-Solver++; flow matching: Euler and
 Heun), at the largest step count whose network evaluations per sample do not pass each target in --nfe (Heun
@@ -14,7 +14,9 @@ UNet costs the same whichever solver asks for it.
 
 The rows are written to checkpoints/<dataset>/speed_race.json as they finish, tagged with the weights' hashes, so a
 rerun keeps what was measured on the same weights and measures the rest. The distances are at n samples against
-the 1,000 test images: comparable along the chart, not with the report's (n = 1,000) numbers.
+the 1,000 test images: comparable along the chart, not with the report's (n = 1,000) numbers. The report's Speed
+verdicts read from the race (`race_for`, `fewest_reaching`): quality is matched inside it, at its n and seed; after
+measuring, the command prints the lab's speed targets (`engines.measure.race_targets`).
 """
 from __future__ import annotations
 
@@ -27,10 +29,13 @@ import torch
 from engines.checkpoint import checkpoints_dir
 from engines.measure.quality import generate, score_samples
 from engines.measure.sampler_benchmark import weights_hash
+from engines.measure.uncertainty import compare, se_of_difference
 from engines.registry import available_engines, families, load_engine
 from engines.runtime import hardware
 
-NFE_TARGETS = (1, 2, 4, 8, 16, 32, 64)
+BEST_NET = "allconv"   # ties in the fewest evaluations are broken by this net's distance
+# Powers of two for the chart, and 10: the budget the speed targets compare at.
+NFE_TARGETS = (1, 2, 4, 8, 10, 16, 32, 64)
 
 
 def out_path(dataset: str) -> Path:
@@ -110,12 +115,57 @@ def with_times(race: dict, report: dict) -> list[dict]:
             for r in race["rows"]]
 
 
+def race_for(report: dict) -> tuple[dict | None, str]:
+    """(the committed race of the report's dataset, "") where every entry was measured on the weights that ship
+    now, else (None, why not): the verdicts that read from it must be of the models the report measured."""
+    dataset = report.get("dataset") or "mnist"
+    path = out_path(dataset)
+    if not path.is_file():
+        return None, f"no speed race on this dataset yet (python -m engines.speed_race --dataset {dataset})"
+    race = json.loads(path.read_text())
+    root = checkpoints_dir(dataset)
+    hashes = {name: weights_hash(root / name) for name in available_engines(root)}
+    if any(hashes.get(r["engine"]) != r.get("weights") for r in race["rows"]):
+        return None, "the speed race was measured on other weights than those that ship"
+    return race, ""
+
+
+def reaches(row: dict, target: dict) -> bool:
+    """`row`'s Frechet distance is at most `target`'s in every feature net of `target`."""
+    return all(row["frechet_by_net"][net]["frechet_distance"] <= t["frechet_distance"]
+               for net, t in target["frechet_by_net"].items())
+
+
+def clearly_worse(row: dict, target: dict) -> bool:
+    """`row`'s Frechet distance is above `target`'s beyond 2 SE of the difference in some feature net."""
+    return any(compare(row["frechet_by_net"][net]["frechet_distance"], t["frechet_distance"],
+                       se_of_difference(row["frechet_by_net"][net]["frechet_distance_se"], t["frechet_distance_se"]))
+               > 0 for net, t in target["frechet_by_net"].items())
+
+
+def fewest_reaching(race: dict, slow: str, fast: str) -> tuple[dict | None, int]:
+    """(the entry of `slow`'s lines with the fewest network evaluations that reaches `fast`'s point in every net,
+    or None; the most evaluations up to which every entry of `slow`'s is worse beyond 2 SE, 0 where none is). So
+    with the raced solvers, matched quality costs `slow` more than the second (an entry within the noise of the
+    target is not counted as failing) and at most the first's evaluations."""
+    point = next((r for r in race["rows"] if r["engine"] == fast), None)
+    lines = [r for r in race["rows"] if r["engine"] == slow and r.get("line")]
+    if point is None or not lines:
+        return None, 0
+    reaching = [r for r in lines if reaches(r, point)]
+    best = min(reaching, key=lambda r: (r["nfe"], r["frechet_by_net"][BEST_NET]["frechet_distance"]),
+               default=None)
+    first_not_worse = min((r["nfe"] for r in lines if not clearly_worse(r, point)), default=None)
+    return best, max((r["nfe"] for r in lines if first_not_worse is None or r["nfe"] < first_not_worse), default=0)
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
     from engines.data.datasets import LAB_DATASETS
     from engines.errors import EngineError
+    from engines.measure.race_targets import targets_text
     argv = sys.argv[1:] if argv is None else list(argv)
     p = argparse.ArgumentParser(prog="python -m engines.speed_race", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -136,4 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"{len(race['rows'])} entries in {out_path(args.dataset)}")
+    report_path = checkpoints_dir(args.dataset) / "report.json"
+    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    print("The lab's speed targets (the race, and the report's straightness section):\n"
+          + targets_text(race, report))
     return 0
