@@ -55,11 +55,13 @@ class FlowModel(nn.Module, PyTorchModelHubMixin, **hub_metadata("flow-matching",
         return self.unet(x_t, t * flow.NUM_TRAIN_TIMESTEPS)
 
 
-def flow_matching_loss(model: FlowModel, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def flow_matching_loss(model: FlowModel, x0: torch.Tensor, generator: torch.Generator,
+                       noise: torch.Tensor | None = None) -> torch.Tensor:
     """The conditional flow-matching loss on a batch x0 in [-1, 1]: uniform t, MSE between v_theta(x_t, t) and
-    the path's velocity eps - x0."""
+    the path's velocity eps - x0; eps drawn independently of x0, or each x0's coupled `noise` (reflow)."""
     t = torch.rand((x0.shape[0],), generator=generator).to(x0.device)
-    noise = torch.randn(x0.shape, generator=generator).to(x0.device)  # CPU generator, any device
+    if noise is None:
+        noise = torch.randn(x0.shape, generator=generator).to(x0.device)  # CPU generator, any device
     t_ = t.view(-1, 1, 1, 1)
     x_t = (1 - t_) * x0 + t_ * noise
     return F.mse_loss(model(x_t, t), noise - x0)
