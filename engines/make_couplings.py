@@ -12,6 +12,7 @@ from engines.data.datasets import LAB_DATASETS
 from engines.errors import EngineError
 from engines.training.couplings import make_couplings
 from engines.training.ledger import runs_root
+from engines.training.reflow import COUPLING_SOURCE, coupling_source
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,8 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     out = args.out or runs_root() / args.dataset / "reflow-couplings"
     try:
-        info = make_couplings(args.flow or checkpoints_dir(args.dataset) / "flow", out, args.n, args.sampler,
-                              args.steps, args.chunk, args.max_minutes,
+        source = coupling_source(args.flow or checkpoints_dir(args.dataset) / COUPLING_SOURCE)
+        info = make_couplings(source, out, args.n, args.sampler, args.steps, args.chunk, args.max_minutes,
                               "python -m engines.make_couplings " + shlex.join(argv),
                               log=lambda line: print(line, file=sys.stderr))
     except EngineError as error:

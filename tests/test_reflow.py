@@ -18,7 +18,7 @@ FLOW = load_engine("flow").directory
 @pytest.fixture(scope="module")
 def couplings(tmp_path_factory):
     out = tmp_path_factory.mktemp("couplings")
-    make_couplings(FLOW, out, 4, sampler="heun", steps=2, chunk=3, log=lambda line: None)
+    make_couplings(load_engine("flow"), out, 4, sampler="heun", steps=2, chunk=3, log=lambda line: None)
     return out
 
 
@@ -31,19 +31,20 @@ def test_each_coupling_is_the_flow_engines_noise_and_the_image_its_ode_reaches(c
         assert torch.equal(noise[start:start + size], drawn)
         sampled = flow.sample(size, seed=SEED_BASE + k, sampler="heun", steps=2, spacing="uniform")
         assert torch.allclose(from_signed(images[start:start + size]), sampled, atol=1e-6)
-    assert info["flow"] == "checkpoints/mnist/flow" and info["seconds"] > 0 and "CPU" in info["hardware"]
+    assert info["source"] == "checkpoints/mnist/flow" and info["seconds"] > 0 and "CPU" in info["hardware"]
 
 
 def test_couplings_resume_and_refuse_other_settings_or_unfinished_folders(couplings, tmp_path):
     out = tmp_path / "more"
-    make_couplings(FLOW, out, 2, sampler="heun", steps=2, chunk=3, log=lambda line: None)
+    make_couplings(load_engine("flow"), out, 2, sampler="heun", steps=2, chunk=3, log=lambda line: None)
     with pytest.raises(EngineError, match="holds 2 of 5 couplings"):
         (out / "couplings.json").write_text(json.dumps({**json.loads((out / "couplings.json").read_text()), "n": 5}))
         load_couplings(out)
-    make_couplings(FLOW, out, 4, sampler="heun", steps=2, chunk=3, log=lambda line: None)   # continues, to 4
+    # continues, to 4
+    make_couplings(load_engine("flow"), out, 4, sampler="heun", steps=2, chunk=3, log=lambda line: None)
     assert all(torch.equal(a, b) for a, b in zip(load_couplings(out)[:2], load_couplings(couplings)[:2]))
     with pytest.raises(EngineError, match="made otherwise"):
-        make_couplings(FLOW, out, 4, sampler="heun", steps=3, chunk=3, log=lambda line: None)
+        make_couplings(load_engine("flow"), out, 4, sampler="heun", steps=3, chunk=3, log=lambda line: None)
     with pytest.raises(EngineError, match="make them first"):
         load_couplings(tmp_path / "none")
 

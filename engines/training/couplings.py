@@ -47,19 +47,18 @@ def make_chunk(engine, n: int, seed: int, sampler: str, steps: int) -> dict[str,
     return {"noise": noise.contiguous(), "images": images.contiguous()}
 
 
-def make_couplings(flow_directory: Path, out: Path, n: int, sampler: str = "heun", steps: int = 16,
-                   chunk: int = 500, max_minutes: float | None = None, command: str = "", log=print) -> dict:
-    """Make (or continue making) n couplings of the flow model in `flow_directory` into `out`; returns the info."""
-    from engines.registry import load_engine
-    engine = load_engine("flow", flow_directory)
+def make_couplings(engine, out: Path, n: int, sampler: str = "heun", steps: int = 16, chunk: int = 500,
+                   max_minutes: float | None = None, command: str = "", log=print) -> dict:
+    """Make (or continue making) n couplings of the flow `engine` (loaded from its checkpoint folder) into `out`;
+    returns the info."""
     out.mkdir(parents=True, exist_ok=True)
     info_path = out / INFO_NAME
-    settings = {"flow": shown_path(flow_directory), "flow_weights": weights_hash(flow_directory), "n": n,
+    settings = {"source": shown_path(engine.directory), "source_weights": weights_hash(engine.directory), "n": n,
                 "sampler": sampler, "steps": steps, "spacing": "uniform", "chunk": chunk,
                 "nfe_per_pair": engine.network_evaluations(sampler, steps)}
     info = json.loads(info_path.read_text()) if info_path.is_file() else {**settings, "seconds": 0.0,
                                                                           "cpu_seconds": 0.0, "done": 0}
-    changed = {k: (info[k], v) for k, v in settings.items() if k not in ("n", "flow") and info.get(k) != v}
+    changed = {k: (info[k], v) for k, v in settings.items() if k not in ("n", "source") and info.get(k) != v}
     if changed:
         raise EngineError(f"{out} holds couplings made otherwise ({changed}): choose another --out")
     began = time.time()

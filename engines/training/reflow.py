@@ -36,6 +36,15 @@ class ReflowHParams:
     flow_from: str = ""       # the flow checkpoint that made them: "" = MNIST's shipped one
 
 
+COUPLING_SOURCE = "flow"   # the family whose ODE makes the couplings (its checkpoint folder's name)
+
+
+def coupling_source(directory: Path | None = None):
+    """The flow engine whose ODE makes reflow's couplings: the one in `directory`, else MNIST's shipped one."""
+    from engines.registry import load_engine
+    return load_engine(COUPLING_SOURCE, directory or CHECKPOINTS / COUPLING_SOURCE)
+
+
 class ReflowTrainer(Trainer):
     hparams_cls, config_cls, model_cls = ReflowHParams, FlowConfig, FlowModel
 
@@ -45,7 +54,7 @@ class ReflowTrainer(Trainer):
                               "engines.make_couplings --dataset DATASET --out DIR, then pass --set couplings=DIR")
         flow_dir = Path(self.hparams.flow_from) if self.hparams.flow_from else CHECKPOINTS / "flow"
         self.noise, self.images, self.couplings_info = load_couplings(Path(self.hparams.couplings))
-        if self.couplings_info["flow_weights"] != weights_hash(flow_dir):
+        if self.couplings_info["source_weights"] != weights_hash(flow_dir):
             raise EngineError(f"the couplings in {self.hparams.couplings} were made by another flow model than "
                               f"{flow_dir} (weights differ): reflow starts from the model that made its couplings")
         flow = load_pretrained(FlowModel, FlowConfig, flow_dir)
