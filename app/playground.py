@@ -17,7 +17,7 @@ import gradio as gr
 import torch
 
 from app.inputs import user_error, whole_number
-from app.playground_figures import family_strip, truth_image
+from app.playground_figures import NAMES, family_strip, truth_image
 from app.widgets import pick_brush, picture
 from engines import MAX_SEED
 from engines.errors import EngineError
@@ -35,10 +35,14 @@ PLAYGROUND_CONCURRENCY = 4   # visitors training at once; beyond that they queue
 USER_POINTS = "points"
 DISTRIBUTION_CHOICES = [(label, key) for key, (label, _) in PRESETS.items()] + \
                        [("Your points (sketch or CSV below)", USER_POINTS)]
+# What the live view draws, one strip each: the free play's families, and reflow, which a lesson builds from its flow.
+VIEWED = (*FAMILIES, "reflow")
 LESSON_CHOICES = [(lesson.title, key) for key, lesson in LESSONS.items()]
-INTRO = ("Three small MLPs (VAE, GAN, diffusion) learn a 2-D distribution whose density is known exactly, so "
+INTRO = ("Small MLPs of each family (VAE, GAN, diffusion, flow matching; the diffusion GAN; reflow in its lesson) "
+         "learn a 2-D distribution whose density is known exactly, so "
          "their differences become numbers: **modes covered** (mode collapse is this dropping), the share of "
-         "samples **on a mode**, the **true log-likelihood** of their samples, and each model's own "
+         "samples **on a mode**, their **energy distance** to the truth (lessons), the **true log-likelihood** "
+         "of their samples, and each model's own "
          "log-likelihood of held-out data (VAE: ELBO and exact; diffusion: probability-flow ODE), against the "
          "truth's. Pick a lesson, or train freely below.")
 
@@ -158,7 +162,7 @@ def _snapshot_rows(snapshot) -> dict[str, dict]:
 def _strips(density, snapshot) -> list:
     """One strip per family in this run; the others are hidden rather than left as empty frames."""
     return [gr.update(value=family_strip(f, density, snapshot), visible=True) if f in snapshot.coverage
-            else gr.update(value=None, visible=False) for f in FAMILIES]
+            else gr.update(value=None, visible=False) for f in VIEWED]
 
 
 def _view(density, snapshot, status: str, loss: str | None = None) -> tuple:
@@ -238,7 +242,8 @@ def lesson(key):
                          + ("Every claim holds." if done else "Not every claim holds on this machine."), loss)
         else:
             snapshot = item
-            trained = ", ".join(f"{f} {s}/{chosen.steps[f]}" for f, s in snapshot.step.items())
+            budget = {**chosen.steps, **chosen.derived}
+            trained = ", ".join(f"{f} {s}/{budget[f]}" for f, s in snapshot.step.items())
             yield _view(density, snapshot, f"**{chosen.title}**: training… {trained}", loss)
 
 
@@ -247,7 +252,8 @@ def describe(key):
         chosen = get_lesson(key)
     except EngineError as e:
         raise user_error(str(e)) from None
-    steps = ", ".join(f"{f} {n} steps at lr {chosen.lr[f]:g}" for f, n in chosen.steps.items())
+    steps = ", ".join([f"{f} {n} steps at lr {chosen.lr[f]:g}" for f, n in chosen.steps.items()]
+                      + [f"then {f} {n} steps" for f, n in chosen.derived.items()])
     return f"**What to look at.** {chosen.look_at}\n\n*{PRESETS[chosen.distribution][0]}; {steps}; seed " \
            f"{chosen.seed}.* {chosen.notes}"
 
@@ -278,7 +284,7 @@ def pause(state):
 def reset(state):
     if isinstance(state, Visitor):
         state.run += 1   # stops a running loop; its playground is dropped with the state
-    return None, "Reset: the next Start begins from fresh weights.", *(None for _ in FAMILIES), "", {}
+    return None, "Reset: the next Start begins from fresh weights.", *(None for _ in VIEWED), "", {}
 
 
 def build_tab() -> None:
@@ -293,7 +299,8 @@ def build_tab() -> None:
         with gr.Row():
             distribution = gr.Dropdown(DISTRIBUTION_CHOICES, value="ring8", label="Distribution")
             families = gr.CheckboxGroup(list(FAMILIES), value=list(CLASSIC_FAMILIES), label="Families",
-                                        info="diffusion_gan: the GAN + diffusion hybrid, a GAN in 4 denoising steps")
+                                        info="flow: flow matching (Euler paths); diffusion_gan: the GAN + "
+                                             "diffusion hybrid, a GAN in 4 denoising steps")
             lr = gr.Number(DEFAULT_LR["diffusion"], label="Learning rate (0 < lr <= 0.1)")
             steps = gr.Number(1000, precision=0, label=f"Steps per Start (max {MAX_STEPS_PER_START})")
             seed = gr.Number(0, precision=0, label="Seed")
@@ -313,8 +320,8 @@ def build_tab() -> None:
             reset_button = gr.Button("Reset")
             truth_button = gr.Button("Show the true density")
     status = gr.Markdown(label="Status")
-    strips = [picture(label=label, type="pil", format="png", elem_classes="family-strip")
-              for label in ("VAE", "GAN", "Diffusion", "Diffusion GAN")]
+    strips = [picture(label=NAMES[family], type="pil", format="png", elem_classes="family-strip")
+              for family in VIEWED]
     numbers = gr.Markdown(label="Numbers table")
     numbers_json = gr.JSON(label="Numbers")
 

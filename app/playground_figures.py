@@ -15,12 +15,14 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from engines.registry import families  # noqa: E402
+from engines.registry import STAGED, families  # noqa: E402
 from engines.toy.views import EXTENT  # noqa: E402
 
-# The toy families share the lab families' names: each is drawn in its lab family's colour, under its title.
-COLOURS = {family.name: family.colour for family in families()}
-NAMES = {family.name: family.heading for family in families()}
+# The toy families share the lab families' names: each is drawn in its lab family's colour, under its title (a
+# family in training for its first checkpoint too: reflow).
+_RECORDS = [*families(), *STAGED.values()]
+COLOURS = {family.name: family.colour for family in _RECORDS}
+NAMES = {family.name: family.heading for family in _RECORDS}
 BOX = [-EXTENT, EXTENT, -EXTENT, EXTENT]
 MAX_CURVE_POINTS = 400
 

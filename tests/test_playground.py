@@ -128,7 +128,7 @@ def test_trained_vae_elbo_below_exact_which_matches_importance_sampling():
     assert metrics.vae_elbo(vae, x) < float(exact.mean()) < metrics.true_log_likelihood(ring, x)
 
 
-@pytest.mark.parametrize("family", ["vae", "gan", "diffusion", "diffusion_gan"])
+@pytest.mark.parametrize("family", ["vae", "gan", "diffusion", "flow", "diffusion_gan"])
 def test_training_is_seeded_resumable_and_keeps_the_sample_contract(family):
     ring = ring8()
     whole, pieces, other = (make_trainer(family, ring, seed=s) for s in (3, 3, 4))
@@ -153,7 +153,7 @@ def test_bad_settings_raise_engine_errors_that_say_what_to_do():
     with pytest.raises(EngineError, match="unknown distribution"):
         make_distribution("spiral")
     with pytest.raises(EngineError, match="unknown family"):
-        make_trainer("flow", ring8())
+        make_trainer("reflow", ring8())     # built from a trained flow (ReflowTrainer), not from nothing
     with pytest.raises(EngineError, match="unknown sampler"):
         make_trainer("diffusion", ring8()).sample(4, sampler="euler")
 
@@ -257,6 +257,9 @@ LESSON_NUMBERS = {
     "gan_divergence": lambda rows, truth: rows["GAN"]["step"] == 2500,   # its numbers: checked below, beyond rows
     "diffusion_gan": lambda rows, truth: rows["diffusion GAN"]["modes_covered"] == 8
     and rows["diffusion GAN"]["on_support"] >= 0.8 and rows["diffusion GAN"]["step"] == rows["GAN"]["step"] == 2500,
+    "straight_paths": lambda rows, truth: rows["reflow, 1 step"]["modes_covered"] == 8
+    and rows["flow, 1 step"]["modes_covered"] < 8 and rows["reflow, 1 step"]["step"] == 1000
+    and rows["reflow, 1 step"]["energy"] < rows["flow, 1 step"]["energy"] / 10,
 }
 
 
@@ -266,8 +269,8 @@ LESSON_NUMBERS = {
 def test_each_lesson_streams_and_ends_with_numbers_that_show_its_claim(client, key):
     """Every lesson's claims, checked once, through the API the page calls (tests/test_browser.py runs one lesson
     in the browser, end to end)."""
+    from app.playground import VIEWED
     from engines.toy.lessons import LESSONS
-    from engines.toy.training import FAMILIES as TOY_FAMILIES
     assert set(LESSON_NUMBERS) == set(LESSONS)
     # How long a lesson takes is a benchmark (scripts/lesson_times.py), not a test: it depends on the machine.
     frames = run_to_end(client.submit(key, api_name="/playground_lesson"))
@@ -282,12 +285,15 @@ def test_each_lesson_streams_and_ends_with_numbers_that_show_its_claim(client, k
         assert end["game_value"] <= end["game_optimum"] + 2 * end["game_optimum_se"]
     assert f"**{LESSONS[key].title}**: done. Every claim holds." in status
     assert table.count("- **holds**:") == len(numbers["claims"])
-    # One live view per family the lesson trains, in every frame; the others are hidden, not empty frames.
-    assert len(strips) == len(TOY_FAMILIES)
+    # One live view per family the lesson trains (and, once built, each it derives from them), in every frame;
+    # the others are hidden, not empty frames.
+    assert len(strips) == len(VIEWED)
+    trained, derived = set(LESSONS[key].families), set(LESSONS[key].derived)
     for frame in frames:   # each strip arrives as an update: {"visible": ..., "value": image path or None}
-        shown = {f for f, strip in zip(TOY_FAMILIES, frame[1:1 + len(TOY_FAMILIES)]) if strip["visible"]}
-        assert shown == set(LESSONS[key].families), (key, shown)
-        assert all(bool(strip["value"]) == strip["visible"] for strip in frame[1:1 + len(TOY_FAMILIES)])
+        shown = {f for f, strip in zip(VIEWED, frame[1:1 + len(VIEWED)]) if strip["visible"]}
+        assert shown in (trained, trained | derived), (key, shown)
+        assert all(bool(strip["value"]) == strip["visible"] for strip in frame[1:1 + len(VIEWED)])
+    assert shown == trained | derived
 
 
 @pytest.mark.slow
@@ -393,3 +399,40 @@ def test_playground_train_takes_the_diffusion_sampler(client):
     with pytest.raises(AppError, match=re.escape(
             "Value: euler is not in the list of choices: ['ddpm', 'ddim', 'langevin']")):
         client.predict("ring8", ["diffusion"], 0.002, 250, 0, None, None, "euler", api_name="/playground_train")
+
+
+def test_energy_distance_is_zero_for_one_sample_and_grows_with_a_shift():
+    x = ring8().sample(400, seed=0)
+    assert metrics.energy_distance(x, x) == pytest.approx(0, abs=1e-12)
+    near, far = (metrics.energy_distance(x, x + torch.tensor([shift, 0.0])) for shift in (0.1, 1.0))
+    assert 0 < near < far
+    # for a shift of a point mass, the energy distance is 2|shift|: both samples single points
+    assert metrics.energy_distance(torch.zeros(3, 2), torch.ones(3, 2)) == pytest.approx(2 * 2 ** 0.5)
+
+
+def test_reflow_starts_from_its_flow_and_learns_the_flows_own_couplings():
+    from engines.toy.training import ReflowTrainer
+    flow = make_trainer("flow", ring8(), seed=1)
+    flow.train(20)
+    reflow = ReflowTrainer(flow, couplings=64, steps=5)
+    for a, b in zip(flow.eval_model.state_dict().values(), reflow.model.state_dict().values()):
+        assert torch.equal(a, b)
+    again = flow.eval_model.sample(64, None, steps=5, noise=reflow.noise)
+    assert torch.equal(reflow.images, again) and reflow.noise.shape == (64, 2)
+    reflow.train(3)
+    assert reflow.step == 3 and len(reflow.losses["loss"]) == 3 and torch.equal(flow.eval_model.sample(
+        64, None, steps=5, noise=reflow.noise), again)   # training reflow leaves its flow alone
+
+
+@pytest.mark.slow
+def test_the_committed_straight_paths_study_is_what_its_code_measures():
+    """docs/straight_paths.json's seed 0, re-measured (one thread, as the study ran): the same numbers."""
+    from engines.toy.path_study import one_seed, read_study
+    study = read_study()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        again = one_seed(0, study["settings"])
+    finally:
+        torch.set_num_threads(threads)
+    assert again == study["runs"]["0"]

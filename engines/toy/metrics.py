@@ -5,6 +5,8 @@ All log-likelihoods are nats per 2-D point, averaged over points.
   (then it is -entropy, the best any model's average log-likelihood of that data can be, by Gibbs' inequality).
 - `mode_coverage`: the share of true modes that receive at least a quarter of their fair share of samples;
   a sampler that puts everything on one of 8 modes scores 1/8. Mode collapse is this number dropping.
+- `energy_distance`: how far a sample is from the truth as a whole (Szekely & Rizzo 2013), 0 only for equal
+  distributions: what "a distance to the true distribution" means in the straight-paths lesson.
 - `vae_elbo`, `vae_log_likelihood`: the VAE's bound and its exact log p(x) (quadrature over the 2-D latent).
 - `diffusion_log_likelihood`: the probability-flow ODE likelihood (Song et al. 2021) with the exact
   divergence: in 2-D the Jacobian trace is two autograd calls, no Hutchinson estimate needed.
@@ -38,6 +40,13 @@ class Coverage:
     @property
     def share(self) -> float:
         return self.covered / self.n_modes
+
+
+def energy_distance(x: torch.Tensor, y: torch.Tensor) -> float:
+    """The squared energy distance 2 E|X - Y| - E|X - X'| - E|Y - Y'| between the samples x and y (V-statistic:
+    all pairs, the diagonal's zeros included), in the plane's units; 0 when the two samples are one."""
+    mean_distance = lambda a, b: torch.cdist(a.double(), b.double()).mean()   # noqa: E731
+    return float(2 * mean_distance(x, y) - mean_distance(x, x) - mean_distance(y, y))
 
 
 def mode_coverage(distribution: ToyDistribution, x: torch.Tensor, covered_share: float = COVERED_SHARE) -> Coverage:

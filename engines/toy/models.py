@@ -8,6 +8,9 @@
 - Diffusion GAN (the GAN + diffusion hybrid): `engines.models.diffusion_gan`'s few-step chain with MLPs: a
   generator G(x_t, z, t) -> x0 and a pair discriminator D(x_t', x_t, t), the same forward pairs and posterior
   draws as the image engine.
+- Flow matching (and reflow): an MLP velocity v(x_t, t) on the straight path x_t = (1 - t) x_0 + t eps, trained
+  as the image family is (`engines.models.flow`), sampled by `engines.sampling.flow`'s solvers on the uniform
+  grid; a reflow twin trains on the flow's own (noise, sample) couplings (`engines.toy.training.ReflowTrainer`).
 - Diffusion: an MLP noise predictor trained with `engines.diffusion.diffusion_loss` on an
   `engines.schedule.NoiseSchedule`, sampled with `engines.sampling.samplers` (DDPM / DDIM). Points are not images in
   [-1, 1], so the samplers run with clip_sample=False. As a score model (-eps / sqrt(1 - abar)) it also samples by
@@ -26,6 +29,7 @@ from engines.errors import EngineError
 from engines.models.diffusion import SAMPLERS, diffusion_loss
 from engines.models.diffusion_gan import alphas_cumprod_at, posterior_sample
 from engines.models.gan import discriminator_loss, generator_loss
+from engines.sampling import flow
 from engines.sampling.samplers import SamplerStep, make_timesteps, sample_ddim, sample_ddpm
 from engines.sampling.schedule import NoiseSchedule
 from engines.toy.score import annealed_langevin, learned_score_fn
@@ -198,6 +202,45 @@ class ToyDiffusion(nn.Module):
             return sample_ddim(self, self.schedule, x, timesteps, clip_sample=False, callback=callback)
         return sample_ddpm(self, self.schedule, x, timesteps, clip_sample=False, generator=generator,
                            callback=callback)
+
+
+# ------------------------------------------------------------------------------------------- flow matching
+@dataclass
+class ToyFlowConfig:
+    hidden: int = 128
+    time_features: int = 16
+    steps: int = 50                  # the solver's default steps
+
+
+class ToyFlow(nn.Module):
+    """v_theta(x_t, t), t in [0, 1] (t = 1: noise), fed to the time features as 1000 t like the image model."""
+
+    def __init__(self, config: ToyFlowConfig | None = None):
+        super().__init__()
+        self.config = config = config or ToyFlowConfig()
+        h = config.hidden
+        self.net = mlp([2 + config.time_features, h, h, h, 2])
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([x_t, time_embedding(t * flow.NUM_TRAIN_TIMESTEPS, self.config.time_features)], 1))
+
+    def loss(self, x0: torch.Tensor, generator: torch.Generator, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Conditional flow matching: uniform t, MSE of v_theta(x_t, t) against eps - x0 (eps independent of x0,
+        or each x0's coupled `noise`: reflow)."""
+        t = torch.rand((x0.shape[0], 1), generator=generator)
+        noise = torch.randn(x0.shape, generator=generator) if noise is None else noise
+        return F.mse_loss(self((1 - t) * x0 + t * noise, t[:, 0]), noise - x0)
+
+    def sample(self, n: int, generator: torch.Generator, sampler: str = "euler", steps: int | None = None,
+               callback=None, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """x_1 ~ N(0, I) (or the given `noise`), then `steps` solver steps to t = 0 on the uniform grid."""
+        x = torch.randn((n, 2), generator=generator) if noise is None else noise
+        times = flow.make_flow_times(steps or self.config.steps, spacing="uniform")
+        for step in flow.iterate_flow(flow.step_function(sampler), self, x, times):
+            if callback is not None:
+                callback(step)
+            x = step.prev_sample
+        return x
 
 
 # ------------------------------------------------------------------------------------------- diffusion GAN

@@ -87,6 +87,11 @@ class Playground:
             options.setdefault("sampler", self.diffusion_sampler)
         return self.trainers[family].sample(n, seed=self.seed + 2, **options)
 
+    def add(self, family: str, trainer: ToyTrainer) -> None:
+        """Add a trainer built from the others (a lesson's reflow of its flow), viewed and measured like them."""
+        self.trainers[family] = trainer
+        self.history.setdefault(family, [])
+
     def snapshot(self) -> Snapshot:
         samples = {f: self.samples(f) for f in self.trainers}
         coverage = {f: metrics.mode_coverage(self.distribution, x) for f, x in samples.items()}
@@ -104,6 +109,8 @@ class Playground:
                 extra["vae"] = views.latent_maps(trainer.eval_model, self.test_points[:300])
             elif family == "diffusion_gan":
                 extra["diffusion_gan"] = views.chain_trajectories(trainer.eval_model, seed=self.seed + 3)
+            elif family in ("flow", "reflow"):
+                extra[family] = views.trajectories(trainer.eval_model, seed=self.seed + 3, sampler="euler")
             elif family == "diffusion":
                 # Deterministic DDIM paths, unless the samples come from Langevin: then its own (noisy) paths.
                 sampler = "langevin" if self.diffusion_sampler == "langevin" else "ddim"
@@ -124,17 +131,20 @@ class Playground:
 
     def measure(self, rows: dict[str, tuple[str, dict]] | None = None) -> dict:
         """Numbers per row (a family, or a family with sampler options, e.g. diffusion at 5 steps):
-        coverage, on-support share, true log-likelihood of its samples, and its own log-likelihood of the
-        held-out data where it has one. `data_true_loglik` is the truth's own (minus the entropy)."""
+        coverage, on-support share, true log-likelihood of its samples, their energy distance to fresh true
+        points, and its own log-likelihood of the held-out data where it has one. `data_true_loglik` is the
+        truth's own (minus the entropy)."""
         rows = rows or {f: (f, {"steps": None} if f == "diffusion" else {}) for f in self.trainers}
         out = {"data_true_loglik": metrics.true_log_likelihood(self.distribution, self.test_points), "rows": {}}
+        truth = self.distribution.sample(SAMPLES, seed=self.seed + 4)   # fresh true points for the energy distance
         likelihoods = {}
         for label, (family, options) in rows.items():
             x = self.samples(family, **options)
             cov = metrics.mode_coverage(self.distribution, x)
             row = {"family": family, "step": self.trainers[family].step, "modes_covered": cov.covered,
                    "n_modes": cov.n_modes, "on_support": cov.on_support,
-                   "sample_true_loglik": metrics.true_log_likelihood(self.distribution, x)}
+                   "sample_true_loglik": metrics.true_log_likelihood(self.distribution, x),
+                   "energy": round(metrics.energy_distance(x, truth), 5)}
             if family not in likelihoods:
                 likelihoods[family] = self._model_likelihoods(family)
             row.update(likelihoods[family])

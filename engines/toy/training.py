@@ -23,12 +23,13 @@ from engines.errors import EngineError
 from engines.models.diffusion_gan import forward_pair, posterior_sample
 from engines.models.gan import discriminator_loss, generator_loss
 from engines.toy.distributions import ToyDistribution
-from engines.toy.models import ToyDiffusion, ToyDiffusionGAN, ToyGAN, ToyVAE, check_generator_loss
+from engines.toy.models import ToyDiffusion, ToyDiffusionGAN, ToyFlow, ToyGAN, ToyVAE, check_generator_loss
 from engines.training.base import ema_of
 
-FAMILIES = ("vae", "gan", "diffusion", "diffusion_gan")   # the three families and the GAN + diffusion hybrid
+# The three families, flow matching, and the GAN + diffusion hybrid (reflow trains from a flow: `ReflowTrainer`)
+FAMILIES = ("vae", "gan", "diffusion", "flow", "diffusion_gan")
 CLASSIC_FAMILIES = FAMILIES[:3]
-DEFAULT_LR = {"vae": 2e-3, "gan": 1e-3, "diffusion": 2e-3, "diffusion_gan": 1e-3}
+DEFAULT_LR = {"vae": 2e-3, "gan": 1e-3, "diffusion": 2e-3, "flow": 2e-3, "diffusion_gan": 1e-3}
 MAX_LR = 0.1               # above this Adam diverges on every toy; the UI refuses it
 BATCH_SIZE = 256
 MAX_SAMPLES = 20_000       # per sample() call: enough for a dense scatter plot
@@ -174,6 +175,39 @@ class DiffusionTrainer(ToyTrainer):
     view_weights = "ema"
 
 
+class FlowTrainer(ToyTrainer):
+    """Flow matching; its views and measurements use the EMA weights, as diffusion's do."""
+    family, model_cls = "flow", ToyFlow
+    loss_labels = {"loss": "velocity MSE"}
+    view_weights = "ema"
+
+
+class ReflowTrainer(FlowTrainer):
+    """Reflow (Liu et al. 2022) of a trained toy flow: it starts from the flow's EMA weights and learns the
+    straight lines between `couplings` pairs (noise z, the flow's `steps`-step Euler image of z), a batch of
+    them per step drawn from the step's generator, at the flow's learning rate."""
+    family = "reflow"
+
+    def __init__(self, source: FlowTrainer, couplings: int = 20_000, steps: int = 100):
+        super().__init__(source.distribution, seed=source.seed, lr=source.lr, batch_size=source.batch_size)
+        flow = source.eval_model
+        self.model.load_state_dict(flow.state_dict())
+        self.ema = ema_of(self.model, self.ema_decay)
+        with torch.no_grad():
+            generator = make_generator(source.seed + 5)
+            self.noise = torch.randn((couplings, 2), generator=generator)
+            self.images = flow.sample(couplings, generator, steps=steps, noise=self.noise)
+
+    def train_step(self, batch, generator):
+        optimizer, = self.optimizers
+        index = torch.randint(0, len(self.noise), (len(batch),), generator=generator)
+        loss = self.model.loss(self.images[index], generator, noise=self.noise[index])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return {"loss": loss.item()}
+
+
 class GANTrainer(ToyTrainer):
     """`generator_loss`: "non-saturating" -log D(G(z)) (the default) or "minimax" log(1 - D(G(z)))
     (`engines.toy.models.GENERATOR_LOSSES`)."""
@@ -252,7 +286,8 @@ class DiffusionGANTrainer(GANTrainer):
         return {"d_loss": d_loss.item(), "g_loss": g_loss.item()}
 
 
-TRAINERS = {"vae": VAETrainer, "gan": GANTrainer, "diffusion": DiffusionTrainer, "diffusion_gan": DiffusionGANTrainer}
+TRAINERS = {"vae": VAETrainer, "gan": GANTrainer, "diffusion": DiffusionTrainer, "flow": FlowTrainer,
+            "diffusion_gan": DiffusionGANTrainer}
 
 
 def make_trainer(family: str, distribution: ToyDistribution, seed: int = 0, lr: float | None = None,
