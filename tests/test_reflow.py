@@ -81,3 +81,8 @@ def test_trained_by_our_command_loaded_by_the_users_code_path(couplings, tmp_pat
     assert any(not torch.equal(v, flow[k]) for k, v in engine.model.state_dict().items())   # it trained
     log = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
     assert [row["step"] for row in log] == [1, 2] and all(row["loss"] > 0 for row in log)
+    from engines.measure.model_card import couplings_lines
+    info = json.loads((tmp_path / "training_info.json").read_text())
+    assert info["couplings"] == load_couplings(couplings)[2]        # the card's record of its data
+    line, = couplings_lines(info["couplings"])
+    assert "4 pairs" in line and "heun-2 on the uniform grid, 3 network evaluations each" in line

@@ -218,6 +218,18 @@ def compute_lines(compute: dict | None) -> list[str]:
     return [f"- Compute: {flops}; {compute['images_seen']:,} images seen; parameters: {networks}{cpu}"]
 
 
+def couplings_lines(couplings: dict | None) -> list[str]:
+    """What a model trained on another model's (noise, image) couplings trained on, and what they cost
+    (`engines.training.couplings`' record, kept in training_info.json by its trainer)."""
+    if not couplings:
+        return []
+    return [f"- Couplings (its training data, in place of the images): {couplings['n']:,} pairs (noise, the image "
+            f"the model in `{couplings['source']}` (weights {couplings['source_weights']}) reaches from it with "
+            f"{couplings['sampler']}-{couplings['steps']} on the {couplings['spacing']} grid, "
+            f"{couplings['nfe_per_pair']} network evaluations each), made by `{couplings['command']}` in "
+            f"{couplings['seconds']:.0f} s ({couplings['cpu_seconds']:.0f} CPU s) on {couplings['hardware']}"]
+
+
 def typicality_lines(info: dict) -> list[str]:
     """The feature net's typicality gate (engines/measure/typicality.py): how it was fitted, what it refuses."""
     gate = info.get("typicality")
@@ -248,6 +260,7 @@ def card(name: str, info: dict, report: dict | None) -> str:
         "from the shipped weights where the optimiser state was not kept, as marked):",
         *[f"  - `{c}`" for c in info.get("commands", [info["command"]])],
         f"- Data: {data_description(info['dataset'])}",
+        *couplings_lines(info.get("couplings")),
         f"- Steps: {info['step']}{stopped} at batch {info['batch_size']}, learning rate {info['lr']}, "
         f"seed {info['seed']}",
         f"- Hardware: {info['hardware']}",

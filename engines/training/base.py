@@ -160,6 +160,10 @@ class Trainer:
         """How many times each optimiser has stepped after `steps` training steps (each once a step here)."""
         return {name: steps for name in self.optimizers}
 
+    def extra_info(self) -> dict:
+        """What a family adds to training_info.json beyond the loop's record (reflow: its couplings' record)."""
+        return {}
+
     def finish(self, out: Path, data: Digits, command: str) -> None:
         """On rank 0 after the last step, what a family adds to its finished checkpoint (nothing by default; the
         classifier fits its typicality gate)."""

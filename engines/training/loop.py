@@ -237,6 +237,7 @@ def write_checkpoint(args: argparse.Namespace, out: Path, trainer: Trainer, runt
         "processes": runtime.world_size, "grad_accum": args.grad_accum, "mixed_precision": runtime.mixed_precision,
         "wall_time_s": round(elapsed, 1), "hardware": hardware(), "torch": torch.__version__,
         "command": commands[0], "commands": commands, "train_images": train_images, "compute": compute,
+        **trainer.extra_info(),
     }
     (out / TRAINING_INFO_NAME).write_text(json.dumps(info, indent=1) + "\n")
 

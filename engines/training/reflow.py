@@ -65,6 +65,9 @@ class ReflowTrainer(Trainer):
         self.ema = ema_of(self.model, self.hparams.ema_decay)
         self.modules["ema"] = self.ema
 
+    def extra_info(self) -> dict:
+        return {"couplings": self.couplings_info}
+
     def place(self, runtime) -> None:
         super().place(runtime)
         self.noise, self.images = self.noise.to(runtime.device), self.images.to(runtime.device)
