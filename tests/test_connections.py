@@ -60,5 +60,5 @@ def test_one_path_takes_the_same_noise_to_an_image_with_diffusion_and_flow_match
     assert not np.array_equal(pixels(grid), pixels(client.predict(1, 20, api_name="/connections_one_path")[0]))
     with pytest.raises(ValidationError, match="Steps must be a whole number between 2 and 200, got 1"):
         client.predict(0, 1, api_name="/connections_one_path")
-    with pytest.raises(ValidationError, match="no flow matching model ships for Fashion-MNIST"):
+    with pytest.raises(ValidationError, match="for Fashion-MNIST only diffusion ships"):
         client.predict(0, 20, "fashion", api_name="/connections_one_path")

@@ -210,12 +210,13 @@ MAX_PATH_STEPS = 200
 def _path_checks(seed, steps, dataset) -> list:
     def models():
         dataset_ = dataset_choice(dataset)
-        ode = [f for f in families() if f.straight_path]
-        missing = [f.title for f in ode if not inputs.ships(f.name, dataset_)]
-        if missing:
-            where = [d for d in LAB_DATASET_TITLES if all(inputs.ships(f.name, d) for f in ode)]
-            raise user_error(f"this view needs {' and '.join(f.title for f in ode)} models; no {' or '.join(missing)} "
-                             f"model ships for {LAB_DATASET_TITLES[dataset_]} (choose "
+        every = [f for f in families() if f.straight_path]
+        ode = [f for f in every if inputs.ships(f.name, dataset_)]
+        if len(ode) < 2:   # one path alone compares nothing
+            where = [d for d in LAB_DATASET_TITLES if sum(inputs.ships(f.name, d) for f in every) >= 2]
+            shipped = " and ".join(f.title for f in ode) or "none"
+            raise user_error(f"this view compares two or more of {', '.join(f.title for f in every)}; for "
+                             f"{LAB_DATASET_TITLES[dataset_]} only {shipped} ships (choose "
                              f"{' or '.join(LAB_DATASET_TITLES[d] for d in where) or 'another dataset'})")
         return ode, dataset_
     return [lambda: whole_number(seed, "Seed", 0, MAX_SEED),

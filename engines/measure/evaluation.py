@@ -270,12 +270,15 @@ def speed_section(names: list[str], seed: int, settings: dict, dataset: str) -> 
 def sampler_speed_rows(family: Family, engine, seed: int, settings: dict) -> list[dict]:
     """A family that takes the diffusion sampler: DDIM at each of --speed-steps, timed once each, and all-step
     DDPM extrapolated from the cheapest time per network evaluation (timing 1000 steps would cost minutes and say
-    nothing more). A family with its own few-step solvers: its first speed-race line at each of --speed-steps."""
+    nothing more). A family with its own few-step solvers: its first speed-race line at each of --speed-steps and
+    at its report row's steps (reflow's 2)."""
     batch, name = settings["speed_batch"], family.name
     options = {"sampler": "ddim"} if family.takes_sampler else dict(family.race_options[0])
+    step_counts = settings["speed_steps"] if family.takes_sampler else sorted(
+        {*settings["speed_steps"], family.evaluation_options.get("steps", settings["speed_steps"][0])})
     engine.sample(2, seed=seed, **options, steps=2)  # warm-up
     per_nfe, rows = [], []
-    for steps in settings["speed_steps"]:
+    for steps in step_counts:
         started = time.perf_counter()
         engine.sample(batch, seed=seed, **options, steps=steps)
         seconds = time.perf_counter() - started
