@@ -129,12 +129,22 @@ def save_pretrained(model: torch.nn.Module, directory: str | Path) -> None:
     tmp.rmdir()
 
 
-def push_to_hub(model: torch.nn.Module, repo_id: str, card: str) -> str:
+# Files a checkpoint folder may hold beside its weights that loading it needs (a feature net's typicality gate).
+SHIPPED_EXTRAS = ("typicality.safetensors",)
+
+
+def push_to_hub(model: torch.nn.Module, repo_id: str, card: str, folder: Path | None = None) -> str:
     """Upload config.json, model.safetensors and README.md (the class's Hub metadata + `card`) to the Hub model
-    repository repo_id, created if needed, in one commit. Needs network and a token (`hf auth login` or
-    HF_TOKEN). Returns the commit's URL."""
-    return model.push_to_hub(repo_id, model_card_kwargs={"card": card},
-                             commit_message="Upload from python -m engines.train")
+    repository repo_id, created if needed, in one commit; then each of `SHIPPED_EXTRAS` that `folder` holds.
+    Needs network and a token (`hf auth login` or HF_TOKEN). Returns the first commit's URL."""
+    url = model.push_to_hub(repo_id, model_card_kwargs={"card": card},
+                            commit_message="Upload from python -m engines.train")
+    from huggingface_hub import hub_mixin  # its HfApi, the one push_to_hub used
+    for name in SHIPPED_EXTRAS:
+        if folder is not None and (Path(folder) / name).is_file():
+            hub_mixin.HfApi().upload_file(path_or_fileobj=str(Path(folder) / name), path_in_repo=name,
+                                          repo_id=repo_id, commit_message=f"Upload {name} from python -m engines.train")
+    return url
 
 
 # --- training state -------------------------------------------------------------------------------

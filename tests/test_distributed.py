@@ -144,6 +144,9 @@ class FakeHub:
         FakeHub.pushed = shutil.copytree(folder_path, FakeHub.destination)
         return f"https://huggingface.co/{repo_id}/commit/0"
 
+    def upload_file(self, path_or_fileobj, path_in_repo, repo_id, **kwargs):
+        shutil.copy(path_or_fileobj, FakeHub.destination / path_in_repo)
+
 
 def test_push_to_hub_uploads_config_weights_and_our_model_card(tmp_path, monkeypatch, capsys):
     import huggingface_hub.hub_mixin
@@ -187,3 +190,21 @@ def test_a_failed_push_keeps_the_run_and_says_how_to_retry(tmp_path, monkeypatch
     assert main(args + ["--resume"]) == 0
     assert (tmp_path / "model.safetensors").read_bytes() == weights
     assert (FakeHub.destination / "model.safetensors").is_file()
+
+
+def test_a_pushed_feature_net_takes_its_typicality_gate_along(tmp_path, monkeypatch):
+    """The classifier's gate (typicality.safetensors, written after its last step) is part of what loads it."""
+    import huggingface_hub.hub_mixin
+
+    from engines.models.classifier import load_classifier
+    FakeHub.destination = tmp_path / "pushed"
+    monkeypatch.setattr(huggingface_hub.hub_mixin, "HfApi", FakeHub)
+    out = tmp_path / "run"
+    args = ["classifier", "--out", str(out), "--steps", "2", "--batch-size", "16", "--threads", "1",
+            "--push-to-hub", "lab/tiny-net"] + [a for s in TINY["classifier"] for a in ("--set", s)]
+    assert main(args) == 0
+    pushed = FakeHub.destination
+    assert {p.name for p in pushed.iterdir()} == {"config.json", "model.safetensors", "README.md",
+                                                  "typicality.safetensors"}
+    assert (pushed / "typicality.safetensors").read_bytes() == (out / "typicality.safetensors").read_bytes()
+    load_classifier(pushed)

@@ -405,7 +405,7 @@ def hub_card(family: str, out: Path) -> str:
 def push(repo_id: str, family: str, out: Path, trainer: Trainer) -> None:
     """Upload the final model (config, weights) and its card to the Hub (rank 0, after the last checkpoint)."""
     try:
-        url = push_to_hub(trainer.export(), repo_id, hub_card(family, out))
+        url = push_to_hub(trainer.export(), repo_id, hub_card(family, out), out)
     except (OSError, ValueError) as e:  # HTTP errors, offline mode, no token, a malformed repo id
         raise EngineError(f"the run is saved in {out}, but pushing it to {repo_id} failed: {e}. To retry, repeat "
                           f"the command with --resume: it trains no further and pushes again") from e
