@@ -239,7 +239,9 @@ def write_checkpoint(args: argparse.Namespace, out: Path, trainer: Trainer, runt
         "command": commands[0], "commands": commands, "train_images": train_images, "compute": compute,
         **trainer.extra_info(),
     }
-    (out / TRAINING_INFO_NAME).write_text(json.dumps(info, indent=1) + "\n")
+    temporary = out / (TRAINING_INFO_NAME + ".tmp")   # a kill mid-write leaves the previous record whole
+    temporary.write_text(json.dumps(info, indent=1) + "\n")
+    temporary.replace(out / TRAINING_INFO_NAME)
 
 
 def append_jsonl(path: Path, row: dict) -> None:
