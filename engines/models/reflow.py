@@ -27,7 +27,7 @@ class ReflowEngine(FlowEngine):
 DESCRIPTION = ("2-rectified flow (Liu et al. 2022): the flow-matching model's network, warm-started from it and "
                "trained again on straight lines between coupled pairs (noise z, the flow's own image of z from its "
                "ODE), so that its ODE's paths are nearly straight and one or two Euler steps suffice. EMA weights "
-               "(decay 0.999). Sampling: our Euler, Heun or midpoint, or diffusers' FlowMatch schedulers; the "
+               "(decay 0.998). Sampling: our Euler, Heun or midpoint, or diffusers' FlowMatch schedulers; the "
                "report's row uses 2 Euler steps on the uniform grid.")
 FAMILY = Family(name="reflow", title="reflow", engine=ReflowEngine,
                 trainer="engines.training.reflow:ReflowTrainer", colour="tab:olive", description=DESCRIPTION,
