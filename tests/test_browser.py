@@ -258,7 +258,8 @@ def test_the_first_stroke_on_the_sketchpad_draws(page):
 
 # One lesson end to end in the browser; every lesson's claims are checked once, through the API, in
 # tests/test_playground.py. Regenerating the README's screenshots also runs the lesson it shows at its end.
-BROWSER_LESSONS = ["gan_collapse"] + (["gan_divergence"] if os.environ.get("LAB_SCREENSHOTS") else [])
+BROWSER_LESSONS = ["gan_collapse"] + (["gan_divergence", "straight_paths"] if os.environ.get("LAB_SCREENSHOTS")
+                                       else [])
 
 
 @pytest.mark.long
@@ -283,8 +284,9 @@ def test_a_playground_lesson_runs_in_the_browser_and_ends_with_its_numbers(page)
         done.wait_for(state="visible", timeout=300_000)
         assert "Every claim holds." in done.inner_text()
         # One live view per family trained; the families a lesson leaves out are hidden, not empty frames.
-        assert panel.locator(".family-strip img[src]:visible").count() == len(lesson.steps)
-        assert panel.locator(".family-strip:visible").count() == len(lesson.steps)
+        shown = len(lesson.steps) + len(lesson.derived)   # and each model built from them (a reflow)
+        assert panel.locator(".family-strip img[src]:visible").count() == shown
+        assert panel.locator(".family-strip:visible").count() == shown
         assert page.locator(".toast-body.error").count() == 0
         page.screenshot(path=str(ARTIFACTS / f"playground_{key}.png"), full_page=True)
 
