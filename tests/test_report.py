@@ -411,6 +411,17 @@ def test_into_with_engines_adds_a_family_to_a_report_and_keeps_the_others_number
     assert merged["section_seconds"] == report["section_seconds"] and merged["command"] == report["command"]
     assert f"quality ({NEW})" in merged["settings"]["remeasured"]
     assert main(["--into", str(path), "--sections", "seeds", "--engines", NEW]) == 2   # not per family
+    # a report whose command names its families (Fashion-MNIST's): the newcomer joins that list, so --check
+    # reruns it too
+    report.update(command="python -m engines.evaluate --dataset fashion --engines vae gan diffusion --threads 1",
+                  engines=["vae", "gan", "diffusion"])
+    path.write_text(json.dumps(report))
+    try:
+        assert main(["--into", str(path), "--sections", "quality", "--engines", NEW]) == 0
+    finally:
+        evaluation.torch.set_num_threads(threads)
+    assert json.loads(path.read_text())["command"] == ("python -m engines.evaluate --dataset fashion --engines vae "
+                                                      f"gan diffusion {NEW} --threads 1")
 
 
 def test_into_with_engines_keeps_the_per_digit_differences_of_the_families_it_measured_again():

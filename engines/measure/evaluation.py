@@ -495,6 +495,7 @@ def remeasure_into(path: Path, sections: list[str], argv: list[str], engines: li
                           "remeasured": report["settings"].get("remeasured", {})}
     if engines:
         report["engines"] = [f.name for f in families() if f.name in {*report["engines"], *engines}]
+        report["command"] = with_engines(report["command"], report["engines"])
     for section in sections:
         report[section] = merge_engines(report[section], fresh[section], engines) if engines else fresh[section]
         seconds = fresh["section_seconds"][section]
@@ -510,6 +511,17 @@ def remeasure_into(path: Path, sections: list[str], argv: list[str], engines: li
     path.write_text(json.dumps(report, indent=1) + "\n")
     write_markdown(report, path.with_suffix(".md"), reports_beside(report.get("dataset", "mnist")))
     return report
+
+
+def with_engines(command: str, engines: list[str]) -> str:
+    """The recorded command with its --engines list made `engines` (a family that joined the report by --into),
+    so that --check reruns it too; a command without --engines (every family) stays as it is."""
+    argv = shlex.split(command)
+    if "--engines" not in argv:
+        return command
+    start = argv.index("--engines") + 1
+    end = next((i for i in range(start, len(argv)) if argv[i].startswith("--")), len(argv))
+    return shlex.join(argv[:start] + list(engines) + argv[end:])
 
 
 def merge_engines(kept: dict, fresh: dict, engines: list[str]) -> dict:
