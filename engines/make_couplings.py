@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--flow", type=Path, default=None, help="a flow checkpoint folder instead of the shipped one")
     p.add_argument("--n", type=int, default=10000, help="couplings to make")
     p.add_argument("--sampler", default="heun", help="the flow's solver (euler, heun, midpoint)")
-    p.add_argument("--steps", type=int, default=16, help="its steps on the uniform grid (Heun-16: 31 evaluations)")
+    p.add_argument("--steps", type=int, default=8, help="its steps on the uniform grid (Heun-8: 15 evaluations)")
     p.add_argument("--chunk", type=int, default=500, help="couplings per saved file")
     p.add_argument("--out", type=Path, default=None,
                    help="default $LAB_RUNS/<dataset>/reflow-couplings, outside the work tree")

@@ -242,8 +242,11 @@ def test_the_flow_matching_ode_step_by_step_in_the_diffusion_tab(client):
     assert final[3]["maximum"] == 2 and Image.open(final[4]).n_frames == 3
     flow = load_engine("flow").sample(2, seed=5, sampler="heun", steps=3)
     assert np.array_equal(pixels(final[0]), np.asarray(grid_image(flow)))
-    with pytest.raises(Exception, match="no flow model ships for Fashion-MNIST"):
-        client.predict(0, 2, "ddim", 10, "fashion", api_name="/flow_steps")
+    from engines.registry import family
+    fashion = client.predict(0, 2, "ddim", 10, "fashion", api_name="/flow_steps")     # Fashion-MNIST's own flow
+    options = family("flow").sampling_options("ddim", 10)
+    expected = load_engine("flow", dataset="fashion").sample(2, seed=0, **options)
+    assert np.array_equal(pixels(fashion[0]), np.asarray(grid_image(expected)))
 
 
 def test_scrubbing_before_any_run_asks_for_one():

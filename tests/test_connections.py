@@ -47,18 +47,34 @@ def test_score_view_draws_arrows_and_samples_with_numbers(client):
         client.predict("ring8", 50_000, 0, api_name="/connections_score")
 
 
-def test_one_path_takes_the_same_noise_to_an_image_with_diffusion_and_flow_matching(client):
+def test_one_path_takes_the_same_noise_to_an_image_with_every_ode_family(client):
+    from engines.registry import families
+    ode = [f for f in families() if f.straight_path]        # every one ships for MNIST
     grid, plot, caption = client.predict(0, 20, api_name="/connections_one_path")
-    # a row per ODE family (diffusion, flow matching) x 6 times s, 28 px + 2 px borders, upscaled 3x
-    assert pixels(grid).shape == (3 * (2 * 30 + 2), 3 * (6 * 30 + 2))
+    # a row per ODE family x 6 times s, 28 px + 2 px borders, upscaled 3x
+    assert pixels(grid).shape == (3 * (len(ode) * 30 + 2), 3 * (6 * 30 + 2))
     assert Image.open(plot).format == "PNG"
-    assert "Rows top to bottom: diffusion, flow matching" in caption and "Straightness of these paths" in caption
-    assert re.search(r"diffusion 0\.\d{4}, flow matching 0\.\d{4}", caption)
+    assert f"Rows top to bottom: {', '.join(f.title for f in ode)}" in caption
+    assert "Straightness of these paths" in caption
+    assert re.search(", ".join(rf"{f.title} 0\.\d{{4}}" for f in ode), caption)
     assert re.search(r"their images differ by 0\.\d{3} per pixel", caption)
     again = client.predict(0, 20, api_name="/connections_one_path")
     assert np.array_equal(pixels(grid), pixels(again[0])) and caption == again[2]      # seeded
     assert not np.array_equal(pixels(grid), pixels(client.predict(1, 20, api_name="/connections_one_path")[0]))
     with pytest.raises(ValidationError, match="Steps must be a whole number between 2 and 200, got 1"):
         client.predict(0, 1, api_name="/connections_one_path")
-    with pytest.raises(ValidationError, match="for Fashion-MNIST only diffusion ships"):
-        client.predict(0, 20, "fashion", api_name="/connections_one_path")
+
+
+def test_the_one_path_view_draws_the_ode_families_a_dataset_has_and_refuses_fewer_than_two(client, monkeypatch):
+    from app import inputs
+    from app.tabs import connections
+    from conftest import fashion_or_skip
+    from engines.registry import families
+    fashion_or_skip()
+    shipped = [f.title for f in families() if f.straight_path and inputs.ships(f.name, "fashion")]
+    grid, _, caption = client.predict(0, 20, "fashion", api_name="/connections_one_path")
+    assert pixels(grid).shape[0] == 3 * (len(shipped) * 30 + 2) and len(shipped) >= 2
+    assert f"Rows top to bottom: {', '.join(shipped)}" in caption
+    monkeypatch.setattr(inputs, "ships", lambda name, dataset: name == "diffusion")
+    refusal = next(answer for answer in connections.check_paths(0, 20, "fashion") if not answer["is_valid"])
+    assert "for Fashion-MNIST only diffusion ships" in refusal["message"]
