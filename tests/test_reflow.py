@@ -31,7 +31,7 @@ def test_each_coupling_is_the_flow_engines_noise_and_the_image_its_ode_reaches(c
         assert torch.equal(noise[start:start + size], drawn)
         sampled = flow.sample(size, seed=SEED_BASE + k, sampler="heun", steps=2, spacing="uniform")
         assert torch.allclose(from_signed(images[start:start + size]), sampled, atol=1e-6)
-    assert info["source"] == "checkpoints/mnist/flow" and info["seconds"] > 0 and "CPU" in info["hardware"]
+    assert info["source"] == "checkpoints/mnist/flow" and info["seconds"] >= 0 and "CPU" in info["hardware"]
 
 
 def test_couplings_resume_and_refuse_other_settings_or_unfinished_folders(couplings, tmp_path):

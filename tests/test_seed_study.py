@@ -129,8 +129,9 @@ def test_every_trainer_keeps_an_ema_of_its_sampling_network_with_one_decay():
         assert changed, family                   # an average of 5 steps' weights, not the last step's
         assert torch.equal(trainer.sample(50, seed=3, weights="ema"), ema.sample(50, make_generator(3)).float())
         assert not torch.equal(trainer.sample(50, seed=3, weights="ema"), trainer.sample(50, seed=3, weights="raw"))
-        # the playground's views keep sampling what they sampled: diffusion its EMA, the others their raw weights
-        view = "ema" if family == "diffusion" else "raw"
+        # the playground's views keep sampling what they sampled: diffusion and flow their EMA, the others their raw
+        # weights
+        view = "ema" if family in ("diffusion", "flow") else "raw"
         assert trainer.eval_model is trainer.sampling_model(view)
         assert torch.equal(trainer.sample(50, seed=3), trainer.sample(50, seed=3, weights=view))
         with pytest.raises(EngineError, match="weights must be one of"):
@@ -168,7 +169,7 @@ def test_families_can_have_their_own_training_budget(tiny):
     ({"steps": {"gan": 8}}, "steps given per family must name exactly the families studied"),
     ({"check_every": {"gan": 2, "vae": 2, "diffusion": 2, "flow": 2}}, "check_every given per family"),
     ({"steps": {"gan": 8, "vae": 8, "diffusion": 9}}, "check_every=2 for diffusion"),
-    ({"families": ("gan", "flow")}, "families must be a non-empty list"),
+    ({"families": ("gan", "reflow")}, "families must be a non-empty list"),
     ({"families": ()}, "families must be a non-empty list"),
     ({"families": "gan"}, "families must be a non-empty list"),
     ({"families": ("gan", "gan")}, "families must be a non-empty list"),
@@ -181,7 +182,7 @@ def test_families_can_have_their_own_training_budget(tiny):
     ({"samples": 0}, "samples must be between 1 and"),
     ({"distribution": "spiral"}, "unknown distribution"),
     ({"lr": 0.5}, "learning rate must be a number in"),
-    ({"lr": {"flow": 1e-3}}, "learning rates given for families not studied"),
+    ({"lr": {"reflow": 1e-3}}, "learning rates given for families not studied"),
     ({"drop_threshold": 1.5}, "drop_threshold must be a number in"),
 ])
 def test_bad_arguments_raise_engine_errors_before_training(change, message):
