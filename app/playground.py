@@ -135,11 +135,12 @@ def divergence_table(by_loss: dict[str, list[dict]]) -> str:
 
 def numbers_markdown(rows: dict[str, dict], data_true_loglik: float | None = None, claims=None,
                      divergence: dict | None = None, by_loss: dict | None = None, loss: str | None = None) -> str:
-    lines = ["| model | step | modes covered | on a mode | true log-lik of samples | ELBO | model's log-lik |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| model | step | modes covered | on a mode | energy distance to the truth | true log-lik of samples "
+             "| ELBO | model's log-lik |", "|---|---|---|---|---|---|---|---|"]
     for label, row in rows.items():
+        energy = "" if row.get("energy") is None else f"{row['energy']:.3g}"   # measured at the end of a Start
         lines.append(f"| {label} | {row['step']} | {row['modes_covered']}/{row['n_modes']} | {row['on_support']:.0%} "
-                     f"| {_fmt(row['sample_true_loglik'])} | {_fmt(row.get('elbo'))} "
+                     f"| {energy} | {_fmt(row['sample_true_loglik'])} | {_fmt(row.get('elbo'))} "
                      f"| {_fmt(row.get('model_loglik'))} |")
     if data_true_loglik is not None:
         lines.append(f"\nTrue log-likelihood of held-out data: **{data_true_loglik:.2f}** nats per point; no model "

@@ -88,6 +88,15 @@ def wait_for_new_images(panel, before: list[str]) -> None:
         arg=[panel.element_handle(), before], timeout=HANG_GUARD_MS)
 
 
+def load_every_image(panel) -> None:
+    """Make every <img> of the panel load now (not lazily) and wait until each has decoded: a full-page screenshot
+    does not scroll, so an image the browser would load lazily further down is an empty frame in it."""
+    panel.page.wait_for_function(
+        "panel => Array.from(panel.querySelectorAll('img[src]')).every(image => {"
+        "  image.loading = 'eager'; return image.complete && image.naturalWidth > 0; })",
+        arg=panel.element_handle(), timeout=60_000)
+
+
 def vary_inputs(panel) -> None:
     """Each seed and test-image index in the panel one up, and the latent map one row smaller, so that what the
     buttons draw differs from the pictures the tab opened on."""
@@ -150,6 +159,7 @@ def test_tab_buttons_show_images(page, tab, buttons, images):
     assert panel.locator("img[src]").count() >= images
     assert page.locator(".toast-body.error").count() == 0  # no error toast
     assert labels_over_images(panel) == []
+    load_every_image(panel)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
@@ -320,6 +330,7 @@ def test_the_dataset_selector_switches_the_tabs_to_fashion_mnist_and_back(page):
     panel = page.get_by_role("tabpanel")
     panel.get_by_text("The verdicts on each dataset").wait_for(state="visible", timeout=120_000)
     panel.locator("img[src]").first.wait_for(state="visible", timeout=120_000)
+    load_every_image(panel)
     page.screenshot(path=str(ARTIFACTS / "fashion_compare.png"), full_page=True)
     panel = choose_dataset(page, "MNIST (5,000 digits)")
     panel.locator("p:visible", has_text=re.compile(r"^Diffusion GAN: \d+ ms")).wait_for(timeout=120_000)
