@@ -77,4 +77,4 @@ def test_the_one_path_view_draws_the_ode_families_a_dataset_has_and_refuses_fewe
     assert f"Rows top to bottom: {', '.join(shipped)}" in caption
     monkeypatch.setattr(inputs, "ships", lambda name, dataset: name == "diffusion")
     refusal = next(answer for answer in connections.check_paths(0, 20, "fashion") if not answer["is_valid"])
-    assert "for Fashion-MNIST only diffusion ships" in refusal["message"]
+    assert "for Fashion-MNIST (70,000 images) only diffusion ships" in refusal["message"]
