@@ -78,50 +78,28 @@ def quality_during_training(logs: dict[str, list[dict]]) -> Figure:
     return figure
 
 
-def quality_against_steps(rows: list[dict], report: dict | None = None, net: str = BENCHMARK_NET) -> Figure:
-    """Left: the diffusion model's Frechet distance against network evaluations, one line per sampler (log x).
-    Right, where `report` is given: the same distances against milliseconds per sample, with every one-pass
-    family of the report as a point (its FD ± SE in the same net): speed at equal quality, read along a
-    horizontal line. Diffusion's times are the benchmark's, the points' the report's speed section (both at
-    batch 64 on one thread)."""
-    figure = Figure(figsize=(10 if report else 6.4, 3.6), layout="constrained")
-    axes = figure.subplots(1, 2 if report else 1, squeeze=False)[0]
+def quality_against_steps(rows: list[dict], net: str = BENCHMARK_NET, why_empty: str = "") -> Figure:
+    """The sampler benchmark: the diffusion model's Frechet distance (`net`) against network evaluations, one line
+    per sampler (log x), stochastic and deterministic alike. Speed at equal quality, in both nets and for every
+    family, is the speed race's chart; this one compares the diffusion model's samplers with each other. With no
+    rows, the figure says why (`why_empty`)."""
+    figure = Figure(figsize=(6.4, 3.6), layout="constrained")
+    ax = figure.subplots()
     samplers = list(dict.fromkeys(r["sampler"] for r in rows))
-    palette = plt.get_cmap("Dark2")   # apart from the families' colours, which mark the points
+    palette = plt.get_cmap("Dark2")   # apart from the families' colours
     for i, sampler in enumerate(samplers):
         mine = sorted((r for r in rows if r["sampler"] == sampler), key=lambda r: r["nfe"])
-        style = {"color": palette(i % palette.N), "label": sampler.replace("diffusers:", "").replace("Scheduler", "")}
-        axes[0].plot([r["nfe"] for r in mine], [r["frechet_distance"] for r in mine], "o-", **style)
-        if report:
-            axes[-1].plot([1000 * r["seconds_for_64"] / 64 for r in mine], [r["frechet_distance"] for r in mine],
-                          "o-", markersize=3, linewidth=1, **style)
-    axes[0].set(xscale="log", xlabel="network evaluations per sample", ylabel=f"Frechet distance ({net})",
-                title="diffusion: quality against sampling steps")
-    if report:
-        _one_pass_points(axes[-1], report, net)
-        axes[-1].set(xscale="log", yscale="log", xlabel="ms per sample (log)",
-                     ylabel=f"Frechet distance ({net}, log)", title="speed at equal quality: lower left is better")
-        axes[-1].yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-        axes[-1].yaxis.set_minor_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.plot([r["nfe"] for r in mine], [r["frechet_distance"] for r in mine], "o-", color=palette(i % palette.N),
+                label=sampler.replace("diffusers:", "").replace("Scheduler", ""))
+    ax.set(xscale="log", xlabel="network evaluations per sample", ylabel=f"Frechet distance ({net})",
+           title="diffusion: quality against sampling steps, per sampler")
     if rows:
-        for ax in axes:
-            ax.legend(fontsize=6)
+        ax.legend(fontsize=6)
     else:
-        axes[0].text(0.5, 0.5, "not measured yet:\npython -m engines.sampler_benchmark", ha="center", va="center",
-                     transform=axes[0].transAxes)
+        ax.axis("off")
+        ax.text(0.5, 0.5, why_empty or "not measured yet:\npython -m engines.sampler_benchmark", ha="center",
+                va="center", transform=ax.transAxes, fontsize=9)
     return figure
-
-
-def _one_pass_points(ax, report: dict, net: str) -> None:
-    """Each family sampled in a fixed number of passes (no sampler to sweep): its FD ± SE at its ms/sample."""
-    timed = {r["engine"]: r for r in report.get("speed", {}).get("rows", []) if not r.get("extrapolated")}
-    for f in _families():
-        quality = report.get("quality", {}).get(f.name, {}).get("nets", {}).get(net)
-        if f.takes_sampler or quality is None or f.name not in timed:
-            continue
-        ax.errorbar([timed[f.name]["ms_per_sample"]], [quality["frechet_distance"]],
-                    yerr=[quality["frechet_distance_se"]], fmt="s", markersize=7, capsize=3, color=f.colour,
-                    label=f"{f.title} ({timed[f.name]['nfe']} NFE)")
 
 
 def latent_scatter(coordinates, labels, ticks, explained: list[float], paths=None, class_names=None) -> Figure:

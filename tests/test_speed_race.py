@@ -19,7 +19,7 @@ def test_each_line_runs_at_the_largest_step_count_within_each_evaluation_budget(
     race = entries("mnist", (1, 2, 4))
     lines = {(e["engine"], e["line"]) for e in race if e["line"]}
     assert lines == {("diffusion", "ddim"), ("diffusion", "diffusers:DPMSolverMultistepScheduler"),
-                     ("flow", "euler"), ("flow", "heun")}
+                     ("flow", "euler"), ("flow", "heun"), ("reflow", "euler")}
     points = [e["engine"] for e in race if not e["line"]]
     assert points == ["vae", "gan", "latent_diffusion", "diffusion_gan"]       # registry order, one point each
     assert [e["options"]["steps"] for e in race if e["line"] == "heun"] == [1, 2]

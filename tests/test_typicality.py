@@ -86,3 +86,16 @@ def test_the_app_labels_a_refused_page_as_no_image_instead_of_a_class(dataset, r
     seen = recognise(pages_with_nothing_to_recognise(2)["uniform noise"], dataset)
     assert [seen.label(i) for i in range(2)] == [refused_label] * 2 and not any(seen.recognisable)
     assert seen.summary().startswith("0 of 2 recognisable")
+
+
+def test_the_class_histogram_leaves_out_the_pages_the_gate_refuses():
+    """A set of real digits with blank pages mixed in has the real digits' class histogram, and says how many it
+    left out: the gate's refused pages have an argmax but no class."""
+    from engines.measure.quality import judge
+    net = load_classifier(feature_nets("mnist")["lenet"])
+    real = load_lab_split("mnist", "test").images[:64]
+    alone = judge(net, real)
+    mixed = judge(net, torch.cat([real, pages_with_nothing_to_recognise(64)["blank page"]]))
+    assert mixed["class_histogram"] == alone["class_histogram"] and mixed["class_entropy"] == alone["class_entropy"]
+    assert mixed["refused_share"] == pytest.approx(0.5 + alone["refused_share"] / 2, abs=1e-4)
+    assert judge(net, torch.zeros(4, 1, 28, 28))["class_histogram"] == [0.0] * 10    # nothing accepted: no classes

@@ -18,9 +18,10 @@ from engines.measure.model_card import quality_table
 from engines.measure.plain_words import summary_in_words
 from engines.measure.race_targets import targets_text
 from engines.measure.report_markdown import dataset_verdicts_markdown, verdict_lines
+from engines.measure.sampler_benchmark import BENCHMARK_NET, markdown_section
 from engines.measure.sampler_benchmark import OUT as BENCHMARK
-from engines.measure.sampler_benchmark import markdown_section
-from engines.measure.speed_race import out_path as race_path
+from engines.measure.sampler_benchmark import REFERENCE as BENCHMARK_REFERENCE
+from engines.measure.sampler_benchmark import STEPS as BENCHMARK_STEPS
 from engines.measure.speed_race import race_for, with_times
 from engines.registry import families
 
@@ -42,21 +43,28 @@ def compare(dataset=DEFAULT_DATASET):
     text = report_md.read_text() if report_md.is_file() else quality_table(report, list(report["quality"]))
     losses = {f.name: read_jsonl(root / f.name / LOG_NAME) for f in families("family") if ships(f.name, dataset)}
     quality = {f.name: read_jsonl(root / f.name / QUALITY_LOG_NAME) for f in families() if ships(f.name, dataset)}
-    benchmark = {"rows": []}
+    benchmark, why = {"rows": []}, (f"The sampler benchmark measured the {LAB_DATASET_TITLES[inputs.BENCHMARKED]} "
+                                    "diffusion model only;\nthis dataset's samplers are in the speed race above.")
     if dataset == inputs.BENCHMARKED:
-        benchmark = _read_json(BENCHMARK) or benchmark
+        benchmark, why = _read_json(BENCHMARK) or benchmark, ""
         text += "\n\n" + "\n".join(markdown_section(BENCHMARK))
     figures = (plots.loss_curves(losses), plots.quality_during_training(quality),
-               plots.quality_against_steps(benchmark["rows"], report) if benchmark["rows"] else None)
-    race = _read_json(race_path(dataset))
+               plots.quality_against_steps(benchmark["rows"], why_empty=why))
+    race, _ = race_for(report)   # None where there is none, or it was measured on other weights than ship now
     verdicts = "\n".join([guide.compare_view(report), "", "\n".join(verdict_lines(report)),
                           "### Each verdict, check by check", "",
                           summary_in_words(report), "", datasets_table(), "",
-                          "### The speed race's targets", "", targets_text(race_for(report)[0], report)])
-    race_figure = plots.png(plots.speed_race(with_times(race, report))) if race and race["rows"] else None
+                          "### The speed race's targets", "", targets_text(race, report)])
+    race_figure = plots.png(plots.speed_race(with_times(race, report))) if race else None
     return (plots.png(plots.summary_charts(report)), verdicts, in_sections(text),
             *(plots.png(figure) if figure is not None else None for figure in figures), report_elbo_by_level(report),
             race_figure)
+
+
+def raced_lines() -> str:
+    """The race's lines in words, from the families' records: "diffusion: ddim, DPMSolverMultistep; ..."."""
+    return "; ".join(f"{f.title}: " + ", ".join(o["sampler"].replace("diffusers:", "").replace("Scheduler", "")
+                                                for o in f.race_options) for f in families() if f.race_options)
 
 
 def in_sections(markdown: str) -> str:
@@ -95,21 +103,26 @@ def build(dataset: gr.Radio) -> list:
                 "and the row's verdict in its title.")
     charts = picture(label="The comparison at a glance", type="filepath", show_label=False)
     verdicts = gr.Markdown(label="Verdicts")
-    gr.Markdown("**Speed at equal quality.** Speed is compared at matched quality, not at equal steps: on the "
-                "right, each diffusion sampler's Frechet distance (lab net, the report's 1,000 samples) against its "
-                "time per sample, and the one-pass families as points. Draw a horizontal line through a point: "
-                "where it meets a diffusion line is the time the diffusion model needs for that quality.")
-    steps = picture(label="Diffusion: quality against steps, and speed at equal quality", type="filepath")
-    gr.Markdown("**The speed race.** Every few-step sampler of the lab on one chart (`python -m engines.speed_race`): "
-                "the Frechet distance ± SE in both feature nets against network evaluations per sample (left) and "
-                "milliseconds per sample (right), a line per sampler (diffusion: DDIM and DPM-Solver++; flow "
-                "matching: Euler and Heun), the families that sample in one fixed way as diamonds. Where a line "
-                "sits lower at the same evaluations, that sampler buys more quality per network call. The Speed "
-                "row's verdicts read from it: the fewest evaluations at which a diffusion solver matches a family's "
-                "distance in both nets. Each entry is 500 samples against the same 1,000 test images, so its "
-                "distances compare along the chart, not with the report's 1,000-sample numbers (fewer samples "
-                "raise a Frechet distance). Its targets are under the verdicts above.")
+    gr.Markdown(f"**The speed race: speed at equal quality.** Speed is compared at matched quality, not at equal "
+                "steps. Every few-step sampler of the lab is on one chart (`python -m engines.speed_race`): the "
+                "Frechet distance ± SE in both feature nets against network evaluations per sample (left) and "
+                f"milliseconds per sample (right), a line per sampler ({raced_lines()}), the families that "
+                "sample in one fixed way as diamonds. "
+                "Where a line sits lower at the same evaluations, that sampler buys more quality per network call; "
+                "draw a horizontal line through a diamond, and where it meets a line is the time that sampler "
+                "needs for that family's quality. The Speed row's verdicts read from it: the fewest evaluations at "
+                "which a diffusion solver matches a family's distance in both nets. Each entry is 500 samples "
+                "against the same 1,000 test images, so its distances compare along the chart, not with the "
+                "report's 1,000-sample numbers (fewer samples raise a Frechet distance). Its targets are under the "
+                "verdicts above.")
     race = picture(label="The speed race: quality against network evaluations and time", type="filepath")
+    with gr.Accordion("Every sampler of the diffusion model, step by step (the sampler benchmark)", open=False):
+        gr.Markdown("Ancestral and deterministic samplers, ours and diffusers', at "
+                    f"{', '.join(map(str, BENCHMARK_STEPS))} steps, "
+                    f"against {BENCHMARK_REFERENCE[1]}-step ancestral DDPM (`python -m engines.sampler_benchmark`; "
+                    f"the {BENCHMARK_NET} net only, {LAB_DATASET_TITLES[inputs.BENCHMARKED]}). Its table is in the "
+                    "report below.")
+        steps = picture(label="Diffusion: quality against steps, per sampler", type="filepath")
     with gr.Accordion("How the models trained: losses, and quality at each scored checkpoint", open=False):
         losses = picture(label="Training losses", type="filepath")
         quality = picture(label="Quality during training", type="filepath")

@@ -37,7 +37,8 @@ def family_sentence(report: dict, name: str, net: str = RECOGNITION_NET) -> str:
             f"({sharpness_words(row['sharpness'], row['sharpness_se'])}); "
             f"{cells['confident_share']:.0%} ± {cells['confident_share_se']:.0%} recognisable "
             f"(real images: {real['confident_share']:.0%}); most frequent class {class_names[top]} at "
-            f"{histogram[top]:.0%} of its samples ({1 / len(histogram):.0%} each if balanced); Frechet distance "
+            f"{histogram[top]:.0%} of its samples that are images at all ({1 / len(histogram):.0%} each if "
+            f"balanced); Frechet distance "
             f"{cells['frechet_distance']:.3g} ± {cells['frechet_distance_se']:.2g}.")
 
 

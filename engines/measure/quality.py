@@ -87,9 +87,11 @@ def kernel_distance(feature_net: FeatureNet, real: torch.Tensor, fake: torch.Ten
 
 
 def class_histogram_entropy(classes: torch.Tensor, num_classes: int = 10) -> dict:
-    """Histogram of predicted classes and its entropy normalised to [0, 1] (1 = uniform, 0 = one class).
-    (Not Naeem et al.'s coverage, which is `density_coverage`.)"""
+    """Histogram of predicted classes and its entropy normalised to [0, 1] (1 = uniform, 0 = one class; 0 and an
+    all-zero histogram for no images). (Not Naeem et al.'s coverage, which is `density_coverage`.)"""
     counts = torch.bincount(classes, minlength=num_classes).double()
+    if counts.sum() == 0:
+        return {"histogram": [0.0] * num_classes, "normalized_entropy": 0.0}
     p = counts / counts.sum()
     nonzero = p[p > 0]
     entropy = float(-(nonzero * nonzero.log()).sum() / math.log(num_classes))
@@ -103,11 +105,16 @@ def judge(classifier: Classifier, images: torch.Tensor) -> dict:
 
 
 def judge_predictions(classes: torch.Tensor, confidence: torch.Tensor, num_classes: int) -> dict:
-    """`judge` from predictions already made (classes and confidences of one `classify` call)."""
-    spread = class_histogram_entropy(classes, num_classes)
+    """`judge` from predictions already made (classes and confidences of one `classify` call). The class histogram
+    and its entropy count only the images the net's typicality gate accepts (`classify` gives a refused one
+    confidence 0): a blank page or noise has an argmax but no class, and counting it would paint a model that
+    draws noise as one that draws a class; `refused_share` says how many were left out."""
+    accepted = confidence > 0
+    spread = class_histogram_entropy(classes[accepted], num_classes)
     return {
         "confident_share": round(float((confidence >= CONFIDENT).float().mean()), 4),
         "mean_confidence": round(float(confidence.mean()), 4),
+        "refused_share": round(float((~accepted).float().mean()), 4),
         "class_histogram": spread["histogram"],
         "class_entropy": spread["normalized_entropy"],
     }

@@ -123,9 +123,10 @@ def quality_lines(report: dict) -> list[str]:
              "(classifier confidence >= 0.9; an image the net's typicality gate refuses, such as a blank page or "
              "noise, gets confidence 0) and sharpness as means over the samples. Precision/recall: k-NN "
              "manifolds, k = 3 (Kynkaanniemi et al. 2019); density/coverage: k-NN balls around the real digits, "
-             "k = 5 (Naeem et al. 2020). Class entropy: entropy of the predicted-class histogram (1 = all ten "
-             "digits equally often). KID (± its std over 50 subsets) is in raw feature units. Sharpness: mean "
-             "squared pixel gradient relative to the test digits (1 = as sharp as real digits).", ""]
+             "k = 5 (Naeem et al. 2020). Class entropy: entropy of the predicted-class histogram of the samples the "
+             "gate accepts (1 = all ten digits equally often); refused: the share the gate refuses (the real "
+             "digits' row: the gate's own false alarms). KID (± its std over 50 subsets) is in raw feature units. "
+             "Sharpness: mean squared pixel gradient relative to the test digits (1 = as sharp as real digits).", ""]
     for net in report["feature_nets"]:
         lines += [f"### In the features of `{net}`", ""]
         rows = []
@@ -136,9 +137,10 @@ def quality_lines(report: dict) -> list[str]:
                          pm(r["precision"], r["precision_se"]),
                          pm(r["recall"], r["recall_se"]), pm(r["density"], r["density_se"]),
                          pm(r["coverage"], r["coverage_se"]),
-                         f"{r['confident_share']:.1%} ± {r['confident_share_se']:.1%}", r["class_entropy"]])
+                         f"{r['confident_share']:.1%} ± {r['confident_share_se']:.1%}", r["class_entropy"],
+                         f"{r['refused_share']:.1%}" if "refused_share" in r else "-"])
         lines += _table(["rows", "FD", "KID", "precision", "recall", "density", "coverage", "recognisable",
-                         "class entropy"], rows)
+                         "class entropy", "refused"], rows)
     lines += _table(["rows", "sharpness", "s/sample"],
                     [[k, pm(v["sharpness"], v["sharpness_se"]), v.get("seconds_per_sample", "-")]
                      for k, v in report["quality"].items()])

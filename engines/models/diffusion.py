@@ -93,9 +93,12 @@ class DiffusionEngine(Engine):
         return self.config.num_train_timesteps
 
     def _trajectory(self, n: int, seed: int, sampler: str, steps: int | None, spacing: str | None,
-                    eta: float, variance_type: str | None):
+                    eta: float, variance_type: str | None, denoiser: nn.Module | None = None):
         """Validate the options and return the generator of SamplerSteps of one trajectory from the
-        seed's x_T (the seed's first draw, for every sampler, so samplers compare on the same noise)."""
+        seed's x_T (the seed's first draw, for every sampler, so samplers compare on the same noise).
+        `denoiser`: the network the sampler calls, `model(x_t, t)` (default: this model; a conditional engine
+        passes its guided one)."""
+        model = denoiser if denoiser is not None else self.model
         if not isinstance(sampler, str) or not (sampler in SAMPLERS or sampler.startswith(PREFIX)):
             raise EngineError(f"unknown sampler {sampler!r}: choose one of {', '.join(self.samplers())}")
         eta = check_eta(eta)
@@ -110,16 +113,16 @@ class DiffusionEngine(Engine):
         if sampler == "ddpm":
             if eta:
                 raise EngineError("eta applies to DDIM only (ddim or diffusers:DDIMScheduler)")
-            return iterate(ddpm_step, self.model, self.schedule, x, timesteps, generator=generator,
+            return iterate(ddpm_step, model, self.schedule, x, timesteps, generator=generator,
                            variance_type=variance_type or "fixed_small")
         if variance_type is not None and sampler != PREFIX + "DDPMScheduler":
             raise EngineError("variance_type applies to DDPM only (ddpm or diffusers:DDPMScheduler)")
         if sampler == "ddim":
-            return iterate(ddim_step, self.model, self.schedule, x, timesteps, eta=eta, generator=generator)
+            return iterate(ddim_step, model, self.schedule, x, timesteps, eta=eta, generator=generator)
         scheduler = self.scheduler(sampler, steps, spacing, variance_type)
         if eta and "eta" not in inspect.signature(scheduler.step).parameters:
             raise EngineError(f"{sampler} takes no eta: eta applies to DDIM only")
-        return iterate_scheduler(self.model, self.schedule, scheduler, x, generator, **({"eta": eta} if eta else {}))
+        return iterate_scheduler(model, self.schedule, scheduler, x, generator, **({"eta": eta} if eta else {}))
 
     def scheduler(self, sampler: str, steps: int, spacing: str | None = None, variance_type: str | None = None):
         """A fresh diffusers scheduler for sampler "diffusers:<Class>" over this model's schedule."""

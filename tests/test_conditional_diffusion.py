@@ -1,0 +1,107 @@
+"""Class-conditional diffusion with classifier-free guidance: the guided mix is Ho & Salimans', guidance changes the
+network and nothing else, the warm start is the unconditional model exactly, the labels are checked, and the
+trainer drops labels and trains by our command, loaded through the users' code path."""
+import json
+
+import pytest
+import torch
+
+from engines import EngineError, load_engine
+from engines.data.datasets import from_signed
+from engines.models.conditional_diffusion import (
+    ConditionalDiffusionConfig,
+    ConditionalDiffusionEngine,
+    ConditionalDiffusionModel,
+    conditional_diffusion_loss,
+)
+from engines.sampling.guidance import GuidedDenoiser
+from engines.training.conditional_diffusion import ConditionalDiffusionTrainer
+
+TINY = {"base_channels": 8, "channel_mults": (1, 2), "num_train_timesteps": 50}
+
+
+def tiny_engine(tmp_path, seed: int = 0) -> ConditionalDiffusionEngine:
+    torch.manual_seed(seed)
+    model = ConditionalDiffusionModel(ConditionalDiffusionConfig(**TINY))
+    torch.nn.init.normal_(model.class_embedding.weight)    # as if trained: each class moves the prediction
+    model.save_pretrained(tmp_path)
+    return ConditionalDiffusionEngine.load(tmp_path)
+
+
+def test_the_guided_prediction_is_the_unconditional_one_plus_w_times_the_class_direction(tmp_path):
+    model = tiny_engine(tmp_path).model
+    x, t, labels = torch.randn(3, 1, 28, 28), torch.tensor([40, 10, 0]), torch.tensor([7, 1, 7])
+    with torch.no_grad():
+        conditional, unconditional = model(x, t, labels), model(x, t, None)
+        for w in (0.0, 1.0, 3.0):
+            guided = GuidedDenoiser(model, labels, w)(x, t)
+            assert torch.allclose(guided, unconditional + w * (conditional - unconditional), atol=1e-5), w
+    assert not torch.allclose(conditional, unconditional)       # the class changes the prediction
+    assert [GuidedDenoiser(model, labels, w).evaluations_per_step for w in (0, 1, 3)] == [1, 1, 2]
+
+
+def test_guidance_changes_the_network_not_the_sampler_or_the_start_noise(tmp_path):
+    engine = tiny_engine(tmp_path)
+    for sampler in ("ddim", "diffusers:DPMSolverMultistepScheduler"):
+        sevens = engine.sample(4, seed=3, sampler=sampler, steps=4, labels=7, guidance=3.0)
+        assert torch.equal(sevens, engine.sample(4, seed=3, sampler=sampler, steps=4, labels=[7] * 4, guidance=3.0))
+        ones = engine.sample(4, seed=3, sampler=sampler, steps=4, labels=1, guidance=3.0)
+        assert not torch.allclose(sevens, ones)
+    # w = 0 is the unconditional model: the labels do not matter
+    assert torch.equal(engine.sample(2, seed=1, sampler="ddim", steps=3, labels=7, guidance=0.0),
+                       engine.sample(2, seed=1, sampler="ddim", steps=3, labels=2, guidance=0.0))
+    assert engine.network_evaluations("ddim", 10, guidance=3.0) == 20
+    assert engine.network_evaluations("ddim", 10, guidance=1.0) == 10
+    steps = list(engine.trace(2, seed=0, sampler="ddim", steps=3, labels=5, guidance=2.0))
+    assert len(steps) == 3 and torch.equal(from_signed(steps[-1].prev_sample),   # a trace ends where sample() does
+                                            engine.sample(2, seed=0, sampler="ddim", steps=3, labels=5, guidance=2.0))
+
+
+def test_labels_default_to_every_class_in_turn_and_bad_ones_are_refused(tmp_path):
+    engine = tiny_engine(tmp_path)
+    assert engine.labels_for(12).tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
+    assert engine.labels_for(3, 4).tolist() == [4, 4, 4]
+    for labels, message in ((10, "classes 0 to 9"), (-1, "classes 0 to 9"), ([1, 2], "3 whole numbers"),
+                            ([1.5, 2, 3], "3 whole numbers"), ("seven", "a class number or one per sample")):
+        with pytest.raises(EngineError, match=message):
+            engine.sample(3, seed=0, sampler="ddim", steps=2, labels=labels)
+    for guidance in (-1, 25, "high", True):
+        with pytest.raises(EngineError, match="guidance must be a number from 0"):
+            engine.sample(1, seed=0, sampler="ddim", steps=2, guidance=guidance)
+
+
+def test_dropped_labels_train_the_null_class():
+    model = ConditionalDiffusionModel(ConditionalDiffusionConfig(**TINY))
+    x0, labels = torch.rand(8, 1, 28, 28) * 2 - 1, torch.arange(8)
+    for dropout, null_used in ((1e-9, False), (1 - 1e-9, True)):
+        model.zero_grad()
+        conditional_diffusion_loss(model, x0, labels, torch.Generator().manual_seed(0), dropout).backward()
+        null_gradient = model.class_embedding.weight.grad[model.null_label].abs().sum()
+        assert (null_gradient > 0) == null_used, dropout
+
+
+def test_the_warm_start_predicts_exactly_what_the_shipped_diffusion_model_does():
+    trainer = ConditionalDiffusionTrainer({})
+    diffusion = load_engine("diffusion").model
+    x, t = torch.randn(2, 1, 28, 28), torch.tensor([500, 20])
+    with torch.no_grad():
+        for model in (trainer.model.eval(), trainer.export().eval()):
+            assert torch.equal(model(x, t, torch.tensor([3, 8])), diffusion(x, t))
+    with pytest.raises(EngineError, match="label_dropout must be between 0 and 1"):
+        ConditionalDiffusionTrainer({"label_dropout": 0.0, "diffusion_from": "none"})
+    with pytest.raises(EngineError, match="network differs from this config"):
+        ConditionalDiffusionTrainer({"base_channels": 8})
+
+
+@pytest.mark.slow   # trains through the command line
+def test_trained_by_our_command_loaded_by_the_users_code_path(tmp_path):
+    from engines.training.loop import main
+    args = ["conditional_diffusion", "--out", str(tmp_path), "--steps", "2", "--checkpoint-every", "1",
+            "--log-every", "1", "--batch-size", "4", "--threads", "1", "--set", "diffusion_from=none",
+            "--set", "base_channels=8", "--set", "channel_mults=[1,2]", "--set", "num_train_timesteps=50"]
+    assert main(args) == 0
+    engine = load_engine("conditional_diffusion", tmp_path)
+    x = engine.sample(2, seed=0, sampler="ddim", steps=2, labels=3, guidance=2.0)
+    assert x.shape == (2, 1, 28, 28) and 0 <= x.min() and x.max() <= 1
+    log = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in log] == [1, 2] and all(row["loss"] > 0 for row in log)
