@@ -87,6 +87,11 @@ class Engine:
     def sample(self, n: int, seed: int = 0, **options) -> torch.Tensor:
         raise NotImplementedError
 
+    def asked_classes(self, n: int) -> torch.Tensor | None:
+        """The classes `sample(n, ...)` asks for when no labels are given (a class-conditional engine: each class
+        in turn), so that a score can check each sample is of the class asked; None for an unconditional one."""
+        return None
+
     def network_evaluations(self, **sampling_options) -> int:
         """Network calls per sample when `sample` is called with the same options: the cost unit that compares
         one-pass models with iterative samplers. Every engine says its own; there is no default."""

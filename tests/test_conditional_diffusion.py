@@ -97,7 +97,7 @@ def test_the_warm_start_predicts_exactly_what_the_shipped_diffusion_model_does()
 def test_trained_by_our_command_loaded_by_the_users_code_path(tmp_path):
     from engines.training.loop import main
     args = ["conditional_diffusion", "--out", str(tmp_path), "--steps", "2", "--checkpoint-every", "1",
-            "--log-every", "1", "--batch-size", "4", "--threads", "1", "--set", "diffusion_from=none",
+            "--eval-every", "2", "--eval-n", "20", "--log-every", "1", "--batch-size", "4", "--threads", "1", "--set", "diffusion_from=none",
             "--set", "base_channels=8", "--set", "channel_mults=[1,2]", "--set", "num_train_timesteps=50"]
     assert main(args) == 0
     engine = load_engine("conditional_diffusion", tmp_path)
@@ -105,3 +105,19 @@ def test_trained_by_our_command_loaded_by_the_users_code_path(tmp_path):
     assert x.shape == (2, 1, 28, 28) and 0 <= x.min() and x.max() <= 1
     log = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
     assert [row["step"] for row in log] == [1, 2] and all(row["loss"] > 0 for row in log)
+    score, = [json.loads(line) for line in (tmp_path / "quality_log.jsonl").read_text().splitlines()]
+    assert set(score["asked_class_share"]) == {"lenet", "allconv"}     # is each sample of the class it was asked?
+    assert all(0 <= share <= 1 for share in score["asked_class_share"].values())
+
+
+def test_a_score_counts_a_sample_right_only_when_the_net_reads_the_asked_class():
+    from engines.data.datasets import load_lab_split
+    from engines.measure.quality import asked_class_shares
+    test = load_lab_split("mnist", "test")
+    images, labels = test.images[:50], test.labels[:50]
+    right = asked_class_shares(images, labels, "mnist")
+    assert all(share >= 0.9 for share in right.values())                   # real digits, asked for their own class
+    assert all(share <= 0.2 for share in asked_class_shares(images, (labels + 1) % 10, "mnist").values())
+    assert asked_class_shares(torch.zeros(4, 1, 28, 28), torch.zeros(4, dtype=torch.long), "mnist") == {
+        "lenet": 0.0, "allconv": 0.0}                                       # a blank page is no class at all
+    assert load_engine("diffusion").asked_classes(4) is None               # an unconditional engine asks none

@@ -75,8 +75,9 @@ def beats(race: dict | None) -> dict:
         (fa, sa), (fb, sb) = fd(a, net), fd(b, net)
         margin = TIE_SE * se_of_difference(sa, sb)
         met &= fb - fa > margin
+        reading = "lower" if fb - fa > margin else "higher" if fa - fb > margin else "a tie"
         parts.append(f"[{net}] {a_name} {described(a, net)} vs {b_name} {described(b, net)}: "
-                     f"difference {fa - fb:+.2f}, 2 SE {margin:.2f}")
+                     f"difference {fa - fb:+.2f}, 2 SE {margin:.2f} ({reading})")
     return {**_head(t), "verdict": MET if met else NOT_MET, "detail": "; ".join(parts)}
 
 

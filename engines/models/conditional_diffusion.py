@@ -98,6 +98,9 @@ class ConditionalDiffusionEngine(DiffusionEngine):
             raise EngineError(f"labels must be classes 0 to {classes - 1}, got {labels.tolist()}")
         return labels.long()
 
+    def asked_classes(self, n: int) -> torch.Tensor:
+        return self.labels_for(n)
+
     def denoiser(self, n: int, labels=None, guidance: float = DEFAULT_GUIDANCE) -> GuidedDenoiser:
         """The network a sampler calls for n samples of `labels` at guidance scale `guidance`."""
         if not isinstance(guidance, (int, float)) or isinstance(guidance, bool) or not 0 <= guidance <= 20:

@@ -52,7 +52,7 @@ from engines.checkpoint import (
 from engines.data.datasets import DATASETS, lab_dataset_of, load_dataset
 from engines.engine import step_generator
 from engines.errors import EngineError
-from engines.measure.quality import score_samples
+from engines.measure.quality import asked_class_shares, score_samples
 from engines.models.classifier import feature_nets
 from engines.registry import FAMILIES, STAGED, load_engine
 from engines.runtime import hardware
@@ -102,8 +102,13 @@ def score_checkpoint(family: str, out: Path, step: int, n: int, dataset: str) ->
     lab classifier of the run's dataset recognises and their Frechet distance to its test split."""
     options = scoring_options(family)
     with torch.no_grad():
-        images = load_engine(family, out).sample(n, seed=0, **options)
-        return {"step": step, "n": n, **options, **score_samples(images, lab_dataset_of(dataset))}
+        engine = load_engine(family, out)
+        images = engine.sample(n, seed=0, **options)
+        score = {"step": step, "n": n, **options, **score_samples(images, lab_dataset_of(dataset))}
+        asked = engine.asked_classes(n)   # a class-conditional model: is each sample of the class asked?
+        if asked is not None:
+            score["asked_class_share"] = asked_class_shares(images, asked, lab_dataset_of(dataset))
+        return score
 
 
 def check_scoring(args: argparse.Namespace) -> None:
