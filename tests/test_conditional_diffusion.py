@@ -97,7 +97,8 @@ def test_the_warm_start_predicts_exactly_what_the_shipped_diffusion_model_does()
 def test_trained_by_our_command_loaded_by_the_users_code_path(tmp_path):
     from engines.training.loop import main
     args = ["conditional_diffusion", "--out", str(tmp_path), "--steps", "2", "--checkpoint-every", "1",
-            "--eval-every", "2", "--eval-n", "20", "--log-every", "1", "--batch-size", "4", "--threads", "1", "--set", "diffusion_from=none",
+            "--eval-every", "2", "--eval-n", "20", "--log-every", "1", "--batch-size", "4", "--threads", "1",
+            "--set", "diffusion_from=none",
             "--set", "base_channels=8", "--set", "channel_mults=[1,2]", "--set", "num_train_timesteps=50"]
     assert main(args) == 0
     engine = load_engine("conditional_diffusion", tmp_path)

@@ -3,8 +3,8 @@
     python -m engines.speed_race [--dataset mnist] [--n 500] [--nfe 1 2 4 8 10 16 32 64]
 
 Lines: each family whose record names `race_options` (diffusion: DDIM and DPM-Solver++; flow matching: Euler and
-Heun; reflow: Euler), at the largest step count whose network evaluations per sample do not pass each target in --nfe (Heun
-spends 2 per step but the last, so it runs at 1, 3, 7, ... evaluations). Points: every other shipped family at its
+Heun; reflow: Euler), at the largest step count whose network evaluations per sample do not pass each target in
+--nfe (Heun spends 2 per step but the last, so it runs at 1, 3, 7, ... evaluations). Points: every other shipped family at its
 report options (the VAE and the GAN at 1 evaluation, the diffusion GAN at its 4). Each entry scores --n samples
 (seeded, the same noise for every entry of a family) by `score_samples`: the Frechet distance ± SE in both
 feature nets and the share recognised. The time axis is network evaluations times the family's measured
