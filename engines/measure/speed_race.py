@@ -5,8 +5,8 @@
 Lines: each family whose record names `race_options` (diffusion: DDIM and DPM-Solver++; flow matching: Euler and
 Heun; reflow: Euler), at the largest step count whose network evaluations per sample do not pass each target in
 --nfe (Heun spends 2 per step but the last, so it runs at 1, 3, 7, ... evaluations). Points: every other shipped
-family at its report options (the VAE and the GAN at 1 evaluation, the diffusion GAN at its 4). Each entry scores --n samples
-(seeded, the same noise for every entry of a family) by `score_samples`: the Frechet distance ± SE in both
+family at its report options (the VAE and the GAN at 1 evaluation, the diffusion GAN at its 4). Each entry scores
+--n samples (seeded, the same noise for every entry of a family) by `score_samples`: the Frechet distance ± SE in both
 feature nets and the share recognised. The time axis is network evaluations times the family's measured
 milliseconds per evaluation from the report's speed section (its fastest row per evaluation; measured on an idle
 machine, unlike a run beside training), or the row's own time for a point: one network evaluation of the same
