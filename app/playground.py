@@ -245,6 +245,10 @@ def lesson(key):
             snapshot = item
             budget = {**chosen.steps, **chosen.derived}
             trained = ", ".join(f"{f} {s}/{budget[f]}" for f, s in snapshot.step.items())
+            pending = [f for f in chosen.derived if f not in snapshot.step]
+            if pending and all(snapshot.step.get(f, 0) >= n for f, n in chosen.steps.items()):
+                # the models a lesson derives (a reflow) first draw their data from the trained ones: say so
+                trained += f"; next: {', '.join(pending)}, from the trained models' own samples (a few seconds)"
             yield _view(density, snapshot, f"**{chosen.title}**: training… {trained}", loss)
 
 

@@ -377,3 +377,32 @@ def speed_race(rows: list[dict]) -> Figure:
             _title(ax, f"Frechet distance in the {net} net (lower is better)", "Frechet distance")
     axes[0][1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return figure
+
+
+def knob_sweep(sweep: dict) -> Figure:
+    """Fidelity against diversity, one panel per feature net: precision (± SE) against recall (± SE), a line per
+    family through its knob's values, each point labelled, the neutral value (the model as trained) ringed.
+    Up and to the left is the folklore's trade. `sweep`: `engines.measure.knobs.run`'s record."""
+    measured = sweep["families"]
+    nets = list(next(iter(measured.values()))["rows"][0]["nets"])
+    figure = Figure(figsize=(10, 4.2), layout="constrained")
+    axes = figure.subplots(1, len(nets), squeeze=False)[0]
+    for name, record in measured.items():
+        family = _family(name)
+        for ax, net in zip(axes, nets):
+            cells = [r["nets"][net] for r in record["rows"]]
+            ax.errorbar([c["recall"] for c in cells], [c["precision"] for c in cells],
+                        xerr=[c["recall_se"] for c in cells], yerr=[c["precision_se"] for c in cells],
+                        color=family.colour, marker="o", markersize=4, capsize=2,
+                        label=f"{family.heading}: {record['symbol']}")
+            for row, cell in zip(record["rows"], cells):
+                ax.annotate(row["label"].split(" = ")[1], (cell["recall"], cell["precision"]), fontsize=7,
+                            xytext=(3, 3), textcoords="offset points", color=family.colour)
+                if row["value"] == record["neutral"]:
+                    ax.scatter([cell["recall"]], [cell["precision"]], s=120, facecolors="none",
+                               edgecolors=family.colour)
+    for ax, net in zip(axes, nets):
+        ax.set_xlabel("recall (diversity: share of real images the samples reach)", fontsize=8)
+        _title(ax, f"Fidelity against diversity in the {net} net", "precision (fidelity)")
+    axes[0].legend(fontsize=7, loc="lower left")
+    return figure

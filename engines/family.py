@@ -17,6 +17,29 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
+class Knob:
+    """A family's fidelity-diversity knob: the sampling option that trades typical samples for varied ones,
+    swept by `engines.measure.knobs` (the VAE's temperature, the GAN's truncation, guidance's scale).
+
+    option: the keyword of the engine's `sample()` it sets.
+    symbol: its name in the literature ("tau").
+    values: the sweep, in the order the chart draws it; None is the option left out.
+    neutral: the value that samples the model as it was trained (None: the option left out).
+    folklore: what the knob is said to trade, in a phrase.
+    """
+
+    option: str
+    symbol: str
+    values: tuple
+    neutral: float | None
+    folklore: str
+
+    def label(self, value) -> str:
+        """A swept value as the chart and the report write it ("tau = 0.8", "psi = none")."""
+        return f"{self.symbol} = {'none' if value is None else f'{value:g}'}"
+
+
+@dataclass(frozen=True)
 class Family:
     """One model family (or a hybrid of two) of the lab.
 
@@ -52,6 +75,7 @@ class Family:
         orders of magnitude, as the VAE's negative ELBO in nats does).
     card_targets: the target lines its model card measures (keys of `engines.measure.model_card.TARGETS`);
         each is measured against the parent that `parent_options` names (the one whose checkpoint it builds on).
+    knob: its fidelity-diversity knob (`Knob`), where it has one.
     """
 
     name: str
@@ -75,6 +99,7 @@ class Family:
     objective: str = ""
     loss_scale: str = "linear"
     card_targets: tuple[str, ...] = ()
+    knob: Knob | None = None
 
     @property
     def heading(self) -> str:

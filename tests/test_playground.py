@@ -289,6 +289,8 @@ def test_each_lesson_streams_and_ends_with_numbers_that_show_its_claim(client, k
     # the others are hidden, not empty frames.
     assert len(strips) == len(VIEWED)
     trained, derived = set(LESSONS[key].families), set(LESSONS[key].derived)
+    for name in derived:   # while a derived model draws its data, the status says what comes next
+        assert any(f"next: {name}, from the trained models' own samples" in frame[0] for frame in frames), key
     for frame in frames:   # each strip arrives as an update: {"visible": ..., "value": image path or None}
         shown = {f for f, strip in zip(VIEWED, frame[1:1 + len(VIEWED)]) if strip["visible"]}
         assert shown in (trained, trained | derived), (key, shown)

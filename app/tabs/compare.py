@@ -14,6 +14,8 @@ from app.widgets import picture
 from engines.checkpoint import LOG_NAME, QUALITY_LOG_NAME, checkpoints_dir, read_jsonl
 from engines.data.datasets import LAB_DATASET_TITLES
 from engines.measure import guide
+from engines.measure.knobs import sweep_for
+from engines.measure.knobs import verdicts_text as knob_verdicts
 from engines.measure.model_card import quality_table
 from engines.measure.plain_words import summary_in_words
 from engines.measure.race_targets import targets_text
@@ -24,6 +26,19 @@ from engines.measure.sampler_benchmark import REFERENCE as BENCHMARK_REFERENCE
 from engines.measure.sampler_benchmark import STEPS as BENCHMARK_STEPS
 from engines.measure.speed_race import race_for, with_times
 from engines.registry import families
+
+KNOBS_TEXT = ("Each family's knob is said to trade variety for typical samples ({knobs}). `python -m "
+              "engines.knob_sweep` samples the report's number of images at each setting from the same seed and "
+              "scores them as the report does: precision (fidelity: how many samples fall among real images) against "
+              "recall (diversity: how many real images the samples reach), in both feature nets. The folklore holds "
+              "for a knob when, from the model as trained to the knob's far end, precision rises and recall falls "
+              "beyond 2 SE in both nets.")
+
+
+def knobs_text() -> str:
+    """KNOBS_TEXT with the registry's knobs named: "the VAE's temperature tau, ..."."""
+    knobs = ", ".join(f"the {f.title}'s {f.knob.option} {f.knob.symbol}" for f in families() if f.knob)
+    return KNOBS_TEXT.format(knobs=knobs)
 
 
 def _read_json(path):
@@ -38,7 +53,7 @@ def compare(dataset=DEFAULT_DATASET):
     report = report_of(dataset)
     if report is None or "summary" not in report:
         return (None, f"No report for {LAB_DATASET_TITLES[dataset]} yet: run `python -m engines.evaluate "
-                      f"--dataset {dataset}`.", "", None, None, None, None, None)
+                      f"--dataset {dataset}`.", "", None, None, None, None, None, None)
     report_md = root / "report.md"
     text = report_md.read_text() if report_md.is_file() else quality_table(report, list(report["quality"]))
     losses = {f.name: read_jsonl(root / f.name / LOG_NAME) for f in families("family") if ships(f.name, dataset)}
@@ -51,14 +66,17 @@ def compare(dataset=DEFAULT_DATASET):
     figures = (plots.loss_curves(losses), plots.quality_during_training(quality),
                plots.quality_against_steps(benchmark["rows"], why_empty=why))
     race, _ = race_for(report)   # None where there is none, or it was measured on other weights than ship now
+    sweep = sweep_for(dataset)
     verdicts = "\n".join([guide.compare_view(report), "", "\n".join(verdict_lines(report)),
                           "### Each verdict, check by check", "",
                           summary_in_words(report), "", datasets_table(), "",
-                          "### The speed race's targets", "", targets_text(race, report)])
+                          "### The speed race's targets", "", targets_text(race, report), "",
+                          "### Fidelity against diversity: each family's knob", "", knobs_text(), "",
+                          knob_verdicts(sweep)])
     race_figure = plots.png(plots.speed_race(with_times(race, report))) if race else None
     return (plots.png(plots.summary_charts(report)), verdicts, in_sections(text),
             *(plots.png(figure) if figure is not None else None for figure in figures), report_elbo_by_level(report),
-            race_figure)
+            race_figure, plots.png(plots.knob_sweep(sweep)) if sweep else None)
 
 
 def raced_lines() -> str:
@@ -116,6 +134,7 @@ def build(dataset: gr.Radio) -> list:
                 "report's 1,000-sample numbers (fewer samples raise a Frechet distance). Its targets are under the "
                 "verdicts above.")
     race = picture(label="The speed race: quality against network evaluations and time", type="filepath")
+    knobs = picture(label="Fidelity against diversity: each family's knob swept (verdicts above)", type="filepath")
     with gr.Accordion("Every sampler of the diffusion model, step by step (the sampler benchmark)", open=False):
         gr.Markdown("Ancestral and deterministic samplers, ours and diffusers', at "
                     f"{', '.join(map(str, BENCHMARK_STEPS))} steps, "
@@ -129,7 +148,7 @@ def build(dataset: gr.Radio) -> list:
     with gr.Accordion("The whole report, section by section (each opens on a click)", open=False):
         report = gr.Markdown(label="Report")
         levels = picture(label="Diffusion as a hierarchical VAE: the bound by level", type="filepath")
-    outputs = [charts, verdicts, report, losses, quality, steps, levels, race]
+    outputs = [charts, verdicts, report, losses, quality, steps, levels, race, knobs]
     refresh = gr.Button("Read the report again")
     refresh.click(compare, dataset, outputs, api_name="compare")
     return outputs

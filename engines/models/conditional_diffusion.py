@@ -27,7 +27,7 @@ from engines.checkpoint import hub_metadata, load_pretrained
 from engines.data.datasets import from_signed
 from engines.engine import check_count
 from engines.errors import EngineError
-from engines.family import Family
+from engines.family import Family, Knob
 from engines.models.diffusion import DiffusionConfig, DiffusionEngine, DiffusionModel
 from engines.sampling.guidance import GuidedDenoiser
 from engines.sampling.samplers import run
@@ -142,6 +142,8 @@ FAMILY = Family(name="conditional_diffusion", title="conditional diffusion", eng
                 trainer="engines.training.conditional_diffusion:ConditionalDiffusionTrainer", colour="tab:cyan",
                 description=DESCRIPTION, takes_sampler=True, quality_bar=0.90,
                 parent_options={"diffusion_from": "diffusion"},
-                objective="denoising: eps-MSE, told the class (dropped to none for a share)")
+                objective="denoising: eps-MSE, told the class (dropped to none for a share)",
+                knob=Knob("guidance", "w", (0.0, 1.0, 2.0, 3.0, 5.0), DEFAULT_GUIDANCE,
+                          "guidance buys quality with diversity (Ho & Salimans 2022: FID against IS)"))
 
 __all__ = ["FAMILY", "ConditionalDiffusionConfig", "ConditionalDiffusionEngine", "ConditionalDiffusionModel"]

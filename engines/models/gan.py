@@ -24,7 +24,7 @@ from engines.checkpoint import hub_metadata, load_pretrained
 from engines.data.datasets import from_signed
 from engines.engine import Engine, check_count, make_generator
 from engines.errors import EngineError
-from engines.family import Family
+from engines.family import Family, Knob
 from engines.sampling.interpolation import interpolate_latents
 
 MAX_TRUNCATION_DRAWS = 1000
@@ -156,4 +156,7 @@ DESCRIPTION = ("DCGAN-style generator (transposed convolutions, batch norm) and 
                "train split). The shipped generator is the EMA of G's weights (decay 0.999).")
 FAMILY = Family(name="gan", title="GAN", engine=GANEngine, trainer="engines.training.gan:GANTrainer",
                 colour="tab:orange", description=DESCRIPTION, no_likelihood=NO_LIKELIHOOD, latent=True,
-                quality_bar=0.80, objective="minimax game, non-saturating loss")
+                quality_bar=0.80, objective="minimax game, non-saturating loss",
+                knob=Knob("truncation", "psi", (None, 2.0, 1.5, 1.0, 0.5), None,
+                          "truncation (latent entries beyond psi redrawn, BigGAN's trick) trades variety for "
+                          "typical samples"))

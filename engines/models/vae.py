@@ -24,7 +24,7 @@ from engines.checkpoint import hub_metadata, load_pretrained
 from engines.data.datasets import from_signed, to_signed
 from engines.engine import Engine, check_count, make_generator
 from engines.errors import EngineError
-from engines.family import Family
+from engines.family import Family, Knob
 from engines.sampling.interpolation import interpolate_latents
 
 MIN_LOG_SCALE = -7.0
@@ -153,9 +153,12 @@ class VAEEngine(Engine):
         check_count(x.shape[0])
         return x.float()
 
-    def latents(self, n: int, seed: int = 0) -> torch.Tensor:
-        """z ~ N(0, I) from the prior, seeded."""
-        return torch.randn((check_count(n), self.latent_dim), generator=make_generator(seed))
+    def latents(self, n: int, seed: int = 0, temperature: float = 1.0) -> torch.Tensor:
+        """z ~ N(0, temperature^2 I): the prior at temperature 1, seeded (the same draws scaled at any
+        temperature, so a sweep changes the spread and nothing else)."""
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 < temperature <= 10:
+            raise EngineError(f"temperature must be a number in (0, 10], got {temperature!r}")
+        return temperature * torch.randn((check_count(n), self.latent_dim), generator=make_generator(seed))
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -172,8 +175,9 @@ class VAEEngine(Engine):
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x)[0])
 
-    def sample(self, n: int, seed: int = 0) -> torch.Tensor:
-        return self.decode(self.latents(n, seed))
+    def sample(self, n: int, seed: int = 0, temperature: float = 1.0) -> torch.Tensor:
+        """n decoded draws of the prior; `temperature` < 1 draws nearer its centre (more typical, less varied)."""
+        return self.decode(self.latents(n, seed, temperature))
 
     def network_evaluations(self) -> int:
         """One decoder pass per sample."""
@@ -279,4 +283,7 @@ DESCRIPTION = ("Convolutional VAE: Gaussian encoder q(z|x) (8-d latent: fewer di
                "Samples shown are the decoder's location for z ~ N(0, I).")
 FAMILY = Family(name="vae", title="VAE", engine=VAEEngine, trainer="engines.training.vae:VAETrainer",
                 colour="tab:blue", description=DESCRIPTION, likelihood=True, latent=True, quality_bar=0.65,
-                objective="maximise the ELBO", loss_scale="log")
+                objective="maximise the ELBO", loss_scale="log",
+                knob=Knob("temperature", "tau", (1.2, 1.0, 0.8, 0.6, 0.4), 1.0,
+                          "a lower temperature (z drawn nearer the prior's centre) gives more typical, less varied "
+                          "samples"))

@@ -1,0 +1,176 @@
+"""Fidelity against diversity: each family's knob swept, every setting measured like a report row.
+
+    python -m engines.knob_sweep [--dataset mnist] [--n 1000] [--seed 0]
+
+Every shipped family whose record has a `Knob` (the VAE's temperature tau, the GAN's truncation psi, classifier-free
+guidance's scale w) samples --n images at each of its knob's values, from the same seed (the same latents or start
+noise at every value, so the knob is the only change), at its report options. Each set is scored as the report
+scores a family (`evaluation.score`): in both feature nets, precision and density (fidelity: how many samples
+look like real ones), recall and coverage (diversity: how much of the real data the samples reach), the
+recognisable share and the Frechet distance, each with its standard error.
+
+The folklore says each knob trades the one for the other: turned toward typical samples, precision rises and
+recall falls. `verdict` checks exactly that for each knob, between its neutral value and its most typical one,
+beyond 2 SE in both nets ("depends on the feature net" where they disagree, a tie where neither moves).
+
+Rows are written to checkpoints/<dataset>/knobs.json, tagged with the weights' hashes, so a rerun keeps what was
+measured on the same weights; the Compare tab draws the chart.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import torch
+
+from engines.checkpoint import checkpoints_dir
+from engines.data.datasets import LAB_DATASETS, load_lab_split
+from engines.errors import EngineError
+from engines.family import Family
+from engines.measure.evaluation import load_feature_nets, reference_set, sampling_options, score
+from engines.measure.quality import generate
+from engines.measure.sampler_benchmark import weights_hash
+from engines.measure.uncertainty import compare, se_of_difference
+from engines.registry import available_engines, families, load_engine
+from engines.runtime import hardware
+
+FIDELITY, DIVERSITY = "precision", "recall"
+
+
+def out_path(dataset: str) -> Path:
+    return checkpoints_dir(dataset) / "knobs.json"
+
+
+def report_diffusion_options(dataset: str) -> dict:
+    """The diffusion sampler of the dataset's report rows, for the families that take it (as `evaluate` does)."""
+    path = checkpoints_dir(dataset) / "report.json"
+    if not path.is_file():
+        raise EngineError(f"no report for {dataset} yet: the sweep samples as its rows do (python -m engines.evaluate "
+                          f"--dataset {dataset})")
+    return json.loads(path.read_text())["settings"]["diffusion"]
+
+
+def knobbed(dataset: str) -> list[Family]:
+    """The shipped families of `dataset` with a knob, in registry order."""
+    shipped = available_engines(checkpoints_dir(dataset))
+    return [f for f in families() if f.knob is not None and f.name in shipped]
+
+
+@torch.no_grad()
+def sweep_family(family: Family, dataset: str, n: int, seed: int, nets: dict, reference: dict, log=print) -> list:
+    """One row per knob value: the value and the report's score of n samples drawn with it."""
+    engine = load_engine(family.name, dataset=dataset)
+    options = sampling_options(family, report_diffusion_options(dataset))
+    rows = []
+    for value in family.knob.values:
+        knob = {} if value is None else {family.knob.option: value}
+        images, _ = generate(engine, n, seed, {**options, **knob})
+        row = {"value": value, "label": family.knob.label(value), **score(nets, reference, images, seed)}
+        rows.append(row)
+        log(f"knob {family.name} {row['label']}: " + ", ".join(
+            f"[{net}] precision {r['precision']:.3f} recall {r['recall']:.3f} FD {r['frechet_distance']:.3g}"
+            for net, r in row["nets"].items()))
+    return rows
+
+
+def run(dataset: str, n: int, seed: int, command: str, log=print) -> dict:
+    """Sweep every knob not yet measured on the same weights, saving after each family."""
+    path = out_path(dataset)
+    previous = json.loads(path.read_text()) if path.is_file() else {}
+    root = checkpoints_dir(dataset)
+    same = previous.get("n") == n and previous.get("seed") == seed
+    nets = load_feature_nets(dataset)
+    reference = reference_set(nets, load_lab_split(dataset, "test").images)
+    out = {"dataset": dataset, "n": n, "seed": seed, "command": command, "hardware": hardware(), "families": {}}
+    for family in knobbed(dataset):
+        kept = previous.get("families", {}).get(family.name, {}) if same else {}
+        weights = weights_hash(root / family.name)
+        values = list(family.knob.values)
+        if kept.get("weights") == weights and [r["value"] for r in kept.get("rows", [])] == values:
+            out["families"][family.name] = kept
+        else:
+            out["families"][family.name] = {"option": family.knob.option, "symbol": family.knob.symbol,
+                                             "neutral": family.knob.neutral, "weights": weights,
+                                             "rows": sweep_family(family, dataset, n, seed, nets, reference, log)}
+        path.write_text(json.dumps(out, indent=1) + "\n")
+    return out
+
+
+def moved(a: dict, b: dict, key: str, net: str) -> int:
+    """+1 where b's `key` is above a's beyond 2 SE in `net`, -1 below, 0 a tie."""
+    x, y = a["nets"][net], b["nets"][net]
+    return compare(y[key], x[key], se_of_difference(x[f"{key}_se"], y[f"{key}_se"]))
+
+
+MOVES = {1: "up", -1: "down", 0: "a tie"}
+
+
+def verdict(family: Family, measured: dict) -> dict:
+    """The folklore for one knob: from its neutral value to its most typical one (the end of its sweep),
+    precision rises and recall falls, beyond 2 SE, in every feature net (the two sets share their latents; their
+    SEs taken as independent make the test conservative)."""
+    rows = {r["value"]: r for r in measured["rows"]}
+    neutral, typical = rows[family.knob.neutral], measured["rows"][-1]
+    nets = list(neutral["nets"])
+    directions = {net: (moved(neutral, typical, FIDELITY, net), moved(neutral, typical, DIVERSITY, net))
+                  for net in nets}
+    traded = [d == (1, -1) for d in directions.values()]
+    if all(traded):
+        word = "agrees"
+    elif any(traded):
+        word = "depends on the feature net"
+    elif all(d == (0, 0) for d in directions.values()):
+        word = "tie (within 2 standard errors)"
+    else:
+        word = "disagrees"
+    detail = "; ".join(f"[{net}] " + ", ".join(
+        f"{key} {neutral['nets'][net][key]:.2f} -> {typical['nets'][net][key]:.2f} ({MOVES[move]})"
+        for key, move in zip((FIDELITY, DIVERSITY), directions[net])) for net in nets)
+    return {"family": family.name, "claim": family.knob.folklore, "verdict": word,
+            "detail": f"{family.title}, {family.knob.label(family.knob.neutral)} -> {typical['label']}: {detail}"}
+
+
+def sweep_for(dataset: str) -> dict | None:
+    """The committed sweep of `dataset`, keeping the families whose shipped weights it measured (None: none)."""
+    path = out_path(dataset)
+    if not path.is_file():
+        return None
+    sweep = json.loads(path.read_text())
+    root = checkpoints_dir(dataset)
+    shipped = available_engines(root)
+    sweep["families"] = {name: record for name, record in sweep["families"].items()
+                         if name in shipped and record["weights"] == weights_hash(root / name)}
+    return sweep if sweep["families"] else None
+
+
+def verdicts_text(sweep: dict | None) -> str:
+    """The knobs' verdicts as markdown lines (Compare and report.md)."""
+    if sweep is None:
+        return "Not measured on these weights yet: `python -m engines.knob_sweep`."
+    return "\n".join(f"- **{v['claim']}: {v['verdict']}.** {v['detail']}" for v in verdicts(sweep))
+
+
+def verdicts(sweep: dict) -> list[dict]:
+    return [verdict(f, sweep["families"][f.name]) for f in families() if f.name in sweep.get("families", {})]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    p = argparse.ArgumentParser(prog="python -m engines.knob_sweep", description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", default="mnist", choices=list(LAB_DATASETS))
+    p.add_argument("--n", type=int, default=1000, help="samples per knob value (the report's n)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    try:
+        sweep = run(args.dataset, args.n, args.seed, shlex.join(["python -m engines.knob_sweep", *argv]))
+    except EngineError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for v in verdicts(sweep):
+        print(f"- {v['claim']}: {v['verdict']}. {v['detail']}")
+    return 0

@@ -1,0 +1,75 @@
+"""Each family's fidelity-diversity knob: the VAE's temperature scales the same draws, the sweep measures every
+value like a report row from the same seed, its verdict reads the folklore's trade in both nets, and a sweep of
+other weights is not shown."""
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+from engines import EngineError, load_engine
+from engines.family import Knob
+from engines.measure import knobs
+from engines.registry import family
+
+
+def test_temperature_scales_the_same_prior_draws_and_is_checked():
+    vae = load_engine("vae")
+    assert torch.allclose(vae.latents(4, seed=2, temperature=0.5), 0.5 * vae.latents(4, seed=2))
+    assert torch.equal(vae.sample(3, seed=1), vae.sample(3, seed=1, temperature=1.0))
+    for bad in (0, -1, 11, "hot", True):
+        with pytest.raises(EngineError, match="temperature must be a number in"):
+            vae.sample(2, seed=0, temperature=bad)
+
+
+def test_each_knob_is_a_sampling_option_of_its_engine_and_its_labels_name_it():
+    for name in ("vae", "gan"):
+        knob = family(name).knob
+        assert knob.neutral in knob.values
+        engine = load_engine(name)
+        for value in knob.values:
+            engine.sample(1, seed=0, **({} if value is None else {knob.option: value}))
+    assert Knob("truncation", "psi", (None, 0.5), None, "").label(None) == "psi = none"
+    assert family("vae").knob.label(0.8) == "tau = 0.8"
+
+
+def cell(precision, recall, se=0.01):
+    return {"precision": precision, "precision_se": se, "recall": recall, "recall_se": se}
+
+
+def measured(*rows_by_value, neutral=1.0):
+    """A sweep record of values -> {net: (precision, recall)}."""
+    return {"neutral": neutral, "symbol": "tau", "rows": [
+        {"value": v, "label": f"tau = {v}", "nets": {net: cell(*pr) for net, pr in nets.items()}}
+        for v, nets in rows_by_value]}
+
+
+@pytest.mark.parametrize("typical, expected", [
+    ({"lenet": (0.90, 0.40), "allconv": (0.85, 0.50)}, "agrees"),                        # the trade, both nets
+    ({"lenet": (0.90, 0.40), "allconv": (0.70, 0.50)}, "depends on the feature net"),    # allconv: both fall
+    ({"lenet": (0.80, 0.70), "allconv": (0.75, 0.80)}, "tie (within 2 standard errors)"),
+    ({"lenet": (0.81, 0.10), "allconv": (0.75, 0.10)}, "disagrees"),                     # diversity lost for nothing
+])
+def test_the_verdict_reads_precision_up_and_recall_down_beyond_2_se_in_every_net(typical, expected):
+    neutral = {"lenet": (0.80, 0.70), "allconv": (0.75, 0.80)}
+    sweep = measured((1.2, neutral), (1.0, neutral), (0.4, typical))
+    verdict = knobs.verdict(family("vae"), sweep)
+    assert verdict["verdict"] == expected
+    assert verdict["detail"].startswith("VAE, tau = 1 -> tau = 0.4: [lenet] precision 0.80 -> ")
+
+
+@pytest.mark.slow   # samples and scores
+def test_the_sweep_scores_each_value_from_the_same_seed_and_keeps_rows_on_the_same_weights(tmp_path, monkeypatch):
+    monkeypatch.setattr(knobs, "out_path", lambda dataset: tmp_path / "knobs.json")
+    small = Knob("temperature", "tau", (1.0, 0.5), 1.0, "colder is more typical")
+    monkeypatch.setattr(knobs, "knobbed", lambda dataset: [replace(family("vae"), knob=small)])
+    sweep = knobs.run("mnist", 60, 0, "test", log=lambda line: None)
+    rows = sweep["families"]["vae"]["rows"]
+    assert [r["value"] for r in rows] == [1.0, 0.5] and set(rows[0]["nets"]) == {"lenet", "allconv"}
+    assert all(r["nets"]["lenet"]["precision_se"] > 0 for r in rows)
+    again = knobs.run("mnist", 60, 0, "test", log=lambda line: pytest.fail("re-measured a kept row"))
+    assert again["families"] == sweep["families"]
+    stale = json.loads((tmp_path / "knobs.json").read_text())
+    stale["families"]["vae"]["weights"] = "0" * 16
+    (tmp_path / "knobs.json").write_text(json.dumps(stale))
+    assert knobs.sweep_for("mnist") is None                 # measured on other weights: not shown
