@@ -30,11 +30,11 @@ from engines.checkpoint import checkpoints_dir
 from engines.data.datasets import LAB_DATASETS, load_lab_split
 from engines.errors import EngineError
 from engines.family import Family
-from engines.measure.evaluation import load_feature_nets, reference_set, sampling_options, score
 from engines.measure.quality import generate
 from engines.measure.sampler_benchmark import weights_hash
 from engines.measure.uncertainty import compare, se_of_difference
 from engines.registry import available_engines, families, load_engine
+from engines.registry import family as family_of
 from engines.runtime import hardware
 
 FIDELITY, DIVERSITY = "precision", "recall"
@@ -62,6 +62,7 @@ def knobbed(dataset: str) -> list[Family]:
 @torch.no_grad()
 def sweep_family(family: Family, dataset: str, n: int, seed: int, nets: dict, reference: dict, log=print) -> list:
     """One row per knob value: the value and the report's score of n samples drawn with it."""
+    from engines.measure.evaluation import sampling_options, score  # (evaluation writes report.md, which reads this)
     engine = load_engine(family.name, dataset=dataset)
     options = sampling_options(family, report_diffusion_options(dataset))
     rows = []
@@ -82,6 +83,7 @@ def run(dataset: str, n: int, seed: int, command: str, log=print) -> dict:
     previous = json.loads(path.read_text()) if path.is_file() else {}
     root = checkpoints_dir(dataset)
     same = previous.get("n") == n and previous.get("seed") == seed
+    from engines.measure.evaluation import load_feature_nets, reference_set
     nets = load_feature_nets(dataset)
     reference = reference_set(nets, load_lab_split(dataset, "test").images)
     out = {"dataset": dataset, "n": n, "seed": seed, "command": command, "hardware": hardware(), "families": {}}
@@ -151,6 +153,27 @@ def verdicts_text(sweep: dict | None) -> str:
     if sweep is None:
         return "Not measured on these weights yet: `python -m engines.knob_sweep`."
     return "\n".join(f"- **{v['claim']}: {v['verdict']}.** {v['detail']}" for v in verdicts(sweep))
+
+
+def table_lines(sweep: dict) -> list[str]:
+    """Each family's sweep as a markdown table: per value, precision, recall, coverage and Frechet distance
+    (± SE) in each feature net."""
+    lines = []
+    for name, record in sweep["families"].items():
+        nets = list(record["rows"][0]["nets"])
+        lines += [f"{family_of(name).heading} ({record['option']}):", "",
+                  "| " + " | ".join(["setting"] + [f"{key} ({net})" for net in nets
+                                                  for key in ("precision", "recall", "coverage", "FD")]) + " |",
+                  "|" + "---|" * (1 + 4 * len(nets))]
+        for row in record["rows"]:
+            cells = [row["label"] + (" (as trained)" if row["value"] == record["neutral"] else "")]
+            for net in nets:
+                c = row["nets"][net]
+                cells += [f"{c[k]:.2f} ± {c[k + '_se']:.2f}" for k in ("precision", "recall", "coverage")]
+                cells += [f"{c['frechet_distance']:.3g} ± {c['frechet_distance_se']:.2g}"]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
 
 
 def verdicts(sweep: dict) -> list[dict]:

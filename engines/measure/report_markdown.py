@@ -6,6 +6,8 @@ import math
 from pathlib import Path
 
 from engines.measure.hierarchy import group_by_decade
+from engines.measure.knobs import sweep_for, table_lines
+from engines.measure.knobs import verdicts_text as knob_verdicts
 from engines.measure.memorisation import copying_verdict
 from engines.measure.race_targets import targets_text
 from engines.measure.reproduce import TOLERANCES
@@ -379,6 +381,20 @@ def speed_lines(report: dict) -> list[str]:
     return lines
 
 
+def knob_lines(report: dict) -> list[str]:
+    """Fidelity against diversity: each family's knob swept (`python -m engines.knob_sweep`), where measured on
+    the weights that ship."""
+    sweep = sweep_for(report.get("dataset", "mnist"))
+    if sweep is None:
+        return []
+    return ["## Fidelity against diversity", "",
+            f"Each family's knob swept by `{sweep['command']}`: {sweep['n']} samples per setting from seed "
+            f"{sweep['seed']} (the same latents or noise at every setting), scored as the rows above. The folklore "
+            "holds for a knob when, from the model as trained to the knob's far end, precision (fidelity) rises and "
+            "recall (diversity) falls beyond 2 SE in both feature nets.", "", knob_verdicts(sweep), "",
+            *table_lines(sweep)]
+
+
 def straightness_lines(report: dict) -> list[str]:
     """Each measured family's straightness, and each two's difference path by path with its reading."""
     st = report["straightness"]
@@ -443,6 +459,7 @@ def write_markdown(report: dict, path: Path, others: dict[str, dict] | None = No
             lines += SECTION_LINES[section](report)
         if section == "likelihood" and section in report:
             lines += hierarchy_lines(report)
+    lines += knob_lines(report)
     if "stability" in report:
         lines += stability_lines(report, figure)
     if "seeds" in report:
