@@ -273,7 +273,7 @@ def test_diffusion_forward_process(client):
 
 
 def test_compare_shows_the_measured_table_and_plots(client):
-    charts, verdicts, text, losses, quality, steps, levels, race = client.predict(api_name="/compare")
+    charts, verdicts, text, losses, quality, steps, levels, race, knobs = client.predict(api_name="/compare")
     assert Image.open(charts).format == "PNG"
     assert "| Sample quality |" in verdicts and "| Likelihood |" in verdicts
     report = json.loads((CHECKPOINTS / "report.json").read_text())
@@ -283,7 +283,8 @@ def test_compare_shows_the_measured_table_and_plots(client):
     # report.md folded by section (each "## " heading a click away), the live benchmark among them
     assert "<summary><b>Sampling: steps vs quality</b></summary>" in text and "| ddpm | 20 | 20 |" in text
     assert text.count("<details>") == text.count("</details>") >= 8 and "\n## " not in text
-    for plot in (losses, quality, steps, levels, race):     # plots come back as image files
+    assert "### Fidelity against diversity: each family's knob" in verdicts and "the VAE's temperature tau" in verdicts
+    for plot in (losses, quality, steps, levels, race, knobs):     # plots come back as image files
         assert Image.open(plot).format == "PNG" and Image.open(plot).size[0] >= 600
 
 
@@ -428,8 +429,10 @@ def test_every_tab_switches_to_fashion_mnist_through_the_dataset_argument(client
     assert caption.startswith("Digit: test Pullover no. 0")
     *_, caption = client.predict(0, "2", 0, "fashion", api_name="/connections_hierarchy")
     assert caption.startswith("Digit: test Pullover no. 0")
-    charts, verdicts, report, *_, race = client.predict("fashion", api_name="/compare")
-    assert Image.open(race).format == "PNG"      # Fashion-MNIST's own speed race
+    charts, verdicts, report, losses, quality, steps, levels, race, knobs = client.predict("fashion",
+                                                                                          api_name="/compare")
+    assert Image.open(race).format == "PNG" and Image.open(knobs).format == "PNG"   # Fashion-MNIST's own
+    assert Image.open(steps).format == "PNG"     # the benchmark measured MNIST only: the panel says so, not empty
     assert report.startswith("# The generative lab: the comparison table, measured on Fashion-MNIST")
     assert "### The verdicts on each dataset" in verdicts and "| MNIST (5,000 digits) | Fashion-MNIST" in verdicts
     with pytest.raises(Exception, match="no diffusion gan model ships for Fashion-MNIST"):

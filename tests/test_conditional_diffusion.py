@@ -109,6 +109,14 @@ def test_trained_by_our_command_loaded_by_the_users_code_path(tmp_path):
     score, = [json.loads(line) for line in (tmp_path / "quality_log.jsonl").read_text().splitlines()]
     assert set(score["asked_class_share"]) == {"lenet", "allconv"}     # is each sample of the class it was asked?
     assert all(0 <= share <= 1 for share in score["asked_class_share"].values())
+    from PIL import Image
+    from engines.training.timelapse import FRAME_SAMPLES, frames
+    (step, frame), = frames(tmp_path)             # the time-lapse: one frame per scored checkpoint
+    grid = Image.open(frame)
+    assert step == 2 and grid.mode == "L" and grid.size == (4 * 30 + 2, 4 * 30 + 2) and FRAME_SAMPLES == 16
+    first = torch.tensor(list(grid.getdata()), dtype=torch.float32).reshape(grid.size[1], grid.size[0])[2:30, 2:30]
+    scored = engine.sample(1, seed=0, sampler="ddim", steps=20)[0, 0]   # the scoring sampler, seed 0, sample 0
+    assert (first / 255 - scored).abs().max() < 1 / 255 + 1e-6
 
 
 def test_a_score_counts_a_sample_right_only_when_the_net_reads_the_asked_class():

@@ -60,6 +60,7 @@ from engines.training import ledger, trainers
 from engines.training.base import Shard, Trainer, parse_overrides
 from engines.training.compute import Meter
 from engines.training.distributed import MIXED_PRECISION, Local, make_runtime
+from engines.training.timelapse import save_frame
 
 # How a family that takes the sampler (`Family.takes_sampler`) samples when its checkpoints are scored during
 # training: cheap enough to run every few hundred steps on a CPU. The others sample as the report does.
@@ -104,6 +105,7 @@ def score_checkpoint(family: str, out: Path, step: int, n: int, dataset: str) ->
     with torch.no_grad():
         engine = load_engine(family, out)
         images = engine.sample(n, seed=0, **options)
+        save_frame(images, out, step)     # the time-lapse: the same seed's first samples at every scored step
         score = {"step": step, "n": n, **options, **score_samples(images, lab_dataset_of(dataset))}
         asked = engine.asked_classes(n)   # a class-conditional model: is each sample of the class asked?
         if asked is not None:
