@@ -110,6 +110,7 @@ def test_trained_by_our_command_loaded_by_the_users_code_path(tmp_path):
     assert set(score["asked_class_share"]) == {"lenet", "allconv"}     # is each sample of the class it was asked?
     assert all(0 <= share <= 1 for share in score["asked_class_share"].values())
     from PIL import Image
+
     from engines.training.timelapse import FRAME_SAMPLES, frames
     (step, frame), = frames(tmp_path)             # the time-lapse: one frame per scored checkpoint
     grid = Image.open(frame)

@@ -32,12 +32,13 @@ from engines.errors import EngineError
 from engines.family import Family
 from engines.measure.quality import generate
 from engines.measure.sampler_benchmark import weights_hash
-from engines.measure.uncertainty import compare, se_of_difference
+from engines.measure.uncertainty import AGREES, DISAGREES, TIE, compare, se_of_difference
 from engines.registry import available_engines, families, load_engine
 from engines.registry import family as family_of
 from engines.runtime import hardware
 
 FIDELITY, DIVERSITY = "precision", "recall"
+DEPENDS = "depends on the feature net"   # (the verdicts' word; verdicts reads this module)
 
 
 def out_path(dataset: str) -> Path:
@@ -121,17 +122,21 @@ def verdict(family: Family, measured: dict) -> dict:
                   for net in nets}
     traded = [d == (1, -1) for d in directions.values()]
     if all(traded):
-        word = "agrees"
+        word = AGREES
     elif any(traded):
-        word = "depends on the feature net"
+        word = DEPENDS
     elif all(d == (0, 0) for d in directions.values()):
-        word = "tie (within 2 standard errors)"
+        word = TIE
     else:
-        word = "disagrees"
+        word = DISAGREES
     detail = "; ".join(f"[{net}] " + ", ".join(
         f"{key} {neutral['nets'][net][key]:.2f} -> {typical['nets'][net][key]:.2f} ({MOVES[move]})"
         for key, move in zip((FIDELITY, DIVERSITY), directions[net])) for net in nets)
-    return {"family": family.name, "claim": family.knob.folklore, "verdict": word,
+    first = nets[0]
+    cell = (f"{family.knob.label(family.knob.neutral)} -> {typical['label']}: [{first}] " + ", ".join(
+        f"{key} {neutral['nets'][first][key]:.2f} -> {typical['nets'][first][key]:.2f}"
+        for key in (FIDELITY, DIVERSITY)))
+    return {"family": family.name, "claim": family.knob.folklore, "verdict": word, "cell": cell,
             "detail": f"{family.title}, {family.knob.label(family.knob.neutral)} -> {typical['label']}: {detail}"}
 
 
@@ -190,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     try:
-        sweep = run(args.dataset, args.n, args.seed, shlex.join(["python -m engines.knob_sweep", *argv]))
+        sweep = run(args.dataset, args.n, args.seed, shlex.join(["python", "-m", "engines.knob_sweep", *argv]))
     except EngineError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -55,6 +55,8 @@ FOLKLORE = {
     "Latent space": "VAE: smooth, with an encoder; GAN: smooth-ish, no encoder; diffusion: no compact latent "
                     "(x_T is image-sized)",
     "Speed": "VAE and GAN: one pass; diffusion: tens to a thousand passes, orders of magnitude slower",
+    "Fidelity against diversity": "each family's knob trades diversity for fidelity: the VAE's temperature, the "
+                                  "GAN's truncation, diffusion's guidance scale",
     "Hybrids": "diffusion GAN: as sharp as a GAN, as stable as diffusion, far faster than diffusion; latent "
                "diffusion: a learned prior samples better digits than the VAE's N(0, I)",
 }
@@ -446,6 +448,19 @@ def speed_row(report: dict, race: tuple) -> dict:
                                         "verdict uses it")
 
 
+def knobs_row(report: dict) -> dict:
+    """Each family's fidelity-diversity knob, from the sweep of the shipped weights (`engines.measure.knobs`)."""
+    from engines.measure.knobs import sweep_for, verdicts
+    sweep = sweep_for(report.get("dataset", "mnist"))
+    if sweep is None:
+        return _row("Fidelity against diversity", {}, [], "not measured on these weights (python -m "
+                    "engines.knob_sweep)", verdict="not measured")
+    checks = verdicts(sweep)
+    cells = {c["family"]: c["cell"] for c in checks}
+    return _row("Fidelity against diversity", cells, checks,
+                f"each from the model as trained to the knob's far end, {sweep['n']} samples a setting")
+
+
 def speed_at_quality(report: dict, claim: str, slow: str, fast: str, race: tuple) -> dict | None:
     """`slow` at least SPEED_FACTOR times slower than `fast` at matched quality, read from the speed race (`race`:
     (it, "") or (None, why there is none)): the fewest network evaluations (NFE) at which one of `slow`'s raced
@@ -589,7 +604,7 @@ def summarise(report: dict, race: tuple | None = None) -> list[dict]:
         from engines.measure.speed_race import race_for
         race = race_for(report)
     rows = [objective_row(report), stability_row(report), quality_row(report), likelihood_row(report),
-            latent_row(report), speed_row(report, race)]
+            latent_row(report), speed_row(report, race), knobs_row(report)]
     if any(f.name in report.get("quality", {}) for f in registry.families("hybrid")):
         rows.append(hybrids_row(report, race))
     return said_of(report.get("dataset", "mnist"), rows)
