@@ -249,6 +249,26 @@ def test_the_flow_matching_ode_step_by_step_in_the_diffusion_tab(client):
     assert np.array_equal(pixels(fashion[0]), np.asarray(grid_image(expected)))
 
 
+def test_the_diffusion_tab_integrates_reflow_in_its_own_few_steps(client):
+    """Reflow's two Euler steps, shown as the flow's are; its last frame is the engine's sample() (each dataset's)."""
+    from app.images import grid_image
+    from engines import load_engine
+    from engines.registry import family
+    options = family("reflow").evaluation_options
+    job = client.submit(3, 2, api_name="/reflow_steps")
+    job.result()
+    final = job.outputs()[-1]
+    steps = options["steps"]
+    assert [o[2] for o in job.outputs()[:steps]] == [f"step {i}/{steps}, t = {1 - (i - 1) / steps:.3f}"
+                                                     for i in range(1, steps + 1)]
+    expected = load_engine("reflow").sample(2, seed=3, **options)
+    assert np.array_equal(pixels(final[0]), np.asarray(grid_image(expected)))
+    assert Image.open(final[4]).n_frames == options["steps"]
+    fashion = client.predict(0, 2, "fashion", api_name="/reflow_steps")                # Fashion-MNIST's own
+    expected = load_engine("reflow", dataset="fashion").sample(2, seed=0, **options)
+    assert np.array_equal(pixels(fashion[0]), np.asarray(grid_image(expected)))
+
+
 def test_scrubbing_before_any_run_asks_for_one():
     demo = build_demo()
     demo.queue()

@@ -37,6 +37,9 @@ def timestep_text(t: float) -> str:
     return f"{t:.0f}" if t.is_integer() else f"{t:.1f}"
 
 
+REFLOW = "reflow"   # the family whose few straight steps the tab shows beside the flow's
+
+
 def flow_time_text(t: float) -> str:
     """A flow's time in [0, 1] (1: noise)."""
     return f"{t:.3f}"
@@ -88,6 +91,21 @@ def flow_steps(seed, count, sampler, steps, dataset=DEFAULT_DATASET):
     options = registry.family("flow").sampling_options(page["sampler"], page["steps"])
     flow = engine("flow", dataset)
     yield from _stream_trace(lambda: flow.trace(count, seed=seed, **options), options["steps"], flow_time_text)
+
+
+def check_reflow_steps(seed, count, dataset=DEFAULT_DATASET) -> list[dict]:
+    """reflow_steps' validator: its inputs, and a reflow model that ships for the dataset."""
+    return validations(lambda: inputs.seed(seed), lambda: inputs.count(count, MAX_TRACE_SAMPLES),
+                       lambda: engine(REFLOW, inputs.dataset_choice(dataset)))
+
+
+def reflow_steps(seed, count, dataset=DEFAULT_DATASET):
+    """Reflow's ODE in its own few Euler steps, shown as the flow's is: after the first step the predicted x0
+    (x_t - t v) is nearly the final image, since its paths are nearly straight."""
+    seed, count = inputs.seed(seed), inputs.count(count, MAX_TRACE_SAMPLES)
+    options = registry.family(REFLOW).evaluation_options
+    reflow = engine(REFLOW, inputs.dataset_choice(dataset))
+    yield from _stream_trace(lambda: reflow.trace(count, seed=seed, **options), options["steps"], flow_time_text)
 
 
 def _stream_trace(trace, total: int, t_text=timestep_text):
@@ -176,6 +194,9 @@ def denoise_section(dataset: gr.Radio) -> list:
         # shown where a flow-matching model ships for some dataset (MNIST today); elsewhere it refuses, saying so
         flow = gr.Button("Integrate the flow-matching ODE (as many evaluations)",
                          visible=any(inputs.ships("flow", d) for d in LAB_DATASET_TITLES))
+        reflow_options = registry.family(REFLOW).evaluation_options
+        reflow = gr.Button(f"Integrate reflow's ODE (its {reflow_options['steps']} {reflow_options['sampler']} steps)",
+                           visible=any(inputs.ships(REFLOW, d) for d in LAB_DATASET_TITLES))
     status = gr.Markdown(label="Step")
     what = gr.Markdown(label="What to look at (diffusion)")
     with gr.Row():
@@ -192,6 +213,8 @@ def denoise_section(dataset: gr.Radio) -> list:
                  **checked_by(check_diffusion_gan_steps))
     flow.click(flow_steps, [seed, count, sampler, steps, dataset], shown, api_name="flow_steps",
                **checked_by(check_flow_steps))
+    reflow.click(reflow_steps, [seed, count, dataset], shown, api_name="reflow_steps",
+                 **checked_by(check_reflow_steps))
     scrubber.release(diffusion_scrub, [stored, scrubber], [x_t, x0, status], api_name="diffusion_scrub")
     return [*shown, what]
 
