@@ -12,9 +12,10 @@ import math
 from pathlib import Path
 
 from engines import registry
-from engines.checkpoint import TRAINING_INFO_NAME, checkpoints_dir
+from engines.checkpoint import QUALITY_LOG_NAME, TRAINING_INFO_NAME, checkpoints_dir, read_jsonl
 from engines.data.datasets import LAB_DATASETS, lab_dataset_of
 from engines.family import Family
+from engines.measure.convergence import convergence_line
 from engines.measure.sampler_benchmark import OUT as BENCHMARK
 from engines.measure.sampler_benchmark import markdown_section
 from engines.measure.uncertainty import TIE_SE
@@ -268,6 +269,7 @@ def card(name: str, info: dict, report: dict | None) -> str:
         *compute_lines(info.get("compute")),
         "- Logs: `train_log.jsonl` (losses, one JSON object per logged step) and, where the run scored its "
         "checkpoints (`--eval-every`), `quality_log.jsonl` (share recognised and Frechet distance per checkpoint)",
+        *([f"- {convergence_line(read_jsonl(checkpoints_dir(lab) / name / QUALITY_LOG_NAME))}"] if record else []),
         "",
     ]
     if report and name in report["quality"]:
@@ -282,7 +284,11 @@ def card(name: str, info: dict, report: dict | None) -> str:
                     if getattr(record, "quality_bar", None) is not None else []), *target_lines(name, report)]
         if r.get("sampler"):
             parts += [f"Sampler for this table: {r['sampler']}.", ""]
-        parts += [f"Class histogram of the samples (`lenet`): {r['nets']['lenet']['class_histogram']}", ""]
+        lenet = r["nets"]["lenet"]
+        refused = f"; the gate refused {lenet['refused_share']:.1%} as no image at all" if "refused_share" in lenet \
+            else ""
+        parts += [f"Class histogram of the samples the `lenet` net's gate accepts: {lenet['class_histogram']}"
+                  f"{refused}", ""]
         parts += likelihood_line(name, report)
     net = next((n for n, folder in NET_FOLDERS.items() if folder == name), None)
     if report and net in report.get("feature_nets", {}):

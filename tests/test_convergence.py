@@ -1,0 +1,36 @@
+"""Converged or stopped at budget, read from a run's own scored checkpoints (both nets, 2 SE)."""
+import json
+
+from engines.checkpoint import CHECKPOINTS
+from engines.measure.convergence import AT_BUDGET, CANNOT_SAY, CONVERGED, convergence, convergence_line
+
+
+def row(step, lenet, allconv, se=(10.0, 0.2)):
+    return {"step": step, "frechet_by_net": {"lenet": {"frechet_distance": lenet, "frechet_distance_se": se[0]},
+                                             "allconv": {"frechet_distance": allconv, "frechet_distance_se": se[1]}}}
+
+
+def test_the_last_three_scores_must_tie_in_every_net():
+    flat = [row(100, 300, 5), row(200, 80, 1.0), row(300, 82, 1.1), row(400, 79, 0.9)]
+    assert convergence(flat)["status"] == CONVERGED and convergence(flat)["steps"] == [200, 300, 400]
+    assert "slow descent" not in convergence(flat)["detail"]
+    falling = [row(200, 120, 2.0), row(300, 100, 1.5), row(400, 80, 1.0)]   # 40 apart: beyond 2 SE (28.3)
+    result = convergence(falling)
+    assert result["status"] == AT_BUDGET and "in lenet, step 200 to step 400" in result["detail"]
+    one_net = [row(200, 80, 2.0), row(300, 82, 1.5), row(400, 79, 0.5)]    # allconv falls 1.5 against 2 SE 0.57
+    assert convergence(one_net)["status"] == AT_BUDGET
+    slow = [row(200, 90, 1.2), row(300, 85, 1.1), row(400, 80, 1.0)]
+    assert convergence(slow)["status"] == CONVERGED and "slow descent inside the noise" in convergence(slow)["detail"]
+
+
+def test_a_log_without_standard_errors_in_both_nets_cannot_say():
+    old = [{"step": s, "frechet_distance": 50.0} for s in (100, 200, 300, 400)]
+    assert convergence(old)["status"] == CANNOT_SAY and "0 of 4" in convergence(old)["detail"]
+    assert convergence([row(100, 80, 1.0), row(200, 80, 1.0)])["status"] == CANNOT_SAY
+
+
+def test_the_shipped_cards_say_what_their_logs_say():
+    log = [json.loads(line) for line in (CHECKPOINTS / "reflow" / "quality_log.jsonl").read_text().splitlines()]
+    line = convergence_line(log)
+    assert line in (CHECKPOINTS / "reflow" / "README.md").read_text()
+    assert line.startswith(f"Training: {convergence(log)['status']}: ")
