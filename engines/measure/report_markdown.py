@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from engines.checkpoint import QUALITY_LOG_NAME, checkpoints_dir, read_jsonl
+from engines.measure.convergence import convergence
 from engines.measure.hierarchy import group_by_decade
 from engines.measure.knobs import sweep_for, table_lines
 from engines.measure.knobs import verdicts_text as knob_verdicts
@@ -381,6 +383,19 @@ def speed_lines(report: dict) -> list[str]:
     return lines
 
 
+def convergence_lines(report: dict) -> list[str]:
+    """Each measured family: converged or stopped at budget, from its shipped checkpoint's scored log."""
+    root = checkpoints_dir(report.get("dataset", "mnist"))
+    measured = [f for f in families() if f.name in report.get("quality", {})]
+    status = {f.name: convergence(read_jsonl(root / f.name / QUALITY_LOG_NAME)) for f in measured}
+    rows = [[title(name), c["status"], c["detail"]] for name, c in status.items()]
+    return ["## Converged or stopped at budget", "",
+            "From each shipped model's own training scores (`quality_log.jsonl`, written by `--eval-every`): "
+            "converged when the Frechet distances of its last three scored checkpoints tie within 2 SE in both "
+            "feature nets, otherwise stopped at budget; a log scored without standard errors in both nets cannot "
+            "say.", "", *_table(["family", "status", "what its log says"], rows)]
+
+
 def knob_lines(report: dict) -> list[str]:
     """Fidelity against diversity: each family's knob swept (`python -m engines.knob_sweep`), where measured on
     the weights that ship."""
@@ -462,6 +477,8 @@ def write_markdown(report: dict, path: Path, others: dict[str, dict] | None = No
     lines += knob_lines(report)
     if "stability" in report:
         lines += stability_lines(report, figure)
+    if "quality" in report:
+        lines += convergence_lines(report)
     if "seeds" in report:
         lines += seeds_lines(report)
     if report.get("straightness"):
