@@ -2,6 +2,7 @@
 and the VAE's latent map. They draw what the engines measured; they compute nothing themselves."""
 from __future__ import annotations
 
+import math
 import textwrap
 
 import matplotlib
@@ -11,6 +12,7 @@ matplotlib.use("Agg")  # no display on a server
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from engines.measure.knobs import sweep_for  # noqa: E402
 from engines.measure.sampler_benchmark import BENCHMARK_NET  # noqa: E402  (the net the benchmark's FDs are in)
 from engines.measure.uncertainty import count_of, exact_interval  # noqa: E402
 from engines.registry import families as _families  # noqa: E402
@@ -226,9 +228,37 @@ def _beside_parents() -> list[str]:
 
 
 # (row of the summary, the report section it draws, how to draw it)
+def _knobs_panel(ax, report: dict, families: list[str], verdict: str) -> None:
+    """Each knob from the model as trained to its far end: the change in precision and in recall (first feature
+    net, ± the SE of the difference), side by side per family: the folklore's trade is up, then down."""
+    sweep = sweep_for(report.get("dataset", "mnist"))
+    if sweep is None:
+        _not_measured(ax, "Fidelity against diversity", "python -m engines.knob_sweep")
+        return
+    net = next(iter(report["feature_nets"]))
+    names = list(sweep["families"])
+    for offset, key, hatch in ((-0.2, "precision", ""), (0.2, "recall", "//")):
+        changes, errors = [], []
+        for name in names:
+            record = sweep["families"][name]
+            neutral = next(r for r in record["rows"] if r["value"] == record["neutral"])["nets"][net]
+            far = record["rows"][-1]["nets"][net]
+            changes.append(far[key] - neutral[key])
+            errors.append(math.hypot(far[f"{key}_se"], neutral[f"{key}_se"]))
+        ax.bar([i + offset for i in range(len(names))], changes, 0.4, yerr=errors, capsize=3, hatch=hatch,
+               color=[FAMILY_COLOURS[n] for n in names], edgecolor="black", label=f"change in {key}")
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(names)), [f"{_family(n).title}\n{sweep['families'][n]['symbol']}: as trained to "
+                                      f"{sweep['families'][n]['rows'][-1]['label'].split(' = ')[1]}" for n in names],
+                  fontsize=8)
+    ax.legend(fontsize=7)
+    _title(ax, f"Fidelity against diversity: {verdict}", f"change ({net}); precision up, recall down = the trade")
+
+
 PANELS = [("Sample quality", "quality", _quality_panel), ("Likelihood", "likelihood", _likelihood_panel),
           ("Latent space", "latent", _latent_panel), ("Training stability", "seeds", _seeds_panel),
-          ("Speed", "speed", _speed_panel), ("Hybrids", "quality", _hybrids_panel)]
+          ("Speed", "speed", _speed_panel), ("Fidelity against diversity", "quality", _knobs_panel),
+          ("Hybrids", "quality", _hybrids_panel)]
 
 
 CHARTS_PER_ROW = 2
