@@ -87,6 +87,10 @@ def test_the_warm_start_predicts_exactly_what_the_shipped_diffusion_model_does()
     with torch.no_grad():
         for model in (trainer.model.eval(), trainer.export().eval()):
             assert torch.equal(model(x, t, torch.tensor([3, 8])), diffusion(x, t))
+    trainer.warmup_lr(trainer.opt, 10_000, trainer.lr)     # past warm-up: the class embedding learns 10x faster
+    groups = {len(g["params"]): g["lr"] for g in trainer.opt.param_groups}
+    assert groups[1] == pytest.approx(10 * trainer.lr) and trainer.opt.param_groups[0]["lr"] == trainer.lr
+    assert trainer.opt.param_groups[1]["params"][0] is trainer.model.class_embedding.weight
     with pytest.raises(EngineError, match="label_dropout must be between 0 and 1"):
         ConditionalDiffusionTrainer({"label_dropout": 0.0, "diffusion_from": "none"})
     with pytest.raises(EngineError, match="network differs from this config"):

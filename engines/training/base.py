@@ -181,9 +181,11 @@ class Trainer:
         return [self.model] + ([self.ema.module] if self.ema is not None else [])
 
     def warmup_lr(self, optimizer: torch.optim.Optimizer, step: int, lr: float) -> None:
+        """Each parameter group at `lr` (times the group's own "lr_scale", where it has one), warmed up."""
         warmup = getattr(self.hparams, "warmup_steps", 0)
         for group in optimizer.param_groups:
-            group["lr"] = lr * min(1.0, (step - self.warmup_from + 1) / warmup) if warmup else lr
+            scaled = lr * group.get("lr_scale", 1.0)
+            group["lr"] = scaled * min(1.0, (step - self.warmup_from + 1) / warmup) if warmup else scaled
 
     @staticmethod
     def update(optimizer: torch.optim.Optimizer, loss: torch.Tensor, params, clip: float | None = 1.0) -> None:
