@@ -410,7 +410,7 @@ def test_into_with_engines_adds_a_family_to_a_report_and_keeps_the_others_number
     assert [r for r in merged["speed"]["rows"] if r["engine"] != NEW] == report["speed"]["rows"]
     assert merged["section_seconds"] == report["section_seconds"] and merged["command"] == report["command"]
     assert f"quality ({NEW})" in merged["settings"]["remeasured"]
-    assert main(["--into", str(path), "--sections", "seeds", "--engines", NEW]) == 2   # not per family
+    assert main(["--into", str(path), "--sections", "seeds", "--engines", NEW]) == 2   # no 2-D version
     # a report whose command names its families (Fashion-MNIST's): the newcomer joins that list, so --check
     # reruns it too
     report.update(command="python -m engines.evaluate --dataset fashion --engines vae gan diffusion --threads 1",

@@ -165,6 +165,25 @@ def test_families_can_have_their_own_training_budget(tiny):
     assert all(len(run["on_mode"]) == 4 for run in out["families"]["diffusion_gan"]["per_seed"])
 
 
+def test_a_family_joins_a_study_measured_before_as_if_measured_with_it(tiny):
+    """`measure=`: the study trains only the newcomer, and `merge_seed_families` completes it with the earlier
+    study's records: the same dict as measuring every family at once (how a family joins a committed report's
+    seed study by `--into REPORT --sections seeds --engines NAME`). Other settings for a kept family: refused."""
+    from engines.measure.evaluation import merge_seed_families
+    with_flow = {**TINY, "families": ("gan", "vae", "diffusion", "flow")}
+    flow_only = seed_study(**with_flow, measure=["flow"])
+    assert list(flow_only["families"]) == ["flow"] and flow_only["settings"]["families"] == list(with_flow["families"])
+    assert merge_seed_families(tiny, flow_only) == seed_study(**with_flow)
+    other = seed_study(**{**with_flow, "lr": {"gan": 5e-3}}, measure=["flow"])
+    with pytest.raises(EngineError, match="measured gan under other settings"):
+        merge_seed_families(tiny, other)
+    with pytest.raises(EngineError, match="has no diffusion_gan"):
+        merge_seed_families(tiny, seed_study(**{**with_flow, "families": ("gan", "diffusion_gan")},
+                                             measure=["gan"]))
+    with pytest.raises(EngineError, match="measure must name families among those studied"):
+        seed_study(**TINY, measure=["flow"])
+
+
 @pytest.mark.parametrize("change, message", [
     ({"steps": {"gan": 8}}, "steps given per family must name exactly the families studied"),
     ({"check_every": {"gan": 2, "vae": 2, "diffusion": 2, "flow": 2}}, "check_every given per family"),

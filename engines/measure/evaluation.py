@@ -306,17 +306,24 @@ def feature_net_summary(net, directory: Path, test) -> dict:
             "confident_share_on_test": round(float((confidence >= CONFIDENT).float().mean()), 4)}
 
 
-def seeds_section(names: list[str], settings: dict) -> dict:
+def seeds_section(names: list[str], settings: dict, measure: list[str] | None = None) -> dict:
     """The 2-D seed study of the families among `names` that the playground has a version of. A hybrid learns
     several conditionals where a family learns one (the diffusion GAN: four), so it trains --seed-steps-hybrid
-    steps (measured at as many checkpoints as the families get) instead of --seed-steps."""
+    steps (measured at as many checkpoints as the families get) instead of --seed-steps. `measure`: train only
+    those of them (the settings still describe all), for `merge_seed_families`."""
     studied = [f for f in selected(names) if f.name in PLAYGROUND_FAMILIES]
     steps = {f.name: settings["seed_steps_hybrid"] if f.is_hybrid else settings["seed_steps"] for f in studied}
     names = tuple(steps)
+    if measure is not None:
+        if not [name for name in names if name in measure]:
+            raise EngineError(f"{', '.join(measure)}: no 2-D version in the playground, so no seed study to "
+                              f"measure (it studies {', '.join(PLAYGROUND_FAMILIES)})")
+        measure = [name for name in names if name in measure]
     if set(steps.values()) == {settings["seed_steps"]}:   # one budget for all: the study's plain settings
-        return seed_study(families=names, seeds=settings["seed_runs"], steps=settings["seed_steps"])
+        return seed_study(families=names, seeds=settings["seed_runs"], steps=settings["seed_steps"],
+                          measure=measure)
     checkpoints = settings["seed_steps"] // CHECK_EVERY
-    return seed_study(families=names, seeds=settings["seed_runs"], steps=steps,
+    return seed_study(families=names, seeds=settings["seed_runs"], steps=steps, measure=measure,
                       check_every={f.name: max(1, steps[f.name] // checkpoints) if f.is_hybrid else CHECK_EVERY
                                    for f in studied})
 
@@ -478,17 +485,22 @@ def remeasure_into(path: Path, sections: list[str], argv: list[str], engines: li
     if missing:
         raise EngineError(f"{path} has no {', '.join(missing)} section to re-measure: its sections are "
                           f"{', '.join(report['sections'])}")
-    if engines and "seeds" in sections:
-        raise EngineError("the seeds section trains the 2-D playground's families, not the report's engines: "
-                          "re-measure it without --engines")
     for section in (s for s in sections if s not in report["sections"]):
         report[section] = {}
         report["sections"] = [s for s in SECTIONS if s in report["sections"] or s == section]
     if recorded.threads:
         torch.set_num_threads(recorded.threads)
+    by_family = engines and "seeds" in sections   # the seed study trains only these, beside the others' runs
     fresh = evaluate(engines or recorded.engines, recorded.n, recorded.seed,
                      {"sampler": recorded.diffusion_sampler, "steps": recorded.diffusion_steps},
-                     sections, settings_from(recorded), recorded.dataset)
+                     [s for s in sections if not (by_family and s == "seeds")], settings_from(recorded),
+                     recorded.dataset)
+    if by_family:
+        started = time.time()
+        studied = [f.name for f in families() if f.name in {*report["engines"], *engines}]
+        fresh["seeds"] = merge_seed_families(report["seeds"], seeds_section(studied, settings_from(recorded),
+                                                                            measure=engines))
+        fresh["section_seconds"]["seeds"] = round(time.time() - started, 1)
     report["feature_nets"] = fresh["feature_nets"]   # measured by every run: the nets (and gates) used now
     # The settings --check reruns with (the recorded command's, defaults included), as this run measured them.
     report["settings"] = {**report["settings"], **fresh.get("settings", {}),
@@ -497,7 +509,8 @@ def remeasure_into(path: Path, sections: list[str], argv: list[str], engines: li
         report["engines"] = [f.name for f in families() if f.name in {*report["engines"], *engines}]
         report["command"] = with_engines(report["command"], report["engines"])
     for section in sections:
-        report[section] = merge_engines(report[section], fresh[section], engines) if engines else fresh[section]
+        merged = engines and section != "seeds"   # (the seed study merged its families above)
+        report[section] = merge_engines(report[section], fresh[section], engines) if merged else fresh[section]
         seconds = fresh["section_seconds"][section]
         if not engines:   # a section measured whole: its time is this run's (a merged one keeps the old time)
             report["run_time_s"] = round(report["run_time_s"] - report["section_seconds"].get(section, 0)
@@ -511,6 +524,26 @@ def remeasure_into(path: Path, sections: list[str], argv: list[str], engines: li
     path.write_text(json.dumps(report, indent=1) + "\n")
     write_markdown(report, path.with_suffix(".md"), reports_beside(report.get("dataset", "mnist")))
     return report
+
+
+def merge_seed_families(kept: dict, fresh: dict) -> dict:
+    """A seed study that trained only some of its families (`seeds_section(..., measure=)`), completed with the
+    other families' records from the report's study. Sound because a family's runs depend on its own settings
+    only (its steps, checkpoints and rate, and the study's common settings): refused where those differ."""
+    common = {k for k in fresh["settings"] if k not in ("families", "steps", "check_every", "checkpoints", "lr")}
+
+    def own(settings: dict, family: str) -> tuple:
+        return tuple(v[family] if isinstance(v, dict) else v for v in (settings[k] for k in ("steps", "check_every")))\
+            + (settings["lr"][family],)
+    for family in (f for f in fresh["settings"]["families"] if f not in fresh["families"]):
+        if family not in kept.get("families", {}):
+            raise EngineError(f"the report's seed study has no {family}: re-measure it without --engines")
+        if {k: kept["settings"].get(k) for k in common} != {k: fresh["settings"][k] for k in common} \
+                or own(kept["settings"], family) != own(fresh["settings"], family):
+            raise EngineError(f"the report's seed study measured {family} under other settings: re-measure it "
+                              f"without --engines")
+    return {**fresh, "families": {f: fresh["families"].get(f) or kept["families"][f]
+                                  for f in fresh["settings"]["families"]}}
 
 
 def with_engines(command: str, engines: list[str]) -> str:

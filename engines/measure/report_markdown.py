@@ -336,9 +336,10 @@ def seeds_lines(report: dict) -> list[str]:
              "Rates as counts of the seeds with their exact 95% intervals (Clopper & Pearson 1934); means ± "
              "standard deviations over the seeds. The study is of 2-D data: it does not depend on the report's "
              "dataset.", ""]
-    again = report.get("settings", {}).get("remeasured", {}).get("seeds")
-    if again:
-        lines += [f"This section was measured again on its own, with the settings of the command above: "
+    remeasured = report.get("settings", {}).get("remeasured", {})
+    for which, again in ((k, v) for k, v in remeasured.items() if k == "seeds" or k.startswith("seeds (")):
+        whose = "" if which == "seeds" else f" for {which[len('seeds ('):-1]}"
+        lines += [f"This section was measured again on its own{whose}, with the settings of the command above: "
                   f"`{again['command']}` ({again['hardware']}).", ""]
     n = len(settings["seeds"])
     primary, raw = seed_records(st), seed_records(st, sensitivity=True)

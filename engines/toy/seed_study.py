@@ -214,7 +214,7 @@ def definitions(n_modes: int, samples: int, drop_threshold: float) -> dict[str, 
 def seed_study(distribution: str = "ring8", families=("gan", "vae", "diffusion"), seeds: int = SEEDS,
                steps: int | dict[str, int] = STEPS, check_every: int | dict[str, int] = CHECK_EVERY,
                samples: int = SAMPLES, lr: float | dict[str, float] | None = None,
-               drop_threshold: float = DROP_THRESHOLD) -> dict:
+               drop_threshold: float = DROP_THRESHOLD, measure=None) -> dict:
     """Trains each family with seeds 0 .. seeds-1 and returns, as plain JSON numbers:
     {"settings": {...}, "definitions": {...}, "families": {family: record}}, where a family's record is
     `summarise_seeds` of its EMA measurements with "measured" (`measured`) and "sensitivity", the same for its
@@ -222,12 +222,17 @@ def seed_study(distribution: str = "ring8", families=("gan", "vae", "diffusion")
 
     `lr`: None for the playground's default per family (training.DEFAULT_LR), one number for all, or a
     dict per family; `steps` and `check_every`: one number for all or a dict naming every family (the
-    settings then hold them per family). Writes nothing; raises EngineError on bad arguments before training."""
+    settings then hold them per family). `measure`: the families among them to
+    train (default all); the settings and definitions still describe every family, so that a family's record
+    can join a study measured before (each family's runs depend on its own settings only). Writes nothing;
+    raises EngineError on bad arguments before training."""
     per = check_arguments(distribution, families, seeds, steps, check_every, samples, lr, drop_threshold)
+    if measure is not None and (isinstance(measure, str) or not set(measure) <= set(families)):
+        raise EngineError(f"measure must name families among those studied {list(families)}, got {measure!r}")
     dist = make_distribution(distribution)
     results = {}
     with torch.enable_grad():   # training, whatever the caller's autograd mode (the evaluation runs in no_grad)
-        for family in families:
+        for family in (f for f in families if measure is None or f in measure):
             steps_f, every = per["steps"][family], per["check_every"][family]
             runs = [train_and_measure(dist, family, seed, per["lr"][family], steps_f, every, samples)
                     for seed in range(seeds)]
