@@ -52,6 +52,25 @@ def step_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + step)
 
 
+def class_labels(n: int, labels, classes: int) -> torch.Tensor:
+    """The classes a class-conditional engine asks for, as n whole numbers: `labels` None for the classes in turn
+    (0, 1, ..., classes - 1, 0, ...: a grid shows every class), one class for all, or one per sample; EngineError
+    for anything else."""
+    if labels is None:
+        return torch.arange(n) % classes
+    if isinstance(labels, int) and not isinstance(labels, bool):
+        labels = [labels] * n
+    try:
+        labels = torch.as_tensor(labels).reshape(-1)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise EngineError(f"labels must be a class number or one per sample, got {labels!r}") from e
+    if labels.dtype.is_floating_point or labels.dtype == torch.bool or len(labels) != n:
+        raise EngineError(f"labels must be {n} whole numbers (one per sample), got {labels.tolist()}")
+    if (labels < 0).any() or (labels >= classes).any():
+        raise EngineError(f"labels must be classes 0 to {classes - 1}, got {labels.tolist()}")
+    return labels.long()
+
+
 class Engine:
     """Base of the engines. Subclasses set `family` and implement `load` and `sample`."""
 

@@ -26,6 +26,8 @@ class Knob:
     values: the sweep, in the order the chart draws it; None is the option left out.
     neutral: the value that samples the model as it was trained (None: the option left out).
     folklore: what the knob is said to trade, in a phrase.
+    slider: (low, high, step) of the app's slider over it. A knob whose neutral is None (the option left out)
+        is left out at the slider's top, so that the slider's default samples the model as trained, bit for bit.
     """
 
     option: str
@@ -33,10 +35,27 @@ class Knob:
     values: tuple
     neutral: float | None
     folklore: str
+    slider: tuple[float, float, float] = (0.0, 1.0, 0.1)
 
     def label(self, value) -> str:
         """A swept value as the chart and the report write it ("tau = 0.8", "psi = none")."""
         return f"{self.symbol} = {'none' if value is None else f'{value:g}'}"
+
+    def slider_default(self) -> float:
+        """The slider's position for the model as trained."""
+        return self.slider[1] if self.neutral is None else self.neutral
+
+    def from_slider(self, position: float) -> float | None:
+        """The option's value at a slider position (None: leave it out), or ValueError outside the slider."""
+        low, high, _ = self.slider
+        if not low <= position <= high:
+            raise ValueError(f"{self.symbol} must be a number between {low:g} and {high:g}, got {position:g}")
+        return None if self.neutral is None and position == high else position
+
+    def slider_info(self) -> str:
+        """What the slider does, in words under it."""
+        trained = f"{self.slider[1]:g} = none" if self.neutral is None else f"{self.neutral:g}"
+        return f"{trained}: as trained. {self.folklore[0].upper()}{self.folklore[1:]}"
 
 
 @dataclass(frozen=True)

@@ -40,9 +40,9 @@ def caption_at(name: str) -> int:
 
 
 def test_side_by_side_a_grid_per_family_with_timings_and_determinism(client):
-    from app.tabs.side_by_side import PAGES
+    from app.tabs.side_by_side import GRIDS
     first = client.predict(3, 4, "ddim", 10, api_name="/side_by_side")
-    PAGES.results.clear()    # drawn again, not served from the shared results
+    GRIDS.results.clear()    # drawn again, not served from the shared results
     again = client.predict(3, 4, "ddim", 10, api_name="/side_by_side")
     other = client.predict(4, 4, "ddim", 10, api_name="/side_by_side")
     assert len(first) == 2 * len(shown()) + 1      # a grid and a caption per family, then what to look at
@@ -59,6 +59,37 @@ def test_side_by_side_a_grid_per_family_with_timings_and_determinism(client):
     assert latent.startswith("Latent diffusion:") and "10 network evaluations per sample (ddim" in latent
     assert hybrid.startswith("Diffusion GAN:") and "4 network evaluations per sample (its own" in hybrid
     assert first[-1].startswith("**What to look at.**") and "Classifier:" not in first[1]   # unlabelled: no overlay
+
+
+def test_each_knob_is_a_slider_under_its_grid_that_redraws_that_grid_only(client):
+    """Issue 29: each family's fidelity-diversity knob (its record's `knob`) is a slider under its grid, an API
+    parameter after `labelled` in registry order. Turned, its family's grid becomes the engine's own sample with
+    that option, named in the caption, and every other grid stays; at their defaults the models sample as
+    trained; a position off the slider is refused with the knob's range."""
+    from app.images import grid_image
+    from app.tabs.side_by_side import knobbed
+    from engines import load_engine
+    knobs = knobbed()
+    assert knobs and all(f.knob.slider[0] < f.knob.slider_default() <= f.knob.slider[1] for f in knobs)
+    defaults = [f.knob.slider_default() for f in knobs]
+    plain = client.predict(3, 4, "ddim", 10, "mnist", False, api_name="/side_by_side")
+    as_trained = client.predict(3, 4, "ddim", 10, "mnist", False, *defaults, api_name="/side_by_side")
+    assert all(np.array_equal(pixels(plain[grid_at(n)]), pixels(as_trained[grid_at(n)])) for n in shown())
+    assert all(f.knob.symbol + " =" not in as_trained[caption_at(f.name)] for f in knobs)
+    for i, family in enumerate(knobs):
+        low = family.knob.slider[0]
+        turned = client.predict(3, 4, "ddim", 10, "mnist", False, *defaults[:i], low, *defaults[i + 1:],
+                                api_name="/side_by_side")
+        assert turned[caption_at(family.name)].endswith(family.knob.label(low))
+        expected = grid_image(load_engine(family.name).sample(4, seed=3, **{family.knob.option: low}))
+        assert np.array_equal(pixels(turned[grid_at(family.name)]), np.asarray(expected.convert("L")))
+        assert not np.array_equal(pixels(turned[grid_at(family.name)]), pixels(plain[grid_at(family.name)]))
+        assert all(np.array_equal(pixels(plain[grid_at(n)]), pixels(turned[grid_at(n)]))
+                   for n in shown() if n != family.name)
+    family, (low, high, _) = knobs[0], knobs[0].knob.slider
+    with pytest.raises(Exception, match=re.escape(f"{family.title} {family.knob.option}: {family.knob.symbol} must "
+                                                  f"be a number between {low:g} and {high:g}, got 9")):
+        client.predict(3, 4, "ddim", 10, "mnist", False, 9, *defaults[1:], api_name="/side_by_side")
 
 
 def test_a_request_made_again_is_served_from_the_shared_results_which_stay_bounded():

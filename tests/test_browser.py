@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import expect
 
 from app import CSS, build_demo
-from app.tabs.side_by_side import run_label
+from app.tabs.side_by_side import knobbed, run_label
 from engines.registry import families
 
 pytestmark = pytest.mark.slow
@@ -136,6 +136,23 @@ def test_the_landing_tab_shows_samples_before_any_click(page):
     expect(panel.get_by_text("16 samples")).to_have_count(len(families()))   # each model's caption, no click
     expect(panel.locator("img[src]").nth(len(families()) - 1)).to_be_visible()   # and each model's samples
     page.screenshot(path=str(ARTIFACTS / "landing.png"), full_page=True)
+
+
+def test_a_knob_slider_under_a_grid_redraws_that_grid_with_the_knob_named(page):
+    """Issue 29: each family's fidelity-diversity knob is a slider under its grid; set to its low end, the grid is
+    drawn again and its caption names the setting."""
+    panel = page.get_by_role("tabpanel")
+    for family in knobbed():
+        low = family.knob.slider[0]
+        box = panel.locator(f"#knob-{family.name} input[type=number]")
+        expect(box).to_have_value(f"{family.knob.slider_default():g}")
+        before = image_sources(panel.locator(f"#side-by-side-{family.name}"))
+        box.fill(f"{low:g}")
+        box.press("Tab")     # the number box let go: the slider's release, as a drag's end
+        expect(panel.get_by_text(family.knob.label(low))).to_be_visible(timeout=HANG_GUARD_MS)
+        wait_for_new_images(panel.locator(f"#side-by-side-{family.name}"), before)
+    load_every_image(panel)
+    page.screenshot(path=str(ARTIFACTS / "knobs.png"), full_page=True)
 
 
 @pytest.mark.parametrize("tab,buttons,images", TABS)

@@ -1,7 +1,10 @@
 """The "Side by side" tab: one seed, one grid per registered family (its title, colour and caption from its
-record), each captioned with wall time and network evaluations per sample."""
+record), each captioned with wall time and network evaluations per sample; a family with a fidelity-diversity
+knob (its record's `knob`) has it as a slider under its grid."""
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from functools import lru_cache
 
 import gradio as gr
@@ -11,7 +14,7 @@ from matplotlib.colors import to_hex
 from app import inputs, theory
 from app.images import grid_image, labelled_grid
 from app.inputs import DEFAULT_DATASET, MAX_GRID, checked_by, engine, report_of, ships, timed
-from app.serving import SharedResults
+from app.serving import SHARED_RESULTS, SharedResults
 from app.widgets import math_panel, picture, sampler_controls, seed_box
 from engines.data.datasets import LAB_DATASET_TITLES, from_signed
 from engines.family import Family
@@ -35,23 +38,50 @@ def colour_css() -> str:
                     for f in families())
 
 
-def check_side_by_side(seed, count, sampler, steps, dataset=DEFAULT_DATASET, labelled=False) -> list[dict]:
+def knobbed() -> list[Family]:
+    """The registered families with a fidelity-diversity knob, each a slider on the page (in registry order)."""
+    return [f for f in families() if f.knob is not None]
+
+
+def knob_settings(positions: dict | None) -> dict[str, dict]:
+    """{family name: its sampling option} from the sliders' positions ({family name: position}; a family left
+    out, or the slider at its default, samples the model as trained), or `user_error`."""
+    settings = {}
+    for family in knobbed():
+        position = (positions or {}).get(family.name)
+        if position is None:
+            continue
+        what = f"{family.title} {family.knob.option}"
+        try:
+            value = family.knob.from_slider(float(position))
+        except (TypeError, ValueError) as e:
+            raise inputs.user_error(f"{what}: {e}" if isinstance(position, (int, float)) else
+                                    f"{what} must be a number, got {position!r}") from None
+        if value != family.knob.neutral:
+            settings[family.name] = {family.knob.option: value}
+    return settings
+
+
+def check_side_by_side(seed, count, sampler, steps, dataset=DEFAULT_DATASET, labelled=False, *positions) -> list[dict]:
     """side_by_side's validator: its input checks alone, run before the event (a refused input then shows its
-    message and leaves the previous pictures in place)."""
-    return inputs.sampling_validations(seed, count, sampler, steps, MAX_GRID, dataset) + [gr.validate(True, "")]
+    message and leaves the previous pictures in place); `positions`: the knob sliders', in `knobbed()` order."""
+    names = [f.name for f in knobbed()]
+    return (inputs.sampling_validations(seed, count, sampler, steps, MAX_GRID, dataset) + [gr.validate(True, "")]
+            + inputs.validations(*(lambda name=name, position=position: knob_settings({name: position})
+                                   for name, position in zip(names, positions))))
 
 
 def family_grid(family: Family, seed: int, count: int, page: dict, dataset: str, progress,
-                labelled: bool = False) -> tuple[list, Recognition | None]:
+                labelled: bool = False, knob: dict | None = None) -> tuple[list, Recognition | None]:
     """One family's grid and caption, and what the lab's classifier sees in it when `labelled` (then drawn over
     the grid). A family that takes the page's sampler runs through its trace, so that the page shows its progress
     (the result is sample()'s, bit for bit); a family that does not ship for the dataset gets no grid and a caption
-    that says so."""
+    that says so. `knob`: its knob's sampling option where the page turned it ({"temperature": 0.6})."""
     if not ships(family.name, dataset):
         trained = [LAB_DATASET_TITLES[d].split(" (")[0] for d in LAB_DATASET_TITLES if ships(family.name, d)]
         return [None, f"{family.heading}: not trained for {LAB_DATASET_TITLES[dataset]} (it ships for "
                       f"{' and '.join(trained) or 'no dataset yet'})"], None
-    options = family.sampling_options(page["sampler"], page["steps"])
+    options = {**family.sampling_options(page["sampler"], page["steps"]), **(knob or {})}
     model = engine(family.name, dataset)
     nfe = timed(model.network_evaluations, **options)[0]
 
@@ -64,7 +94,8 @@ def family_grid(family: Family, seed: int, count: int, page: dict, dataset: str,
     sample = denoise if family.takes_sampler else lambda: model.sample(count, seed=seed, **options)
     images, seconds = timed(sample)
     caption = (f"{family.heading}: {seconds * 1000:.0f} ms for {count} samples, {nfe} network "
-               f"evaluation{'s' if nfe > 1 else ''} per sample{family.caption.format(**options)}")
+               f"evaluation{'s' if nfe > 1 else ''} per sample{family.caption.format(**options)}"
+               + "".join(f", {family.knob.label(value)}" for value in (knob or {}).values()))
     if not labelled:
         return [grid_image(images), caption], None
     seen = recognise(images, dataset)
@@ -72,29 +103,29 @@ def family_grid(family: Family, seed: int, count: int, page: dict, dataset: str,
             f"{caption}. Classifier: {seen.summary()}"], seen
 
 
-def side_by_side(seed, count, sampler, steps, dataset=DEFAULT_DATASET, labelled=False, progress=gr.Progress()):
+def side_by_side(seed, count, sampler, steps, dataset=DEFAULT_DATASET, labelled=False, knobs=None,
+                 progress=gr.Progress()):
     """One seed -> a grid of `dataset` per registered family, each captioned with wall time and network
     evaluations (and, `labelled`, each sample marked with what the lab's classifier sees), then what to look at
-    in them."""
+    in them. `knobs`: {family name: its knob slider's position}; a family left out samples as trained."""
     seed, count, page, dataset = inputs.sampling_inputs(seed, count, sampler, steps, MAX_GRID, dataset)
-    labelled = bool(labelled)
-    # the same request gives the same pictures: a class asking for the same seeds shares one computation (the
-    # captions keep the times measured when they were drawn); the registered families are part of the request
-    request = (seed, count, page["sampler"], page["steps"], dataset, labelled, tuple(map(id, families())))
-    return PAGES.get(request, lambda: _draw(seed, count, page, dataset, labelled, progress))
-
-
-PAGES = SharedResults()
-
-
-def _draw(seed: int, count: int, page: dict, dataset: str, labelled: bool, progress) -> tuple:
+    labelled, turned = bool(labelled), knob_settings(knobs)
     outputs, seen = [], {}
     for family in families():
-        grid_and_caption, recognition = family_grid(family, seed, count, page, dataset, progress, labelled)
+        knob = turned.get(family.name)
+        # the same request gives the same pictures: a class asking for the same seeds shares one computation (the
+        # captions keep the times measured when they were drawn), and a knob turned redraws its family's grid only
+        options = {**family.sampling_options(page["sampler"], page["steps"]), **(knob or {})}
+        request = (id(family), seed, count, dataset, labelled, tuple(sorted(options.items())))
+        grid_and_caption, recognition = GRIDS.get(request, lambda family=family, knob=knob: family_grid(
+            family, seed, count, page, dataset, progress, labelled, knob))
         outputs += grid_and_caption
         if recognition is not None:
             seen[family.name] = recognition
     return (*outputs, guide.side_by_side(report_of(dataset), seen))
+
+
+GRIDS = SharedResults(maxsize=8 * SHARED_RESULTS)   # one family's grid each, not a page
 
 
 @lru_cache(maxsize=1)
@@ -113,8 +144,32 @@ def next_seed(seed) -> int:
     return (inputs.seed(seed) + 1) % (inputs.MAX_SEED + 1)
 
 
-def build(dataset: gr.Radio) -> tuple[list, list]:
-    """The tab; returns its inputs and outputs (the page fills them on the first visit and a new dataset)."""
+def with_knob_sliders(names: list[str]):
+    """side_by_side as the page's event: its fixed inputs, then one slider per knob, named for its family (Gradio
+    passes inputs by position, and finds the progress tracker, and names the API's parameters, by the
+    function's signature: so the signature lists the sliders)."""
+    def event(seed, count, sampler, steps, dataset, labelled, *rest):
+        *positions, progress = rest
+        return side_by_side(seed, count, sampler, steps, dataset, labelled, dict(zip(names, positions)), progress)
+    fixed = list(inspect.signature(side_by_side).parameters)[:6]
+    positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    event.__signature__ = inspect.Signature(
+        [inspect.Parameter(name, positional) for name in fixed]
+        + [inspect.Parameter(f"{name}_knob", positional, default=None) for name in names]
+        + [inspect.Parameter("progress", positional, default=gr.Progress())])
+    return event
+
+
+def knob_slider(family: Family) -> gr.Slider:
+    low, high, step = family.knob.slider
+    return gr.Slider(low, high, family.knob.slider_default(), step=step,
+                     label=f"{family.title} {family.knob.option} {family.knob.symbol}", info=family.knob.slider_info(),
+                     elem_id=f"knob-{family.name}")
+
+
+def build(dataset: gr.Radio) -> tuple[list, list, Callable]:
+    """The tab; returns its inputs, its outputs and the event that fills them from those inputs (the page fills
+    them on the first visit and a new dataset)."""
     math_panel(theory.SIDE_BY_SIDE)
     with gr.Row():
         seed = seed_box(value=FIRST_VISIT_SEED)
@@ -126,14 +181,18 @@ def build(dataset: gr.Radio) -> tuple[list, list]:
         labelled = gr.Checkbox(False, label="Label each sample with what the lab's classifier sees",
                                info="class and confidence; a red frame: not recognised (confidence < 0.9)")
     with gr.Row():
-        outputs = []
+        outputs, sliders = [], []
         for family in families():
             with gr.Column(elem_id=f"side-by-side-{family.name}"):
                 outputs.append(picture(label=family.heading, type="pil", format="png"))
                 outputs.append(gr.Markdown(label=f"{family.heading} caption"))
+                if family.knob is not None:
+                    sliders.append(knob_slider(family))
     outputs.append(gr.Markdown(label="What to look at", elem_id="side-by-side-guide"))
-    fields = [seed, count, sampler, steps, dataset, labelled]
-    run.click(side_by_side, fields, outputs, api_name="side_by_side", **checked_by(check_side_by_side))
-    new_seed.click(next_seed, seed, seed, api_name="new_seed").then(
-        side_by_side, fields, outputs, api_visibility="private")
-    return fields, outputs
+    fields = [seed, count, sampler, steps, dataset, labelled, *sliders]
+    event = with_knob_sliders([f.name for f in knobbed()])
+    run.click(event, fields, outputs, api_name="side_by_side", **checked_by(check_side_by_side))
+    new_seed.click(next_seed, seed, seed, api_name="new_seed").then(event, fields, outputs, api_visibility="private")
+    for slider in sliders:   # a knob let go redraws the page at the same seed (the other grids come from PAGES)
+        slider.release(event, fields, outputs, api_visibility="private", **checked_by(check_side_by_side))
+    return fields, outputs, event

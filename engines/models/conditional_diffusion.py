@@ -25,7 +25,7 @@ from torch import nn
 
 from engines.checkpoint import hub_metadata, load_pretrained
 from engines.data.datasets import from_signed
-from engines.engine import check_count
+from engines.engine import check_count, class_labels
 from engines.errors import EngineError
 from engines.family import Family, Knob
 from engines.models.diffusion import DiffusionConfig, DiffusionEngine, DiffusionModel
@@ -83,20 +83,7 @@ class ConditionalDiffusionEngine(DiffusionEngine):
 
     def labels_for(self, n: int, labels=None) -> torch.Tensor:
         """`labels` as a tensor of n classes, checked."""
-        classes = self.config.num_classes
-        if labels is None:
-            return torch.arange(n) % classes
-        if isinstance(labels, int) and not isinstance(labels, bool):
-            labels = [labels] * n
-        try:
-            labels = torch.as_tensor(labels).reshape(-1)
-        except (TypeError, ValueError, RuntimeError) as e:
-            raise EngineError(f"labels must be a class number or one per sample, got {labels!r}") from e
-        if labels.dtype.is_floating_point or labels.dtype == torch.bool or len(labels) != n:
-            raise EngineError(f"labels must be {n} whole numbers (one per sample), got {labels.tolist()}")
-        if (labels < 0).any() or (labels >= classes).any():
-            raise EngineError(f"labels must be classes 0 to {classes - 1}, got {labels.tolist()}")
-        return labels.long()
+        return class_labels(n, labels, self.config.num_classes)
 
     def asked_classes(self, n: int) -> torch.Tensor:
         return self.labels_for(n)
@@ -144,6 +131,7 @@ FAMILY = Family(name="conditional_diffusion", title="conditional diffusion", eng
                 parent_options={"diffusion_from": "diffusion"},
                 objective="denoising: eps-MSE, told the class (dropped to none for a share)",
                 knob=Knob("guidance", "w", (0.0, 1.0, 2.0, 3.0, 5.0), DEFAULT_GUIDANCE,
-                          "guidance buys quality with diversity (Ho & Salimans 2022: FID against IS)"))
+                          "guidance buys quality with diversity (Ho & Salimans 2022: FID against IS)",
+                          slider=(0.0, 8.0, 0.5)))
 
 __all__ = ["FAMILY", "ConditionalDiffusionConfig", "ConditionalDiffusionEngine", "ConditionalDiffusionModel"]

@@ -159,4 +159,4 @@ FAMILY = Family(name="gan", title="GAN", engine=GANEngine, trainer="engines.trai
                 quality_bar=0.80, objective="minimax game, non-saturating loss",
                 knob=Knob("truncation", "psi", (None, 2.0, 1.5, 1.0, 0.5), None,
                           "truncation (latent entries beyond psi redrawn, BigGAN's trick) trades variety for "
-                          "typical samples"))
+                          "typical samples", slider=(0.25, 3.0, 0.25)))

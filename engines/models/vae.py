@@ -165,12 +165,15 @@ class VAEEngine(Engine):
         """Posterior mean and log-variance for images in [0, 1]."""
         return self.model.encode(self._check_images(x))
 
+    def checked_latents(self, z: torch.Tensor) -> torch.Tensor:
+        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise EngineError(f"latents must have shape [N, {self.latent_dim}], got {tuple(z.shape)}")
+        return z.float()
+
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Decoder location for latents z [N, latent_dim], as images in [0, 1]."""
-        if z.dim() != 2 or z.shape[1] != self.latent_dim:
-            raise EngineError(f"latents must have shape [N, {self.latent_dim}], got {tuple(z.shape)}")
-        return from_signed(self.model.decode_params(z.float())[0])
+        return from_signed(self.model.decode_params(self.checked_latents(z))[0])
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x)[0])
@@ -179,8 +182,8 @@ class VAEEngine(Engine):
         """n decoded draws of the prior; `temperature` < 1 draws nearer its centre (more typical, less varied)."""
         return self.decode(self.latents(n, seed, temperature))
 
-    def network_evaluations(self) -> int:
-        """One decoder pass per sample."""
+    def network_evaluations(self, temperature: float = 1.0) -> int:
+        """One decoder pass per sample, at any temperature."""
         return 1
 
     def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int = 8, method: str = "slerp") -> torch.Tensor:
@@ -286,4 +289,4 @@ FAMILY = Family(name="vae", title="VAE", engine=VAEEngine, trainer="engines.trai
                 objective="maximise the ELBO", loss_scale="log",
                 knob=Knob("temperature", "tau", (1.2, 1.0, 0.8, 0.6, 0.4), 1.0,
                           "a lower temperature (z drawn nearer the prior's centre) gives more typical, less varied "
-                          "samples"))
+                          "samples", slider=(0.2, 1.5, 0.05)))

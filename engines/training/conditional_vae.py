@@ -1,0 +1,65 @@
+"""The class-conditional VAE trainer: the VAE trainer's Adam step on the negative ELBO, told each image's class.
+
+The encoder and decoder start from a shipped VAE (`vae_from`; "" = MNIST's, and `engines.train` names the run's
+own dataset's) with the class embeddings at zero, so training starts from the unconditional model and only has
+to learn what each class adds; "none" trains from scratch.
+
+    python -m engines.train conditional_vae --dataset mnist5k --out DIR
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from engines.checkpoint import CHECKPOINTS, load_pretrained
+from engines.errors import EngineError
+from engines.models.conditional_vae import ConditionalVAE, ConditionalVAEConfig
+from engines.models.vae import VAE, VAEConfig
+from engines.training.base import Trainer
+
+
+@dataclass
+class ConditionalVAEHParams:
+    lr: float = 5e-4          # a fine-tune of a trained network: half the VAE's rate
+    batch_size: int = 128
+    steps: int = 3000
+    warmup_steps: int = 100
+    # The zero-initialised class embeddings beside trained layers learn at this multiple of `lr` (as the
+    # conditional diffusion model's: at the network's rate they barely move).
+    embedding_lr_scale: float = 10.0
+    vae_from: str = ""        # the VAE checkpoint to start from: "" = MNIST's shipped one; "none"
+
+
+class ConditionalVAETrainer(Trainer):
+    hparams_cls, config_cls, model_cls = ConditionalVAEHParams, ConditionalVAEConfig, ConditionalVAE
+    from_scratch = "vae_from=none"
+
+    def build(self) -> None:
+        super().build()
+        embeddings = [p for name, p in self.model.named_parameters() if name.endswith("_embedding.weight")]
+        rest = [p for name, p in self.model.named_parameters() if not name.endswith("_embedding.weight")]
+        self.opt = torch.optim.Adam([{"params": rest}, {"params": embeddings,
+                                                        "lr_scale": self.hparams.embedding_lr_scale}], lr=self.lr)
+        self.optimizers["opt"] = self.opt
+        source = self.hparams.vae_from
+        if source != "none":
+            directory = Path(source) if source else CHECKPOINTS / "vae"
+            vae = load_pretrained(VAE, VAEConfig, directory)
+            ours = {k: v for k, v in dataclasses.asdict(self.config).items() if k != "num_classes"}
+            if dataclasses.asdict(vae.config) != ours:
+                raise EngineError(f"{directory}'s network differs from this config: pass its settings with --set, "
+                                  f"or --set {self.from_scratch}")
+            missing, unexpected = self.model.load_state_dict(vae.state_dict(), strict=False)
+            assert not unexpected and all(k.endswith("_embedding.weight") for k in missing), (missing, unexpected)
+
+    def train_shards(self, shards, step):
+        self.warmup_lr(self.opt, step, self.lr)
+
+        def loss_fn(i, shard):
+            labels = shard.labels.to(shard.images.device)
+            elbo, reconstruction, kl = self.model.elbo(shard.images, labels, shard.generator)
+            return -elbo.mean(), {"reconstruction": -reconstruction.mean().item(), "kl": kl.mean().item()}
+        return self.optimise(self.opt, self.model, shards, loss_fn, clip=100.0)
