@@ -32,9 +32,12 @@ class GANHParams:
 class GANTrainer(Trainer):
     hparams_cls, config_cls, model_cls = GANHParams, GANConfig, Generator
 
+    generator_cls, discriminator_cls = Generator, Discriminator
+
     def build(self) -> None:
-        self.generator = Generator(self.config)
-        self.discriminator = Discriminator(self.config)
+        self.generator = self.generator_cls(self.config)
+        self.discriminator = self.discriminator_cls(self.config)
+        self.warm_start_generator()
         self.ema = ema_of(self.generator, self.hparams.ema_decay)
         check_policy(self.hparams.diff_augment)
         betas = (self.hparams.beta1, 0.999)
@@ -52,11 +55,9 @@ class GANTrainer(Trainer):
                     group["lr"] = self.lr * factor
         # G's output for each shard, computed once: D learns from it (detached), then G through it.
         with self.runtime.autocast():
-            fakes = [self.generator(torch.randn((len(s.images), self.config.latent_dim),
-                                                generator=s.generator).to(s.images.device)) for s in shards]
-
-        def judged(images, shard):   # D's logits, on DiffAugment's augmented images where the run asks for them
-            return self.discriminator(diff_augment(images, self.hparams.diff_augment, shard.generator))
+            fakes = [self.generated(torch.randn((len(s.images), self.config.latent_dim),
+                                                generator=s.generator).to(s.images.device), s) for s in shards]
+        judged = self.judged
 
         def d_loss(i, shard):
             real_logits = judged(to_signed(shard.images), shard)
@@ -68,6 +69,17 @@ class GANTrainer(Trainer):
                           lambda i, shard: (generator_loss(judged(fakes[i], shard)), {}), clip=None)
         self.ema.update_parameters(self.generator)
         return {"d_loss": d.pop("loss"), "g_loss": g["loss"], **d}
+
+    def warm_start_generator(self) -> None:
+        """Where a family's generator starts from trained weights (the conditional GAN's); the GAN's: none."""
+
+    def generated(self, z: torch.Tensor, shard) -> torch.Tensor:
+        """G's images for the shard's latents z."""
+        return self.generator(z)
+
+    def judged(self, images: torch.Tensor, shard) -> torch.Tensor:
+        """D's logits, on DiffAugment's augmented images where the run asks for them."""
+        return self.discriminator(diff_augment(images, self.hparams.diff_augment, shard.generator))
 
     def warm_start_modules(self) -> list[nn.Module]:
         raise EngineError("a GAN cannot continue from shipped weights alone: its discriminator does not ship. "
