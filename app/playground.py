@@ -35,8 +35,9 @@ PLAYGROUND_CONCURRENCY = 4   # visitors training at once; beyond that they queue
 USER_POINTS = "points"
 DISTRIBUTION_CHOICES = [(label, key) for key, (label, _) in PRESETS.items()] + \
                        [("Your points (sketch or CSV below)", USER_POINTS)]
-# What the live view draws, one strip each: the free play's families, and reflow, which a lesson builds from its flow.
-VIEWED = (*FAMILIES, "reflow")
+# What the live view draws, one strip each: the free play's families, reflow, which a lesson builds from its flow, and
+# the guidance lesson's class-conditional diffusion model.
+VIEWED = (*FAMILIES, "reflow", "conditional_diffusion")
 LESSON_CHOICES = [(lesson.title, key) for key, lesson in LESSONS.items()]
 INTRO = ("Small MLPs of each family (VAE, GAN, diffusion, flow matching; the diffusion GAN; reflow in its lesson) "
          "learn a 2-D distribution whose density is known exactly, so "

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from engines.registry import STAGED, families  # noqa: E402
+from engines.toy.guidance import GuidedView  # noqa: E402
 from engines.toy.views import EXTENT  # noqa: E402
 
 # The toy families share the lab families' names: each is drawn in its lab family's colour, under its title (a
@@ -103,6 +104,8 @@ def _own_view(view) -> tuple:
     """How to draw a family's own view, by what it is: (drawer or None, the panels it takes)."""
     if view is None:
         return None, 0
+    if isinstance(view, GuidedView):
+        return _guided_view, len(view.points)
     if isinstance(view, tuple):
         return _latent_view, 2
     return (_paths_view, 1) if view.dim() == 3 else (_divergence_view, 2)
@@ -138,6 +141,14 @@ def _paths_view(axes, density, snapshot, view, colour: str, samples) -> None:
     axes[2].scatter(path[0, :, 0], path[0, :, 1], s=4, color="grey", label="x_T")
     axes[2].scatter(path[-1, :, 0], path[-1, :, 1], s=6, color="black", label="x_0")
     axes[2].legend(fontsize=7, loc="lower right")
+
+
+def _guided_view(axes, density, snapshot, view, colour: str, samples) -> None:
+    """A conditional model: the same noise at each guidance scale, each point coloured by the class asked."""
+    labels = view.labels.numpy()
+    for ax, (w, points) in zip(axes[2:], view.points.items()):
+        _plane(ax, density, f"guidance w = {w:g}" + {0.0: " (no class)", 1.0: " (the class)"}.get(w, ""))
+        ax.scatter(points[:, 0].numpy(), points[:, 1].numpy(), s=2, c=labels, cmap="tab10", vmin=0, vmax=9)
 
 
 def truth_image(density, points=None, title: str = "true density") -> Image.Image:

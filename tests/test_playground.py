@@ -260,6 +260,8 @@ LESSON_NUMBERS = {
     "straight_paths": lambda rows, truth: rows["reflow, 1 step"]["modes_covered"] == 8
     and rows["flow, 1 step"]["modes_covered"] < 8 and rows["reflow, 1 step"]["step"] == 1000
     and rows["reflow, 1 step"]["energy"] < rows["flow, 1 step"]["energy"] / 10,
+    "guidance": lambda rows, truth: rows["w = 1"]["modes_covered"] == 8 and rows["w = 1"]["step"] == 3000
+    and rows["w = 0"]["on_support"] < rows["w = 1"]["on_support"],
 }
 
 

@@ -13,6 +13,7 @@ from engines.engine import check_count
 from engines.errors import EngineError
 from engines.toy import divergence, metrics, views
 from engines.toy.distributions import ToyDistribution
+from engines.toy.guidance import guided_view
 from engines.toy.training import FAMILIES, ToyTrainer, make_trainer
 
 SAMPLES = 1500             # points per family in the view and in the measurements
@@ -109,6 +110,8 @@ class Playground:
                 extra["vae"] = views.latent_maps(trainer.eval_model, self.test_points[:300])
             elif family == "diffusion_gan":
                 extra["diffusion_gan"] = views.chain_trajectories(trainer.eval_model, seed=self.seed + 3)
+            elif family == "conditional_diffusion":   # the same noise at each guidance scale, classes in turn
+                extra[family] = guided_view(trainer.eval_model, seed=self.seed + 3)
             elif family in ("flow", "reflow"):
                 extra[family] = views.trajectories(trainer.eval_model, seed=self.seed + 3, sampler="euler")
             elif family == "diffusion":

@@ -23,13 +23,15 @@ from engines.errors import EngineError
 from engines.models.diffusion_gan import forward_pair, posterior_sample
 from engines.models.gan import discriminator_loss, generator_loss
 from engines.toy.distributions import ToyDistribution
+from engines.toy.guidance import ToyConditionalDiffusion, ToyConditionalDiffusionConfig
 from engines.toy.models import ToyDiffusion, ToyDiffusionGAN, ToyFlow, ToyGAN, ToyVAE, check_generator_loss
 from engines.training.base import ema_of
 
 # The three families, flow matching, and the GAN + diffusion hybrid (reflow trains from a flow: `ReflowTrainer`)
 FAMILIES = ("vae", "gan", "diffusion", "flow", "diffusion_gan")
 CLASSIC_FAMILIES = FAMILIES[:3]
-DEFAULT_LR = {"vae": 2e-3, "gan": 1e-3, "diffusion": 2e-3, "flow": 2e-3, "diffusion_gan": 1e-3}
+DEFAULT_LR = {"vae": 2e-3, "gan": 1e-3, "diffusion": 2e-3, "flow": 2e-3, "diffusion_gan": 1e-3,
+              "conditional_diffusion": 2e-3}
 MAX_LR = 0.1               # above this Adam diverges on every toy; the UI refuses it
 BATCH_SIZE = 256
 MAX_SAMPLES = 20_000       # per sample() call: enough for a dense scatter plot
@@ -175,6 +177,26 @@ class DiffusionTrainer(ToyTrainer):
     view_weights = "ema"
 
 
+class ConditionalDiffusionTrainer(DiffusionTrainer):
+    """Class-conditional diffusion with classifier-free guidance (`engines.toy.guidance`): each point's class is
+    the mode it lies in (the distribution's `mode_index`; a point off every mode trains the null class). Not one
+    of the playground's free-play families: the guidance lesson trains it."""
+    family, model_cls = "conditional_diffusion", ToyConditionalDiffusion
+
+    def __init__(self, distribution: ToyDistribution, seed: int = 0, lr: float | None = None,
+                 batch_size: int = BATCH_SIZE, config: ToyConditionalDiffusionConfig | None = None):
+        super().__init__(distribution, seed, lr, batch_size,
+                         config or ToyConditionalDiffusionConfig(classes=distribution.n_modes))
+
+    def train_step(self, batch, generator):
+        optimizer, = self.optimizers
+        loss = self.model.loss(batch, generator, labels=self.distribution.mode_index(batch))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return {"loss": loss.item()}
+
+
 class FlowTrainer(ToyTrainer):
     """Flow matching; its views and measurements use the EMA weights, as diffusion's do."""
     family, model_cls = "flow", ToyFlow
@@ -287,7 +309,7 @@ class DiffusionGANTrainer(GANTrainer):
 
 
 TRAINERS = {"vae": VAETrainer, "gan": GANTrainer, "diffusion": DiffusionTrainer, "flow": FlowTrainer,
-            "diffusion_gan": DiffusionGANTrainer}
+            "diffusion_gan": DiffusionGANTrainer, "conditional_diffusion": ConditionalDiffusionTrainer}
 
 
 def make_trainer(family: str, distribution: ToyDistribution, seed: int = 0, lr: float | None = None,
