@@ -32,13 +32,12 @@ from engines.errors import EngineError
 from engines.family import Family
 from engines.measure.quality import generate
 from engines.measure.sampler_benchmark import weights_hash
-from engines.measure.uncertainty import AGREES, DISAGREES, TIE, compare, se_of_difference
+from engines.measure.uncertainty import AGREES, DEPENDS, DISAGREES, TIE, compare, se_of_difference
 from engines.registry import available_engines, families, load_engine
 from engines.registry import family as family_of
 from engines.runtime import hardware
 
 FIDELITY, DIVERSITY = "precision", "recall"
-DEPENDS = "depends on the feature net"   # (the verdicts' word; verdicts reads this module)
 
 
 def out_path(dataset: str) -> Path:

@@ -44,6 +44,7 @@ TIE_SE = 2.0            # |a - b| within 2 standard errors of the difference: a 
 HALVES = 50             # random halves for half-sampling standard errors
 AGREES, DISAGREES, TIE = "agrees", "disagrees", "tie"
 CANNOT_SAY = "cannot say"
+DEPENDS = "depends on the feature net"   # a check whose feature nets give different verdicts
 ALPHA = 0.05            # significance level of every test below (two-sided; TOST: each one-sided test)
 POWER = 0.80            # the power at which `detectable_difference` states what n runs can detect
 RATE_MARGIN = 0.15      # equivalence margin for two rates (absolute, in rate)

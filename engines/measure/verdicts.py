@@ -24,6 +24,7 @@ from engines.measure.uncertainty import (
     AGREES,
     ALPHA,
     CANNOT_SAY,
+    DEPENDS,
     DISAGREES,
     RATE_MARGIN,
     RELATIVE_MARGIN,
@@ -45,7 +46,6 @@ from engines.measure.uncertainty import (
 )
 
 HYBRID_SPEED_FACTOR = 100   # the card's old target against DDPM-1000 (extrapolated): informational, not a verdict
-DEPENDS = "depends on the feature net"
 SPEED_FACTOR = 10   # "orders of magnitude slower" / "far faster": at least this factor, at matched quality
 FOLKLORE = {
     "Objective": "VAE: likelihood bound; GAN: adversarial game; diffusion: denoising (a reweighted likelihood bound)",
