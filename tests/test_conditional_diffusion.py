@@ -126,7 +126,7 @@ def test_trained_by_our_command_loaded_by_the_users_code_path(tmp_path):
 
 def test_a_score_counts_a_sample_right_only_when_the_net_reads_the_asked_class():
     from engines.data.datasets import load_lab_split
-    from engines.measure.quality import asked_class_shares
+    from engines.measure.conditional import asked_class_shares
     test = load_lab_split("mnist", "test")
     images, labels = test.images[:50], test.labels[:50]
     right = asked_class_shares(images, labels, "mnist")
@@ -135,3 +135,23 @@ def test_a_score_counts_a_sample_right_only_when_the_net_reads_the_asked_class()
     assert asked_class_shares(torch.zeros(4, 1, 28, 28), torch.zeros(4, dtype=torch.long), "mnist") == {
         "lenet": 0.0, "allconv": 0.0}                                       # a blank page is no class at all
     assert load_engine("diffusion").asked_classes(4) is None               # an unconditional engine asks none
+
+
+def test_the_confusion_matrix_reads_real_images_against_their_own_labels_as_the_reference():
+    """Issue 29's conditional accuracy: rows asked, columns read (+ refused); real test images asked for their own
+    labels are the reference a model is read against (relative accuracy 1.0), wrong labels score near 0, and a blank
+    page lands in the refused column."""
+    from engines.data.datasets import load_lab_split
+    from engines.measure.conditional import CLASSES, conditional_accuracy, confusion
+    test = load_lab_split("mnist", "test")
+    own = conditional_accuracy(test.images, test.labels, "mnist")
+    for net, record in own["relative"].items():
+        assert record["accuracy"] == 1.0 and all(r == 1.0 for r in record["per_class"]), net
+        counts = torch.tensor(own["samples"][net]["counts"])
+        assert counts.shape == (CLASSES, CLASSES + 1) and counts.sum() == len(test.labels)
+        assert counts.sum(1).tolist() == torch.bincount(test.labels, minlength=CLASSES).tolist()   # rows: asked
+        assert own["real"][net]["accuracy"] > 0.95 and 0 < own["samples"][net]["accuracy_se"] < 0.01
+    shifted = conditional_accuracy(test.images[:200], (test.labels[:200] + 1) % 10, "mnist")
+    assert all(record["accuracy"] < 0.1 for record in shifted["relative"].values())
+    blank = confusion(torch.zeros(3, 1, 28, 28), torch.tensor([0, 5, 9]), "mnist")
+    assert all(torch.tensor(r["counts"])[:, CLASSES].sum() == 3 and r["accuracy"] == 0.0 for r in blank.values())

@@ -265,17 +265,6 @@ def score_samples(images: torch.Tensor, dataset: str = "mnist") -> dict:
             "frechet_by_net": frechet_in_every_net(images, reference, dataset)}
 
 
-def asked_class_shares(images: torch.Tensor, asked: torch.Tensor, dataset: str) -> dict[str, float]:
-    """Per shipped feature net: the share of images it reads as the class they were asked for (an image its
-    typicality gate refuses is of no class, so it counts as wrong): a conditional model's accuracy."""
-    shares = {}
-    for name, directory in feature_nets(dataset).items():
-        if (directory / WEIGHTS_NAME).is_file():
-            classes, confidence, _ = classify(load_classifier(directory), images)
-            shares[name] = round(float(((classes == asked) & (confidence > 0)).float().mean()), 4)
-    return shares
-
-
 def frechet_with_se(real: torch.Tensor, fake: torch.Tensor) -> dict[str, float]:
     """The Frechet distance between two feature sets and its SE from halves of the fake set."""
     se = half_sample_se(lambda idx: {"d": frechet_distance_of_features(real, fake[idx])}, len(fake))["d"]

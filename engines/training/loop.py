@@ -52,7 +52,8 @@ from engines.checkpoint import (
 from engines.data.datasets import DATASETS, lab_dataset_of, load_dataset
 from engines.engine import step_generator
 from engines.errors import EngineError
-from engines.measure.quality import asked_class_shares, score_samples
+from engines.measure.conditional import asked_class_shares
+from engines.measure.quality import score_samples
 from engines.models.classifier import feature_nets
 from engines.registry import FAMILIES, STAGED, load_engine
 from engines.runtime import hardware
