@@ -1,6 +1,8 @@
 """The lab's page: the tabs (one module each under `app/tabs/`, and `app.playground`), assembled."""
 from __future__ import annotations
 
+from functools import partial
+
 import gradio as gr
 
 from app import inputs, playground, theory
@@ -30,10 +32,10 @@ def build_demo() -> gr.Blocks:
         dataset = gr.Radio(inputs.DATASET_CHOICES, value=inputs.DEFAULT_DATASET, label="Dataset",
                            info="whose trained models every tab shows (each loads once)", elem_id="dataset")
         with gr.Tab("Side by side"):
-            first_inputs, first_outputs, side_by_side_event = side_by_side.build(dataset)
+            first_inputs, first_outputs, side_by_side_event, asked_class = side_by_side.build(dataset)
         first_visits = []   # (function of the dataset, its outputs): what each tab shows before any click
         with gr.Tab("VAE latent space"):
-            classes = vae_latent.build(dataset, first_visits)
+            classes = [asked_class, *vae_latent.build(dataset, first_visits)]
         with gr.Tab("GAN sampling"):
             gan.build(dataset, first_visits)
         with gr.Tab("Diffusion, step by step"):
@@ -48,7 +50,8 @@ def build_demo() -> gr.Blocks:
         # dataset shows its samples and its report at once. Every other tab opens on its controls' defaults too
         # (each computed once per process and dataset), loaded after the landing tab's.
         loaded = demo.load(side_by_side.first_visit, None, first_outputs, api_name="first_visit")
-        changed = dataset.change(class_dropdowns, dataset, classes, api_visibility="private").then(
+        changed = dataset.change(partial(class_dropdowns, count=len(classes)), dataset, classes,
+                                 api_visibility="private").then(
             side_by_side_event, first_inputs, first_outputs, api_visibility="private").then(
             compare.compare, dataset, compare_outputs, api_visibility="private")
         for visit, outputs in first_visits:   # one after another, after the landing tab's: it shows first

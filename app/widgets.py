@@ -48,10 +48,10 @@ def digit_picker(label: str, index: int, digit_class: str = "any") -> tuple[gr.N
     return index, digit_class
 
 
-def class_dropdowns(dataset) -> tuple:
-    """The page's four class dropdowns renamed for a dataset (their values, and so any chosen class, stay)."""
+def class_dropdowns(dataset, count: int = 4) -> tuple:
+    """The page's `count` class dropdowns renamed for a dataset (their values, and so any chosen class, stay)."""
     choices = inputs.class_choices(dataset)
-    return tuple(gr.Dropdown(choices=choices) for _ in range(4))
+    return tuple(gr.Dropdown(choices=choices) for _ in range(count))
 
 
 def pick_brush(elem_id: str) -> str:

@@ -95,6 +95,7 @@ class Family:
     card_targets: the target lines its model card measures (keys of `engines.measure.model_card.TARGETS`);
         each is measured against the parent that `parent_options` names (the one whose checkpoint it builds on).
     knob: its fidelity-diversity knob (`Knob`), where it has one.
+    conditional: its engine's `sample()` takes `labels=`, the classes asked for (`engines.engine.class_labels`).
     """
 
     name: str
@@ -119,6 +120,7 @@ class Family:
     loss_scale: str = "linear"
     card_targets: tuple[str, ...] = ()
     knob: Knob | None = None
+    conditional: bool = False
 
     @property
     def heading(self) -> str:

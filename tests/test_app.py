@@ -73,12 +73,12 @@ def test_each_knob_is_a_slider_under_its_grid_that_redraws_that_grid_only(client
     assert knobs and all(f.knob.slider[0] < f.knob.slider_default() <= f.knob.slider[1] for f in knobs)
     defaults = [f.knob.slider_default() for f in knobs]
     plain = client.predict(3, 4, "ddim", 10, "mnist", False, api_name="/side_by_side")
-    as_trained = client.predict(3, 4, "ddim", 10, "mnist", False, *defaults, api_name="/side_by_side")
+    as_trained = client.predict(3, 4, "ddim", 10, "mnist", False, "any", *defaults, api_name="/side_by_side")
     assert all(np.array_equal(pixels(plain[grid_at(n)]), pixels(as_trained[grid_at(n)])) for n in shown())
     assert all(f.knob.symbol + " =" not in as_trained[caption_at(f.name)] for f in knobs)
     for i, family in enumerate(knobs):
         low = family.knob.slider[0]
-        turned = client.predict(3, 4, "ddim", 10, "mnist", False, *defaults[:i], low, *defaults[i + 1:],
+        turned = client.predict(3, 4, "ddim", 10, "mnist", False, "any", *defaults[:i], low, *defaults[i + 1:],
                                 api_name="/side_by_side")
         assert turned[caption_at(family.name)].endswith(family.knob.label(low))
         expected = grid_image(load_engine(family.name).sample(4, seed=3, **{family.knob.option: low}))
@@ -89,7 +89,43 @@ def test_each_knob_is_a_slider_under_its_grid_that_redraws_that_grid_only(client
     family, (low, high, _) = knobs[0], knobs[0].knob.slider
     with pytest.raises(Exception, match=re.escape(f"{family.title} {family.knob.option}: {family.knob.symbol} must "
                                                   f"be a number between {low:g} and {high:g}, got 9")):
-        client.predict(3, 4, "ddim", 10, "mnist", False, 9, *defaults[1:], api_name="/side_by_side")
+        client.predict(3, 4, "ddim", 10, "mnist", False, "any", 9, *defaults[1:], api_name="/side_by_side")
+
+
+def test_ask_for_a_class_asks_each_conditional_family_and_says_the_others_cannot(monkeypatch, tmp_path):
+    """Issue 29's class picker: a registered conditional family (here the staged conditional VAE, tiny, untrained)
+    draws the class asked, from the page's seed: its grid is its engine's `sample(..., labels=k)`; every
+    unconditional family keeps its samples and its caption says it cannot be asked; a bad class is refused."""
+    import torch
+
+    from app.images import grid_image
+    from app.tabs import side_by_side
+    from engines.models.conditional_vae import FAMILY, ConditionalVAE, ConditionalVAEConfig, ConditionalVAEEngine
+    from engines.registry import FAMILIES, register_family
+    torch.manual_seed(0)
+    model = ConditionalVAE(ConditionalVAEConfig(channels=8, hidden_dim=32, latent_dim=4))
+    torch.nn.init.normal_(model.decoder_embedding.weight)     # as if trained: each class decodes differently
+    model.save_pretrained(tmp_path)
+    tiny = ConditionalVAEEngine.load(tmp_path)
+    register_family(FAMILY)
+    try:
+        shipped, loaded = side_by_side.ships, side_by_side.engine
+        monkeypatch.setattr(side_by_side, "ships", lambda name, d: name == FAMILY.name or shipped(name, d))
+        monkeypatch.setattr(side_by_side, "engine", lambda name, d: tiny if name == FAMILY.name else loaded(name, d))
+        plain = side_by_side.side_by_side(2, 4, "ddim", 5, "mnist")
+        sevens = side_by_side.side_by_side(2, 4, "ddim", 5, "mnist", asked="7")
+        at = 2 * list(FAMILIES).index(FAMILY.name)
+        expected = np.asarray(grid_image(tiny.sample(4, seed=2, labels=7)).convert("L"))
+        assert np.array_equal(np.asarray(sevens[at].convert("L")), expected)
+        assert not np.array_equal(np.asarray(plain[at].convert("L")), expected)
+        assert "cannot be asked" not in sevens[at + 1]
+        vae = 2 * list(FAMILIES).index("vae")
+        assert np.array_equal(np.asarray(sevens[vae].convert("L")), np.asarray(plain[vae].convert("L")))
+        assert sevens[vae + 1].endswith("Unconditional: it cannot be asked for a class, these are its samples as drawn")
+        with pytest.raises(Exception, match="unknown class 'seven'"):
+            side_by_side.side_by_side(2, 4, "ddim", 5, "mnist", asked="seven")
+    finally:
+        FAMILIES.pop(FAMILY.name)
 
 
 def test_a_request_made_again_is_served_from_the_shared_results_which_stay_bounded():

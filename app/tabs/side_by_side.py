@@ -1,6 +1,7 @@
 """The "Side by side" tab: one seed, one grid per registered family (its title, colour and caption from its
 record), each captioned with wall time and network evaluations per sample; a family with a fidelity-diversity
-knob (its record's `knob`) has it as a slider under its grid."""
+knob (its record's `knob`) has it as a slider under its grid; "Ask for a class" asks every conditional family
+(its record's `conditional`) for one class, from the same seed."""
 from __future__ import annotations
 
 import inspect
@@ -62,26 +63,37 @@ def knob_settings(positions: dict | None) -> dict[str, dict]:
     return settings
 
 
-def check_side_by_side(seed, count, sampler, steps, dataset=DEFAULT_DATASET, labelled=False, *positions) -> list[dict]:
+def asked_class(value) -> int | None:
+    """The class the page asks for ("any": none), or `user_error`."""
+    value = inputs.choice(str(value), "class", inputs.DIGIT_CLASSES)
+    return None if value == "any" else int(value)
+
+
+def check_side_by_side(seed, count, sampler, steps, dataset=DEFAULT_DATASET, labelled=False, asked="any",
+                       *positions) -> list[dict]:
     """side_by_side's validator: its input checks alone, run before the event (a refused input then shows its
     message and leaves the previous pictures in place); `positions`: the knob sliders', in `knobbed()` order."""
     names = [f.name for f in knobbed()]
     return (inputs.sampling_validations(seed, count, sampler, steps, MAX_GRID, dataset) + [gr.validate(True, "")]
-            + inputs.validations(*(lambda name=name, position=position: knob_settings({name: position})
+            + inputs.validations(lambda: asked_class(asked),
+                                 *(lambda name=name, position=position: knob_settings({name: position})
                                    for name, position in zip(names, positions))))
 
 
 def family_grid(family: Family, seed: int, count: int, page: dict, dataset: str, progress,
-                labelled: bool = False, knob: dict | None = None) -> tuple[list, Recognition | None]:
+                labelled: bool = False, knob: dict | None = None,
+                asked: int | None = None) -> tuple[list, Recognition | None]:
     """One family's grid and caption, and what the lab's classifier sees in it when `labelled` (then drawn over
     the grid). A family that takes the page's sampler runs through its trace, so that the page shows its progress
     (the result is sample()'s, bit for bit); a family that does not ship for the dataset gets no grid and a caption
-    that says so. `knob`: its knob's sampling option where the page turned it ({"temperature": 0.6})."""
+    that says so. `knob`: its knob's sampling option where the page turned it ({"temperature": 0.6}); `asked`: the
+    class a conditional family is asked for (an unconditional one says it cannot be asked)."""
     if not ships(family.name, dataset):
         trained = [LAB_DATASET_TITLES[d].split(" (")[0] for d in LAB_DATASET_TITLES if ships(family.name, d)]
         return [None, f"{family.heading}: not trained for {LAB_DATASET_TITLES[dataset]} (it ships for "
                       f"{' and '.join(trained) or 'no dataset yet'})"], None
-    options = {**family.sampling_options(page["sampler"], page["steps"]), **(knob or {})}
+    options = {**family.sampling_options(page["sampler"], page["steps"]), **(knob or {}),
+               **({"labels": asked} if asked is not None and family.conditional else {})}
     model = engine(family.name, dataset)
     nfe = timed(model.network_evaluations, **options)[0]
 
@@ -95,7 +107,9 @@ def family_grid(family: Family, seed: int, count: int, page: dict, dataset: str,
     images, seconds = timed(sample)
     caption = (f"{family.heading}: {seconds * 1000:.0f} ms for {count} samples, {nfe} network "
                f"evaluation{'s' if nfe > 1 else ''} per sample{family.caption.format(**options)}"
-               + "".join(f", {family.knob.label(value)}" for value in (knob or {}).values()))
+               + "".join(f", {family.knob.label(value)}" for value in (knob or {}).values())
+               + (("" if family.conditional else ". Unconditional: it cannot be asked for a class, these are "
+                   "its samples as drawn") if asked is not None else ""))
     if not labelled:
         return [grid_image(images), caption], None
     seen = recognise(images, dataset)
@@ -103,22 +117,23 @@ def family_grid(family: Family, seed: int, count: int, page: dict, dataset: str,
             f"{caption}. Classifier: {seen.summary()}"], seen
 
 
-def side_by_side(seed, count, sampler, steps, dataset=DEFAULT_DATASET, labelled=False, knobs=None,
+def side_by_side(seed, count, sampler, steps, dataset=DEFAULT_DATASET, labelled=False, knobs=None, asked="any",
                  progress=gr.Progress()):
     """One seed -> a grid of `dataset` per registered family, each captioned with wall time and network
     evaluations (and, `labelled`, each sample marked with what the lab's classifier sees), then what to look at
-    in them. `knobs`: {family name: its knob slider's position}; a family left out samples as trained."""
+    in them. `knobs`: {family name: its knob slider's position}; a family left out samples as trained. `asked`: a
+    class ("0".."9"; "any": none) that every conditional family is asked for."""
     seed, count, page, dataset = inputs.sampling_inputs(seed, count, sampler, steps, MAX_GRID, dataset)
-    labelled, turned = bool(labelled), knob_settings(knobs)
+    labelled, turned, ask = bool(labelled), knob_settings(knobs), asked_class(asked)
     outputs, seen = [], {}
     for family in families():
         knob = turned.get(family.name)
         # the same request gives the same pictures: a class asking for the same seeds shares one computation (the
         # captions keep the times measured when they were drawn), and a knob turned redraws its family's grid only
         options = {**family.sampling_options(page["sampler"], page["steps"]), **(knob or {})}
-        request = (id(family), seed, count, dataset, labelled, tuple(sorted(options.items())))
+        request = (id(family), seed, count, dataset, labelled, tuple(sorted(options.items())), ask)
         grid_and_caption, recognition = GRIDS.get(request, lambda family=family, knob=knob: family_grid(
-            family, seed, count, page, dataset, progress, labelled, knob))
+            family, seed, count, page, dataset, progress, labelled, knob, ask))
         outputs += grid_and_caption
         if recognition is not None:
             seen[family.name] = recognition
@@ -145,16 +160,17 @@ def next_seed(seed) -> int:
 
 
 def with_knob_sliders(names: list[str]):
-    """side_by_side as the page's event: its fixed inputs, then one slider per knob, named for its family (Gradio
-    passes inputs by position, and finds the progress tracker, and names the API's parameters, by the
-    function's signature: so the signature lists the sliders)."""
-    def event(seed, count, sampler, steps, dataset, labelled, *rest):
+    """side_by_side as the page's event: its fixed inputs and the class asked, then one slider per knob, named for
+    its family (Gradio passes inputs by position, and finds the progress tracker, and names the API's
+    parameters, by the function's signature: so the signature lists the sliders)."""
+    def event(seed, count, sampler, steps, dataset, labelled, asked, *rest):
         *positions, progress = rest
-        return side_by_side(seed, count, sampler, steps, dataset, labelled, dict(zip(names, positions)), progress)
-    fixed = list(inspect.signature(side_by_side).parameters)[:6]
+        return side_by_side(seed, count, sampler, steps, dataset, labelled, dict(zip(names, positions)), asked,
+                            progress)
     positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
     event.__signature__ = inspect.Signature(
-        [inspect.Parameter(name, positional) for name in fixed]
+        [inspect.Parameter(name, positional) for name in list(inspect.signature(side_by_side).parameters)[:6]]
+        + [inspect.Parameter("asked", positional, default="any")]
         + [inspect.Parameter(f"{name}_knob", positional, default=None) for name in names]
         + [inspect.Parameter("progress", positional, default=gr.Progress())])
     return event
@@ -167,9 +183,9 @@ def knob_slider(family: Family) -> gr.Slider:
                      elem_id=f"knob-{family.name}")
 
 
-def build(dataset: gr.Radio) -> tuple[list, list, Callable]:
+def build(dataset: gr.Radio) -> tuple[list, list, Callable, gr.Dropdown]:
     """The tab; returns its inputs, its outputs and the event that fills them from those inputs (the page fills
-    them on the first visit and a new dataset)."""
+    them on the first visit and a new dataset), and its class dropdown (renamed with the dataset)."""
     math_panel(theory.SIDE_BY_SIDE)
     with gr.Row():
         seed = seed_box(value=FIRST_VISIT_SEED)
@@ -180,6 +196,9 @@ def build(dataset: gr.Radio) -> tuple[list, list, Callable]:
         new_seed = gr.Button("New seed")
         labelled = gr.Checkbox(False, label="Label each sample with what the lab's classifier sees",
                                info="class and confidence; a red frame: not recognised (confidence < 0.9)")
+        asked = gr.Dropdown(inputs.class_choices(DEFAULT_DATASET), value="any", label="Ask for a class",
+                            info="every class-conditional model draws this class from the same seed; the others "
+                                 "cannot be asked", visible=any(f.conditional for f in families()))
     with gr.Row():
         outputs, sliders = [], []
         for family in families():
@@ -189,10 +208,11 @@ def build(dataset: gr.Radio) -> tuple[list, list, Callable]:
                 if family.knob is not None:
                     sliders.append(knob_slider(family))
     outputs.append(gr.Markdown(label="What to look at", elem_id="side-by-side-guide"))
-    fields = [seed, count, sampler, steps, dataset, labelled, *sliders]
+    fields = [seed, count, sampler, steps, dataset, labelled, asked, *sliders]
     event = with_knob_sliders([f.name for f in knobbed()])
     run.click(event, fields, outputs, api_name="side_by_side", **checked_by(check_side_by_side))
     new_seed.click(next_seed, seed, seed, api_name="new_seed").then(event, fields, outputs, api_visibility="private")
     for slider in sliders:   # a knob let go redraws the page at the same seed (the other grids come from PAGES)
         slider.release(event, fields, outputs, api_visibility="private", **checked_by(check_side_by_side))
-    return fields, outputs, event
+    asked.change(event, fields, outputs, api_visibility="private", **checked_by(check_side_by_side))
+    return fields, outputs, event, asked

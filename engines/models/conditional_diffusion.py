@@ -127,7 +127,7 @@ DESCRIPTION = ("The diffusion model's UNet, told the class: a class embedding (z
                "weights.")
 FAMILY = Family(name="conditional_diffusion", title="conditional diffusion", engine=ConditionalDiffusionEngine,
                 trainer="engines.training.conditional_diffusion:ConditionalDiffusionTrainer", colour="tab:cyan",
-                description=DESCRIPTION, takes_sampler=True, quality_bar=0.95,
+                description=DESCRIPTION, takes_sampler=True, quality_bar=0.95, conditional=True,
                 parent_options={"diffusion_from": "diffusion"},
                 objective="denoising: eps-MSE, told the class (dropped to none for a share)",
                 knob=Knob("guidance", "w", (0.0, 1.0, 2.0, 3.0, 5.0), DEFAULT_GUIDANCE,

@@ -121,7 +121,7 @@ DESCRIPTION = ("The GAN told the class: conditional batch norm in the generator 
                "EMA of G's weights.")
 FAMILY = Family(name="conditional_gan", title="conditional GAN", engine=ConditionalGANEngine,
                 trainer="engines.training.conditional_gan:ConditionalGANTrainer", colour="tab:gray",
-                description=DESCRIPTION, quality_bar=0.90, parent_options={"gan_from": "gan"},
+                description=DESCRIPTION, quality_bar=0.90, conditional=True, parent_options={"gan_from": "gan"},
                 objective="minimax game told the class, non-saturating loss",
                 knob=Knob("truncation", "psi", (None, 2.0, 1.5, 1.0, 0.5), None,
                           "truncation (latent entries beyond psi redrawn, BigGAN's trick) trades variety for "

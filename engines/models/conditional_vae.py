@@ -139,7 +139,7 @@ DESCRIPTION = ("The VAE told the class: a learned class embedding added to the f
                "or encode a digit with its label and decode its z under every label: its style as each class.")
 FAMILY = Family(name="conditional_vae", title="conditional VAE", engine=ConditionalVAEEngine,
                 trainer="engines.training.conditional_vae:ConditionalVAETrainer", colour="tab:pink",
-                description=DESCRIPTION, quality_bar=0.90, parent_options={"vae_from": "vae"},
+                description=DESCRIPTION, quality_bar=0.90, conditional=True, parent_options={"vae_from": "vae"},
                 objective="maximise the conditional ELBO", loss_scale="log",
                 knob=Knob("temperature", "tau", (1.2, 1.0, 0.8, 0.6, 0.4), 1.0,
                           "a lower temperature (z drawn nearer the prior's centre) gives more typical, less varied "
