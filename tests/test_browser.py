@@ -285,8 +285,8 @@ def test_the_first_stroke_on_the_sketchpad_draws(page):
 
 # One lesson end to end in the browser; every lesson's claims are checked once, through the API, in
 # tests/test_playground.py. Regenerating the README's screenshots also runs the lesson it shows at its end.
-BROWSER_LESSONS = ["gan_collapse"] + (["gan_divergence", "straight_paths"] if os.environ.get("LAB_SCREENSHOTS")
-                                       else [])
+BROWSER_LESSONS = ["gan_collapse"] + (["gan_divergence", "straight_paths", "guidance"]
+                                       if os.environ.get("LAB_SCREENSHOTS") else [])
 
 
 @pytest.mark.long
