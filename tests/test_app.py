@@ -360,7 +360,8 @@ def test_diffusion_forward_process(client):
 
 
 def test_compare_shows_the_measured_table_and_plots(client):
-    charts, verdicts, text, losses, quality, steps, levels, race, knobs = client.predict(api_name="/compare")
+    charts, verdicts, text, losses, quality, steps, levels, race, knobs, compute = client.predict(api_name="/compare")
+    assert Image.open(compute).format == "PNG"     # quality against training compute, every family
     assert Image.open(charts).format == "PNG"
     assert "| Sample quality |" in verdicts and "| Likelihood |" in verdicts
     report = json.loads((CHECKPOINTS / "report.json").read_text())
@@ -516,9 +517,10 @@ def test_every_tab_switches_to_fashion_mnist_through_the_dataset_argument(client
     assert caption.startswith("Digit: test Pullover no. 0")
     *_, caption = client.predict(0, "2", 0, "fashion", api_name="/connections_hierarchy")
     assert caption.startswith("Digit: test Pullover no. 0")
-    charts, verdicts, report, losses, quality, steps, levels, race, knobs = client.predict("fashion",
-                                                                                          api_name="/compare")
+    charts, verdicts, report, losses, quality, steps, levels, race, knobs, compute = client.predict(
+        "fashion", api_name="/compare")
     assert Image.open(race).format == "PNG" and Image.open(knobs).format == "PNG"   # Fashion-MNIST's own
+    assert Image.open(compute).format == "PNG"
     assert Image.open(steps).format == "PNG"     # the benchmark measured MNIST only: the panel says so, not empty
     assert report.startswith("# The generative lab: the comparison table, measured on Fashion-MNIST")
     assert "### The verdicts on each dataset" in verdicts and "| MNIST (5,000 digits) | Fashion-MNIST" in verdicts

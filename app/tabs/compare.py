@@ -13,7 +13,7 @@ from app.inputs import DEFAULT_DATASET, SHIPPED_DATASETS, dataset_choice, report
 from app.widgets import picture
 from engines.checkpoint import LOG_NAME, QUALITY_LOG_NAME, checkpoints_dir, read_jsonl
 from engines.data.datasets import LAB_DATASET_TITLES
-from engines.measure import guide
+from engines.measure import compute_curve, guide
 from engines.measure.knobs import sweep_for
 from engines.measure.knobs import verdicts_text as knob_verdicts
 from engines.measure.model_card import quality_table
@@ -53,7 +53,7 @@ def compare(dataset=DEFAULT_DATASET):
     report = report_of(dataset)
     if report is None or "summary" not in report:
         return (None, f"No report for {LAB_DATASET_TITLES[dataset]} yet: run `python -m engines.evaluate "
-                      f"--dataset {dataset}`.", "", None, None, None, None, None, None)
+                      f"--dataset {dataset}`.", "", None, None, None, None, None, None, None)
     report_md = root / "report.md"
     text = report_md.read_text() if report_md.is_file() else quality_table(report, list(report["quality"]))
     losses = {f.name: read_jsonl(root / f.name / LOG_NAME) for f in families("family") if ships(f.name, dataset)}
@@ -76,7 +76,13 @@ def compare(dataset=DEFAULT_DATASET):
     race_figure = plots.png(plots.speed_race(with_times(race, report))) if race else None
     return (plots.png(plots.summary_charts(report)), verdicts, in_sections(text),
             *(plots.png(figure) if figure is not None else None for figure in figures), report_elbo_by_level(report),
-            race_figure, plots.png(plots.knob_sweep(sweep)) if sweep else None)
+            race_figure, plots.png(plots.knob_sweep(sweep)) if sweep else None, _compute_figure(dataset))
+
+
+def _compute_figure(dataset: str) -> str | None:
+    """Each shipped model's scores on an axis of training FLOPs (`engines.measure.compute_curve`), or None."""
+    by_family = compute_curve.curves(dataset)
+    return plots.png(compute_curve.figure(by_family)) if by_family else None
 
 
 def raced_lines() -> str:
@@ -145,10 +151,15 @@ def build(dataset: gr.Radio) -> list:
     with gr.Accordion("How the models trained: losses, and quality at each scored checkpoint", open=False):
         losses = picture(label="Training losses", type="filepath")
         quality = picture(label="Quality during training", type="filepath")
+        gr.Markdown("The same scores on an axis of training compute (FLOPs), every family on one chart: which "
+                    "learns fastest per unit of compute, and which ends best. Dashed lines were scored without "
+                    "standard errors (older runs); report.md's \"Quality against training compute\" reads the "
+                    "families at equal compute.")
+        compute = picture(label="Quality against training compute", type="filepath")
     with gr.Accordion("The whole report, section by section (each opens on a click)", open=False):
         report = gr.Markdown(label="Report")
         levels = picture(label="Diffusion as a hierarchical VAE: the bound by level", type="filepath")
-    outputs = [charts, verdicts, report, losses, quality, steps, levels, race, knobs]
+    outputs = [charts, verdicts, report, losses, quality, steps, levels, race, knobs, compute]
     refresh = gr.Button("Read the report again")
     refresh.click(compare, dataset, outputs, api_name="compare")
     return outputs

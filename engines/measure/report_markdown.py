@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 from engines.checkpoint import QUALITY_LOG_NAME, checkpoints_dir, read_jsonl
+from engines.measure import compute_curve
 from engines.measure.convergence import convergence
 from engines.measure.hierarchy import group_by_decade
 from engines.measure.knobs import sweep_for, table_lines
@@ -397,6 +398,37 @@ def convergence_lines(report: dict) -> list[str]:
             "say.", "", *_table(["family", "status", "what its log says"], rows)]
 
 
+def compute_curve_lines(report: dict, figure_path: Path) -> list[str]:
+    """Quality against training compute (`engines.measure.compute_curve`): the chart beside report.md, each
+    family's budget and last score, and the equal-compute reading."""
+    by_family = compute_curve.curves(report.get("dataset", "mnist"))
+    if not by_family:
+        return []
+    compute_curve.figure(by_family).savefig(figure_path, dpi=80)
+    reading = compute_curve.equal_compute(by_family)
+    rows = []
+    for name, c in by_family.items():
+        last = c["points"][-1]
+        scores = "; ".join(f"[{net}] {v['frechet_distance']:.3g}" + (f" ± {v['frechet_distance_se']:.2g}"
+                                                                      if v["frechet_distance_se"] else " (no SE)")
+                           for net, v in last["nets"].items())
+        rows.append([title(name), f"{last['flops']:.3g}", title(c["parent"]) if c["parent"] else "-",
+                     f"{len(c['points'])}", scores])
+    verdicts = "; ".join(f"[{net}] {text}" for net, text in reading["verdicts"].items())
+    sizes = lambda with_se: "/".join(map(str, compute_curve.sample_sizes(by_family, with_se)))   # noqa: E731
+    return ["## Quality against training compute", "",
+            f"![quality against compute]({figure_path.name})", "",
+            "Each shipped model's scored checkpoints (`quality_log.jsonl`) on an axis of training FLOPs (its "
+            "compute record; a model built on a trained parent starts at the parent's whole training). Solid lines "
+            f"were scored with standard errors in both feature nets ({sizes(True) or '-'} samples); dashed ones by "
+            f"older runs, in the lab net alone, from {sizes(False) or '-'} samples and without an SE (a Frechet "
+            "distance from fewer samples is biased upward), and are never read for a verdict.", "",
+            *_table(["family", "training FLOPs at its last score", "built on", "scored checkpoints",
+                     "last score (Frechet distance)"], rows), "",
+            f"At equal compute (the largest budget every family reached, {reading['budget']:.3g} FLOPs), the lowest "
+            f"Frechet distance: {verdicts}.", ""]
+
+
 def knob_lines(report: dict) -> list[str]:
     """Fidelity against diversity: each family's knob swept (`python -m engines.knob_sweep`), where measured on
     the weights that ship."""
@@ -480,6 +512,7 @@ def write_markdown(report: dict, path: Path, others: dict[str, dict] | None = No
         lines += stability_lines(report, figure)
     if "quality" in report:
         lines += convergence_lines(report)
+        lines += compute_curve_lines(report, path.with_name(path.stem + "_compute.png"))
     if "seeds" in report:
         lines += seeds_lines(report)
     if report.get("straightness"):

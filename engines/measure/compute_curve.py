@@ -1,0 +1,146 @@
+"""Quality against training compute: each shipped model's own training scores (`quality_log.jsonl`) on an axis
+of training FLOPs (`training_info.json`'s compute record), so that families trained with unequal budgets can be
+read side by side, and at equal compute.
+
+x: the FLOPs spent to reach each scored checkpoint: the run's own (each phase's FLOPs per step times its steps,
+`engines.training.compute`), plus, for a model built on a trained parent (its record's `parent_options`: reflow
+on the flow, latent diffusion on the VAE, the diffusion GAN and the conditional models on theirs), the parent's
+whole training. Work outside training steps (reflow's couplings) is not counted.
+y: the Frechet distance in each feature net, ± its SE where the run measured one. Older runs logged the lab
+net's distance alone, from fewer samples and without an SE: they are drawn, and never read for a verdict.
+
+The equal-compute reading takes the largest budget every family reached and each family's last checkpoint
+scored with SEs in every net at or below it; where a family has none, it cannot say.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from engines.checkpoint import QUALITY_LOG_NAME, checkpoints_dir
+from engines.measure.uncertainty import TIE_SE, compare, se_of_difference
+from engines.registry import FAMILIES, available_engines, families
+
+LAB_NET = "lenet"   # the net older logs scored in
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+
+def flops_at(compute: dict, step: int) -> float:
+    """Training FLOPs after `step` steps of a run whose phases start at the keys of compute["flops_by_phase"]
+    (each worth its value per step)."""
+    phases = sorted((int(start), per_step) for start, per_step in compute["flops_by_phase"].items())
+    total = 0.0
+    for (start, per_step), (end, _) in zip(phases, phases[1:] + [(step, 0.0)]):
+        total += per_step * max(0, min(step, end) - start)
+    return total
+
+
+def total_flops(directory: Path) -> float | None:
+    info = directory / "training_info.json"
+    compute = json.loads(info.read_text()).get("compute") if info.is_file() else None
+    return compute["flops"] if compute else None
+
+
+def curve(directory: Path, offset: float = 0.0) -> list[dict]:
+    """[{"step", "flops", "n" (samples scored), "nets": {net: {"frechet_distance", "frechet_distance_se" (None: not
+    measured)}}}] of one
+    shipped checkpoint's scored log; [] where it has no compute record or no scores."""
+    info = directory / "training_info.json"
+    compute = json.loads(info.read_text()).get("compute") if info.is_file() else None
+    if not compute:
+        return []
+    points = []
+    for row in read_jsonl(directory / QUALITY_LOG_NAME):
+        nets = row.get("frechet_by_net") or {LAB_NET: {"frechet_distance": row["frechet_distance"],
+                                                       "frechet_distance_se": None}}
+        points.append({"step": row["step"], "flops": offset + flops_at(compute, row["step"]), "n": row.get("n"),
+                       "nets": nets})
+    return points
+
+
+def curves(dataset: str) -> dict[str, dict]:
+    """{family: {"points": curve, "parent": its parent's name or None, "parent_flops"}} for every shipped family
+    with a compute record and a scored log, in registry order."""
+    root = checkpoints_dir(dataset)
+    shipped = set(available_engines(root))
+    out = {}
+    for family in (f for f in families() if f.name in shipped):
+        parent = next(iter(family.parent_options.values()), None)
+        parent_flops = (total_flops(root / parent) or 0.0) if parent else 0.0
+        points = curve(root / family.name, parent_flops)
+        if points:
+            out[family.name] = {"points": points, "parent": parent, "parent_flops": parent_flops}
+    return out
+
+
+def _title(name: str) -> str:
+    return FAMILIES[name].title if name in FAMILIES else name
+
+
+def sample_sizes(by_family: dict[str, dict], with_se: bool) -> list[int]:
+    """The sample sizes of the scored checkpoints with SEs in every net (`with_se`) or without."""
+    return sorted({p["n"] for c in by_family.values() for p in c["points"] if p["n"] and with_se == all(
+        v["frechet_distance_se"] is not None for v in p["nets"].values())})
+
+
+def equal_compute(by_family: dict[str, dict]) -> dict:
+    """The families read at the largest budget all of them reached: {"budget", "at": {family: point or None},
+    "verdicts": {net: text}}. A family with no checkpoint scored with SEs in every net by then: None, and the
+    reading "cannot say" for every net."""
+    if not by_family:
+        return {"budget": None, "at": {}, "verdicts": {}}
+    budget = min(c["points"][-1]["flops"] for c in by_family.values())
+    at = {}
+    for name, c in by_family.items():
+        scored = [p for p in c["points"] if p["flops"] <= budget * (1 + 1e-9)
+                  and all(v["frechet_distance_se"] is not None for v in p["nets"].values()) and len(p["nets"]) > 1]
+        at[name] = scored[-1] if scored else None
+    missing = [name for name, p in at.items() if p is None]
+    if missing:
+        why = f"cannot say: no checkpoint scored with SEs in both nets by then for {', '.join(map(_title, missing))}"
+        return {"budget": budget, "at": at, "verdicts": {"every net": why}}
+    verdicts = {}
+    for net in next(iter(at.values()))["nets"]:
+        best = min(at, key=lambda n: at[n]["nets"][net]["frechet_distance"])
+        b = at[best]["nets"][net]
+        ties = [n for n in at if n != best and not compare(
+            at[n]["nets"][net]["frechet_distance"], b["frechet_distance"],
+            se_of_difference(at[n]["nets"][net]["frechet_distance_se"], b["frechet_distance_se"]), TIE_SE)]
+        verdicts[net] = _title(best) + (f", tied within {TIE_SE:g} SE with {', '.join(map(_title, ties))}"
+                                        if ties else "")
+    return {"budget": budget, "at": at, "verdicts": verdicts}
+
+
+def figure(by_family: dict[str, dict], nets=(LAB_NET, "allconv")):
+    """One panel per feature net: Frechet distance (± SE where measured) against training FLOPs, log-log, a line
+    per family in its colour; a run's own training starts where its parent's ended (marked by its first point),
+    and a line without error bars was scored without them (older runs, the lab net only)."""
+    from matplotlib.figure import Figure
+
+    from engines.registry import family as family_record
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    axes = fig.subplots(1, len(nets), squeeze=False)[0]
+    for ax, net in zip(axes, nets):
+        for name, c in by_family.items():
+            points = [p for p in c["points"] if net in p["nets"]]
+            if not points:
+                continue
+            record = family_record(name)
+            values = [p["nets"][net] for p in points]
+            errors = [v["frechet_distance_se"] or 0.0 for v in values]
+            label = record.heading + (f" (after its {family_record(c['parent']).title})" if c["parent"] else "")
+            ax.errorbar([p["flops"] for p in points], [v["frechet_distance"] for v in values], yerr=errors,
+                        color=record.colour, marker="o", markersize=3, capsize=2, label=label,
+                        linestyle="-" if any(errors) else "--")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("training FLOPs (forward + backward, every network trained)", fontsize=8)
+        ax.set_ylabel(f"Frechet distance ({net} features)", fontsize=8)
+        ax.set_title(f"Quality against training compute, {net} net", fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(fontsize=6, loc="lower left")
+    return fig

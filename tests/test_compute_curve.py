@@ -1,0 +1,56 @@
+"""Quality against training compute: FLOPs counted phase by phase, a parent's training added where a model is
+built on it, old and new score logs read, and the equal-compute reading's known answers."""
+import json
+
+import pytest
+
+from engines.measure.compute_curve import curve, curves, equal_compute, flops_at
+
+
+def test_flops_are_counted_phase_by_phase():
+    compute = {"flops_by_phase": {"0": 2.0, "300": 5.0}}      # the diffusion GAN's: a cheaper first phase
+    assert flops_at(compute, 0) == 0 and flops_at(compute, 200) == 400
+    assert flops_at(compute, 300) == 600 and flops_at(compute, 1250) == 600 + 5 * 950
+
+
+def test_a_checkpoint_curve_reads_old_and_new_scores_and_starts_after_its_parent(tmp_path):
+    (tmp_path / "training_info.json").write_text(json.dumps({"compute": {"flops_by_phase": {"0": 10.0},
+                                                                         "flops": 30.0}}))
+    rows = [{"step": 1, "frechet_distance": 900.0},                              # an older run: the lab net only
+            {"step": 3, "frechet_distance": 50.0, "frechet_by_net": {
+                "lenet": {"frechet_distance": 50.0, "frechet_distance_se": 5.0},
+                "allconv": {"frechet_distance": 1.0, "frechet_distance_se": 0.1}}}]
+    (tmp_path / "quality_log.jsonl").write_text("\n".join(map(json.dumps, rows)))
+    points = curve(tmp_path, offset=1000.0)
+    assert [p["flops"] for p in points] == [1010.0, 1030.0]
+    assert points[0]["nets"] == {"lenet": {"frechet_distance": 900.0, "frechet_distance_se": None}}
+    assert points[1]["nets"]["allconv"]["frechet_distance_se"] == 0.1
+    (tmp_path / "training_info.json").write_text("{}")
+    assert curve(tmp_path) == []                                                 # no compute record: no curve
+
+
+def point(flops, lenet, allconv, se=1.0):
+    return {"step": 0, "flops": flops, "nets": {"lenet": {"frechet_distance": lenet, "frechet_distance_se": se},
+                                                "allconv": {"frechet_distance": allconv, "frechet_distance_se": se}}}
+
+
+def test_equal_compute_reads_each_family_at_the_budget_all_reached():
+    by_family = {"a": {"points": [point(10, 50, 5), point(100, 20, 2)]},
+                 "b": {"points": [point(5, 90, 9), point(40, 30, 4)]}}
+    reading = equal_compute(by_family)
+    assert reading["budget"] == 40                          # b's last: a is read at its last point by then
+    assert reading["at"]["a"]["flops"] == 10 and reading["at"]["b"]["flops"] == 40
+    assert reading["verdicts"]["lenet"] == "b"              # 30 ± 1 against 50 ± 1
+    assert reading["verdicts"]["allconv"] == "b, tied within 2 SE with a"   # 4 ± 1 against 5 ± 1: 1 < 2.83
+    by_family["a"]["points"][0]["nets"]["lenet"]["frechet_distance_se"] = None   # scored without an SE
+    assert equal_compute(by_family)["verdicts"] == {
+        "every net": "cannot say: no checkpoint scored with SEs in both nets by then for a"}
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "fashion"])
+def test_the_committed_report_has_the_chart_and_the_reading(dataset):
+    from engines.checkpoint import checkpoints_dir
+    root = checkpoints_dir(dataset)
+    text = (root / "report.md").read_text()
+    assert "## Quality against training compute" in text and (root / "report_compute.png").is_file()
+    assert set(curves(dataset)) >= {"vae", "gan", "diffusion", "flow"}
