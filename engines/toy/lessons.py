@@ -260,7 +260,7 @@ OVERSHOT = 0.99   # a seed "overshoots" at a scale when more than 1% of its samp
 
 
 def _guidance_claims(m: dict) -> list[Claim]:
-    g = m["guidance"]
+    g, rows = m["guidance"], m["rows"]
     claims = [
         Claim(f"w = 0 ignores the class: {g['0']['asked']:.0%} of the samples land in the mode asked for (1 in 8 "
               f"by chance among those on a mode); w = 1 asks the conditional model: {g['1']['asked']:.0%}",
@@ -271,6 +271,12 @@ def _guidance_claims(m: dict) -> list[Claim]:
         Claim(f"the unconditional half is the weak one: trained on the 1 point in 10 whose label was dropped, w = 0 "
               f"puts {g['0']['on_mode']:.0%} of its samples on a mode, against {g['1']['on_mode']:.0%} at w = 1",
               g["0"]["on_mode"] < g["1"]["on_mode"]),
+        Claim(f"typical, not representative: at w = 3 and 8 the samples' true log-likelihood, "
+              f"{_fmt(rows['w = 3']['sample_true_loglik'])} and {_fmt(rows['w = 8']['sample_true_loglik'])} nats, is "
+              f"above the data's own {_fmt(m['data_true_loglik'])} (at w = 1: "
+              f"{_fmt(rows['w = 1']['sample_true_loglik'])}): samples crowd the modes' centres, where the density is "
+              f"highest, which fresh data does not", min(rows["w = 3"]["sample_true_loglik"],
+                                                       rows["w = 8"]["sample_true_loglik"]) > m["data_true_loglik"]),
     ]
     study = read_guidance_study()
     if study is None:
