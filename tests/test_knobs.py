@@ -73,3 +73,22 @@ def test_the_sweep_scores_each_value_from_the_same_seed_and_keeps_rows_on_the_sa
     stale["families"]["vae"]["weights"] = "0" * 16
     (tmp_path / "knobs.json").write_text(json.dumps(stale))
     assert knobs.sweep_for("mnist") is None                 # measured on other weights: not shown
+
+
+def test_a_conditional_familys_sweep_also_scores_the_class_asked(tmp_path, monkeypatch):
+    """Issue 29: for a conditional model the sweep's fidelity includes the share each net reads as the class
+    asked (here the staged conditional VAE, tiny and untrained: near chance, but measured)."""
+    import torch
+
+    from engines.models.conditional_vae import FAMILY, ConditionalVAE, ConditionalVAEConfig, ConditionalVAEEngine
+    torch.manual_seed(0)
+    ConditionalVAE(ConditionalVAEConfig(channels=8, hidden_dim=32, latent_dim=4)).save_pretrained(tmp_path / "cvae")
+    tiny = ConditionalVAEEngine.load(tmp_path / "cvae")
+    monkeypatch.setattr(knobs, "out_path", lambda dataset: tmp_path / "knobs.json")
+    monkeypatch.setattr(knobs, "knobbed", lambda dataset: [replace(FAMILY, knob=Knob("temperature", "tau", (1.0,),
+                                                                                       1.0, "colder"))])
+    monkeypatch.setattr(knobs, "load_engine", lambda name, dataset: tiny)
+    monkeypatch.setattr(knobs, "weights_hash", lambda directory: "tiny")
+    row, = knobs.run("mnist", 40, 0, "test", log=lambda line: None)["families"][FAMILY.name]["rows"]
+    assert set(row["asked_class_share"]) == {"lenet", "allconv"}
+    assert all(0 <= share <= 1 for share in row["asked_class_share"].values())

@@ -30,6 +30,7 @@ from engines.checkpoint import checkpoints_dir
 from engines.data.datasets import LAB_DATASETS, load_lab_split
 from engines.errors import EngineError
 from engines.family import Family
+from engines.measure.conditional import asked_class_shares
 from engines.measure.quality import generate
 from engines.measure.sampler_benchmark import weights_hash
 from engines.measure.uncertainty import AGREES, DEPENDS, DISAGREES, TIE, compare, se_of_difference
@@ -61,7 +62,8 @@ def knobbed(dataset: str) -> list[Family]:
 
 @torch.no_grad()
 def sweep_family(family: Family, dataset: str, n: int, seed: int, nets: dict, reference: dict, log=print) -> list:
-    """One row per knob value: the value and the report's score of n samples drawn with it."""
+    """One row per knob value: the value and the report's score of n samples drawn with it (and, for a conditional
+    model, the share of them each feature net reads as the class asked)."""
     from engines.measure.evaluation import sampling_options, score  # (evaluation writes report.md, which reads this)
     engine = load_engine(family.name, dataset=dataset)
     options = sampling_options(family, report_diffusion_options(dataset))
@@ -70,6 +72,9 @@ def sweep_family(family: Family, dataset: str, n: int, seed: int, nets: dict, re
         knob = {} if value is None else {family.knob.option: value}
         images, _ = generate(engine, n, seed, {**options, **knob})
         row = {"value": value, "label": family.knob.label(value), **score(nets, reference, images, seed)}
+        asked = engine.asked_classes(n)
+        if asked is not None:   # a conditional model: its fidelity is also being the class asked
+            row["asked_class_share"] = asked_class_shares(images, asked, dataset)
         rows.append(row)
         log(f"knob {family.name} {row['label']}: " + ", ".join(
             f"[{net}] precision {r['precision']:.3f} recall {r['recall']:.3f} FD {r['frechet_distance']:.3g}"
