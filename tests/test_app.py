@@ -360,7 +360,8 @@ def test_diffusion_forward_process(client):
 
 
 def test_compare_shows_the_measured_table_and_plots(client):
-    charts, verdicts, text, losses, quality, steps, levels, race, knobs, compute = client.predict(api_name="/compare")
+    charts, verdicts, text, losses, quality, steps, levels, race, knobs, compute, lapse = client.predict(
+        api_name="/compare")
     assert Image.open(compute).format == "PNG"     # quality against training compute, every family
     assert Image.open(charts).format == "PNG"
     assert "| Sample quality |" in verdicts and "| Likelihood |" in verdicts
@@ -517,7 +518,7 @@ def test_every_tab_switches_to_fashion_mnist_through_the_dataset_argument(client
     assert caption.startswith("Digit: test Pullover no. 0")
     *_, caption = client.predict(0, "2", 0, "fashion", api_name="/connections_hierarchy")
     assert caption.startswith("Digit: test Pullover no. 0")
-    charts, verdicts, report, losses, quality, steps, levels, race, knobs, compute = client.predict(
+    charts, verdicts, report, losses, quality, steps, levels, race, knobs, compute, lapse = client.predict(
         "fashion", api_name="/compare")
     assert Image.open(race).format == "PNG" and Image.open(knobs).format == "PNG"   # Fashion-MNIST's own
     assert Image.open(compute).format == "PNG"
@@ -570,3 +571,26 @@ def test_side_by_side_shows_every_registered_family_from_its_record(monkeypatch)
         assert "#side-by-side-toy_flat { border-top: 4px solid #8c564b" in side_by_side.colour_css()
     finally:
         FAMILIES.pop(toy.name)
+
+
+def test_the_time_lapse_shows_each_family_at_the_same_training_compute(monkeypatch, tmp_path):
+    """Issue 30's "how they learned": each family's frame kept at or below the compute the slider picks (log scale
+    between the first frame kept and the largest budget); a family with none by then is left out; no frames: []."""
+    from PIL import Image as PILImage
+
+    from app.tabs import compare
+    paths = []
+    for i in range(4):
+        paths.append(tmp_path / f"{i}.png")
+        PILImage.new("L", (8, 8), 40 * i).save(paths[-1])
+    kept = {"vae": [(1e10, 100, paths[0]), (1e12, 1000, paths[1])], "gan": [(1e11, 500, paths[2]),
+                                                                             (1e14, 5000, paths[3])]}
+    monkeypatch.setattr(compare.compute_curve, "frames_by_compute", lambda dataset: kept)
+    assert compare.time_lapse("mnist", 0) == [(str(paths[0]), "VAE: step 100, 1e+10 FLOPs")]
+    middle = compare.time_lapse("mnist", 50)                       # 1e12 FLOPs: the VAE's last, the GAN's first
+    assert middle == [(str(paths[1]), "VAE: step 1,000, 1e+12 FLOPs"), (str(paths[2]), "GAN: step 500, 1e+11 FLOPs")]
+    assert [caption for _, caption in compare.time_lapse("mnist", 100)][1] == "GAN: step 5,000, 1e+14 FLOPs"
+    with pytest.raises(Exception, match="Training compute must be a whole number between 0 and 100"):
+        compare.time_lapse("mnist", 101)
+    monkeypatch.setattr(compare.compute_curve, "frames_by_compute", lambda dataset: {})
+    assert compare.time_lapse("mnist", 50) == []

@@ -54,3 +54,23 @@ def test_the_committed_report_has_the_chart_and_the_reading(dataset):
     text = (root / "report.md").read_text()
     assert "## Quality against training compute" in text and (root / "report_compute.png").is_file()
     assert set(curves(dataset)) >= {"vae", "gan", "diffusion", "flow"}
+
+
+def test_time_lapse_frames_sit_on_the_same_compute_axis_as_the_scores(tmp_path, monkeypatch):
+    import torch
+
+    import engines.measure.compute_curve as compute_curve
+    from engines.training.timelapse import save_frame
+    for name, per_step, total in (("flow", 10.0, 1000.0), ("reflow", 1.0, 5.0)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "training_info.json").write_text(json.dumps(
+            {"compute": {"flops_by_phase": {"0": per_step}, "flops": total}}))
+    for step in (2, 5):
+        save_frame(torch.rand(16, 1, 28, 28), tmp_path / "reflow", step)
+    monkeypatch.setattr(compute_curve, "checkpoints_dir", lambda dataset: tmp_path)
+    monkeypatch.setattr(compute_curve, "available_engines", lambda root: ["flow", "reflow"])
+    by_family = compute_curve.frames_by_compute("mnist")
+    assert list(by_family) == ["reflow"]                                   # the flow kept no frames
+    assert [(flops, step) for flops, step, _ in by_family["reflow"]] == [(1002.0, 2), (1005.0, 5)]   # after the flow
+    assert compute_curve.frames_at(by_family, 1003.0)["reflow"][1] == 2
+    assert compute_curve.frames_at(by_family, 999.0) == {"reflow": None}

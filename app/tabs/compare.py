@@ -25,7 +25,7 @@ from engines.measure.sampler_benchmark import OUT as BENCHMARK
 from engines.measure.sampler_benchmark import REFERENCE as BENCHMARK_REFERENCE
 from engines.measure.sampler_benchmark import STEPS as BENCHMARK_STEPS
 from engines.measure.speed_race import race_for, with_times
-from engines.registry import families
+from engines.registry import families, family
 
 KNOBS_TEXT = ("Each family's knob is said to trade variety for typical samples ({knobs}). `python -m "
               "engines.knob_sweep` samples the report's number of images at each setting from the same seed and "
@@ -53,7 +53,7 @@ def compare(dataset=DEFAULT_DATASET):
     report = report_of(dataset)
     if report is None or "summary" not in report:
         return (None, f"No report for {LAB_DATASET_TITLES[dataset]} yet: run `python -m engines.evaluate "
-                      f"--dataset {dataset}`.", "", None, None, None, None, None, None, None)
+                      f"--dataset {dataset}`.", "", None, None, None, None, None, None, None, [])
     report_md = root / "report.md"
     text = report_md.read_text() if report_md.is_file() else quality_table(report, list(report["quality"]))
     losses = {f.name: read_jsonl(root / f.name / LOG_NAME) for f in families("family") if ships(f.name, dataset)}
@@ -76,7 +76,28 @@ def compare(dataset=DEFAULT_DATASET):
     race_figure = plots.png(plots.speed_race(with_times(race, report))) if race else None
     return (plots.png(plots.summary_charts(report)), verdicts, in_sections(text),
             *(plots.png(figure) if figure is not None else None for figure in figures), report_elbo_by_level(report),
-            race_figure, plots.png(plots.knob_sweep(sweep)) if sweep else None, _compute_figure(dataset))
+            race_figure, plots.png(plots.knob_sweep(sweep)) if sweep else None, _compute_figure(dataset),
+            time_lapse(dataset))
+
+
+def time_lapse(dataset=DEFAULT_DATASET, position=100) -> list[tuple[str, str]]:
+    """Each family's time-lapse frame (the same seed's samples at a scored checkpoint) at the training compute
+    `position` picks: 0 the smallest budget at which any family kept a frame, 100 the largest, on a log scale;
+    a family with no frame by then is left out. [] where no shipped model kept frames."""
+    dataset = dataset_choice(dataset)
+    position = inputs.whole_number(position, "Training compute", 0, 100)
+    by_family = compute_curve.frames_by_compute(dataset)
+    if not by_family:
+        return []
+    low = min(kept[0][0] for kept in by_family.values())
+    high = max(kept[-1][0] for kept in by_family.values())
+    flops = low * (high / low) ** (position / 100)
+    shown = []
+    for name, frame in compute_curve.frames_at(by_family, flops).items():
+        if frame is not None:
+            spent, step, path = frame
+            shown.append((str(path), f"{family(name).heading}: step {step:,}, {spent:.2g} FLOPs"))
+    return shown
 
 
 def _compute_figure(dataset: str) -> str | None:
@@ -156,10 +177,18 @@ def build(dataset: gr.Radio) -> list:
                     "standard errors (older runs); report.md's \"Quality against training compute\" reads the "
                     "families at equal compute.")
         compute = picture(label="Quality against training compute", type="filepath")
+        gr.Markdown("**How they learned.** Each run trained with `--eval-every` keeps the same seed's samples at "
+                    "every scored checkpoint (`engines/training/timelapse.py`). Slide along training compute (log "
+                    "scale) to see every family at the same budget; a model trained before the lab kept frames, or "
+                    "that had kept none by then, is left out.")
+        budget = gr.Slider(0, 100, 100, step=1, label="Training compute (0: the first frame kept, 100: the largest "
+                                                      "budget; log scale)")
+        lapse = gr.Gallery(label="The same seed's samples at that compute", columns=4, height="auto")
     with gr.Accordion("The whole report, section by section (each opens on a click)", open=False):
         report = gr.Markdown(label="Report")
         levels = picture(label="Diffusion as a hierarchical VAE: the bound by level", type="filepath")
-    outputs = [charts, verdicts, report, losses, quality, steps, levels, race, knobs, compute]
+    outputs = [charts, verdicts, report, losses, quality, steps, levels, race, knobs, compute, lapse]
+    budget.release(time_lapse, [dataset, budget], lapse, api_name="timelapse")
     refresh = gr.Button("Read the report again")
     refresh.click(compare, dataset, outputs, api_name="compare")
     return outputs

@@ -144,3 +144,26 @@ def figure(by_family: dict[str, dict], nets=(LAB_NET, "allconv")):
         ax.grid(alpha=0.3, which="both")
     axes[0].legend(fontsize=6, loc="lower left")
     return fig
+
+
+def frames_by_compute(dataset: str) -> dict[str, list[tuple[float, int, Path]]]:
+    """{family: [(training FLOPs, step, frame)]}: each shipped model's time-lapse frames (`engines.training.
+    timelapse`) on the same axis of training compute as its scores, for the families that kept any."""
+    from engines.training.timelapse import frames
+    root = checkpoints_dir(dataset)
+    out = {}
+    for family in (f for f in families() if f.name in set(available_engines(root))):
+        info = root / family.name / "training_info.json"
+        compute = json.loads(info.read_text()).get("compute") if info.is_file() else None
+        kept = frames(root / family.name)
+        if compute and kept:
+            parent = next(iter(family.parent_options.values()), None)
+            offset = (total_flops(root / parent) or 0.0) if parent else 0.0
+            out[family.name] = [(offset + flops_at(compute, step), step, path) for step, path in kept]
+    return out
+
+
+def frames_at(by_family: dict[str, list[tuple[float, int, Path]]], flops: float) -> dict[str, tuple | None]:
+    """Each family's last frame at or below `flops` training FLOPs (None: it had kept none by then)."""
+    return {name: next((f for f in reversed(kept) if f[0] <= flops * (1 + 1e-9)), None)
+            for name, kept in by_family.items()}
