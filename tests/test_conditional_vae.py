@@ -21,7 +21,7 @@ def tiny_engine(tmp_path, seed: int = 0) -> ConditionalVAEEngine:
 
 
 def test_the_warm_start_is_the_shipped_vae_for_every_label():
-    trainer = ConditionalVAETrainer({})
+    trainer = ConditionalVAETrainer({"vae_from": ""})     # (from scratch by default: the docstring says why)
     vae = load_engine("vae").model
     x, z = load_engine("vae").sample(3, seed=1), torch.randn(3, vae.config.latent_dim)
     with torch.no_grad():
@@ -34,7 +34,7 @@ def test_the_warm_start_is_the_shipped_vae_for_every_label():
     assert {id(p) for p in trainer.opt.param_groups[1]["params"]} == {
         id(trainer.model.encoder_embedding.weight), id(trainer.model.decoder_embedding.weight)}
     with pytest.raises(EngineError, match="network differs from this config"):
-        ConditionalVAETrainer({"latent_dim": 4})
+        ConditionalVAETrainer({"latent_dim": 4, "vae_from": ""})
 
 
 def test_the_label_changes_the_decoder_not_the_latent_draw(tmp_path):
@@ -81,7 +81,7 @@ def test_trained_by_our_command_loaded_by_the_users_code_path(tmp_path):
     from engines.training.loop import main
     args = ["conditional_vae", "--out", str(tmp_path), "--steps", "2", "--checkpoint-every", "1",
             "--eval-every", "2", "--eval-n", "20", "--log-every", "1", "--batch-size", "4", "--threads", "1",
-            "--set", "vae_from=none", "--set", "channels=8", "--set", "hidden_dim=32"]
+            "--set", "channels=8", "--set", "hidden_dim=32"]
     assert main(args) == 0
     engine = load_engine("conditional_vae", tmp_path)
     x = engine.sample(3, seed=0, labels=5)

@@ -13,8 +13,9 @@ The label carries the class, so z is free to carry what the class does not: the 
 Encoding a test digit with its own label and decoding its z under each of the ten labels draws that style as
 every class (Kingma et al. 2014, Figure 1: analogies, `ConditionalVAEEngine.analogies`).
 
-The embeddings start at zero, so a model warm-started from the shipped VAE is that VAE for every label until
-training teaches it the classes.
+The embeddings start at zero, so a model warm-started from the shipped VAE would be that VAE for every label; it
+trains from scratch instead (`engines.training.conditional_vae` says why: the VAE's latent already holds the
+class, and the decoder then learns to read the label late).
 """
 from __future__ import annotations
 
@@ -135,11 +136,11 @@ class ConditionalVAEEngine(VAEEngine):
 
 DESCRIPTION = ("The VAE told the class: a learned class embedding added to the first hidden layer of its encoder "
                "q(z | x, y) and of its decoder p(x | z, y) (Sohn et al. 2015; Kingma et al. 2014's M2), trained on "
-               "the conditional ELBO, warm-started from the shipped VAE with the embeddings at zero. Ask for a class; "
+               "the conditional ELBO, from scratch at the VAE's settings. Ask for a class; "
                "or encode a digit with its label and decode its z under every label: its style as each class.")
 FAMILY = Family(name="conditional_vae", title="conditional VAE", engine=ConditionalVAEEngine,
                 trainer="engines.training.conditional_vae:ConditionalVAETrainer", colour="tab:pink",
-                description=DESCRIPTION, quality_bar=0.90, conditional=True, parent_options={"vae_from": "vae"},
+                description=DESCRIPTION, quality_bar=0.90, conditional=True,
                 objective="maximise the conditional ELBO", loss_scale="log",
                 knob=Knob("temperature", "tau", (1.2, 1.0, 0.8, 0.6, 0.4), 1.0,
                           "a lower temperature (z drawn nearer the prior's centre) gives more typical, less varied "

@@ -1,8 +1,10 @@
 """The class-conditional VAE trainer: the VAE trainer's Adam step on the negative ELBO, told each image's class.
 
-The encoder and decoder start from a shipped VAE (`vae_from`; "" = MNIST's, and `engines.train` names the run's
-own dataset's) with the class embeddings at zero, so training starts from the unconditional model and only has
-to learn what each class adds; "none" trains from scratch.
+It trains from scratch by default, at the VAE's settings. A warm start from a shipped VAE (`vae_from=""`: MNIST's,
+and `engines.train` names the run's own dataset's; the class embeddings at zero) is possible but does not help:
+the VAE's 8-d latent already encodes the class, and only the KL term slowly pushes it out, so the decoder learns to
+read the label late. On MNIST, 1,500 warm-started steps drew the class asked in 15% (lenet) of samples (chance:
+10%), where a run from scratch drew it in 57% after 1,000 steps.
 
     python -m engines.train conditional_vae --dataset mnist5k --out DIR
 """
@@ -23,14 +25,14 @@ from engines.training.base import Trainer
 
 @dataclass
 class ConditionalVAEHParams:
-    lr: float = 5e-4          # a fine-tune of a trained network: half the VAE's rate
+    lr: float = 1e-3          # the VAE's
     batch_size: int = 128
-    steps: int = 3000
+    steps: int = 6000
     warmup_steps: int = 100
     # The zero-initialised class embeddings beside trained layers learn at this multiple of `lr` (as the
     # conditional diffusion model's: at the network's rate they barely move).
     embedding_lr_scale: float = 10.0
-    vae_from: str = ""        # the VAE checkpoint to start from: "" = MNIST's shipped one; "none"
+    vae_from: str = "none"    # or a VAE checkpoint to start from ("" = MNIST's shipped one): see above
 
 
 class ConditionalVAETrainer(Trainer):
