@@ -536,9 +536,15 @@ def test_a_refused_input_is_named_by_the_validator_and_the_first_refusal_only():
     (a sampler refused is not refused again as the steps)."""
     from app.tabs.side_by_side import check_side_by_side
     answers = check_side_by_side(0, 4, "diffusers:Nope", 1, "mnist")
-    assert [a["is_valid"] for a in answers] == [True, True, False, True, True, True]   # the last: labelled
+    # then labelled and the class asked (the knob sliders, not given here, add one each)
+    assert [a["is_valid"] for a in answers] == [True, True, False, True, True, True, True]
     assert answers[2]["message"].startswith("unknown sampler 'diffusers:Nope'")
     assert all(a["is_valid"] for a in check_side_by_side(0, 4, "ddim", 10, "mnist"))
+    from app.tabs.side_by_side import knobbed
+    defaults = [f.knob.slider_default() for f in knobbed()]
+    answers = check_side_by_side(0, 4, "ddim", 10, "mnist", False, "seven", *defaults)
+    assert [a["is_valid"] for a in answers] == [True] * 6 + [False] + [True] * len(defaults)
+    assert answers[6]["message"].startswith("unknown class 'seven'")
 
 
 def test_side_by_side_shows_every_registered_family_from_its_record(monkeypatch):
