@@ -71,6 +71,22 @@ def class_labels(n: int, labels, classes: int) -> torch.Tensor:
     return labels.long()
 
 
+class AsksForClasses:
+    """What every class-conditional engine shares (before its family's engine in the bases): its model's classes,
+    the labels a call asks for (`class_labels`), and those it asks for when given none (each class in turn)."""
+
+    @property
+    def num_classes(self) -> int:
+        return self.model.config.num_classes
+
+    def labels_for(self, n: int, labels=None) -> torch.Tensor:
+        """`labels` as a tensor of n classes, checked."""
+        return class_labels(n, labels, self.num_classes)
+
+    def asked_classes(self, n: int) -> torch.Tensor:
+        return self.labels_for(n)
+
+
 class Engine:
     """Base of the engines. Subclasses set `family` and implement `load` and `sample`."""
 

@@ -133,7 +133,10 @@ class Family:
 
     @property
     def kind(self) -> str:
-        return "hybrid" if self.parents else "family"
+        """ "hybrid" (it combines parents), "conditional" (it is asked for a class) or "family" (the seed's three,
+        flow matching): the lab's rows of unconditional families compare like with like, so the conditional
+        ones are listed apart."""
+        return "hybrid" if self.parents else "conditional" if self.conditional else "family"
 
     def sampling_options(self, sampler: str, steps: int) -> dict:
         """Its sampling options when a page asks for the diffusion `sampler` at `steps` steps: those where it

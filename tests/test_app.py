@@ -92,40 +92,32 @@ def test_each_knob_is_a_slider_under_its_grid_that_redraws_that_grid_only(client
         client.predict(3, 4, "ddim", 10, "mnist", False, "any", 9, *defaults[1:], api_name="/side_by_side")
 
 
-def test_ask_for_a_class_asks_each_conditional_family_and_says_the_others_cannot(monkeypatch, tmp_path):
-    """Issue 29's class picker: a registered conditional family (here the staged conditional VAE, tiny, untrained)
-    draws the class asked, from the page's seed: its grid is its engine's `sample(..., labels=k)`; every
+def test_ask_for_a_class_asks_each_conditional_family_and_says_the_others_cannot(client):
+    """Issue 29's class picker: each shipped conditional family draws the class asked, from the page's seed: its
+    grid is its engine's `sample(..., labels=k)` and the lab's nets read nearly all of it as that class; every
     unconditional family keeps its samples and its caption says it cannot be asked; a bad class is refused."""
     import torch
 
     from app.images import grid_image
-    from app.tabs import side_by_side
-    from engines.models.conditional_vae import FAMILY, ConditionalVAE, ConditionalVAEConfig, ConditionalVAEEngine
-    from engines.registry import FAMILIES, register_family
-    torch.manual_seed(0)
-    model = ConditionalVAE(ConditionalVAEConfig(channels=8, hidden_dim=32, latent_dim=4))
-    torch.nn.init.normal_(model.decoder_embedding.weight)     # as if trained: each class decodes differently
-    model.save_pretrained(tmp_path)
-    tiny = ConditionalVAEEngine.load(tmp_path)
-    register_family(FAMILY)
-    try:
-        shipped, loaded = side_by_side.ships, side_by_side.engine
-        monkeypatch.setattr(side_by_side, "ships", lambda name, d: name == FAMILY.name or shipped(name, d))
-        monkeypatch.setattr(side_by_side, "engine", lambda name, d: tiny if name == FAMILY.name else loaded(name, d))
-        plain = side_by_side.side_by_side(2, 4, "ddim", 5, "mnist")
-        sevens = side_by_side.side_by_side(2, 4, "ddim", 5, "mnist", asked="7")
-        at = 2 * list(FAMILIES).index(FAMILY.name)
-        expected = np.asarray(grid_image(tiny.sample(4, seed=2, labels=7)).convert("L"))
-        assert np.array_equal(np.asarray(sevens[at].convert("L")), expected)
-        assert not np.array_equal(np.asarray(plain[at].convert("L")), expected)
-        assert "cannot be asked" not in sevens[at + 1]
-        vae = 2 * list(FAMILIES).index("vae")
-        assert np.array_equal(np.asarray(sevens[vae].convert("L")), np.asarray(plain[vae].convert("L")))
-        assert sevens[vae + 1].endswith("Unconditional: it cannot be asked for a class, these are its samples as drawn")
-        with pytest.raises(Exception, match="unknown class 'seven'"):
-            side_by_side.side_by_side(2, 4, "ddim", 5, "mnist", asked="seven")
-    finally:
-        FAMILIES.pop(FAMILY.name)
+    from engines import load_engine
+    from engines.measure.conditional import asked_class_shares
+    from engines.registry import families
+    conditional = [f.name for f in families() if f.conditional]
+    assert conditional, "no class-conditional family ships"
+    plain = client.predict(2, 16, "ddim", 5, "mnist", False, "any", api_name="/side_by_side")
+    sevens = client.predict(2, 16, "ddim", 5, "mnist", False, "7", api_name="/side_by_side")
+    for name in conditional:
+        drawn = load_engine(name).sample(16, seed=2, labels=7)
+        assert np.array_equal(pixels(sevens[grid_at(name)]), np.asarray(grid_image(drawn).convert("L")))
+        assert not np.array_equal(pixels(plain[grid_at(name)]), pixels(sevens[grid_at(name)]))
+        assert "cannot be asked" not in sevens[caption_at(name)]
+        assert min(asked_class_shares(drawn, torch.full((16,), 7), "mnist").values()) >= 0.8, name
+    for name in (n for n in shown() if n not in conditional):
+        assert np.array_equal(pixels(sevens[grid_at(name)]), pixels(plain[grid_at(name)]))
+        assert sevens[caption_at(name)].endswith("Unconditional: it cannot be asked for a class, these are its "
+                                                 "samples as drawn")
+    with pytest.raises(Exception, match="unknown class 'seven'"):
+        client.predict(2, 16, "ddim", 5, "mnist", False, "seven", api_name="/side_by_side")
 
 
 def test_a_request_made_again_is_served_from_the_shared_results_which_stay_bounded():
@@ -233,6 +225,30 @@ def test_vae_latent_map(client):
     assert plot["type"] == "matplotlib" and plot["plot"].startswith("data:image")
     assert "4x4 points" in caption and "% of the variance" in caption
     assert "12 latent diffusion samples" in caption
+
+
+def test_the_conditional_vaes_analogies_keep_each_digits_style_under_every_class(client):
+    """Issue 29's CVAE analogy grid: each test digit drawn with the seed, then its encoding decoded under every
+    label: the engine's `analogies`, read as the label decoded under by both nets (the caption says how often)."""
+    import torch
+
+    from app.tabs.vae_latent import analogy_family
+    from engines import load_engine
+    from engines.data.datasets import load_lab_split
+    from engines.measure.conditional import asked_class_shares
+    grid, caption = client.predict(5, 3, api_name="/vae_analogies")
+    assert pixels(grid).shape == (3 * (3 * 30 + 2), 3 * (11 * 30 + 2))    # 3 digits, then 10 classes
+    test = load_lab_split("mnist", "test")
+    picked = torch.randperm(len(test.images), generator=torch.Generator().manual_seed(5))[:3]
+    assert f"test digits no. {', '.join(map(str, picked.tolist()))}, drawn with seed 5" in caption
+    decoded = load_engine(analogy_family("mnist").name).analogies(test.images[picked], test.labels[picked])
+    shares = asked_class_shares(decoded, torch.arange(10).repeat(3), "mnist")
+    assert all(f"`{net}` reads {share:.0%} of them" in caption for net, share in shares.items())
+    assert min(shares.values()) >= 0.6     # the label, not the encoded digit, decides the class
+    with pytest.raises(Exception, match="Digits must be a whole number between 1 and 8"):
+        client.predict(5, 9, api_name="/vae_analogies")
+    grid, caption = client.predict(5, 3, "fashion", api_name="/vae_analogies")
+    assert grid is None and caption.startswith("No class-conditional VAE ships for Fashion-MNIST")
 
 
 def test_latent_map_projects_latent_diffusion_paths_onto_its_axes():
@@ -360,7 +376,7 @@ def test_diffusion_forward_process(client):
 
 
 def test_compare_shows_the_measured_table_and_plots(client):
-    charts, verdicts, text, losses, quality, steps, levels, race, knobs, compute, lapse = client.predict(
+    charts, verdicts, text, losses, quality, steps, levels, race, knobs, asked, compute, lapse = client.predict(
         api_name="/compare")
     assert Image.open(compute).format == "PNG"     # quality against training compute, every family
     assert Image.open(charts).format == "PNG"
@@ -373,7 +389,9 @@ def test_compare_shows_the_measured_table_and_plots(client):
     assert "<summary><b>Sampling: steps vs quality</b></summary>" in text and "| ddpm | 20 | 20 |" in text
     assert text.count("<details>") == text.count("</details>") >= 8 and "\n## " not in text
     assert "### Fidelity against diversity: each family's knob" in verdicts and "the VAE's temperature tau" in verdicts
-    for plot in (losses, quality, steps, levels, race, knobs):     # plots come back as image files
+    assert "| Ask for a class |" in verdicts   # the class-conditional families' accuracy, and their matrices
+    assert len(lapse) >= 2     # the runs trained with --eval-every kept time-lapse frames
+    for plot in (losses, quality, steps, levels, race, knobs, asked):     # plots come back as image files
         assert Image.open(plot).format == "PNG" and Image.open(plot).size[0] >= 600
 
 
@@ -518,7 +536,7 @@ def test_every_tab_switches_to_fashion_mnist_through_the_dataset_argument(client
     assert caption.startswith("Digit: test Pullover no. 0")
     *_, caption = client.predict(0, "2", 0, "fashion", api_name="/connections_hierarchy")
     assert caption.startswith("Digit: test Pullover no. 0")
-    charts, verdicts, report, losses, quality, steps, levels, race, knobs, compute, lapse = client.predict(
+    charts, verdicts, report, losses, quality, steps, levels, race, knobs, asked, compute, lapse = client.predict(
         "fashion", api_name="/compare")
     assert Image.open(race).format == "PNG" and Image.open(knobs).format == "PNG"   # Fashion-MNIST's own
     assert Image.open(compute).format == "PNG"

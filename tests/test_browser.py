@@ -25,7 +25,7 @@ ARTIFACTS = Path(os.environ.get("LAB_SCREENSHOTS") or Path(__file__).parent / "a
 # (tab, its buttons in order, images the tab then shows: <img> elements, matplotlib plots included)
 RUN_ALL = run_label()   # "Sample all six": a button per registered family's grid
 TABS = [("Side by side", [RUN_ALL], len(families())),
-        ("VAE latent space", ["Interpolate", "Map the latent space"], 5),
+        ("VAE latent space", ["Interpolate", "Map the latent space", "Decode under every class"], 6),
         ("GAN sampling", ["Sample", "Interpolate"], 3),
         ("Diffusion, step by step", ["Denoise", "Noise it"], 4),
         ("Compare", [], 1),   # opens on its charts: no button to press
@@ -153,6 +153,47 @@ def test_a_knob_slider_under_a_grid_redraws_that_grid_with_the_knob_named(page):
         wait_for_new_images(panel.locator(f"#side-by-side-{family.name}"), before)
     load_every_image(panel)
     page.screenshot(path=str(ARTIFACTS / "knobs.png"), full_page=True)
+
+
+def test_asking_for_a_class_redraws_each_conditional_family_as_that_class(page):
+    """Issue 29: "Ask for a class" set to 7 redraws every class-conditional family's grid, from the same seed, as
+    its engine's sevens: the picture the browser shows, fetched from its <img>, pixel for pixel."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from app.images import grid_image
+    from engines import load_engine
+    conditional = [f for f in families() if f.conditional]
+    assert conditional, "no class-conditional family ships"
+    panel = page.get_by_role("tabpanel")
+    before = {f.name: image_sources(panel.locator(f"#side-by-side-{f.name}")) for f in conditional}
+    panel.get_by_label("Ask for a class").click()
+    page.get_by_role("option", name="7", exact=True).click()
+    for family in conditional:
+        grid = panel.locator(f"#side-by-side-{family.name}")
+        wait_for_new_images(grid, before[family.name])
+        shown = Image.open(io.BytesIO(page.request.get(image_sources(grid)[0]).body())).convert("L")
+        expected = grid_image(load_engine(family.name).sample(16, seed=0, labels=7)).convert("L")
+        assert np.array_equal(np.asarray(shown), np.asarray(expected)), family.name
+    assert page.locator(".toast-body.error").count() == 0
+    load_every_image(panel)
+    page.screenshot(path=str(ARTIFACTS / "ask_for_a_class.png"), full_page=True)
+
+
+def test_compare_shows_how_the_models_learned_at_the_same_compute(page):
+    """Issue 30's time-lapse: Compare's folded training section shows each family's frames kept while it trained
+    (the shipped runs scored with --eval-every), at the compute the slider picks; its images render."""
+    page.get_by_role("tab", name="Compare").click()
+    panel = page.get_by_role("tabpanel")
+    panel.get_by_text("How the models trained: losses, and quality at each scored checkpoint").click()
+    lapse = panel.locator(".gallery-container, [data-testid='gallery']").first
+    lapse.locator("img[src]").first.wait_for(state="visible", timeout=HANG_GUARD_MS)
+    assert lapse.locator("img[src]").count() >= 2
+    panel.get_by_text("Training compute (0: the first frame kept").scroll_into_view_if_needed()
+    load_every_image(panel)
+    page.screenshot(path=str(ARTIFACTS / "timelapse.png"), full_page=True)
 
 
 @pytest.mark.parametrize("tab,buttons,images", TABS)

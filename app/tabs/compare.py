@@ -12,8 +12,8 @@ from app import inputs, plots
 from app.inputs import DEFAULT_DATASET, SHIPPED_DATASETS, dataset_choice, report_of, ships
 from app.widgets import picture
 from engines.checkpoint import LOG_NAME, QUALITY_LOG_NAME, checkpoints_dir, read_jsonl
-from engines.data.datasets import LAB_DATASET_TITLES
-from engines.measure import compute_curve, guide
+from engines.data.datasets import LAB_CLASS_NAMES, LAB_DATASET_TITLES
+from engines.measure import compute_curve, conditional, guide
 from engines.measure.knobs import sweep_for
 from engines.measure.knobs import verdicts_text as knob_verdicts
 from engines.measure.model_card import quality_table
@@ -53,7 +53,7 @@ def compare(dataset=DEFAULT_DATASET):
     report = report_of(dataset)
     if report is None or "summary" not in report:
         return (None, f"No report for {LAB_DATASET_TITLES[dataset]} yet: run `python -m engines.evaluate "
-                      f"--dataset {dataset}`.", "", None, None, None, None, None, None, None, [])
+                      f"--dataset {dataset}`.", "", None, None, None, None, None, None, None, None, [])
     report_md = root / "report.md"
     text = report_md.read_text() if report_md.is_file() else quality_table(report, list(report["quality"]))
     losses = {f.name: read_jsonl(root / f.name / LOG_NAME) for f in families("family") if ships(f.name, dataset)}
@@ -76,8 +76,8 @@ def compare(dataset=DEFAULT_DATASET):
     race_figure = plots.png(plots.speed_race(with_times(race, report))) if race else None
     return (plots.png(plots.summary_charts(report)), verdicts, in_sections(text),
             *(plots.png(figure) if figure is not None else None for figure in figures), report_elbo_by_level(report),
-            race_figure, plots.png(plots.knob_sweep(sweep)) if sweep else None, _compute_figure(dataset),
-            time_lapse(dataset))
+            race_figure, plots.png(plots.knob_sweep(sweep)) if sweep else None, _asked_figure(report),
+            _compute_figure(dataset), time_lapse(dataset))
 
 
 def time_lapse(dataset=DEFAULT_DATASET, position=100) -> list[tuple[str, str]]:
@@ -98,6 +98,14 @@ def time_lapse(dataset=DEFAULT_DATASET, position=100) -> list[tuple[str, str]]:
             spent, step, path = frame
             shown.append((str(path), f"{family(name).heading}: step {step:,}, {spent:.2g} FLOPs"))
     return shown
+
+
+def _asked_figure(report: dict) -> str | None:
+    """The confusion matrices of the class-conditional families (`engines.measure.conditional.figure`), or None
+    where none was measured on this dataset."""
+    if not conditional.measured(report):
+        return None
+    return plots.png(conditional.figure(report, LAB_CLASS_NAMES[report.get("dataset", "mnist")]))
 
 
 def _compute_figure(dataset: str) -> str | None:
@@ -162,6 +170,13 @@ def build(dataset: gr.Radio) -> list:
                 "verdicts above.")
     race = picture(label="The speed race: quality against network evaluations and time", type="filepath")
     knobs = picture(label="Fidelity against diversity: each family's knob swept (verdicts above)", type="filepath")
+    gr.Markdown("**Ask for a class.** Each class-conditional model asked for every class in turn (the report's "
+                "samples), read by each feature net: a row per class asked, a column per class read, the share of "
+                "that row's samples in each cell (darker: more); the last column counts the images a net's "
+                "typicality gate refuses. A perfect model is a dark diagonal, like the real test images' matrix "
+                "on top (the nets misread some real images too, so each model is judged against it: the verdict "
+                "row \"Ask for a class\" above). Empty where no class-conditional model ships for this dataset.")
+    asked = picture(label="Ask for a class: the confusion matrices (real test images first)", type="filepath")
     with gr.Accordion("Every sampler of the diffusion model, step by step (the sampler benchmark)", open=False):
         gr.Markdown("Ancestral and deterministic samplers, ours and diffusers', at "
                     f"{', '.join(map(str, BENCHMARK_STEPS))} steps, "
@@ -187,7 +202,7 @@ def build(dataset: gr.Radio) -> list:
     with gr.Accordion("The whole report, section by section (each opens on a click)", open=False):
         report = gr.Markdown(label="Report")
         levels = picture(label="Diffusion as a hierarchical VAE: the bound by level", type="filepath")
-    outputs = [charts, verdicts, report, losses, quality, steps, levels, race, knobs, compute, lapse]
+    outputs = [charts, verdicts, report, losses, quality, steps, levels, race, knobs, asked, compute, lapse]
     budget.release(time_lapse, [dataset, budget], lapse, api_name="timelapse")
     refresh = gr.Button("Read the report again")
     refresh.click(compare, dataset, outputs, api_name="compare")

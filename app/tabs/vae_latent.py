@@ -1,5 +1,6 @@
 """The "VAE latent space" tab: walk between two digits' latent means (test digits, or the visitor's own drawing
-or upload), and the latent plane of the test digits' two main directions, with latent diffusion's paths on it."""
+or upload), the latent plane of the test digits' two main directions, with latent diffusion's paths on it, and
+the conditional VAE's analogies (a digit's style decoded under every class)."""
 from __future__ import annotations
 
 from contextlib import nullcontext
@@ -24,9 +25,12 @@ from app.inputs import (
     validations,
 )
 from app.widgets import digit_picker, math_panel, pick_brush, picture
+from engines.data.datasets import LAB_CLASS_NAMES, LAB_DATASET_TITLES
 from engines.data.user_images import is_blank, prepare_digit
 from engines.errors import EngineError
 from engines.measure import guide
+from engines.measure.conditional import asked_class_shares
+from engines.registry import families
 from engines.sampling.interpolation import INTERPOLATIONS
 
 LATENT_PATHS, LATENT_PATH_STEPS = 12, 50   # latent diffusion's trajectories on the VAE's latent map
@@ -124,7 +128,51 @@ def vae_latent_map(grid, dataset=DEFAULT_DATASET):
     return grid_image(view.decoded, columns=grid), figure, caption
 
 
+MAX_ANALOGY_ROWS = 8
+
+
+def analogy_family(dataset: str):
+    """The shipped family of `dataset` whose engine encodes a digit's style apart from its class (its engine has
+    `analogies`: the conditional VAE), or None."""
+    return next((f for f in families() if hasattr(f.engine, "analogies") and ships(f.name, dataset)), None)
+
+
+def check_vae_analogies(seed, rows, dataset=DEFAULT_DATASET) -> list[dict]:
+    """vae_analogies's validator."""
+    return validations(lambda: inputs.seed(seed), lambda: inputs.whole_number(rows, "Digits", 1, MAX_ANALOGY_ROWS),
+                       lambda: inputs.dataset_choice(dataset))
+
+
+def vae_analogies(seed, rows, dataset=DEFAULT_DATASET):
+    """The analogy grid (Sohn et al. 2015's figure): `rows` test digits drawn with `seed`, each encoded with its
+    own label and decoded under every label; and what to look at, with the share each feature net reads as the
+    label decoded under."""
+    seed, rows = inputs.seed(seed), inputs.whole_number(rows, "Digits", 1, MAX_ANALOGY_ROWS)
+    dataset = inputs.dataset_choice(dataset)
+    record = analogy_family(dataset)
+    if record is None:
+        return None, (f"No class-conditional VAE ships for {LAB_DATASET_TITLES[dataset]} yet, so there is no style "
+                      "to carry across classes here; the MNIST one is on the MNIST page.")
+    digits = test_digits(dataset)
+    picked = torch.randperm(len(digits.images), generator=torch.Generator().manual_seed(seed))[:rows]
+    cvae = engine(record.name, dataset)
+    decoded, seconds = timed(cvae.analogies, digits.images[picked], digits.labels[picked])
+    classes = cvae.num_classes
+    shares = asked_class_shares(decoded, torch.arange(classes).repeat(rows), dataset)
+    grid = torch.cat([digits.images[picked][:, None], decoded.reshape(rows, classes, *decoded.shape[1:])], 1)
+    names = ", ".join(digits.class_names or LAB_CLASS_NAMES[dataset])
+    read = "; ".join(f"`{net}` reads {share:.0%} of them as the class they were decoded under"
+                     for net, share in shares.items())
+    return grid_image(grid.flatten(0, 1), columns=classes + 1), (
+        f"**What to look at.** Each row: a test digit (left, test digits no. {', '.join(map(str, picked.tolist()))}, "
+        f"drawn with seed {seed}), then the {record.title}'s encoding of it, z from q(z | x, y) with its own "
+        f"label, decoded under each of the {classes} labels in turn ({names}). The label carries the class; z "
+        f"carries what the label does not say (slant, stroke width, size), so each row keeps its digit's style "
+        f"across the classes. {read}. {seconds * 1000:.0f} ms.")
+
+
 FIRST_A, FIRST_B, FIRST_B_CLASS, FIRST_STEPS, FIRST_GRID = 0, 0, "7", 10, 9   # A: test digit #0 (a zero), B: a 7
+FIRST_ANALOGY_SEED, FIRST_ANALOGY_ROWS = 0, 4
 
 
 @lru_cache(maxsize=None)
@@ -132,7 +180,7 @@ def first_visit(dataset=DEFAULT_DATASET) -> tuple:
     """What the tab shows before any click (the controls' defaults), computed once per process and dataset."""
     return (guide.latent_walk(inputs.report_of(dataset)),
             *vae_interpolate(FIRST_A, FIRST_B, FIRST_STEPS, "slerp", "any", FIRST_B_CLASS, dataset=dataset),
-            *vae_latent_map(FIRST_GRID, dataset))
+            *vae_latent_map(FIRST_GRID, dataset), *vae_analogies(FIRST_ANALOGY_SEED, FIRST_ANALOGY_ROWS, dataset))
 
 
 def interpolation_section(dataset: gr.Radio) -> tuple[list[gr.Dropdown], list]:
@@ -165,6 +213,19 @@ def interpolation_section(dataset: gr.Radio) -> tuple[list[gr.Dropdown], list]:
     return [class_a, class_b], [what, strip, recon, animation, notes]
 
 
+def analogy_section(dataset: gr.Radio) -> list:
+    gr.Markdown("### One digit's style under every class (the conditional VAE)")
+    with gr.Row():
+        seed = gr.Number(FIRST_ANALOGY_SEED, precision=0, label="Seed (which test digits)")
+        rows = gr.Slider(1, MAX_ANALOGY_ROWS, FIRST_ANALOGY_ROWS, step=1, label="Digits")
+        run = gr.Button("Decode under every class")
+    caption = gr.Markdown(label="What to look at (analogies)")
+    grid = picture(label="Each test digit, then its style decoded under every class", type="pil", format="png")
+    run.click(vae_analogies, [seed, rows, dataset], [grid, caption], api_name="vae_analogies",
+              **checked_by(check_vae_analogies))
+    return [grid, caption]
+
+
 def build(dataset: gr.Radio, first_visits: list) -> list[gr.Dropdown]:
     """The tab; returns its class dropdowns (the page renames their classes when the dataset changes) and appends
     its first visit (function of the dataset, outputs) to `first_visits`."""
@@ -180,5 +241,6 @@ def build(dataset: gr.Radio, first_visits: list) -> list[gr.Dropdown]:
         scatter = gr.Plot(label="Test digits on the same axes", show_label=False)   # the figure has its title
     map_run.click(vae_latent_map, [grid, dataset], [lattice, scatter, map_caption], api_name="vae_latent_map",
                   **checked_by(check_vae_latent_map))
-    first_visits.append((first_visit, [*interpolated, lattice, scatter, map_caption]))
+    analogies = analogy_section(dataset)
+    first_visits.append((first_visit, [*interpolated, lattice, scatter, map_caption, *analogies]))
     return classes

@@ -62,3 +62,38 @@ def asked_class_shares(images: torch.Tensor, asked: torch.Tensor, dataset: str) 
     """Per shipped feature net: the share of images it reads as the class they were asked for (what a training
     run's scores log for a conditional model)."""
     return {name: record["accuracy"] for name, record in confusion(images, asked, dataset).items()}
+
+
+def measured(report: dict) -> dict[str, dict]:
+    """{family name: its conditional-accuracy record} for the report's conditional families, in registry order."""
+    from engines.registry import families
+    quality = report.get("quality", {})
+    return {f.name: quality[f.name]["conditional"] for f in families("conditional")
+            if "conditional" in quality.get(f.name, {})}
+
+
+def figure(report: dict, class_names: tuple[str, ...]):
+    """The confusion matrices: a row of panels per conditional family, the real test images' first, a column per
+    feature net; each row of a matrix is the class asked, in shares of its samples, the last column "refused"."""
+    from matplotlib.figure import Figure
+
+    from engines.registry import family as family_record
+    records = measured(report)
+    first = next(iter(records.values()))
+    rows = [("real test images", first["real"]),
+            *((family_record(name).heading, record["samples"]) for name, record in records.items())]
+    nets = list(first["samples"])
+    fig = Figure(figsize=(3.3 * len(nets), 3.0 * len(rows)), layout="constrained")
+    axes = fig.subplots(len(rows), len(nets), squeeze=False)
+    read_as = [*class_names, "refused"]
+    for (heading, by_net), row in zip(rows, axes):
+        for net, ax in zip(nets, row):
+            counts = torch.tensor(by_net[net]["counts"], dtype=torch.float)
+            shares = counts / counts.sum(1, keepdim=True).clamp(min=1)
+            ax.imshow(shares.numpy(), cmap="Blues", vmin=0, vmax=1)
+            ax.set_title(f"{heading}, {net}: {by_net[net]['accuracy']:.1%} as asked", fontsize=8)
+            ax.set_xticks(range(len(read_as)), read_as, fontsize=6, rotation=90)
+            ax.set_yticks(range(len(class_names)), class_names, fontsize=6)
+            ax.set_xlabel("read as", fontsize=7)
+            ax.set_ylabel("asked for" if heading != rows[0][0] else "labelled", fontsize=7)
+    return fig

@@ -76,6 +76,7 @@ from engines.data.datasets import LAB_DATASETS, load_lab_split
 from engines.engine import check_count
 from engines.errors import EngineError
 from engines.family import Family
+from engines.measure.conditional import conditional_accuracy
 from engines.measure.latent import path_smoothness
 from engines.measure.likelihood import rounded
 from engines.measure.memorisation import copying_record
@@ -145,9 +146,13 @@ def quality_section(names: list[str], n: int, seed: int, diffusion_options: dict
     rows = {"real (train)": score(nets, reference, real, seed)}
     for family in selected(names):
         options = sampling_options(family, diffusion_options)
-        images, seconds = generate(load_engine(family.name, dataset=dataset), n, seed, options)
+        engine = load_engine(family.name, dataset=dataset)
+        images, seconds = generate(engine, n, seed, options)
         rows[family.name] = {**score(nets, reference, images, seed), "copying": copying_record(images, dataset),
                              "sampler": options or None, "seconds_per_sample": round(seconds / n, 5)}
+        asked = engine.asked_classes(n)
+        if asked is not None:   # a conditional model: is each sample of the class asked (issue 29's accuracy)?
+            rows[family.name]["conditional"] = conditional_accuracy(images, asked, dataset)
         log(f"quality {family.name}: {rows[family.name]}")
     return rows
 

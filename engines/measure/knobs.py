@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import sys
 from pathlib import Path
@@ -136,12 +137,27 @@ def verdict(family: Family, measured: dict) -> dict:
     detail = "; ".join(f"[{net}] " + ", ".join(
         f"{key} {neutral['nets'][net][key]:.2f} -> {typical['nets'][net][key]:.2f} ({MOVES[move]})"
         for key, move in zip((FIDELITY, DIVERSITY), directions[net])) for net in nets)
+    detail += "; " + turns_text(family, measured["rows"], nets)
     first = nets[0]
     cell = (f"{family.knob.label(family.knob.neutral)} -> {typical['label']}: [{first}] " + ", ".join(
         f"{key} {neutral['nets'][first][key]:.2f} -> {typical['nets'][first][key]:.2f}"
         for key in (FIDELITY, DIVERSITY)))
     return {"family": family.name, "claim": family.knob.folklore, "verdict": word, "cell": cell,
             "detail": f"{family.title}, {family.knob.label(family.knob.neutral)} -> {typical['label']}: {detail}"}
+
+
+def turns_text(family: Family, rows: list[dict], nets: list[str]) -> str:
+    """Is the sweep monotone in fidelity? Along the sweep's order (towards the knob's typical end), where
+    precision first falls beyond 2 SE from one setting to the next, per net; else that it never does."""
+    turns = []
+    for net in nets:
+        at = next(((a, b) for a, b in zip(rows, rows[1:]) if moved(a, b, FIDELITY, net) == -1), None)
+        if at is not None:
+            a, b = (r["nets"][net][FIDELITY] for r in at)
+            turns.append(f"[{net}] precision turns down at {at[1]['label']} ({a:.2f} -> {b:.2f})")
+    if not turns:
+        return f"precision falls at no step of the sweep ({family.knob.symbol} in the order above) in any net"
+    return "not monotone in fidelity: " + ", ".join(turns)
 
 
 def sweep_for(dataset: str) -> dict | None:
@@ -164,22 +180,31 @@ def verdicts_text(sweep: dict | None) -> str:
     return "\n".join(f"- **{v['claim']}: {v['verdict']}.** {v['detail']}" for v in verdicts(sweep))
 
 
+def share_text(share: float, n: int) -> str:
+    """A share of n with its binomial SE; at 0 or 1 the SE is no measure of doubt: the count instead."""
+    se = math.sqrt(share * (1 - share) / n)
+    return f"{share:.1%} ± {se:.1%}" if round(se, 3) > 0 else f"{share:.0%} ({round(share * n)} of {n})"
+
+
 def table_lines(sweep: dict) -> list[str]:
     """Each family's sweep as a markdown table: per value, precision, recall, coverage and Frechet distance
     (± SE) in each feature net."""
     lines = []
     for name, record in sweep["families"].items():
         nets = list(record["rows"][0]["nets"])
+        asked = "asked_class_share" in record["rows"][0]   # a conditional model: also the class asked
+        keys = ("precision", "recall", "coverage", "FD") + (("class asked",) if asked else ())
         lines += [f"{family_of(name).heading} ({record['option']}):", "",
-                  "| " + " | ".join(["setting"] + [f"{key} ({net})" for net in nets
-                                                  for key in ("precision", "recall", "coverage", "FD")]) + " |",
-                  "|" + "---|" * (1 + 4 * len(nets))]
+                  "| " + " | ".join(["setting"] + [f"{key} ({net})" for net in nets for key in keys]) + " |",
+                  "|" + "---|" * (1 + len(keys) * len(nets))]
         for row in record["rows"]:
             cells = [row["label"] + (" (as trained)" if row["value"] == record["neutral"] else "")]
             for net in nets:
                 c = row["nets"][net]
                 cells += [f"{c[k]:.2f} ± {c[k + '_se']:.2f}" for k in ("precision", "recall", "coverage")]
                 cells += [f"{c['frechet_distance']:.3g} ± {c['frechet_distance_se']:.2g}"]
+                if asked:
+                    cells.append(share_text(row["asked_class_share"][net], sweep["n"]))
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     return lines

@@ -79,6 +79,23 @@ def bar_lines(name: str, report: dict) -> list[str]:
     return lines
 
 
+def asked_lines(name: str, report: dict) -> list[str]:
+    """A conditional family's samples read as the class asked, relative to the real test images' own accuracy,
+    against its bar (the report's "Ask for a class" row gives the verdict with its standard error)."""
+    record, bar = report["quality"][name].get("conditional"), registry.family(name).quality_bar
+    if record is None or bar is None:
+        return []
+    lines = []
+    for net, relative in record["relative"].items():
+        weakest, k = min((share, k) for k, share in enumerate(relative["per_class"]) if share is not None)
+        lines.append(f"- `{net}`: {record['samples'][net]['accuracy']:.1%} read as the class asked, "
+                     f"{pm(relative['accuracy'], relative['accuracy_se'])} of the real test digits' "
+                     f"{record['real'][net]['accuracy']:.1%} (weakest: class {k}, {weakest:.2f}): "
+                     + (f"meets the bar of {bar:.0%}" if relative["accuracy"] >= bar else
+                        f"does not meet the bar of {bar:.0%}"))
+    return ["Asked for a class (each class in turn), in each feature net:", "", *lines, ""]
+
+
 def target_lines(name: str, report: dict, benchmark_path: Path = BENCHMARK) -> list[str]:
     """A hybrid's targets, measured against the parent it builds on (`Family.card_targets`); the report's
     Hybrids row gives the verdicts."""
@@ -281,7 +298,8 @@ def card(name: str, info: dict, report: dict | None) -> str:
                   quality_table(report, [name, "real (train)"]), "",
                   f"Sharpness (1 = as sharp as real digits): {pm(r['sharpness'], r['sharpness_se'])}.", "",
                   *(["Quality bar, in each feature net:", "", *bar_lines(name, report), ""]
-                    if getattr(record, "quality_bar", None) is not None else []), *target_lines(name, report)]
+                    if getattr(record, "quality_bar", None) is not None else []), *asked_lines(name, report),
+                  *target_lines(name, report)]
         if r.get("sampler"):
             parts += [f"Sampler for this table: {r['sampler']}.", ""]
         lenet = r["nets"]["lenet"]

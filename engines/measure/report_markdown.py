@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from engines import registry
 from engines.checkpoint import QUALITY_LOG_NAME, checkpoints_dir, read_jsonl
-from engines.measure import compute_curve
+from engines.data.datasets import LAB_CLASS_NAMES
+from engines.measure import compute_curve, conditional
 from engines.measure.convergence import convergence
 from engines.measure.hierarchy import group_by_decade
 from engines.measure.knobs import sweep_for, table_lines
@@ -429,6 +431,33 @@ def compute_curve_lines(report: dict, figure_path: Path) -> list[str]:
             f"Frechet distance: {verdicts}.", ""]
 
 
+def asked_lines(report: dict, figure_path: Path) -> list[str]:
+    """Ask for a class (`engines.measure.conditional`): each conditional family's conditional accuracy in every
+    net, relative to the real test images', its weakest class, and the confusion matrices beside report.md."""
+    records = conditional.measured(report)
+    if not records:
+        return []
+    dataset = report.get("dataset", "mnist")
+    conditional.figure(report, LAB_CLASS_NAMES[dataset]).savefig(figure_path, dpi=80)
+    rows = []
+    for name, record in records.items():
+        for net, relative in record["relative"].items():
+            per_class = [(share, k) for k, share in enumerate(relative["per_class"]) if share is not None]
+            weakest, k = min(per_class)
+            rows.append([title(name), net, f"{record['samples'][net]['accuracy']:.1%} ± "
+                         f"{record['samples'][net]['accuracy_se']:.1%}", f"{record['real'][net]['accuracy']:.1%}",
+                         pm(relative["accuracy"], relative["accuracy_se"]),
+                         f"{LAB_CLASS_NAMES[dataset][k]}: {weakest:.2f}", f"{registry.family(name).quality_bar:.2f}"])
+    return ["## Ask for a class", "", f"![confusion matrices]({figure_path.name})", "",
+            f"The quality rows' samples of each class-conditional family ({report['n']}, each class asked in turn), "
+            "read by each feature net: the share read as the class asked (binomial SE), beside the real test "
+            "images asked for their own labels (the nets misread some of those too), and the ratio of the two "
+            "(1 = as recognisable as the data; SE by the delta method). An image the net's typicality gate refuses "
+            "counts as wrong. The matrices: rows the class asked, columns the class read.", "",
+            *_table(["family", "net", "read as asked", "real images", "relative to real", "weakest class (relative)",
+                     "bar"], rows), ""]
+
+
 def knob_lines(report: dict) -> list[str]:
     """Fidelity against diversity: each family's knob swept (`python -m engines.knob_sweep`), where measured on
     the weights that ship."""
@@ -507,6 +536,8 @@ def write_markdown(report: dict, path: Path, others: dict[str, dict] | None = No
             lines += SECTION_LINES[section](report)
         if section == "likelihood" and section in report:
             lines += hierarchy_lines(report)
+    if "quality" in report:
+        lines += asked_lines(report, path.with_name(path.stem + "_conditional.png"))
     lines += knob_lines(report)
     if "stability" in report:
         lines += stability_lines(report, figure)

@@ -57,6 +57,9 @@ FOLKLORE = {
     "Speed": "VAE and GAN: one pass; diffusion: tens to a thousand passes, orders of magnitude slower",
     "Fidelity against diversity": "each family's knob trades diversity for fidelity: the VAE's temperature, the "
                                   "GAN's truncation, diffusion's guidance scale",
+    "Ask for a class": "a class-conditional model draws the class it is asked for: its samples read as that class "
+                       "about as often as real images of it are (the targets: its family's bar, a share of the "
+                       "real test images' own accuracy)",
     "Hybrids": "diffusion GAN: as sharp as a GAN, as stable as diffusion, far faster than diffusion; latent "
                "diffusion: a learned prior samples better digits than the VAE's N(0, I)",
 }
@@ -122,7 +125,7 @@ def likelihood_text(family: Family, summary: dict) -> dict:
     {"cell": the comparison table's (absent: none), "card": its model card's line, "report": report.md's bullets}."""
     say = getattr(family.engine, "likelihood_text", None)
     stale = family.likelihood and "note" in summary   # measured before its engine had a likelihood: the note
-    if say is not None and not stale:
+    if say is not None and family.likelihood and not stale:   # (an engine may inherit one its family lacks)
         return say(summary)
     return {"card": summary["note"], "report": [f"{family.title.capitalize()}: {summary['note']}."]}
 
@@ -461,6 +464,30 @@ def knobs_row(report: dict) -> dict:
                 f"each from the model as trained to the knob's far end, {sweep['n']} samples a setting")
 
 
+def asked_cell(record: dict) -> str:
+    """A conditional family's accuracy in each net: the share read as the class asked, relative to the real
+    test images' own."""
+    return "; ".join(f"[{net}] {record['samples'][net]['accuracy']:.1%} read as asked, "
+                     f"{pm(r['accuracy'], r['accuracy_se'])} of the real images' "
+                     f"{record['real'][net]['accuracy']:.1%}" for net, r in record["relative"].items())
+
+
+def asked_row(report: dict) -> dict:
+    """Each conditional family's samples read as the class asked, relative to the real test images' own accuracy
+    (`engines.measure.conditional`), against its bar (`Family.quality_bar`) in every feature net: "agrees" above
+    it beyond 2 SE, "disagrees" below it beyond 2 SE, "tie" within the noise of the bar."""
+    from engines.measure.conditional import measured
+    bars = {name: registry.family(name).quality_bar for name in measured(report)}
+    records = {name: record for name, record in measured(report).items() if bars[name] is not None}
+    cells = {name: asked_cell(record) for name, record in records.items()}
+    checks = [across_nets({net: compared(f"{title(name)} draws the class asked", "class asked, relative to real",
+                                         (name, r["accuracy"], r["accuracy_se"]), ("its bar", bars[name], None), +1,
+                                         se_difference=r["accuracy_se"])   # the bar is exact
+                           for net, r in record["relative"].items()})
+              for name, record in records.items()]
+    return _row("Ask for a class", cells, checks, f"{report['n']} samples per family, each class asked in turn")
+
+
 def speed_at_quality(report: dict, claim: str, slow: str, fast: str, race: tuple) -> dict | None:
     """`slow` at least SPEED_FACTOR times slower than `fast` at matched quality, read from the speed race (`race`:
     (it, "") or (None, why there is none)): the fewest network evaluations (NFE) at which one of `slow`'s raced
@@ -607,6 +634,8 @@ def summarise(report: dict, race: tuple | None = None) -> list[dict]:
             latent_row(report), speed_row(report, race), knobs_row(report)]
     if any(f.name in report.get("quality", {}) for f in registry.families("hybrid")):
         rows.append(hybrids_row(report, race))
+    if any("conditional" in row for row in report.get("quality", {}).values()):
+        rows.append(asked_row(report))
     return said_of(report.get("dataset", "mnist"), rows)
 
 

@@ -25,7 +25,7 @@ from torch import nn
 
 from engines.checkpoint import hub_metadata, load_pretrained
 from engines.data.datasets import from_signed
-from engines.engine import check_count, class_labels
+from engines.engine import AsksForClasses, check_count
 from engines.errors import EngineError
 from engines.family import Family, Knob
 from engines.models.diffusion import DiffusionConfig, DiffusionEngine, DiffusionModel
@@ -72,7 +72,7 @@ def conditional_diffusion_loss(model: ConditionalDiffusionModel, x0: torch.Tenso
     return F.mse_loss(model(model.schedule.q_sample(x0, t, noise), t, labels), noise)
 
 
-class ConditionalDiffusionEngine(DiffusionEngine):
+class ConditionalDiffusionEngine(AsksForClasses, DiffusionEngine):
     """The diffusion engine's samplers, asked for classes at a guidance scale. `labels`: None (the classes in
     turn, 0, 1, ..., 9, 0, ...: a grid shows every class), one class for all, or one per sample."""
     family = "conditional_diffusion"
@@ -80,13 +80,6 @@ class ConditionalDiffusionEngine(DiffusionEngine):
     @classmethod
     def load(cls, directory: Path) -> "ConditionalDiffusionEngine":
         return cls(load_pretrained(ConditionalDiffusionModel, ConditionalDiffusionConfig, directory), directory)
-
-    def labels_for(self, n: int, labels=None) -> torch.Tensor:
-        """`labels` as a tensor of n classes, checked."""
-        return class_labels(n, labels, self.config.num_classes)
-
-    def asked_classes(self, n: int) -> torch.Tensor:
-        return self.labels_for(n)
 
     def denoiser(self, n: int, labels=None, guidance: float = DEFAULT_GUIDANCE) -> GuidedDenoiser:
         """The network a sampler calls for n samples of `labels` at guidance scale `guidance`."""

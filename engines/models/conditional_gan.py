@@ -27,7 +27,7 @@ from torch import nn
 
 from engines.checkpoint import hub_metadata, load_pretrained
 from engines.data.datasets import from_signed
-from engines.engine import check_count, class_labels
+from engines.engine import AsksForClasses, check_count, class_labels
 from engines.errors import EngineError
 from engines.family import Family, Knob
 from engines.models.gan import Discriminator, GANConfig, GANEngine, Generator
@@ -82,7 +82,7 @@ class ProjectionDiscriminator(Discriminator):
         return self.net[-1](features).squeeze(1) + (self.class_embedding(labels) * features).sum(1)
 
 
-class ConditionalGANEngine(GANEngine):
+class ConditionalGANEngine(AsksForClasses, GANEngine):
     """The GAN engine's latents (truncation included), generated as the classes asked (`labels`: as
     `class_labels` takes them)."""
     family = "conditional_gan"
@@ -90,13 +90,6 @@ class ConditionalGANEngine(GANEngine):
     @classmethod
     def load(cls, directory: Path) -> "ConditionalGANEngine":
         return cls(load_pretrained(ConditionalGenerator, ConditionalGANConfig, directory), directory)
-
-    @property
-    def num_classes(self) -> int:
-        return self.model.config.num_classes
-
-    def asked_classes(self, n: int) -> torch.Tensor:
-        return class_labels(n, None, self.num_classes)
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor, labels=None) -> torch.Tensor:
@@ -122,6 +115,7 @@ DESCRIPTION = ("The GAN told the class: conditional batch norm in the generator 
 FAMILY = Family(name="conditional_gan", title="conditional GAN", engine=ConditionalGANEngine,
                 trainer="engines.training.conditional_gan:ConditionalGANTrainer", colour="tab:gray",
                 description=DESCRIPTION, quality_bar=0.90, conditional=True, parent_options={"gan_from": "gan"},
+                no_likelihood="none (implicit model, as the GAN)",
                 objective="minimax game told the class, non-saturating loss",
                 knob=Knob("truncation", "psi", (None, 2.0, 1.5, 1.0, 0.5), None,
                           "truncation (latent entries beyond psi redrawn, BigGAN's trick) trades variety for "

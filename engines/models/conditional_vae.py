@@ -27,7 +27,7 @@ from torch import nn
 
 from engines.checkpoint import hub_metadata, load_pretrained
 from engines.data.datasets import from_signed, to_signed
-from engines.engine import check_count, class_labels
+from engines.engine import AsksForClasses, check_count, class_labels
 from engines.errors import EngineError
 from engines.family import Family, Knob
 from engines.models.vae import MIN_LOG_SCALE, VAE, VAEConfig, VAEEngine, discretized_logistic_log_prob
@@ -85,20 +85,13 @@ class ConditionalVAE(VAE, **hub_metadata("vae", "class-conditional")):
         return -self.elbo(x01, labels, generator)[0].mean()
 
 
-class ConditionalVAEEngine(VAEEngine):
+class ConditionalVAEEngine(AsksForClasses, VAEEngine):
     """The VAE engine's prior draws, decoded under the classes asked (`labels`: as `class_labels` takes them)."""
     family = "conditional_vae"
 
     @classmethod
     def load(cls, directory: Path) -> "ConditionalVAEEngine":
         return cls(load_pretrained(ConditionalVAE, ConditionalVAEConfig, directory), directory)
-
-    @property
-    def num_classes(self) -> int:
-        return self.model.config.num_classes
-
-    def asked_classes(self, n: int) -> torch.Tensor:
-        return class_labels(n, None, self.num_classes)
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor, labels=None) -> torch.Tensor:
@@ -141,6 +134,7 @@ DESCRIPTION = ("The VAE told the class: a learned class embedding added to the f
 FAMILY = Family(name="conditional_vae", title="conditional VAE", engine=ConditionalVAEEngine,
                 trainer="engines.training.conditional_vae:ConditionalVAETrainer", colour="tab:pink",
                 description=DESCRIPTION, quality_bar=0.90, conditional=True,
+                no_likelihood="its bound is on log p(x | y), an image given its class: not the others' log p(x)",
                 objective="maximise the conditional ELBO", loss_scale="log",
                 knob=Knob("temperature", "tau", (1.2, 1.0, 0.8, 0.6, 0.4), 1.0,
                           "a lower temperature (z drawn nearer the prior's centre) gives more typical, less varied "

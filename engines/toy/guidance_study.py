@@ -10,14 +10,12 @@ summary gives each number's mean and standard error over the seeds (`path_study.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
-import torch
-
 from engines.engine import class_labels, make_generator
 from engines.runtime import hardware
+from engines.toy import study_command
 from engines.toy.distributions import make_distribution
 from engines.toy.guidance import GUIDANCE_SCALES, LABEL_DROPOUT, SAMPLING_STEPS, guidance_numbers
 from engines.toy.path_study import summary
@@ -64,22 +62,11 @@ def study(seeds, settings: dict = SETTINGS, log=print) -> dict:
 
 
 def read_study(path: Path = OUT) -> dict | None:
-    return json.loads(path.read_text()) if path.is_file() else None
+    return study_command.read_json(path)
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-    p = argparse.ArgumentParser(prog="python -m engines.toy.guidance_study", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", type=Path, default=OUT)
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    result = study(args.seeds)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {args.out} ({result['seconds']:.0f} s)")
-    return 0
+    return study_command.main("python -m engines.toy.guidance_study", __doc__, study, OUT, list(range(10)), argv)
 
 
 if __name__ == "__main__":

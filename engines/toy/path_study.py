@@ -12,17 +12,14 @@ steps). The summary gives each number's mean and standard error over the seeds; 
 """
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from pathlib import Path
 
-import torch
-
 from engines.measure.straightness import straightness
 from engines.runtime import hardware
 from engines.sampling.flow import make_flow_times
-from engines.toy import metrics, views
+from engines.toy import metrics, study_command, views
 from engines.toy.distributions import make_distribution
 from engines.toy.training import ReflowTrainer, make_trainer
 
@@ -106,22 +103,11 @@ def study(seeds, settings: dict = SETTINGS, log=print) -> dict:
 
 
 def read_study(path: Path = OUT) -> dict | None:
-    return json.loads(path.read_text()) if path.is_file() else None
+    return study_command.read_json(path)
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-    p = argparse.ArgumentParser(prog="python -m engines.toy.path_study", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", type=Path, default=OUT)
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    result = study(args.seeds)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {args.out} ({result['seconds']:.0f} s)")
-    return 0
+    return study_command.main("python -m engines.toy.path_study", __doc__, study, OUT, [0, 1, 2, 3, 4], argv)
 
 
 if __name__ == "__main__":

@@ -180,6 +180,18 @@ class Trainer:
         # The shipped weights are the EMA where there is one; the online model restarts from them too.
         return [self.model] + ([self.ema.module] if self.ema is not None else [])
 
+    def unconditional_parent(self, model_cls: type, config_cls: type, source: str, shipped: str) -> nn.Module:
+        """The unconditional checkpoint a class-conditional model starts from (`source`: its folder; "": MNIST's
+        shipped `shipped` model), refused unless its network is this config's but for the classes."""
+        from engines.checkpoint import CHECKPOINTS, load_pretrained
+        directory = Path(source) if source else CHECKPOINTS / shipped
+        parent = load_pretrained(model_cls, config_cls, directory)
+        ours = {k: v for k, v in dataclasses.asdict(self.config).items() if k != "num_classes"}
+        if dataclasses.asdict(parent.config) != ours:
+            raise EngineError(f"{directory}'s network differs from this config: pass its settings with --set, "
+                              f"or --set {self.from_scratch}")
+        return parent
+
     def warmup_lr(self, optimizer: torch.optim.Optimizer, step: int, lr: float) -> None:
         """Each parameter group at `lr` (times the group's own "lr_scale", where it has one), warmed up."""
         warmup = getattr(self.hparams, "warmup_steps", 0)

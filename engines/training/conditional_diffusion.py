@@ -9,13 +9,10 @@ has to learn what each class adds; "none" trains from scratch.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from engines.checkpoint import CHECKPOINTS, load_pretrained
 from engines.data.datasets import to_signed
 from engines.errors import EngineError
 from engines.models.conditional_diffusion import (
@@ -59,12 +56,7 @@ class ConditionalDiffusionTrainer(Trainer):
         self.optimizers["opt"] = self.opt
         source = self.hparams.diffusion_from
         if source != "none":
-            directory = Path(source) if source else CHECKPOINTS / "diffusion"
-            diffusion = load_pretrained(DiffusionModel, DiffusionConfig, directory)
-            ours = {k: v for k, v in dataclasses.asdict(self.config).items() if k != "num_classes"}
-            if dataclasses.asdict(diffusion.config) != ours:
-                raise EngineError(f"{directory}'s network differs from this config: pass its settings with --set, "
-                                  f"or --set {self.from_scratch}")
+            diffusion = self.unconditional_parent(DiffusionModel, DiffusionConfig, source, "diffusion")
             self.model.unet.load_state_dict(diffusion.unet.state_dict())
             self.ema = ema_of(self.model, self.hparams.ema_decay)
             self.modules["ema"] = self.ema

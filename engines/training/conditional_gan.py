@@ -9,14 +9,10 @@ that meets a trained G: it learns to tell the classes apart first). "none" train
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from engines.checkpoint import CHECKPOINTS, load_pretrained
-from engines.errors import EngineError
 from engines.models.conditional_gan import ConditionalGANConfig, ConditionalGenerator, ProjectionDiscriminator
 from engines.models.gan import GANConfig, Generator
 from engines.training.diff_augment import diff_augment
@@ -37,12 +33,7 @@ class ConditionalGANTrainer(GANTrainer):
         source = self.hparams.gan_from
         if source == "none":
             return
-        directory = Path(source) if source else CHECKPOINTS / "gan"
-        gan = load_pretrained(Generator, GANConfig, directory)
-        ours = {k: v for k, v in dataclasses.asdict(self.config).items() if k != "num_classes"}
-        if dataclasses.asdict(gan.config) != ours:
-            raise EngineError(f"{directory}'s network differs from this config: pass its settings with --set, "
-                              f"or --set {self.from_scratch}")
+        gan = self.unconditional_parent(Generator, GANConfig, source, "gan")
         missing, unexpected = self.generator.load_state_dict(gan.state_dict(), strict=False)
         assert not unexpected and all(k.startswith(("class_scale.", "class_shift.")) for k in missing), missing
 

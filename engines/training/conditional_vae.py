@@ -10,14 +10,10 @@ read the label late. On MNIST, 1,500 warm-started steps drew the class asked in 
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from engines.checkpoint import CHECKPOINTS, load_pretrained
-from engines.errors import EngineError
 from engines.models.conditional_vae import ConditionalVAE, ConditionalVAEConfig
 from engines.models.vae import VAE, VAEConfig
 from engines.training.base import Trainer
@@ -48,12 +44,7 @@ class ConditionalVAETrainer(Trainer):
         self.optimizers["opt"] = self.opt
         source = self.hparams.vae_from
         if source != "none":
-            directory = Path(source) if source else CHECKPOINTS / "vae"
-            vae = load_pretrained(VAE, VAEConfig, directory)
-            ours = {k: v for k, v in dataclasses.asdict(self.config).items() if k != "num_classes"}
-            if dataclasses.asdict(vae.config) != ours:
-                raise EngineError(f"{directory}'s network differs from this config: pass its settings with --set, "
-                                  f"or --set {self.from_scratch}")
+            vae = self.unconditional_parent(VAE, VAEConfig, source, "vae")
             missing, unexpected = self.model.load_state_dict(vae.state_dict(), strict=False)
             assert not unexpected and all(k.endswith("_embedding.weight") for k in missing), (missing, unexpected)
 
