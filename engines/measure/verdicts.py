@@ -125,7 +125,7 @@ def likelihood_text(family: Family, summary: dict) -> dict:
     {"cell": the comparison table's (absent: none), "card": its model card's line, "report": report.md's bullets}."""
     say = getattr(family.engine, "likelihood_text", None)
     stale = family.likelihood and "note" in summary   # measured before its engine had a likelihood: the note
-    if say is not None and family.likelihood and not stale:   # (an engine may inherit one its family lacks)
+    if say is not None and not stale:
         return say(summary)
     return {"card": summary["note"], "report": [f"{family.title.capitalize()}: {summary['note']}."]}
 

@@ -88,6 +88,7 @@ class ConditionalVAE(VAE, **hub_metadata("vae", "class-conditional")):
 class ConditionalVAEEngine(AsksForClasses, VAEEngine):
     """The VAE engine's prior draws, decoded under the classes asked (`labels`: as `class_labels` takes them)."""
     family = "conditional_vae"
+    likelihood_text = None   # the VAE's words are of its bound on log p(x); ours would be of log p(x | y)
 
     @classmethod
     def load(cls, directory: Path) -> "ConditionalVAEEngine":
