@@ -87,7 +87,7 @@ def test_each_knob_is_a_slider_under_its_grid_that_redraws_that_grid_only(client
         assert all(np.array_equal(pixels(plain[grid_at(n)]), pixels(turned[grid_at(n)]))
                    for n in shown() if n != family.name)
     family, (low, high, _) = knobs[0], knobs[0].knob.slider
-    with pytest.raises(Exception, match=re.escape(f"{family.title} {family.knob.option}: {family.knob.symbol} must "
+    with pytest.raises(Exception, match=re.escape(f"{family.heading} {family.knob.option}: {family.knob.symbol} must "
                                                   f"be a number between {low:g} and {high:g}, got 9")):
         client.predict(3, 4, "ddim", 10, "mnist", False, "any", 9, *defaults[1:], api_name="/side_by_side")
 

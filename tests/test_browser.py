@@ -188,12 +188,12 @@ def test_compare_shows_how_the_models_learned_at_the_same_compute(page):
     page.get_by_role("tab", name="Compare").click()
     panel = page.get_by_role("tabpanel")
     panel.get_by_text("How the models trained: losses, and quality at each scored checkpoint").click()
-    lapse = panel.locator(".gallery-container, [data-testid='gallery']").first
+    lapse = panel.locator("#timelapse")
     lapse.locator("img[src]").first.wait_for(state="visible", timeout=HANG_GUARD_MS)
     assert lapse.locator("img[src]").count() >= 2
-    panel.get_by_text("Training compute (0: the first frame kept").scroll_into_view_if_needed()
     load_every_image(panel)
-    page.screenshot(path=str(ARTIFACTS / "timelapse.png"), full_page=True)
+    lapse.scroll_into_view_if_needed()
+    lapse.screenshot(path=str(ARTIFACTS / "timelapse.png"))
 
 
 @pytest.mark.parametrize("tab,buttons,images", TABS)

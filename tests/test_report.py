@@ -481,7 +481,7 @@ def test_a_cheap_evaluation_reproduces_within_tolerance(cheap_report, tmp_path, 
     assert all(k in report for k in SECTIONS) and first.with_suffix(".md").is_file()
     assert [r["row"] for r in report["summary"]] == ["Objective", "Training stability", "Sample quality",
                                                       "Likelihood", "Latent space", "Speed",
-                                                      "Fidelity against diversity", "Hybrids"]
+                                                      "Fidelity against diversity", "Hybrids", "Ask for a class"]
     # --check reruns the recorded command and compares every number within the report's tolerances
     assert main(["--check", str(first), "--out", str(tmp_path / "b" / "report.json")]) == 0
     assert "reproduced" in capsys.readouterr().out
@@ -526,7 +526,7 @@ def test_committed_report_has_every_measured_section_with_error_bars():
     assert lk["vae"]["iwae_bpd_se"] > 0 and lk["diffusion"]["vlb_bpd_se"] > 0 and lk["diffusion"]["ode_bpd_se"] > 0
     assert [r["row"] for r in REPORT["summary"]] == ["Objective", "Training stability", "Sample quality", "Likelihood",
                                                      "Latent space", "Speed", "Fidelity against diversity",
-                                                     "Hybrids"]
+                                                     "Hybrids", "Ask for a class"]
     assert {"latent_diffusion", "diffusion_gan"} <= set(REPORT["quality"])
     words = ("agrees", "disagrees", "tie (within 2 standard errors)", "mixed: ", "not measured", "cannot say")
     assert all(r["verdict"].startswith(words) for r in REPORT["summary"]), [r["verdict"] for r in REPORT["summary"]]

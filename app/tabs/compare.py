@@ -198,7 +198,8 @@ def build(dataset: gr.Radio) -> list:
                     "that had kept none by then, is left out.")
         budget = gr.Slider(0, 100, 100, step=1, label="Training compute (0: the first frame kept, 100: the largest "
                                                       "budget; log scale)")
-        lapse = gr.Gallery(label="The same seed's samples at that compute", columns=4, height="auto")
+        lapse = gr.Gallery(label="The same seed's samples at that compute (each frame captioned with its family, "
+                                 "step and FLOPs)", columns=4, height="auto", elem_id="timelapse")
     with gr.Accordion("The whole report, section by section (each opens on a click)", open=False):
         report = gr.Markdown(label="Report")
         levels = picture(label="Diffusion as a hierarchical VAE: the bound by level", type="filepath")

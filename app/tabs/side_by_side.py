@@ -52,7 +52,7 @@ def knob_settings(positions: dict | None) -> dict[str, dict]:
         position = (positions or {}).get(family.name)
         if position is None:
             continue
-        what = f"{family.title} {family.knob.option}"
+        what = f"{family.heading} {family.knob.option}"
         try:
             value = family.knob.from_slider(float(position))
         except (TypeError, ValueError) as e:
@@ -179,8 +179,8 @@ def with_knob_sliders(names: list[str]):
 def knob_slider(family: Family) -> gr.Slider:
     low, high, step = family.knob.slider
     return gr.Slider(low, high, family.knob.slider_default(), step=step,
-                     label=f"{family.title} {family.knob.option} {family.knob.symbol}", info=family.knob.slider_info(),
-                     elem_id=f"knob-{family.name}")
+                     label=f"{family.heading} {family.knob.option} {family.knob.symbol}",
+                     info=family.knob.slider_info(), elem_id=f"knob-{family.name}")
 
 
 def build(dataset: gr.Radio) -> tuple[list, list, Callable, gr.Dropdown]:

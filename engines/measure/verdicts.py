@@ -127,7 +127,7 @@ def likelihood_text(family: Family, summary: dict) -> dict:
     stale = family.likelihood and "note" in summary   # measured before its engine had a likelihood: the note
     if say is not None and not stale:
         return say(summary)
-    return {"card": summary["note"], "report": [f"{family.title.capitalize()}: {summary['note']}."]}
+    return {"card": summary["note"], "report": [f"{family.heading}: {summary['note']}."]}
 
 
 def fmt(x, digits=1) -> str:

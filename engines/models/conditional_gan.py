@@ -86,6 +86,7 @@ class ConditionalGANEngine(AsksForClasses, GANEngine):
     """The GAN engine's latents (truncation included), generated as the classes asked (`labels`: as
     `class_labels` takes them)."""
     family = "conditional_gan"
+    likelihood_text = None   # the GAN's words name the GAN; the record's note says ours
 
     @classmethod
     def load(cls, directory: Path) -> "ConditionalGANEngine":
