@@ -205,7 +205,7 @@ def _speed_panel(ax, report: dict, families: list[str], verdict: str) -> None:
     # One word a line ("latent\ndiffusion"), so that five labels fit under the panel.
     _bars(ax, [r["engine"].replace("_", "\n") + f"\n{r['nfe']} NFE" for r in rows], [r["ms_per_sample"] for r in rows],
           [0.0] * len(rows), f"Speed: {verdict}", "ms per sample (log)", log=True, families=[r["engine"] for r in rows])
-    ax.tick_params(axis="x", labelsize=8)
+    ax.tick_params(axis="x", labelsize=8 if len(rows) <= 7 else 6)
 
 
 def _hybrids_panel(ax, report: dict, families: list[str], verdict: str) -> None:
@@ -248,17 +248,39 @@ def _knobs_panel(ax, report: dict, families: list[str], verdict: str) -> None:
         ax.bar([i + offset for i in range(len(names))], changes, 0.4, yerr=errors, capsize=3, hatch=hatch,
                color=[FAMILY_COLOURS[n] for n in names], edgecolor="black", label=f"change in {key}")
     ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xticks(range(len(names)), [f"{_family(n).title}\n{sweep['families'][n]['symbol']}: as trained to "
-                                      f"{sweep['families'][n]['rows'][-1]['label'].split(' = ')[1]}" for n in names],
-                  fontsize=8)
+    ax.set_xticks(range(len(names)), [f"{_family(n).title.replace(' ', chr(10))}\n{sweep['families'][n]['symbol']}"
+                                      f" -> {sweep['families'][n]['rows'][-1]['label'].split(' = ')[1]}"
+                                      for n in names], fontsize=7)
     ax.legend(fontsize=7)
     _title(ax, f"Fidelity against diversity: {verdict}", f"change ({net}); precision up, recall down = the trade")
+
+
+def _asked_panel(ax, report: dict, families: list[str], verdict: str) -> None:
+    """Each class-conditional family's samples read as the class asked, relative to the real test images' own
+    accuracy (± SE), a bar per feature net, its family's bar as a dashed line over its bars."""
+    from engines.measure.conditional import measured
+    records = measured(report)
+    nets = list(report["feature_nets"])
+    width = 0.8 / len(nets)
+    for i, (name, record) in enumerate(records.items()):
+        for j, net in enumerate(nets):
+            r = record["relative"][net]
+            ax.bar(i - 0.4 + width * (j + 0.5), r["accuracy"], width, yerr=r["accuracy_se"], capsize=3,
+                   color=FAMILY_COLOURS[name], edgecolor="black", hatch="//" if j else "",
+                   label=net if i == 0 else None)
+        bar = _family(name).quality_bar
+        ax.hlines(bar, i - 0.45, i + 0.45, colors="black", linestyles="dashed", linewidth=1)
+    ax.set_xticks(range(len(records)), [_family(n).title.replace(" ", "\n") for n in records], fontsize=8)
+    ax.set_ylim(0.5, 1.1)
+    ax.legend(fontsize=7, loc="lower right")
+    _title(ax, f"Ask for a class: {verdict}", "read as asked / real images' (- - bar)")
 
 
 PANELS = [("Sample quality", "quality", _quality_panel), ("Likelihood", "likelihood", _likelihood_panel),
           ("Latent space", "latent", _latent_panel), ("Training stability", "seeds", _seeds_panel),
           ("Speed", "speed", _speed_panel), ("Fidelity against diversity", "quality", _knobs_panel),
-          ("Hybrids", "quality", _hybrids_panel)]
+          ("Hybrids", "quality", _hybrids_panel), ("Ask for a class", "quality", _asked_panel)]
+OPTIONAL = ("Hybrids", "Ask for a class")   # rows a report has only where such families were measured
 
 
 CHARTS_PER_ROW = 2
@@ -269,7 +291,7 @@ def summary_charts(report: dict) -> Figure:
     in its title: the report at a glance (the tables are one click away). A section the report lacks says so."""
     verdicts = {row["row"]: row["verdict"] for row in report["summary"]}
     families = [f.name for f in _families("family") if f.name in report.get("engines", ())]
-    panels = [p for p in PANELS if p[0] != "Hybrids" or "Hybrids" in verdicts]   # a report without hybrids
+    panels = [p for p in PANELS if p[0] not in OPTIONAL or p[0] in verdicts]
     rows = -(-len(panels) // CHARTS_PER_ROW)
     # Two charts a row at the page's width, so that axis text reads at its size (six in a row shrank it to ~6 px).
     figure = Figure(figsize=(10, 3.6 * rows), layout="constrained")
