@@ -52,7 +52,9 @@ def entries(dataset: str, targets) -> list[dict]:
     """What the race measures, in registry order: (family, options) for every line point and every point."""
     shipped = available_engines(checkpoints_dir(dataset))
     out = []
-    for family in (f for f in families() if f.name in shipped):
+    # A class-conditional family is told the class: it has its own rows (Ask for a class), not a place in the race
+    # of the unconditional samplers.
+    for family in (f for f in families() if f.name in shipped and not f.conditional):
         if not family.race_options:
             out.append({"engine": family.name, "line": None, "options": dict(family.evaluation_options)})
             continue
