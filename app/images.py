@@ -80,11 +80,14 @@ def save_gif(frames: list[Image.Image], duration_ms: int = 120, final_hold_ms: i
     return served_file(buffer.getvalue(), ".gif")
 
 
-def side_by_side_frame(left: Image.Image, right: Image.Image, gap: int = 8) -> Image.Image:
-    """Two images next to each other (x_t | predicted x0) for one animation frame."""
-    frame = Image.new("L", (left.width + gap + right.width, max(left.height, right.height)), 64)
-    frame.paste(left, (0, 0))
-    frame.paste(right, (left.width + gap, 0))
+def side_by_side_frame(*images: Image.Image, gap: int = 8) -> Image.Image:
+    """Images next to each other (x_t | predicted x0) for one animation frame."""
+    frame = Image.new("L", (sum(i.width for i in images) + gap * (len(images) - 1), max(i.height for i in images)),
+                      64)
+    left = 0
+    for image in images:
+        frame.paste(image, (left, 0))
+        left += image.width + gap
     return frame
 
 

@@ -183,10 +183,16 @@ def sampling_inputs(seed_value, count_value, sampler, steps, cap: int, dataset) 
     return seed(seed_value), count(count_value, cap), diffusion_options(sampler, steps, dataset), dataset
 
 
+def sampling_checks(seed_value, count_value, sampler, steps, cap: int, dataset) -> list[Callable[[], object]]:
+    """The checks of a sampling event's first inputs (seed, count, sampler, steps), for `validations`."""
+    return [lambda: seed(seed_value), lambda: count(count_value, cap), lambda: sampler_choice(sampler),
+            lambda: diffusion_options(sampler, steps, dataset)]
+
+
 def sampling_validations(seed_value, count_value, sampler, steps, cap: int, dataset) -> list[dict]:
     """`validations` for the inputs (seed, count, sampler, steps, dataset) of a sampling event."""
-    return validations(lambda: seed(seed_value), lambda: count(count_value, cap), lambda: sampler_choice(sampler),
-                       lambda: diffusion_options(sampler, steps, dataset), lambda: dataset_choice(dataset))
+    return validations(*sampling_checks(seed_value, count_value, sampler, steps, cap, dataset),
+                       lambda: dataset_choice(dataset))
 
 
 BENCHMARKED = "mnist"   # the dataset whose diffusion model the sampler benchmark measured
@@ -217,6 +223,12 @@ def class_choices(dataset) -> list[tuple[str, str]]:
     names = LAB_CLASS_NAMES[dataset_choice(dataset)]
     names = [name if name == str(d) else f"{d} {name}" for d, name in enumerate(names)]
     return [("any", "any")] + list(zip(names, DIGIT_CLASSES[1:]))
+
+
+def asked_class(value) -> int | None:
+    """The class a page asks a conditional model for ("0".."9"; "any": none), or `user_error`."""
+    value = choice(str(value), "class", DIGIT_CLASSES)
+    return None if value == "any" else int(value)
 
 
 def class_name(digits, label: int) -> str:

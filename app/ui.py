@@ -39,7 +39,7 @@ def build_demo() -> gr.Blocks:
         with gr.Tab("GAN sampling"):
             gan.build(dataset, first_visits)
         with gr.Tab("Diffusion, step by step"):
-            classes.append(diffusion.build(dataset, first_visits))
+            classes.extend(diffusion.build(dataset, first_visits))
         with gr.Tab("Compare") as compare_tab:
             compare_outputs = compare.build(dataset)
         with gr.Tab("Connections"):

@@ -29,11 +29,12 @@ FAMILY_MODULES = (
     "engines.models.diffusion_gan",
     "engines.models.conditional_vae",
     "engines.models.conditional_gan",
+    "engines.models.conditional_diffusion",
 )
 # Families in training for their first shipped checkpoint, one line each: `python -m engines.train` trains them
 # and `load_engine(name, directory)` loads a run's folder, but the lab's pages, reports and tests of shipped models
 # do not list them yet. When its checkpoints ship, a family's line moves up into FAMILY_MODULES.
-STAGED_MODULES: tuple[str, ...] = ("engines.models.conditional_diffusion",)
+STAGED_MODULES: tuple[str, ...] = ()
 FAMILIES: dict[str, Family] = {}
 STAGED: dict[str, Family] = {}
 

@@ -294,6 +294,32 @@ def test_streamed_diffusion_then_scrub_and_gif(client, sampler, steps, frames):
         client.predict(frames + 5, api_name="/diffusion_scrub")
 
 
+def test_guidance_step_by_step_shows_both_predictions_and_their_mix(client):
+    """Each frame: x_t, the unconditional and conditional x0 from the same x_t, and the sampler's guided x0, which
+    is unconditional + w (conditional - unconditional), clipped (DDIM clips x0), to the PNG's 8 bits; the last
+    frame's x_t is the engine's own guided sample."""
+    from app.images import grid_image
+    from engines import load_engine
+    job = client.submit(2, 3, "ddim", 10, "7", 3.0, api_name="/guided_steps")
+    job.result()
+    outputs = job.outputs()
+    final, words = outputs[-2], outputs[-1][-1]
+    assert len(outputs) >= 10 and final[4] == "step 10/10, t = 0"
+    assert Image.open(final[6]).n_frames == 10 and final[5]["maximum"] == 9
+    model = load_engine("conditional_diffusion")
+    sample = model.sample(3, seed=2, sampler="ddim", steps=10, labels=7, guidance=3.0)
+    assert np.abs(pixels(final[0]).astype(int) - np.asarray(grid_image(sample).convert("L"))).max() <= 1
+    _, unconditional, conditional, guided, label = client.predict(2, api_name="/guided_scrub")
+    assert label.startswith("step 3/10, t = ")
+    u, c, g = (pixels(picture).astype(float) for picture in (unconditional, conditional, guided))
+    mixed = np.clip(u + 3.0 * (c - u), 0, 255)   # the grids' [0, 1] -> [0, 255] map is affine: eq. 6 holds in pixels
+    frame = (slice(3 * 2, 3 * 30), slice(3 * 2, 3 * 30))   # the first sample, clear of the grid's padding
+    assert np.abs(mixed - g)[frame].mean() < 3 and np.abs(c - u)[frame].mean() > 3   # the mix, not a copy
+    assert "w = 3" in words and 'told "7"' in words and "finished samples" in words
+    with pytest.raises(Exception, match="Guidance w must be a number from 0 to 8"):
+        client.predict(2, 3, "ddim", 10, "7", 9.5, api_name="/guided_steps")
+
+
 def test_the_diffusion_gans_four_steps_in_the_diffusion_tab(client):
     from app.images import grid_image
     from engines import load_engine

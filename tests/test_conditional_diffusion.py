@@ -57,6 +57,32 @@ def test_guidance_changes_the_network_not_the_sampler_or_the_start_noise(tmp_pat
                                             engine.sample(2, seed=0, sampler="ddim", steps=3, labels=5, guidance=2.0))
 
 
+def test_the_guided_trace_shows_both_predictions_and_ends_on_the_sample(tmp_path):
+    """guided_trace: both x0 at every w (even where sampling skips one), the guided x0 their mix (eq. 6 in image
+    space: x0 is linear in eps at a fixed x_t), and the engine's sample at its end."""
+    engine = tiny_engine(tmp_path)
+    for w, sampler in ((3.0, "diffusers:HeunDiscreteScheduler"), (1.0, "ddim")):
+        guided = list(engine.guided_trace(2, seed=4, sampler=sampler, steps=4, labels=[3, 8], guidance=w))
+        assert len(guided) == engine.network_evaluations(sampler, 4, guidance=0.0)   # one per network call
+        middle = guided[1]
+        mixed = middle.unconditional_x0 + w * (middle.conditional_x0 - middle.unconditional_x0)
+        shown = middle.step.predicted_x0
+        assert torch.allclose(mixed.clamp(-1, 1) if sampler == "ddim" else mixed, shown, atol=1e-4)
+        assert not torch.allclose(middle.conditional_x0, middle.unconditional_x0)
+        assert torch.allclose(from_signed(guided[-1].step.prev_sample), atol=1e-5,
+                              other=engine.sample(2, seed=4, sampler=sampler, steps=4, labels=[3, 8], guidance=w))
+
+
+def test_ddim_draws_the_class_asked_at_strong_guidance():
+    """The shipped model asked for 7s at w = 3 and 8 by deterministic DDIM: with x0 clipped but the guided eps kept,
+    DDIM walked them to 0s and 6s; with eps re-derived from the clipped x0 they stay 7s (`ddim_step`)."""
+    from engines.measure.recognition import recognise
+    engine = load_engine("conditional_diffusion")
+    for w in (3.0, 8.0):
+        seen = recognise(engine.sample(16, seed=2, sampler="ddim", steps=20, labels=7, guidance=w), "mnist")
+        assert sum(c == 7 and ok for c, ok in zip(seen.classes, seen.recognisable)) >= 14, (w, seen.summary())
+
+
 def test_labels_default_to_every_class_in_turn_and_bad_ones_are_refused(tmp_path):
     engine = tiny_engine(tmp_path)
     assert engine.labels_for(12).tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]

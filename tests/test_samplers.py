@@ -66,8 +66,8 @@ def compare(schedule, reference, our_step, steps, spacing, **step_kwargs):
     for t, prev_t in zip(timesteps, prev_timesteps):
         step = our_step(schedule, toy_model(x, t), t, prev_t, x, generator=ours_gen, **step_kwargs)
         ours, ours_x0 = step.prev_sample, step.predicted_x0
-        out = reference.step(toy_model(x, t), t, x, generator=ref_gen, **({"eta": step_kwargs["eta"]}
-                                                                          if "eta" in step_kwargs else {}))
+        out = reference.step(toy_model(x, t), t, x, generator=ref_gen,
+                             **{k: v for k, v in step_kwargs.items() if k in ("eta", "use_clipped_model_output")})
         assert torch.allclose(ours, out.prev_sample, atol=TOLERANCE), (t, (ours - out.prev_sample).abs().max())
         assert torch.allclose(ours_x0, out.pred_original_sample, atol=x0_tolerance(schedule, t)), t
         x = out.prev_sample
@@ -100,6 +100,15 @@ def test_ddim_matches_diffusers_step_for_step(schedule, eta, spacing, steps):
                               timestep_spacing=spacing, clip_sample=True, set_alpha_to_one=True)
     reference.set_timesteps(steps)
     compare(schedule, reference, ddim_step, steps, spacing, eta=eta)
+
+
+@pytest.mark.parametrize("spacing", SPACINGS)
+def test_ddim_with_eps_from_the_clipped_x0_matches_diffusers(schedule, spacing):
+    """The guided engine's DDIM (`use_clipped_model_output`): diffusers' option of that name, step for step."""
+    reference = DDIMScheduler(num_train_timesteps=T, trained_betas=schedule.betas.float().numpy(),
+                              timestep_spacing=spacing, clip_sample=True, set_alpha_to_one=True)
+    reference.set_timesteps(20)
+    compare(schedule, reference, ddim_step, 20, spacing, use_clipped_model_output=True)
 
 
 def test_ddpm_with_trailing_spacing_ends_on_clean_data(schedule):

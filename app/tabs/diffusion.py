@@ -1,6 +1,6 @@
 """The "Diffusion, step by step" tab: a trajectory streamed as it denoises (x_t and the predicted x0), then
-scrubbed and animated; the diffusion GAN's few steps and the flow-matching ODE shown the same way; and the forward
-(noising) process."""
+scrubbed and animated; the diffusion GAN's few steps and the flow-matching ODE shown the same way; guidance step by
+step (the conditional and unconditional predictions and their guided mix); and the forward (noising) process."""
 from __future__ import annotations
 
 from functools import lru_cache
@@ -16,6 +16,7 @@ from app.inputs import (
     MAX_TRACE_SAMPLES,
     checked_by,
     engine,
+    ships,
     pick_digit,
     timed,
     user_error,
@@ -26,6 +27,7 @@ from engines import registry
 from engines.data.datasets import LAB_DATASET_TITLES, from_signed
 from engines.errors import EngineError
 from engines.measure import guide
+from engines.measure.recognition import recognise
 
 STREAMED_FRAMES = 25   # frames shown while denoising, whatever the step count
 STORED_FRAMES = 100    # frames kept for the scrubber and the GIF
@@ -38,6 +40,9 @@ def timestep_text(t: float) -> str:
 
 
 REFLOW = "reflow"   # the family whose few straight steps the tab shows beside the flow's
+# The class-conditional family whose trajectory the page's sampler runs: its guidance is shown step by step.
+GUIDED = next((f for f in registry.families("conditional") if f.takes_sampler), None)
+GUIDED_FIRST_W = 3.0   # past the conditional model: the view shows the extrapolation guidance is
 
 
 def flow_time_text(t: float) -> str:
@@ -80,8 +85,8 @@ def diffusion_gan_steps(seed, count, dataset=DEFAULT_DATASET):
 
 def check_flow_steps(seed, count, sampler, steps, dataset=DEFAULT_DATASET) -> list[dict]:
     """flow_steps' validator: the page's inputs, and a flow-matching model that ships for the dataset."""
-    return inputs.sampling_validations(seed, count, sampler, steps, MAX_TRACE_SAMPLES, dataset) + validations(
-        lambda: engine("flow", inputs.dataset_choice(dataset)))
+    return validations(*inputs.sampling_checks(seed, count, sampler, steps, MAX_TRACE_SAMPLES, dataset),
+                       lambda: engine("flow", inputs.dataset_choice(dataset)))
 
 
 def flow_steps(seed, count, sampler, steps, dataset=DEFAULT_DATASET):
@@ -108,25 +113,80 @@ def reflow_steps(seed, count, dataset=DEFAULT_DATASET):
     yield from _stream_trace(lambda: reflow.trace(count, seed=seed, **options), options["steps"], flow_time_text)
 
 
-def _stream_trace(trace, total: int, t_text=timestep_text):
+def _stream_trace(trace, total: int, t_text=timestep_text, frame=_frame):
     """Stream a trajectory's `total` steps as frames (at most STREAMED_FRAMES), keep up to STORED_FRAMES of them,
-    then give the scrubber and the GIF: the outputs x_t, x0, status, stored frames, scrubber, animation."""
+    then give the scrubber and the GIF. `frame(step, last, total, t_text)` makes one frame: its pictures, then its
+    label. The outputs: the pictures, the label, stored frames, scrubber, animation."""
     stream_every, store_every = max(1, total // STREAMED_FRAMES), max(1, total // STORED_FRAMES)
     stored = []
     try:
-        for step in trace():
-            last = step.index == total - 1
-            if step.index % store_every == 0 or last:
-                stored.append(_frame(step, last, total, t_text))
-            if step.index % stream_every == 0 or last:
-                x_t, x0, label = _frame(step, last, total, t_text)
-                yield x_t, x0, label, gr.skip(), gr.skip(), gr.skip()
+        for index, step in enumerate(trace()):
+            last = index == total - 1
+            if index % store_every == 0 or last:
+                stored.append(frame(step, last, total, t_text))
+            if index % stream_every == 0 or last:
+                yield *frame(step, last, total, t_text), gr.skip(), gr.skip(), gr.skip()
     except EngineError as e:
         raise user_error(str(e)) from None
-    animation = save_gif([side_by_side_frame(x_t, x0) for x_t, x0, _ in stored])
+    animation = save_gif([side_by_side_frame(*pictures) for *pictures, _ in stored])
     scrubber = gr.Slider(minimum=0, maximum=len(stored) - 1, value=len(stored) - 1, step=1, interactive=True,
                          label=f"Scrub the {len(stored)} stored steps")
-    yield stored[-1][0], stored[-1][1], stored[-1][2], stored, scrubber, animation
+    yield *stored[-1], stored, scrubber, animation
+
+
+def _guided_frame(guided, last: bool, total: int, t_text=timestep_text):
+    """x_t (the sample, at the end), the unconditional, conditional and guided x0 of one GuidedStep, its label."""
+    x_t, guided_x0, label = _frame(guided.step, last, total, t_text)
+    return (x_t, grid_image(from_signed(guided.unconditional_x0)), grid_image(from_signed(guided.conditional_x0)),
+            guided_x0, label)
+
+
+def check_guided_steps(seed, count, sampler, steps, asked, guidance, dataset=DEFAULT_DATASET) -> list[dict]:
+    """guided_steps' validator: the page's inputs, the class and w, and a guided model for the dataset."""
+    return validations(*inputs.sampling_checks(seed, count, sampler, steps, MAX_TRACE_SAMPLES, dataset),
+                       lambda: inputs.asked_class(asked), lambda: guidance_value(guidance),
+                       lambda: guided_engine(inputs.dataset_choice(dataset)))
+
+
+def guidance_value(value) -> float:
+    """The guidance scale w from its slider's range, or `user_error`."""
+    low, high, _ = GUIDED.knob.slider
+    try:
+        w = float(value)
+    except (TypeError, ValueError):
+        w = float("nan")
+    if not low <= w <= high:
+        raise user_error(f"Guidance w must be a number from {low:g} to {high:g}, got {value!r}")
+    return w
+
+
+def guided_engine(dataset: str):
+    if GUIDED is None:
+        raise user_error("no class-conditional diffusion model is registered")
+    return engine(GUIDED.name, dataset)
+
+
+def guided_steps(seed, count, sampler, steps, asked, guidance, dataset=DEFAULT_DATASET):
+    """Stream one guided trajectory: x_t, and at each step the unconditional, conditional and guided x0 from the
+    same x_t; then the scrubber, the GIF (x_t | unconditional | conditional | guided) and what to look at."""
+    seed, count, options, dataset = inputs.sampling_inputs(seed, count, sampler, steps, MAX_TRACE_SAMPLES, dataset)
+    asked, w, model = inputs.asked_class(asked), guidance_value(guidance), guided_engine(dataset)
+    options = {**GUIDED.sampling_options(options["sampler"], options["steps"]), "labels": asked, "guidance": w}
+    calls = timed(model.network_evaluations, **{**options, "guidance": 0.0})[0]   # one GuidedStep per call at w 0
+    gaps, finished = [], []
+
+    def trace():
+        for guided in model.guided_trace(count, seed=seed, **options):
+            gaps.append((f"step {len(gaps) + 1}, t = {timestep_text(float(guided.step.timestep))}",
+                         float((guided.conditional_x0 - guided.unconditional_x0).abs().mean() / 2)))
+            finished[:] = [guided.step.prev_sample]
+            yield guided
+
+    for shown in _stream_trace(trace, calls, frame=_guided_frame):
+        yield *shown, gr.skip()
+    seen = recognise(from_signed(finished[0]), dataset)
+    asked_names = [seen.class_names[c] for c in model.labels_for(count, asked).tolist()]
+    yield *[gr.skip()] * 8, guide.guided_denoising(asked_names, w, gaps, seen)
 
 
 def diffusion_scrub(stored, position):
@@ -216,14 +276,64 @@ def denoise_section(dataset: gr.Radio) -> list:
     reflow.click(reflow_steps, [seed, count, dataset], shown, api_name="reflow_steps",
                  **checked_by(check_reflow_steps))
     scrubber.release(diffusion_scrub, [stored, scrubber], [x_t, x0, status], api_name="diffusion_scrub")
-    return [*shown, what]
+    return [*shown, what], [seed, count, sampler, steps]
 
 
-def build(dataset: gr.Radio, first_visits: list) -> gr.Dropdown:
-    """The tab; returns its class dropdown (the page renames its classes when the dataset changes) and appends
-    its first visit (function of the dataset, outputs) to `first_visits`."""
+FIRST_ASKED = "7"
+
+
+@lru_cache(maxsize=None)
+def guided_first_visit(dataset=DEFAULT_DATASET) -> tuple:
+    """What the guidance view shows before any click: the controls' defaults run to the end where the guided model
+    ships; elsewhere empty pictures and the reason."""
+    if not ships(GUIDED.name, dataset):
+        trained = [LAB_DATASET_TITLES[d] for d in LAB_DATASET_TITLES if ships(GUIDED.name, d)]
+        return (*[None] * 5, [], gr.Slider(0, 1, 0, interactive=False), None,
+                f"No {GUIDED.title} model ships for {LAB_DATASET_TITLES[dataset]} yet (it ships for "
+                f"{' and '.join(trained) or 'no dataset yet'}): choose that dataset above to see guidance at work.")
+    *_, finished, words = guided_steps(FIRST_SEED, FIRST_COUNT, inputs.default_sampler()[0],
+                                       inputs.DEFAULT_UI_STEPS, FIRST_ASKED, GUIDED_FIRST_W, dataset)
+    return (*finished[:-1], words[-1])
+
+
+def guidance_section(dataset: gr.Radio, controls: list, first_visits: list) -> gr.Dropdown:
+    """Classifier-free guidance step by step, from the denoising controls above (seed, samples, sampler, steps)
+    plus a class and w; returns its class dropdown."""
+    gr.Markdown(f"### Guidance, step by step ({GUIDED.title})\n"
+                "One network predicts the noise twice at each step, told the class and not told it; the sampler "
+                "steps along their mix. Shown as the finished image each prediction points to. Uses the seed, "
+                "samples, sampler and steps above.")
+    with gr.Row():
+        asked = gr.Dropdown(inputs.class_choices(DEFAULT_DATASET), value=FIRST_ASKED, label="Class asked",
+                            info="'any': each sample its own class, 0, 1, 2, ... in turn")
+        low, high, step = GUIDED.knob.slider
+        guidance = gr.Slider(low, high, GUIDED_FIRST_W, step=step, label=f"Guidance {GUIDED.knob.symbol}",
+                             info="0: unconditional, 1: conditional as trained, more: pushed further along the "
+                                  "class's direction (twice the network evaluations at every w here)")
+        run = gr.Button("Denoise, guided", variant="primary")
+    status = gr.Markdown(label="Guided step")
+    with gr.Row():
+        pictures = [picture(label=label, type="pil", format="png") for label in
+                    ("x_t", "unconditional x0 (no class)", "conditional x0 (told the class)",
+                     f"guided x0 (the sampler's, at {GUIDED.knob.symbol})")]
+    animation = picture(label="The whole trajectory (GIF: x_t | unconditional | conditional | guided)",
+                        type="filepath")
+    stored = gr.State([])
+    scrubber = gr.Slider(0, 1, 0, step=1, label="Scrub the stored steps (after a run)", interactive=False)
+    what = gr.Markdown(label="What to look at (guidance)")
+    shown = [*pictures, status, stored, scrubber, animation, what]
+    run.click(guided_steps, [*controls, asked, guidance, dataset], shown, api_name="guided_steps",
+              **checked_by(check_guided_steps))
+    scrubber.release(diffusion_scrub, [stored, scrubber], [*pictures, status], api_name="guided_scrub")
+    first_visits.append((guided_first_visit, shown))
+    return asked
+
+
+def build(dataset: gr.Radio, first_visits: list) -> list[gr.Dropdown]:
+    """The tab; returns its class dropdowns (the page renames their classes when the dataset changes) and appends
+    its first visits (function of the dataset, outputs) to `first_visits`."""
     math_panel(theory.DIFFUSION)
-    denoised = denoise_section(dataset)
+    denoised, controls = denoise_section(dataset)
     gr.Markdown("### The forward process: noising a digit")
     with gr.Row():
         index, digit_class = digit_picker("Digit", FIRST_INDEX)
@@ -236,4 +346,6 @@ def build(dataset: gr.Radio, first_visits: list) -> gr.Dropdown:
                   [forward_strip, forward_caption], api_name="diffusion_forward",
                   **checked_by(check_diffusion_forward))
     first_visits.append((first_visit, [*denoised, forward_strip, forward_caption]))
-    return digit_class
+    guided = ([guidance_section(dataset, controls, first_visits)]
+              if GUIDED is not None and any(ships(GUIDED.name, d) for d in LAB_DATASET_TITLES) else [])
+    return [digit_class, *guided]

@@ -63,19 +63,13 @@ def knob_settings(positions: dict | None) -> dict[str, dict]:
     return settings
 
 
-def asked_class(value) -> int | None:
-    """The class the page asks for ("any": none), or `user_error`."""
-    value = inputs.choice(str(value), "class", inputs.DIGIT_CLASSES)
-    return None if value == "any" else int(value)
-
-
 def check_side_by_side(seed, count, sampler, steps, dataset=DEFAULT_DATASET, labelled=False, asked="any",
                        *positions) -> list[dict]:
     """side_by_side's validator: its input checks alone, run before the event (a refused input then shows its
     message and leaves the previous pictures in place); `positions`: the knob sliders', in `knobbed()` order."""
     names = [f.name for f in knobbed()]
     return (inputs.sampling_validations(seed, count, sampler, steps, MAX_GRID, dataset) + [gr.validate(True, "")]
-            + inputs.validations(lambda: asked_class(asked),
+            + inputs.validations(lambda: inputs.asked_class(asked),
                                  *(lambda name=name, position=position: knob_settings({name: position})
                                    for name, position in zip(names, positions))))
 
@@ -124,7 +118,7 @@ def side_by_side(seed, count, sampler, steps, dataset=DEFAULT_DATASET, labelled=
     in them. `knobs`: {family name: its knob slider's position}; a family left out samples as trained. `asked`: a
     class ("0".."9"; "any": none) that every conditional family is asked for."""
     seed, count, page, dataset = inputs.sampling_inputs(seed, count, sampler, steps, MAX_GRID, dataset)
-    labelled, turned, ask = bool(labelled), knob_settings(knobs), asked_class(asked)
+    labelled, turned, ask = bool(labelled), knob_settings(knobs), inputs.asked_class(asked)
     outputs, seen = [], {}
     for family in families():
         knob = turned.get(family.name)

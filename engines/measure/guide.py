@@ -120,6 +120,31 @@ def denoising(benchmark_rows: list[dict], sampler: str, steps: int, net: str = R
             f"{best['frechet_distance']:.1f}.")
 
 
+def guided_denoising(asked: list[str], w: float, gaps: list[tuple[str, float]], seen: Recognition | None) -> str:
+    """The guided step-by-step view: what its pictures show, how far apart the two predictions were along the run
+    (`gaps`: (the step's label, mean |conditional x0 - unconditional x0| in pixel units of [0, 1]) in order), and
+    what the lab's classifier reads in the finished samples (`asked`: the class each was asked for)."""
+    told = f'"{asked[0]}"' if len(set(asked)) == 1 else "each sample's class (" + ", ".join(asked) + ")"
+    where = "the unconditional model" if w == 0 else "the conditional model" if w == 1 else (
+        f"{w:g} times as far, past the conditional x0" if w > 1 else f"{w:g} of the way to the conditional x0")
+    text = (f"**What to look at.** The same x_t, two predictions of the finished image: without a class "
+            f"(unconditional) and told {told} (conditional). Classifier-free guidance moves the sampler's x0 "
+            f"from the unconditional one towards the conditional one by w times their difference (Ho & Salimans "
+            f"2022, eq. 6, in image space since x0 is linear in the noise prediction): here w = {w:g}, "
+            f"{where}. The two differ where the class decides the shape, in the noisy early steps, and agree once "
+            "the image has settled.")
+    if gaps:
+        widest = max(gaps, key=lambda gap: gap[1])
+        text += (f" Measured on this run: the mean pixel difference between the two x0 is largest at "
+                 f"{widest[0]} ({widest[1]:.3f}) and {gaps[-1][1]:.3f} at the last step.")
+    if seen is not None:
+        asked_count = sum(seen.class_names[c] == name and ok
+                          for c, ok, name in zip(seen.classes, seen.recognisable, asked))
+        text += (f" The lab's classifier reads {asked_count} of the {len(seen.classes)} finished samples "
+                 f"recognisably as the class asked ({seen.summary()}).")
+    return text
+
+
 def compare_view(report: dict) -> str:
     """The Compare tab: how to read its charts, and which rows of the seed's table the lab's measurements bear out,
     from the report's summary (each row's verdict as the report words it)."""

@@ -29,7 +29,7 @@ from engines.engine import AsksForClasses, check_count
 from engines.errors import EngineError
 from engines.family import Family, Knob
 from engines.models.diffusion import DiffusionConfig, DiffusionEngine, DiffusionModel
-from engines.sampling.guidance import GuidedDenoiser
+from engines.sampling.guidance import GuidedDenoiser, GuidedStep
 from engines.sampling.samplers import run
 
 DEFAULT_GUIDANCE = 1.0   # the conditional model as trained; the knob's sweep says what larger w buys and costs
@@ -76,16 +76,21 @@ class ConditionalDiffusionEngine(AsksForClasses, DiffusionEngine):
     """The diffusion engine's samplers, asked for classes at a guidance scale. `labels`: None (the classes in
     turn, 0, 1, ..., 9, 0, ...: a grid shows every class), one class for all, or one per sample."""
     family = "conditional_diffusion"
+    # Guidance's eps at w > 1 lies far outside what clipped x0 allows: DDIM then re-derives eps from the clipped x0
+    # (without it, asked for 7s at w = 3, DDIM drew 0s and 6s; tests/test_conditional_diffusion.py).
+    use_clipped_model_output = True
 
     @classmethod
     def load(cls, directory: Path) -> "ConditionalDiffusionEngine":
         return cls(load_pretrained(ConditionalDiffusionModel, ConditionalDiffusionConfig, directory), directory)
 
-    def denoiser(self, n: int, labels=None, guidance: float = DEFAULT_GUIDANCE) -> GuidedDenoiser:
-        """The network a sampler calls for n samples of `labels` at guidance scale `guidance`."""
+    def denoiser(self, n: int, labels=None, guidance: float = DEFAULT_GUIDANCE,
+                 keep_both: bool = False) -> GuidedDenoiser:
+        """The network a sampler calls for n samples of `labels` at guidance scale `guidance` (`keep_both`: both
+        predictions at every w, for a view that shows them)."""
         if not isinstance(guidance, (int, float)) or isinstance(guidance, bool) or not 0 <= guidance <= 20:
             raise EngineError(f"guidance must be a number from 0 (unconditional) to 20, got {guidance!r}")
-        return GuidedDenoiser(self.model, self.labels_for(check_count(n), labels), guidance)
+        return GuidedDenoiser(self.model, self.labels_for(check_count(n), labels), guidance, keep_both)
 
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0, sampler: str = "ddpm", steps: int | None = None,
@@ -100,9 +105,23 @@ class ConditionalDiffusionEngine(AsksForClasses, DiffusionEngine):
     def trace(self, n: int, seed: int = 0, sampler: str = "ddpm", steps: int | None = None,
               spacing: str | None = None, eta: float = 0.0, variance_type: str | None = None, labels=None,
               guidance: float = DEFAULT_GUIDANCE):
-        """The diffusion engine's trace, guided; the denoiser's `last` holds each step's two predictions."""
+        """The diffusion engine's trace (SamplerSteps), guided: its last prev_sample is sample()'s."""
         denoiser = self.denoiser(n, labels, guidance)
         yield from self._trajectory(n, seed, sampler, steps, spacing, eta, variance_type, denoiser)
+
+    @torch.no_grad()
+    def guided_trace(self, n: int, seed: int = 0, sampler: str = "ddpm", steps: int | None = None,
+                     spacing: str | None = None, eta: float = 0.0, variance_type: str | None = None, labels=None,
+                     guidance: float = DEFAULT_GUIDANCE):
+        """trace() with both predictions computed at every step (at any w, so twice the network evaluations
+        where w is 0 or 1): yields a GuidedStep per network call, the conditional and unconditional x0 beside the
+        sampler's guided one, from the same start noise as sample()."""
+        denoiser = self.denoiser(n, labels, guidance, keep_both=True)
+        for step in self._trajectory(n, seed, sampler, steps, spacing, eta, variance_type, denoiser):
+            conditional, unconditional = (self.schedule.predict_x0_at(step.x_t, float(step.timestep),
+                                                                      denoiser.last[which])
+                                          for which in ("conditional", "unconditional"))
+            yield GuidedStep(step, conditional, unconditional)
 
     def network_evaluations(self, sampler: str = "ddpm", steps: int | None = None, spacing: str | None = None,
                             eta: float = 0.0, variance_type: str | None = None, labels=None,

@@ -78,6 +78,9 @@ def diffusion_loss(model: DiffusionModel, x0: torch.Tensor, generator: torch.Gen
 
 class DiffusionEngine(Engine):
     family = "diffusion"
+    # DDIM's eps re-derived from its clipped x0 (`ddim_step`): off here, as in diffusers' default and the sampler
+    # benchmark; the guided engine turns it on, since guidance's eps is what clipping breaks.
+    use_clipped_model_output = False
 
     def __init__(self, model: DiffusionModel, directory: Path):
         super().__init__(model, directory)
@@ -117,12 +120,16 @@ class DiffusionEngine(Engine):
                            variance_type=variance_type or "fixed_small")
         if variance_type is not None and sampler != PREFIX + "DDPMScheduler":
             raise EngineError("variance_type applies to DDPM only (ddpm or diffusers:DDPMScheduler)")
+        clipped = {"use_clipped_model_output": True} if self.use_clipped_model_output else {}
         if sampler == "ddim":
-            return iterate(ddim_step, model, self.schedule, x, timesteps, eta=eta, generator=generator)
+            return iterate(ddim_step, model, self.schedule, x, timesteps, eta=eta, generator=generator, **clipped)
         scheduler = self.scheduler(sampler, steps, spacing, variance_type)
-        if eta and "eta" not in inspect.signature(scheduler.step).parameters:
+        step_parameters = inspect.signature(scheduler.step).parameters
+        if eta and "eta" not in step_parameters:
             raise EngineError(f"{sampler} takes no eta: eta applies to DDIM only")
-        return iterate_scheduler(model, self.schedule, scheduler, x, generator, **({"eta": eta} if eta else {}))
+        options = {**({"eta": eta} if eta else {}),
+                   **{name: value for name, value in clipped.items() if name in step_parameters}}
+        return iterate_scheduler(model, self.schedule, scheduler, x, generator, **options)
 
     def scheduler(self, sampler: str, steps: int, spacing: str | None = None, variance_type: str | None = None):
         """A fresh diffusers scheduler for sampler "diffusers:<Class>" over this model's schedule."""

@@ -73,9 +73,7 @@ def _predicted_x0(schedule: NoiseSchedule, output, model_input: torch.Tensor, ep
     x0 = getattr(output, "pred_original_sample", None)
     if x0 is not None:
         return x0
-    alphas_cumprod = schedule.alphas_cumprod.numpy()
-    abar = float(np.interp(float(t), np.arange(len(alphas_cumprod)), alphas_cumprod))
-    return (model_input - (1 - abar) ** 0.5 * eps) / abar ** 0.5
+    return schedule.predict_x0_at(model_input, float(t), eps)
 
 
 def iterate_scheduler(model, schedule: NoiseSchedule, scheduler: SchedulerMixin, x: torch.Tensor,

@@ -16,26 +16,36 @@ evaluations per sample) where both predictions are needed, one where w is 0 or 1
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
+
+from engines.sampling.samplers import SamplerStep
 
 
 class GuidedDenoiser(nn.Module):
     """`model(x_t, t, labels)` (labels None: the unconditional prediction) as `denoiser(x_t, t)` for `labels`
-    [n] at guidance scale `w`. `last` keeps the step's two predictions for the step-by-step view."""
+    [n] at guidance scale `w`. `last` keeps the last call's two predictions (empty where one was skipped);
+    `keep_both` computes both at every w, for a view that shows them (the step-by-step view)."""
 
-    def __init__(self, model: nn.Module, labels: torch.Tensor, w: float):
+    def __init__(self, model: nn.Module, labels: torch.Tensor, w: float, keep_both: bool = False):
         super().__init__()
-        self.model, self.labels, self.w = model, labels, float(w)
+        self.model, self.labels, self.w, self.keep_both = model, labels, float(w), keep_both
         self.last: dict[str, torch.Tensor] = {}
 
     @property
     def evaluations_per_step(self) -> int:
         """Network evaluations per sample per denoising step: both predictions unless one of them is unused."""
-        return 1 if self.w in (0.0, 1.0) else 2
+        return 1 if self.skips_one else 2
+
+    @property
+    def skips_one(self) -> bool:
+        """w = 0 or 1 gives one of the two predictions weight 0: it need not be computed."""
+        return self.w in (0.0, 1.0) and not self.keep_both
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if self.w in (0.0, 1.0):   # one of the two predictions has weight 0: skip it
+        if self.skips_one:
             self.last = {}
             return self.model(x_t, t, self.labels if self.w else None)
         n = x_t.shape[0]
@@ -48,3 +58,14 @@ class GuidedDenoiser(nn.Module):
     def null_labels(self, n: int) -> torch.Tensor:
         """The "no class" label the network was trained on when the label was dropped."""
         return torch.full((n,), self.model.null_label, dtype=torch.long, device=self.labels.device)
+
+
+@dataclass
+class GuidedStep:
+    """One step of a guided trajectory for the step-by-step view: the sampler's step (its x0 the guided one, as
+    the sampler used it) and the x0 each prediction alone points to from the same x_t. Since x0 is linear in eps
+    at a fixed x_t and t, the guided x0 before any clipping is unconditional_x0 + w (conditional_x0 -
+    unconditional_x0): eq. 6 seen in image space, past the conditional x0 where w > 1."""
+    step: SamplerStep
+    conditional_x0: torch.Tensor
+    unconditional_x0: torch.Tensor

@@ -129,10 +129,13 @@ def ddpm_step(schedule: NoiseSchedule, eps: torch.Tensor, t: int, prev_t: int, x
 
 
 def ddim_step(schedule: NoiseSchedule, eps: torch.Tensor, t: int, prev_t: int, x_t: torch.Tensor,
-              eta: float = 0.0, clip_sample: bool = True,
+              eta: float = 0.0, clip_sample: bool = True, use_clipped_model_output: bool = False,
               generator: torch.Generator | None = None) -> StepOutput:
     """DDIM step x_t -> x_{prev_t} (Song et al. 2021, eq. 12, with sigma_t(eta) of eq. 16): eta = 0 is the
-    deterministic DDIM, eta = 1 has DDPM's posterior variance. The paper's alpha_t is our abar_t."""
+    deterministic DDIM, eta = 1 has DDPM's posterior variance. The paper's alpha_t is our abar_t.
+    `use_clipped_model_output` (diffusers' name; GLIDE's practice): re-derive eps from the clipped x0, so that the
+    step's two terms describe one x_t. Guidance needs it: at w > 1 the guided eps points far outside the data
+    range, and the clipped x0 beside the unclipped eps walks the sample to another class."""
     alpha_prod_t = _alpha_prod(schedule, t)                 # alpha_t in the paper
     alpha_prod_prev = _alpha_prod(schedule, prev_t)         # alpha_{t-1}; 1 past the last step
     beta_prod_t = 1 - alpha_prod_t
@@ -141,6 +144,8 @@ def ddim_step(schedule: NoiseSchedule, eps: torch.Tensor, t: int, prev_t: int, x
     predicted_x0 = (x_t - beta_prod_t ** 0.5 * eps) / alpha_prod_t ** 0.5
     if clip_sample:
         predicted_x0 = predicted_x0.clamp(-1, 1)
+        if use_clipped_model_output:   # eq. 12's x0 solved for eps: the eps that the clipped x0 and x_t imply
+            eps = (x_t - alpha_prod_t ** 0.5 * predicted_x0) / beta_prod_t ** 0.5
     # eq. 16: sigma_t(eta)^2 = eta^2 (1 - alpha_{t-1}) / (1 - alpha_t) (1 - alpha_t / alpha_{t-1}).
     variance = (1 - alpha_prod_prev) / beta_prod_t * (1 - alpha_prod_t / alpha_prod_prev)
     std = eta * variance ** 0.5

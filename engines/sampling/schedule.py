@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 BETA_SCHEDULES = ("linear", "cosine")
@@ -71,6 +72,12 @@ class NoiseSchedule:
         """Invert q_sample given the predicted noise."""
         a = self._at(self.alphas_cumprod, t, x_t)
         return (x_t - (1 - a).sqrt() * eps) / a.sqrt()
+
+    def predict_x0_at(self, x_t: torch.Tensor, t: float, eps: torch.Tensor) -> torch.Tensor:
+        """predict_x0 at one timestep that may be fractional (Karras-type schedulers, Euler and Heun, step between
+        the trained ones): alphas_cumprod interpolated linearly between its neighbours."""
+        abar = float(np.interp(float(t), np.arange(len(self.alphas_cumprod)), self.alphas_cumprod.numpy()))
+        return (x_t - (1 - abar) ** 0.5 * eps) / abar ** 0.5
 
     def q_posterior_mean(self, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
         return self._at(self.posterior_mean_coef1, t, x_t) * x0 + self._at(self.posterior_mean_coef2, t, x_t) * x_t
