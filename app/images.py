@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 SCALE = 3
 SERVED = Path(tempfile.gettempdir()) / "generative-lab-pictures"
@@ -89,6 +89,30 @@ def side_by_side_frame(*images: Image.Image, gap: int = 8) -> Image.Image:
         frame.paste(image, (left, 0))
         left += image.width + gap
     return frame
+
+
+CAPTION_PX = 15   # caption text height: readable at the page's width without zooming
+
+
+def captioned_frames(frames: list[tuple[Image.Image, list[str]]], columns: int = 4, scale: int = 2) -> Image.Image:
+    """Frames in rows of `columns`, each scaled up (nearest neighbour) with its caption lines written under it in
+    the picture itself: one picture that shows every frame whole, its caption beside it."""
+    font = ImageFont.load_default(size=CAPTION_PX)
+    text_width = max(font.getlength(line) for _, caption in frames for line in caption)
+    lines = max(len(caption) for _, caption in frames)
+    cell_w = max(max(f.width for f, _ in frames) * scale, math.ceil(text_width))
+    cell_h, gap = max(f.height for f, _ in frames) * scale + lines * (CAPTION_PX + 4) + 6, 12
+    rows = math.ceil(len(frames) / columns)
+    shown = min(columns, len(frames))
+    sheet = Image.new("L", (shown * cell_w + (shown - 1) * gap, rows * cell_h + (rows - 1) * gap), 255)
+    draw = ImageDraw.Draw(sheet)
+    for i, (frame, caption) in enumerate(frames):
+        left, top = (i % columns) * (cell_w + gap), (i // columns) * (cell_h + gap)
+        sheet.paste(frame.convert("L").resize((frame.width * scale, frame.height * scale), Image.NEAREST),
+                    (left, top))
+        for k, line in enumerate(caption):
+            draw.text((left, top + frame.height * scale + 4 + k * (CAPTION_PX + 4)), line, fill=0, font=font)
+    return sheet
 
 
 def png_file(image: Image.Image) -> str:

@@ -247,8 +247,8 @@ def test_the_conditional_vaes_analogies_keep_each_digits_style_under_every_class
     assert min(shares.values()) >= 0.6     # the label, not the encoded digit, decides the class
     with pytest.raises(Exception, match="Digits must be a whole number between 1 and 8"):
         client.predict(5, 9, api_name="/vae_analogies")
-    grid, caption = client.predict(5, 3, "fashion", api_name="/vae_analogies")
-    assert grid is None and caption.startswith("No class-conditional VAE ships for Fashion-MNIST")
+    grid, caption = client.predict(5, 3, "fashion", api_name="/vae_analogies")   # Fashion-MNIST's own model
+    assert pixels(grid).shape == (3 * (3 * 30 + 2), 3 * (11 * 30 + 2)) and "test images no." in caption
 
 
 def test_latent_map_projects_latent_diffusion_paths_onto_its_axes():
@@ -402,8 +402,8 @@ def test_diffusion_forward_process(client):
 
 
 def test_compare_shows_the_measured_table_and_plots(client):
-    charts, verdicts, text, losses, quality, steps, levels, race, knobs, asked, compute, lapse = client.predict(
-        api_name="/compare")
+    charts, verdicts, text, losses, quality, steps, levels, race, knobs, asked, compute, lapse, lapse_words = (
+        client.predict(api_name="/compare"))
     assert Image.open(compute).format == "PNG"     # quality against training compute, every family
     assert Image.open(charts).format == "PNG"
     assert "| Sample quality |" in verdicts and "| Likelihood |" in verdicts
@@ -416,8 +416,9 @@ def test_compare_shows_the_measured_table_and_plots(client):
     assert text.count("<details>") == text.count("</details>") >= 8 and "\n## " not in text
     assert "### Fidelity against diversity: each family's knob" in verdicts and "the VAE's temperature tau" in verdicts
     assert "| Ask for a class |" in verdicts   # the class-conditional families' accuracy, and their matrices
-    assert len(lapse) >= 2     # the runs trained with --eval-every kept time-lapse frames
-    for plot in (losses, quality, steps, levels, race, knobs, asked):     # plots come back as image files
+    # the runs trained with --eval-every kept time-lapse frames: one picture, each frame whole and captioned
+    assert lapse_words.count("FLOPs") >= 3 and "Conditional GAN: step" in lapse_words
+    for plot in (losses, quality, steps, levels, race, knobs, asked, lapse):     # plots come back as image files
         assert Image.open(plot).format == "PNG" and Image.open(plot).size[0] >= 600
 
 
@@ -562,7 +563,7 @@ def test_every_tab_switches_to_fashion_mnist_through_the_dataset_argument(client
     assert caption.startswith("Digit: test Pullover no. 0")
     *_, caption = client.predict(0, "2", 0, "fashion", api_name="/connections_hierarchy")
     assert caption.startswith("Digit: test Pullover no. 0")
-    charts, verdicts, report, losses, quality, steps, levels, race, knobs, asked, compute, lapse = client.predict(
+    charts, verdicts, report, losses, quality, steps, levels, race, knobs, asked, compute, *lapse = client.predict(
         "fashion", api_name="/compare")
     assert Image.open(race).format == "PNG" and Image.open(knobs).format == "PNG"   # Fashion-MNIST's own
     assert Image.open(compute).format == "PNG"
@@ -636,11 +637,19 @@ def test_the_time_lapse_shows_each_family_at_the_same_training_compute(monkeypat
     kept = {"vae": [(1e10, 100, paths[0]), (1e12, 1000, paths[1])], "gan": [(1e11, 500, paths[2]),
                                                                              (1e14, 5000, paths[3])]}
     monkeypatch.setattr(compare.compute_curve, "frames_by_compute", lambda dataset: kept)
-    assert compare.time_lapse("mnist", 0) == [(str(paths[0]), "VAE: step 100, 1e+10 FLOPs")]
-    middle = compare.time_lapse("mnist", 50)                       # 1e12 FLOPs: the VAE's last, the GAN's first
+    assert compare.time_lapse_frames("mnist", 0) == (1e10, [(str(paths[0]), "VAE: step 100, 1e+10 FLOPs")])
+    flops, middle = compare.time_lapse_frames("mnist", 50)          # 1e12 FLOPs: the VAE's last, the GAN's first
     assert middle == [(str(paths[1]), "VAE: step 1,000, 1e+12 FLOPs"), (str(paths[2]), "GAN: step 500, 1e+11 FLOPs")]
-    assert [caption for _, caption in compare.time_lapse("mnist", 100)][1] == "GAN: step 5,000, 1e+14 FLOPs"
+    assert [caption for _, caption in compare.time_lapse_frames("mnist", 100)[1]][1] == "GAN: step 5,000, 1e+14 FLOPs"
     with pytest.raises(Exception, match="Training compute must be a whole number between 0 and 100"):
         compare.time_lapse("mnist", 101)
+    # the page's picture: both frames whole (each scaled 2x), side by side, their captions written under them
+    picture, words = compare.time_lapse("mnist", 50)
+    sheet = np.asarray(PILImage.open(picture).convert("L"))
+    assert (sheet[:16, :16] == 40).all() and (sheet[:16] == 80).sum() == 16 * 16   # each frame whole
+    assert (sheet[20:, :16] < 128).any()                            # caption text under the first frame
+    assert words == ("At 1e+12 training FLOPs, each family's last kept frame: VAE: step 1,000, 1e+12 FLOPs; GAN: "
+                     "step 500, 1e+11 FLOPs.")
     monkeypatch.setattr(compare.compute_curve, "frames_by_compute", lambda dataset: {})
-    assert compare.time_lapse("mnist", 50) == []
+    assert compare.time_lapse_frames("mnist", 50) == (None, [])
+    assert compare.time_lapse("mnist", 50)[0] is None and "kept" in compare.time_lapse("mnist", 50)[1]

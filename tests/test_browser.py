@@ -27,7 +27,7 @@ RUN_ALL = run_label()   # "Sample all six": a button per registered family's gri
 TABS = [("Side by side", [RUN_ALL], len(families())),
         ("VAE latent space", ["Interpolate", "Map the latent space", "Decode under every class"], 6),
         ("GAN sampling", ["Sample", "Interpolate"], 3),
-        ("Diffusion, step by step", ["Denoise", "Noise it"], 4),
+        ("Diffusion, step by step", ["Denoise", "Noise it", "Denoise, guided"], 9),
         ("Compare", [], 1),   # opens on its charts: no button to press
         ("Connections", ["Encode and decode, level by level", "Train, then compare the scores",
                          "Take the same noise to an image with both"], 6)]
@@ -190,8 +190,9 @@ def test_compare_shows_how_the_models_learned_at_the_same_compute(page):
     panel.get_by_text("How the models trained: losses, and quality at each scored checkpoint").click()
     lapse = panel.locator("#timelapse")
     lapse.locator("img[src]").first.wait_for(state="visible", timeout=HANG_GUARD_MS)
-    assert lapse.locator("img[src]").count() >= 2
     load_every_image(panel)
+    shown = lapse.locator("img[src]").first.evaluate("img => [img.naturalWidth, img.getBoundingClientRect().width]")
+    assert shown[0] >= 2 * 122 and shown[1] >= 0.9 * min(shown[0], 1000)   # whole frames, not cropped thumbnails
     lapse.scroll_into_view_if_needed()
     lapse.screenshot(path=str(ARTIFACTS / "timelapse.png"))
 
@@ -219,6 +220,20 @@ def test_tab_buttons_show_images(page, tab, buttons, images):
     assert labels_over_images(panel) == []
     load_every_image(panel)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_guidance_step_by_step_shows_the_two_predictions_and_their_mix(page):
+    """Issue 29's guidance view: asked for a class, a trajectory whose every frame shows x_t, the unconditional,
+    the conditional and the guided x0; scrubbing back to an early step shows the two predictions apart."""
+    page.get_by_role("tab", name="Diffusion, step by step").click()
+    panel = page.get_by_role("tabpanel")
+    section = panel.locator("#guided-steps")
+    section.locator("img[src]").nth(3).wait_for(state="visible", timeout=HANG_GUARD_MS)   # its first visit, run
+    panel.get_by_text("Classifier-free guidance moves the sampler's x0").wait_for(state="visible",
+                                                                                  timeout=HANG_GUARD_MS)
+    load_every_image(section)
+    section.scroll_into_view_if_needed()
+    section.screenshot(path=str(ARTIFACTS / "guidance.png"))
 
 
 def test_the_diffusion_tab_steps_through_the_diffusion_gan(page):

@@ -7,9 +7,11 @@ import json
 import re
 
 import gradio as gr
+from PIL import Image
 
 from app import inputs, plots
 from app.inputs import DEFAULT_DATASET, SHIPPED_DATASETS, dataset_choice, report_of, ships
+from app.images import captioned_frames, png_file
 from app.widgets import picture
 from engines.checkpoint import LOG_NAME, QUALITY_LOG_NAME, checkpoints_dir, read_jsonl
 from engines.data.datasets import LAB_CLASS_NAMES, LAB_DATASET_TITLES
@@ -53,7 +55,8 @@ def compare(dataset=DEFAULT_DATASET):
     report = report_of(dataset)
     if report is None or "summary" not in report:
         return (None, f"No report for {LAB_DATASET_TITLES[dataset]} yet: run `python -m engines.evaluate "
-                      f"--dataset {dataset}`.", "", None, None, None, None, None, None, None, None, [])
+                      f"--dataset {dataset}`.", "", None, None, None, None, None, None, None, None,
+                *time_lapse(dataset))
     report_md = root / "report.md"
     text = report_md.read_text() if report_md.is_file() else quality_table(report, list(report["quality"]))
     losses = {f.name: read_jsonl(root / f.name / LOG_NAME) for f in families("family") if ships(f.name, dataset)}
@@ -77,18 +80,19 @@ def compare(dataset=DEFAULT_DATASET):
     return (plots.png(plots.summary_charts(report)), verdicts, in_sections(text),
             *(plots.png(figure) if figure is not None else None for figure in figures), report_elbo_by_level(report),
             race_figure, plots.png(plots.knob_sweep(sweep)) if sweep else None, _asked_figure(report),
-            _compute_figure(dataset), time_lapse(dataset))
+            _compute_figure(dataset), *time_lapse(dataset))
 
 
-def time_lapse(dataset=DEFAULT_DATASET, position=100) -> list[tuple[str, str]]:
+def time_lapse_frames(dataset=DEFAULT_DATASET, position=100) -> tuple[float | None, list[tuple[str, str]]]:
     """Each family's time-lapse frame (the same seed's samples at a scored checkpoint) at the training compute
     `position` picks: 0 the smallest budget at which any family kept a frame, 100 the largest, on a log scale;
-    a family with no frame by then is left out. [] where no shipped model kept frames."""
+    a family with no frame by then is left out. (that budget in FLOPs, [(frame, caption)]); (None, []) where no
+    shipped model kept frames."""
     dataset = dataset_choice(dataset)
     position = inputs.whole_number(position, "Training compute", 0, 100)
     by_family = compute_curve.frames_by_compute(dataset)
     if not by_family:
-        return []
+        return None, []
     low = min(kept[0][0] for kept in by_family.values())
     high = max(kept[-1][0] for kept in by_family.values())
     flops = low * (high / low) ** (position / 100)
@@ -97,7 +101,19 @@ def time_lapse(dataset=DEFAULT_DATASET, position=100) -> list[tuple[str, str]]:
         if frame is not None:
             spent, step, path = frame
             shown.append((str(path), f"{family(name).heading}: step {step:,}, {spent:.2g} FLOPs"))
-    return shown
+    return flops, shown
+
+
+def time_lapse(dataset=DEFAULT_DATASET, position=100) -> tuple[str | None, str]:
+    """The time-lapse at `position` as one picture, every frame whole with its family, step and FLOPs written
+    under it, and the same in words; where no model kept frames, no picture and the reason."""
+    flops, shown = time_lapse_frames(dataset, position)
+    if not shown:
+        return None, (f"No shipped model of {LAB_DATASET_TITLES[dataset_choice(dataset)]} kept time-lapse frames: "
+                      "they are kept by runs trained with `--eval-every`.")
+    sheet = captioned_frames([(Image.open(path), caption.split(": ", 1)) for path, caption in shown])
+    return png_file(sheet), (f"At {flops:.2g} training FLOPs, each family's last kept frame: "
+                             + "; ".join(caption for _, caption in shown) + ".")
 
 
 def _asked_figure(report: dict) -> str | None:
@@ -198,13 +214,15 @@ def build(dataset: gr.Radio) -> list:
                     "that had kept none by then, is left out.")
         budget = gr.Slider(0, 100, 100, step=1, label="Training compute (0: the first frame kept, 100: the largest "
                                                       "budget; log scale)")
-        lapse = gr.Gallery(label="The same seed's samples at that compute (each frame captioned with its family, "
-                                 "step and FLOPs)", columns=4, height="auto", elem_id="timelapse")
+        lapse = picture(label="The same seed's samples at that compute (each frame captioned with its family, "
+                              "step and FLOPs)", type="filepath", elem_id="timelapse")
+        lapse_words = gr.Markdown(label="The time-lapse in words")
     with gr.Accordion("The whole report, section by section (each opens on a click)", open=False):
         report = gr.Markdown(label="Report")
         levels = picture(label="Diffusion as a hierarchical VAE: the bound by level", type="filepath")
-    outputs = [charts, verdicts, report, losses, quality, steps, levels, race, knobs, asked, compute, lapse]
-    budget.release(time_lapse, [dataset, budget], lapse, api_name="timelapse")
+    outputs = [charts, verdicts, report, losses, quality, steps, levels, race, knobs, asked, compute, lapse,
+               lapse_words]
+    budget.release(time_lapse, [dataset, budget], [lapse, lapse_words], api_name="timelapse")
     refresh = gr.Button("Read the report again")
     refresh.click(compare, dataset, outputs, api_name="compare")
     return outputs

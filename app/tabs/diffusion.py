@@ -311,16 +311,18 @@ def guidance_section(dataset: gr.Radio, controls: list, first_visits: list) -> g
                              info="0: unconditional, 1: conditional as trained, more: pushed further along the "
                                   "class's direction (twice the network evaluations at every w here)")
         run = gr.Button("Denoise, guided", variant="primary")
-    status = gr.Markdown(label="Guided step")
-    with gr.Row():
-        pictures = [picture(label=label, type="pil", format="png") for label in
-                    ("x_t", "unconditional x0 (no class)", "conditional x0 (told the class)",
-                     f"guided x0 (the sampler's, at {GUIDED.knob.symbol})")]
-    animation = picture(label="The whole trajectory (GIF: x_t | unconditional | conditional | guided)",
-                        type="filepath")
-    stored = gr.State([])
-    scrubber = gr.Slider(0, 1, 0, step=1, label="Scrub the stored steps (after a run)", interactive=False)
-    what = gr.Markdown(label="What to look at (guidance)")
+    with gr.Column(elem_id="guided-steps"):
+        status = gr.Markdown(label="Guided step")
+        with gr.Row():
+            pictures = [picture(label=label, type="pil", format="png") for label in
+                        ("x_t", "unconditional x0 (no class)", "conditional x0 (told the class)",
+                         f"guided x0 (the sampler's, at {GUIDED.knob.symbol})")]
+        stored = gr.State([])
+        scrubber = gr.Slider(0, 1, 0, step=1, label="Scrub the stored steps (after a run): the two predictions "
+                                                    "differ most early", interactive=False)
+        what = gr.Markdown(label="What to look at (guidance)")
+        animation = picture(label="The whole trajectory (GIF: x_t | unconditional | conditional | guided)",
+                            type="filepath")
     shown = [*pictures, status, stored, scrubber, animation, what]
     run.click(guided_steps, [*controls, asked, guidance, dataset], shown, api_name="guided_steps",
               **checked_by(check_guided_steps))

@@ -163,12 +163,14 @@ def vae_analogies(seed, rows, dataset=DEFAULT_DATASET):
     names = ", ".join(digits.class_names or LAB_CLASS_NAMES[dataset])
     read = "; ".join(f"`{net}` reads {share:.0%} of them as the class they were decoded under"
                      for net, share in shares.items())
+    noun, style = (("digit", "slant, stroke width, size") if dataset == "mnist" else
+                   ("image", "brightness, width, texture"))
     return grid_image(grid.flatten(0, 1), columns=classes + 1), (
-        f"**What to look at.** Each row: a test digit (left, test digits no. {', '.join(map(str, picked.tolist()))}, "
-        f"drawn with seed {seed}), then the {record.title}'s encoding of it, z from q(z | x, y) with its own "
-        f"label, decoded under each of the {classes} labels in turn ({names}). The label carries the class; z "
-        f"carries what the label does not say (slant, stroke width, size), so each row keeps its digit's style "
-        f"across the classes. {read}. {seconds * 1000:.0f} ms.")
+        f"**What to look at.** Each row: a test {noun} (left, test {noun}s no. "
+        f"{', '.join(map(str, picked.tolist()))}, drawn with seed {seed}), then the {record.title}'s encoding of it, "
+        f"z from q(z | x, y) with its own label, decoded under each of the {classes} labels in turn ({names}). The "
+        f"label carries the class; z carries what the label does not say ({style}), so each row keeps its "
+        f"{noun}'s style across the classes. {read}. {seconds * 1000:.0f} ms.")
 
 
 FIRST_A, FIRST_B, FIRST_B_CLASS, FIRST_STEPS, FIRST_GRID = 0, 0, "7", 10, 9   # A: test digit #0 (a zero), B: a 7

@@ -64,6 +64,13 @@ def asked_class_shares(images: torch.Tensor, asked: torch.Tensor, dataset: str) 
     return {name: record["accuracy"] for name, record in confusion(images, asked, dataset).items()}
 
 
+def weakest_class(relative: dict) -> tuple[int, float]:
+    """The class a conditional family draws least recognisably, relative to the real images of that class:
+    (class, its per-class ratio) from one net's `relative` record."""
+    share, k = min((share, k) for k, share in enumerate(relative["per_class"]) if share is not None)
+    return k, share
+
+
 def measured(report: dict) -> dict[str, dict]:
     """{family name: its conditional-accuracy record} for the report's conditional families, in registry order."""
     from engines.registry import families

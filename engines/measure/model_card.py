@@ -13,8 +13,9 @@ from pathlib import Path
 
 from engines import registry
 from engines.checkpoint import QUALITY_LOG_NAME, TRAINING_INFO_NAME, checkpoints_dir, read_jsonl
-from engines.data.datasets import LAB_DATASETS, lab_dataset_of
+from engines.data.datasets import LAB_CLASS_NAMES, LAB_DATASETS, lab_dataset_of
 from engines.family import Family
+from engines.measure import conditional
 from engines.measure.convergence import convergence_line
 from engines.measure.sampler_benchmark import OUT as BENCHMARK
 from engines.measure.sampler_benchmark import markdown_section
@@ -87,10 +88,11 @@ def asked_lines(name: str, report: dict) -> list[str]:
         return []
     lines = []
     for net, relative in record["relative"].items():
-        weakest, k = min((share, k) for k, share in enumerate(relative["per_class"]) if share is not None)
+        k, weakest = conditional.weakest_class(relative)
         lines.append(f"- `{net}`: {record['samples'][net]['accuracy']:.1%} read as the class asked, "
-                     f"{pm(relative['accuracy'], relative['accuracy_se'])} of the real test digits' "
-                     f"{record['real'][net]['accuracy']:.1%} (weakest: class {k}, {weakest:.2f}): "
+                     f"{pm(relative['accuracy'], relative['accuracy_se'])} of the real test images' "
+                     f"{record['real'][net]['accuracy']:.1%} (weakest: "
+                     f"{LAB_CLASS_NAMES[report.get('dataset', 'mnist')][k]}, {weakest:.2f}): "
                      + (f"meets the bar of {bar:.0%}" if relative["accuracy"] >= bar else
                         f"does not meet the bar of {bar:.0%}"))
     return ["Asked for a class (each class in turn), in each feature net:", "", *lines, ""]

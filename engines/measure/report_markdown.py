@@ -442,8 +442,7 @@ def asked_lines(report: dict, figure_path: Path) -> list[str]:
     rows = []
     for name, record in records.items():
         for net, relative in record["relative"].items():
-            per_class = [(share, k) for k, share in enumerate(relative["per_class"]) if share is not None]
-            weakest, k = min(per_class)
+            k, weakest = conditional.weakest_class(relative)
             rows.append([title(name), net, f"{record['samples'][net]['accuracy']:.1%} ± "
                          f"{record['samples'][net]['accuracy_se']:.1%}", f"{record['real'][net]['accuracy']:.1%}",
                          pm(relative["accuracy"], relative["accuracy_se"]),

@@ -79,6 +79,7 @@ class ConditionalDiffusionEngine(AsksForClasses, DiffusionEngine):
     # Guidance's eps at w > 1 lies far outside what clipped x0 allows: DDIM then re-derives eps from the clipped x0
     # (without it, asked for 7s at w = 3, DDIM drew 0s and 6s; tests/test_conditional_diffusion.py).
     use_clipped_model_output = True
+    likelihood_text = None   # the diffusion model's words are of its bounds on log p(x); none is measured here
 
     @classmethod
     def load(cls, directory: Path) -> "ConditionalDiffusionEngine":
@@ -141,6 +142,9 @@ FAMILY = Family(name="conditional_diffusion", title="conditional diffusion", eng
                 trainer="engines.training.conditional_diffusion:ConditionalDiffusionTrainer", colour="tab:cyan",
                 description=DESCRIPTION, takes_sampler=True, quality_bar=0.95, conditional=True,
                 parent_options={"diffusion_from": "diffusion"},
+                no_likelihood="not measured: told a class its bounds are on log p(x | y), not the others' log p(x) "
+                              "(told none, w = 0, it is an unconditional model whose bounds the diffusion row's "
+                              "method would give)",
                 objective="denoising: eps-MSE, told the class (dropped to none for a share)",
                 knob=Knob("guidance", "w", (0.0, 1.0, 2.0, 3.0, 5.0), DEFAULT_GUIDANCE,
                           "guidance buys quality with diversity (Ho & Salimans 2022: FID against IS)",
