@@ -6,6 +6,7 @@ from PIL import Image
 
 from app import inputs, theory
 from app.images import png_file
+from engines.data.datasets import LAB_DATASET_TITLES
 
 SAMPLER_HELP = ("ddpm / ddim are the lab's own samplers; diffusers:* are diffusers' schedulers run on the same "
                 "network and noise schedule. ")
@@ -62,3 +63,13 @@ def pick_brush(elem_id: str) -> str:
             f"const brush = document.querySelector('#{elem_id} button[aria-label=\"Brush\"]'); "
             "if (brush && brush.offsetParent !== null) { if (!brush.classList.contains('highlight')) brush.click(); }"
             " else if (tries++ < 30) setTimeout(pick, 100); }; setTimeout(pick, 100); }")
+
+
+def model_buttons(dataset: gr.Radio, buttons: list[tuple[gr.Button, str, str]]) -> None:
+    """Buttons that run one family's model (button, its label, the family's name): on a dataset where that model
+    does not ship, each is disabled and its label says so; enabled again where it does."""
+    def states(chosen):
+        title = LAB_DATASET_TITLES.get(chosen, str(chosen)).split(" (")[0]
+        return [gr.Button(value=label if inputs.ships(name, chosen) else f"{label}: not trained for {title}",
+                          interactive=inputs.ships(name, chosen)) for _, label, name in buttons]
+    dataset.change(states, dataset, [button for button, _, _ in buttons], api_visibility="private")

@@ -28,6 +28,8 @@ class Knob:
     folklore: what the knob is said to trade, in a phrase.
     slider: (low, high, step) of the app's slider over it. A knob whose neutral is None (the option left out)
         is left out at the slider's top, so that the slider's default samples the model as trained, bit for bit.
+    unconditional: the swept value at which a conditional model is an unconditional one (guidance w = 0), to be
+        scored against the unconditional parent it started from (None: none).
     """
 
     option: str
@@ -36,6 +38,7 @@ class Knob:
     neutral: float | None
     folklore: str
     slider: tuple[float, float, float] = (0.0, 1.0, 0.1)
+    unconditional: float | None = None
 
     def label(self, value) -> str:
         """A swept value as the chart and the report write it ("tau = 0.8", "psi = none")."""

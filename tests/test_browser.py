@@ -399,6 +399,12 @@ def test_the_dataset_selector_switches_the_tabs_to_fashion_mnist_and_back(page):
     panel.get_by_label("Digit B: class").click()
     page.get_by_role("option", name="7 Sneaker").wait_for(state="visible", timeout=30_000)
     page.keyboard.press("Escape")
+    page.get_by_role("tab", name="Diffusion, step by step").click()   # what cannot run here says so, disabled
+    panel = page.get_by_role("tabpanel")
+    hybrid = panel.get_by_role("button", name="Denoise with the diffusion GAN (its 4 steps): not trained for "
+                                              "Fashion-MNIST")
+    hybrid.wait_for(state="visible", timeout=30_000)
+    assert hybrid.is_disabled()
     page.get_by_role("tab", name="Compare").click()
     panel = page.get_by_role("tabpanel")
     panel.get_by_text("The verdicts on each dataset").wait_for(state="visible", timeout=120_000)
@@ -407,3 +413,8 @@ def test_the_dataset_selector_switches_the_tabs_to_fashion_mnist_and_back(page):
     page.screenshot(path=str(ARTIFACTS / "fashion_compare.png"), full_page=True)
     panel = choose_dataset(page, "MNIST (5,000 digits)")
     panel.locator("p:visible", has_text=re.compile(r"^Diffusion GAN: \d+ ms")).wait_for(timeout=120_000)
+    page.get_by_role("tab", name="Diffusion, step by step").click()
+    hybrid = page.get_by_role("tabpanel").get_by_role("button", name="Denoise with the diffusion GAN (its 4 steps)",
+                                                      exact=True)
+    hybrid.wait_for(state="visible", timeout=30_000)
+    assert hybrid.is_enabled()

@@ -92,3 +92,22 @@ def test_a_conditional_familys_sweep_also_scores_the_class_asked(tmp_path, monke
     row, = knobs.run("mnist", 40, 0, "test", log=lambda line: None)["families"][FAMILY.name]["rows"]
     assert set(row["asked_class_share"]) == {"lenet", "allconv"}
     assert all(0 <= share <= 1 for share in row["asked_class_share"].values())
+
+
+def test_told_no_class_the_guided_model_is_scored_against_the_model_it_started_from():
+    """Issue 29's "one network serves both": the sweep's w = 0 row against the diffusion model's report row, per
+    net; "worse" only beyond 2 SE of the difference."""
+    def nets(lenet, allconv):
+        return {"lenet": {"frechet_distance": lenet, "frechet_distance_se": 5.0},
+                "allconv": {"frechet_distance": allconv, "frechet_distance_se": 0.1}}
+    report = {"n": 1000, "quality": {"diffusion": {"nets": nets(34.0, 0.3)}}}
+    sweep = {"n": 1000, "families": {"conditional_diffusion": {"rows": [
+        {"value": 0.0, "label": "w = 0", "nets": nets(40.0, 0.9)},     # lenet: 6 < 2 x 7.1, a tie; allconv: worse
+        {"value": 1.0, "label": "w = 1", "nets": nets(20.0, 0.2)}]}}}
+    checks = {c["net"]: c for c in knobs.serves_both(report, sweep)}
+    assert checks["lenet"]["verdict"] == "no worse" and checks["allconv"]["verdict"] == "worse"
+    assert checks["lenet"]["ours"] == 40.0 and checks["lenet"]["parent_fd"] == 34.0
+    text = knobs.serves_both_text(report, sweep)
+    assert text.startswith("Told no class (w = 0), the conditional diffusion's Frechet distance against the "
+                           "diffusion model") and "worse beyond 2 SE in allconv" in text
+    assert knobs.serves_both({**report, "n": 500}, sweep) == []      # measured on other sample counts: not compared

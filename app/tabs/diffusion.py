@@ -22,7 +22,7 @@ from app.inputs import (
     user_error,
     validations,
 )
-from app.widgets import digit_picker, math_panel, picture, sampler_controls, seed_box
+from app.widgets import digit_picker, math_panel, model_buttons, picture, sampler_controls, seed_box
 from engines import registry
 from engines.data.datasets import LAB_DATASET_TITLES, from_signed
 from engines.errors import EngineError
@@ -250,7 +250,9 @@ def denoise_section(dataset: gr.Radio) -> list:
         sampler, steps = sampler_controls()
     with gr.Row():
         run = gr.Button("Denoise", variant="primary")
-        hybrid = gr.Button("Denoise with the diffusion GAN (its 4 steps)")
+        hybrid_label = "Denoise with the diffusion GAN (its 4 steps)"
+        hybrid = gr.Button(hybrid_label)
+        model_buttons(dataset, [(hybrid, hybrid_label, "diffusion_gan")])
         # shown where a flow-matching model ships for some dataset (MNIST today); elsewhere it refuses, saying so
         flow = gr.Button("Integrate the flow-matching ODE (as many evaluations)",
                          visible=any(inputs.ships("flow", d) for d in LAB_DATASET_TITLES))
@@ -311,6 +313,7 @@ def guidance_section(dataset: gr.Radio, controls: list, first_visits: list) -> g
                              info="0: unconditional, 1: conditional as trained, more: pushed further along the "
                                   "class's direction (twice the network evaluations at every w here)")
         run = gr.Button("Denoise, guided", variant="primary")
+        model_buttons(dataset, [(run, "Denoise, guided", GUIDED.name)])
     with gr.Column(elem_id="guided-steps"):
         status = gr.Markdown(label="Guided step")
         with gr.Row():

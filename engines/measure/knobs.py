@@ -160,6 +160,53 @@ def turns_text(family: Family, rows: list[dict], nets: list[str]) -> str:
     return "not monotone in fidelity: " + ", ".join(turns)
 
 
+def serves_both(report: dict, sweep: dict | None) -> list[dict]:
+    """One network for both (Ho & Salimans 2022): each conditional family whose knob has an unconditional setting,
+    its Frechet distance there against the unconditional parent it started from, in the report's quality row
+    (the same n, seed, sampler and score), per net: [{family, parent, net, ours, ours_se, parent_fd, parent_se,
+    verdict}], the verdict "no worse" unless ours is higher beyond 2 SE of the difference."""
+    out = []
+    for name, measured in (sweep or {}).get("families", {}).items():
+        family = family_of(name)
+        parent = next(iter(family.parent_options.values()), None)
+        value = family.knob.unconditional if family.knob else None
+        theirs = report.get("quality", {}).get(parent, {}).get("nets") if parent else None
+        row = next((r for r in measured["rows"] if value is not None and r["value"] == value), None)
+        if row is None or not theirs or report.get("n") != sweep["n"]:
+            continue
+        for net, ours in row["nets"].items():
+            if net not in theirs:
+                continue
+            fd, se = ours["frechet_distance"], ours["frechet_distance_se"]
+            parent_fd, parent_se = theirs[net]["frechet_distance"], theirs[net]["frechet_distance_se"]
+            worse = compare(fd, parent_fd, se_of_difference(se, parent_se)) > 0
+            out.append({"family": name, "parent": parent, "net": net, "label": row["label"], "ours": fd,
+                        "ours_se": se, "parent_fd": parent_fd, "parent_se": parent_se,
+                        "verdict": "worse" if worse else "no worse"})
+    return out
+
+
+def serves_both_text(report: dict, sweep: dict | None) -> str:
+    """serves_both in words, one sentence per family (empty where none was measured)."""
+    by_family = {}
+    for c in serves_both(report, sweep):
+        by_family.setdefault(c["family"], []).append(c)
+    sentences = []
+    for name, checks in by_family.items():
+        parent = family_of(checks[0]["parent"])
+        said = "; ".join(f"[{c['net']}] {c['ours']:.3g} ± {c['ours_se']:.2g} against {c['parent_fd']:.3g} ± "
+                         f"{c['parent_se']:.2g}" for c in checks)
+        whole = ("no worse in every net beyond 2 SE: one network serves both" if all(
+            c["verdict"] == "no worse" for c in checks) else "worse beyond 2 SE in " + ", ".join(
+            c["net"] for c in checks if c["verdict"] == "worse") + ": the class-conditional training cost the "
+            "unconditional model quality")
+        sentences.append(f"Told no class ({checks[0]['label']}), the {family_of(name).title}'s Frechet distance "
+                         f"against the {parent.title} model it started from (the same number of samples, seed, "
+                         f"sampler and score): {said}: {whole} (the SEs are taken as independent, though both "
+                         "start from the same noise, which makes a tie easier to reach).")
+    return " ".join(sentences)
+
+
 def sweep_for(dataset: str) -> dict | None:
     """The committed sweep of `dataset`, keeping the families whose shipped weights it measured (None: none)."""
     path = out_path(dataset)

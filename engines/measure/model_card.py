@@ -98,6 +98,17 @@ def asked_lines(name: str, report: dict) -> list[str]:
     return ["Asked for a class (each class in turn), in each feature net:", "", *lines, ""]
 
 
+def serves_both_lines(name: str, report: dict, dataset: str) -> list[str]:
+    """A conditional family told no class, against the unconditional model it started from (`knobs.serves_both`),
+    where the knob sweep measured it on these weights."""
+    from engines.measure.knobs import serves_both_text, sweep_for
+    sweep = sweep_for(dataset)
+    if sweep is None or name not in sweep.get("families", {}):
+        return []
+    text = serves_both_text(report, {**sweep, "families": {name: sweep["families"][name]}})
+    return [text, ""] if text else []
+
+
 def target_lines(name: str, report: dict, benchmark_path: Path = BENCHMARK) -> list[str]:
     """A hybrid's targets, measured against the parent it builds on (`Family.card_targets`); the report's
     Hybrids row gives the verdicts."""
@@ -301,7 +312,7 @@ def card(name: str, info: dict, report: dict | None) -> str:
                   f"Sharpness (1 = as sharp as real digits): {pm(r['sharpness'], r['sharpness_se'])}.", "",
                   *(["Quality bar, in each feature net:", "", *bar_lines(name, report), ""]
                     if getattr(record, "quality_bar", None) is not None else []), *asked_lines(name, report),
-                  *target_lines(name, report)]
+                  *serves_both_lines(name, report, lab), *target_lines(name, report)]
         if r.get("sampler"):
             parts += [f"Sampler for this table: {r['sampler']}.", ""]
         lenet = r["nets"]["lenet"]

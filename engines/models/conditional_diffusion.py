@@ -148,6 +148,6 @@ FAMILY = Family(name="conditional_diffusion", title="conditional diffusion", eng
                 objective="denoising: eps-MSE, told the class (dropped to none for a share)",
                 knob=Knob("guidance", "w", (0.0, 1.0, 2.0, 3.0, 5.0), DEFAULT_GUIDANCE,
                           "guidance buys quality with diversity (Ho & Salimans 2022: FID against IS)",
-                          slider=(0.0, 8.0, 0.5)))
+                          slider=(0.0, 8.0, 0.5), unconditional=0.0))
 
 __all__ = ["FAMILY", "ConditionalDiffusionConfig", "ConditionalDiffusionEngine", "ConditionalDiffusionModel"]
