@@ -97,6 +97,21 @@ Sampling integrates $\mathrm{d}x/\mathrm{d}t = v_\theta(x, t)$ from noise at $t 
 $x_{t'} = x_t + (t' - t)\, v_\theta(x_t, t)$. The middle panel then shows where the velocity points,
 $\hat x_0 = x_t - t\, v_\theta(x_t, t)$. On this path $\alpha_t = 1 - t$ and $\sigma_t = t$: a diffusion with another schedule
 and a velocity parameterisation, $v = \dot\alpha_t\, x_0 + \dot\sigma_t\, \varepsilon$.
+
+**Classifier-free guidance** (the guidance section; Ho & Salimans 2022). One network $\epsilon_\theta(x_t, t, y)$
+is trained with the class $y$ replaced by "none" for a share of the images, so it predicts the noise both told the
+class and not. Each step of any sampler then uses
+
+$$\tilde\epsilon = \epsilon_\theta(x_t, t, \varnothing) + w\,\big(\epsilon_\theta(x_t, t, y) - \epsilon_\theta(x_t, t, \varnothing)\big),$$
+
+Ho & Salimans' eq. 6 written with $w = 1 + w'$: $w = 0$ is the unconditional model, $w = 1$ the conditional one,
+$w > 1$ goes further along the class's direction. For exact predictions
+$\epsilon(x_t, t, y) - \epsilon(x_t, t, \varnothing) = -\sqrt{1 - \bar\alpha_t}\, \nabla_{x_t} \log p(y \mid x_t)$
+(since $\epsilon = -\sqrt{1 - \bar\alpha_t}\, \nabla \log p_t$): an implicit classifier's gradient. Since $\hat x_0$ is linear in $\epsilon$ at a fixed $x_t$, the
+same mix holds for the three pictures: guided $\hat x_0$ = unconditional $+\, w\,$(conditional $-$ unconditional).
+With $w > 1$ that $\hat x_0$ leaves $[-1, 1]$ and is clipped; the lab's DDIM then takes its noise from the clipped
+$\hat x_0$, $\epsilon = (x_t - \sqrt{\bar\alpha_t}\, \hat x_0) / \sqrt{1 - \bar\alpha_t}$, so that its step stays
+one consistent jump (with the unclipped noise, DDIM asked for a 7 at $w = 3$ drew 0s and 6s).
 """
 
 HIERARCHY = r"""
@@ -224,6 +239,10 @@ GLOSSARY = {
     "slerp": r"spherical interpolation between latents: $z(s) = \frac{\sin((1-s)\theta)}{\sin\theta} z_a + "
              r"\frac{\sin(s\theta)}{\sin\theta} z_b$, $\theta$ the angle between them; it keeps the norm a Gaussian "
              r"latent typically has, where the straight line (lerp) passes through too short latents.",
+    "guidance (classifier-free)": r"sampling a class-conditional diffusion model with the noise prediction "
+                                  r"$\epsilon(\varnothing) + w\,(\epsilon(y) - \epsilon(\varnothing))$ (Ho & Salimans "
+                                  r"2022): $w = 0$ unconditional, $w = 1$ conditional, larger $w$ more typical of the "
+                                  r"class and less varied.",
     "truncation": r"resampling the GAN's latent entries beyond $\psi$ standard deviations (Brock et al. 2019): the "
                   r"samples come from near the latent's centre, trading diversity for fidelity, when the centre "
                   r"decodes well.",

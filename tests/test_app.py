@@ -81,7 +81,8 @@ def test_each_knob_is_a_slider_under_its_grid_that_redraws_that_grid_only(client
         turned = client.predict(3, 4, "ddim", 10, "mnist", False, "any", *defaults[:i], low, *defaults[i + 1:],
                                 api_name="/side_by_side")
         assert turned[caption_at(family.name)].endswith(family.knob.label(low))
-        expected = grid_image(load_engine(family.name).sample(4, seed=3, **{family.knob.option: low}))
+        options = {**family.sampling_options("ddim", 10), family.knob.option: low}   # the page's sampler, if taken
+        expected = grid_image(load_engine(family.name).sample(4, seed=3, **options))
         assert np.array_equal(pixels(turned[grid_at(family.name)]), np.asarray(expected.convert("L")))
         assert not np.array_equal(pixels(turned[grid_at(family.name)]), pixels(plain[grid_at(family.name)]))
         assert all(np.array_equal(pixels(plain[grid_at(n)]), pixels(turned[grid_at(n)]))
@@ -101,13 +102,14 @@ def test_ask_for_a_class_asks_each_conditional_family_and_says_the_others_cannot
     from app.images import grid_image
     from engines import load_engine
     from engines.measure.conditional import asked_class_shares
-    from engines.registry import families
+    from engines.registry import families, family
     conditional = [f.name for f in families() if f.conditional]
     assert conditional, "no class-conditional family ships"
     plain = client.predict(2, 16, "ddim", 5, "mnist", False, "any", api_name="/side_by_side")
     sevens = client.predict(2, 16, "ddim", 5, "mnist", False, "7", api_name="/side_by_side")
     for name in conditional:
-        drawn = load_engine(name).sample(16, seed=2, labels=7)
+        options = family(name).sampling_options("ddim", 5)      # the page's sampler, where the family takes it
+        drawn = load_engine(name).sample(16, seed=2, labels=7, **options)
         assert np.array_equal(pixels(sevens[grid_at(name)]), np.asarray(grid_image(drawn).convert("L")))
         assert not np.array_equal(pixels(plain[grid_at(name)]), pixels(sevens[grid_at(name)]))
         assert "cannot be asked" not in sevens[caption_at(name)]
@@ -617,7 +619,8 @@ def test_side_by_side_shows_every_registered_family_from_its_record(monkeypatch)
         out = side_by_side.side_by_side(0, 1, "ddim", 5, "mnist")
         assert len(out) == 2 * len(FAMILIES) + 1 and out[-2].startswith("Toy flat: ")   # then "what to look at"
         assert out[-2].endswith("2 network evaluations per sample (ddim, its own way)")
-        assert side_by_side.run_label() == f"Sample all {side_by_side.NUMBER_WORDS[len(FAMILIES)]}"
+        words, count = side_by_side.NUMBER_WORDS, len(FAMILIES)
+        assert side_by_side.run_label() == f"Sample all {words[count] if count < len(words) else count}"
         assert toy.heading == "Toy flat"
         assert "#side-by-side-toy_flat { border-top: 4px solid #8c564b" in side_by_side.colour_css()
     finally:

@@ -663,3 +663,19 @@ def test_the_diffusion_gans_shortfall_is_read_from_its_own_logs(tmp_path):
     line = adversarial_shortfall(tmp_path)
     assert "averaged 1.300" in line and "gap" not in line and "+0.100" in line
     assert "500 at step 2 to 300 at step 4" in line and "50 samples" in line and "had 4 steps" in line
+
+
+def test_a_conditional_cards_class_accuracy_is_read_against_its_bar_with_its_error():
+    """Above or below the bar only beyond 2 SE; the weakest class by its name."""
+    import copy as _copy
+
+    from engines.measure.model_card import asked_lines
+    report = _copy.deepcopy(REPORT)
+    relative = report["quality"]["conditional_vae"]["conditional"]["relative"]
+    relative["lenet"].update(accuracy=0.88, accuracy_se=0.02)
+    relative["allconv"].update(accuracy=0.80, accuracy_se=0.02)
+    text = "\n".join(asked_lines("conditional_vae", report))
+    assert "0.88 ± 0.02 of the real test images'" in text and "a tie with the bar of 90% (within 2 SE)" in text
+    assert "below the bar of 90% beyond 2 SE" in text
+    k = min(range(10), key=lambda c: relative["lenet"]["per_class"][c])
+    assert f"(weakest: {k}, " in text

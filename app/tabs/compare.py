@@ -10,8 +10,8 @@ import gradio as gr
 from PIL import Image
 
 from app import inputs, plots
-from app.inputs import DEFAULT_DATASET, SHIPPED_DATASETS, dataset_choice, report_of, ships
 from app.images import captioned_frames, png_file
+from app.inputs import DEFAULT_DATASET, SHIPPED_DATASETS, dataset_choice, report_of, ships
 from app.widgets import picture
 from engines.checkpoint import LOG_NAME, QUALITY_LOG_NAME, checkpoints_dir, read_jsonl
 from engines.data.datasets import LAB_CLASS_NAMES, LAB_DATASET_TITLES
@@ -164,6 +164,30 @@ def report_elbo_by_level(report: dict) -> str | None:
     return plots.png(plots.elbo_by_level(level, likelihood.get("vae", {}).get("elbo_terms_bpd"), title))
 
 
+def training_section(dataset: gr.Radio) -> tuple:
+    """The folded "how the models trained" panel: losses, quality during training and against compute, and the
+    time-lapse with its compute slider; returns its outputs (losses, quality, compute, time-lapse, its words)."""
+    with gr.Accordion("How the models trained: losses, and quality at each scored checkpoint", open=False):
+        losses = picture(label="Training losses", type="filepath")
+        quality = picture(label="Quality during training", type="filepath")
+        gr.Markdown("The same scores on an axis of training compute (FLOPs), every family on one chart: which "
+                    "learns fastest per unit of compute, and which ends best. Dashed lines were scored without "
+                    "standard errors (older runs); report.md's \"Quality against training compute\" reads the "
+                    "families at equal compute.")
+        compute = picture(label="Quality against training compute", type="filepath")
+        gr.Markdown("**How they learned.** Each run trained with `--eval-every` keeps the same seed's samples at "
+                    "every scored checkpoint (`engines/training/timelapse.py`). Slide along training compute (log "
+                    "scale) to see every family at the same budget; a model trained before the lab kept frames, or "
+                    "that had kept none by then, is left out.")
+        budget = gr.Slider(0, 100, 100, step=1, label="Training compute (0: the first frame kept, 100: the largest "
+                                                      "budget; log scale)")
+        lapse = picture(label="The same seed's samples at that compute (each frame captioned with its family, "
+                              "step and FLOPs)", type="filepath", elem_id="timelapse")
+        lapse_words = gr.Markdown(label="The time-lapse in words")
+    budget.release(time_lapse, [dataset, budget], [lapse, lapse_words], api_name="timelapse")
+    return losses, quality, compute, lapse, lapse_words
+
+
 def build(dataset: gr.Radio) -> list:
     """The tab; returns its outputs (the page fills them when the tab opens and when the dataset changes)."""
     gr.Markdown("The classic VAE / GAN / diffusion comparison (objective, training stability, sample quality, "
@@ -200,29 +224,12 @@ def build(dataset: gr.Radio) -> list:
                     f"the {BENCHMARK_NET} net only, {LAB_DATASET_TITLES[inputs.BENCHMARKED]}). Its table is in the "
                     "report below.")
         steps = picture(label="Diffusion: quality against steps, per sampler", type="filepath")
-    with gr.Accordion("How the models trained: losses, and quality at each scored checkpoint", open=False):
-        losses = picture(label="Training losses", type="filepath")
-        quality = picture(label="Quality during training", type="filepath")
-        gr.Markdown("The same scores on an axis of training compute (FLOPs), every family on one chart: which "
-                    "learns fastest per unit of compute, and which ends best. Dashed lines were scored without "
-                    "standard errors (older runs); report.md's \"Quality against training compute\" reads the "
-                    "families at equal compute.")
-        compute = picture(label="Quality against training compute", type="filepath")
-        gr.Markdown("**How they learned.** Each run trained with `--eval-every` keeps the same seed's samples at "
-                    "every scored checkpoint (`engines/training/timelapse.py`). Slide along training compute (log "
-                    "scale) to see every family at the same budget; a model trained before the lab kept frames, or "
-                    "that had kept none by then, is left out.")
-        budget = gr.Slider(0, 100, 100, step=1, label="Training compute (0: the first frame kept, 100: the largest "
-                                                      "budget; log scale)")
-        lapse = picture(label="The same seed's samples at that compute (each frame captioned with its family, "
-                              "step and FLOPs)", type="filepath", elem_id="timelapse")
-        lapse_words = gr.Markdown(label="The time-lapse in words")
+    losses, quality, compute, lapse, lapse_words = training_section(dataset)
     with gr.Accordion("The whole report, section by section (each opens on a click)", open=False):
         report = gr.Markdown(label="Report")
         levels = picture(label="Diffusion as a hierarchical VAE: the bound by level", type="filepath")
     outputs = [charts, verdicts, report, losses, quality, steps, levels, race, knobs, asked, compute, lapse,
                lapse_words]
-    budget.release(time_lapse, [dataset, budget], [lapse, lapse_words], api_name="timelapse")
     refresh = gr.Button("Read the report again")
     refresh.click(compare, dataset, outputs, api_name="compare")
     return outputs

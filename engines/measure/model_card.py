@@ -19,7 +19,7 @@ from engines.measure import conditional
 from engines.measure.convergence import convergence_line
 from engines.measure.sampler_benchmark import OUT as BENCHMARK
 from engines.measure.sampler_benchmark import markdown_section
-from engines.measure.uncertainty import TIE_SE
+from engines.measure.uncertainty import TIE_SE, compare
 from engines.measure.verdicts import HYBRID_CLAIMS, HYBRID_SPEED_FACTOR, in_words_of, likelihood_text, pm, title
 
 # The cards that are not of a family: the feature nets (a family's card opens with its record's description).
@@ -93,8 +93,9 @@ def asked_lines(name: str, report: dict) -> list[str]:
                      f"{pm(relative['accuracy'], relative['accuracy_se'])} of the real test images' "
                      f"{record['real'][net]['accuracy']:.1%} (weakest: "
                      f"{LAB_CLASS_NAMES[report.get('dataset', 'mnist')][k]}, {weakest:.2f}): "
-                     + (f"meets the bar of {bar:.0%}" if relative["accuracy"] >= bar else
-                        f"does not meet the bar of {bar:.0%}"))
+                     + {1: f"above the bar of {bar:.0%} beyond 2 SE", -1: f"below the bar of {bar:.0%} beyond 2 SE",
+                        0: f"a tie with the bar of {bar:.0%} (within 2 SE)"}[
+                         compare(relative["accuracy"], bar, relative["accuracy_se"])])
     return ["Asked for a class (each class in turn), in each feature net:", "", *lines, ""]
 
 
