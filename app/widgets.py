@@ -70,6 +70,7 @@ def model_buttons(dataset: gr.Radio, buttons: list[tuple[gr.Button, str, str]]) 
     does not ship, each is disabled and its label says so; enabled again where it does."""
     def states(chosen):
         title = LAB_DATASET_TITLES.get(chosen, str(chosen)).split(" (")[0]
-        return [gr.Button(value=label if inputs.ships(name, chosen) else f"{label}: not trained for {title}",
-                          interactive=inputs.ships(name, chosen)) for _, label, name in buttons]
+        updates = [gr.Button(value=label if inputs.ships(name, chosen) else f"{label}: not trained for {title}",
+                             interactive=inputs.ships(name, chosen)) for _, label, name in buttons]
+        return updates[0] if len(updates) == 1 else updates   # one output takes the value itself, not a list
     dataset.change(states, dataset, [button for button, _, _ in buttons], api_visibility="private")

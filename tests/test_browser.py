@@ -403,7 +403,7 @@ def test_the_dataset_selector_switches_the_tabs_to_fashion_mnist_and_back(page):
     panel = page.get_by_role("tabpanel")
     hybrid = panel.get_by_role("button", name="Denoise with the diffusion GAN (its 4 steps): not trained for "
                                               "Fashion-MNIST")
-    hybrid.wait_for(state="visible", timeout=30_000)
+    hybrid.wait_for(state="visible", timeout=120_000)
     assert hybrid.is_disabled()
     page.get_by_role("tab", name="Compare").click()
     panel = page.get_by_role("tabpanel")
@@ -416,5 +416,5 @@ def test_the_dataset_selector_switches_the_tabs_to_fashion_mnist_and_back(page):
     page.get_by_role("tab", name="Diffusion, step by step").click()
     hybrid = page.get_by_role("tabpanel").get_by_role("button", name="Denoise with the diffusion GAN (its 4 steps)",
                                                       exact=True)
-    hybrid.wait_for(state="visible", timeout=30_000)
+    hybrid.wait_for(state="visible", timeout=120_000)
     assert hybrid.is_enabled()
