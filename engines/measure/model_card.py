@@ -329,7 +329,7 @@ def card(name: str, info: dict, report: dict | None) -> str:
         parts += ["## Scores", "", f"On the 1,000 held-out test {what} (`{report['command']}`): accuracy "
                   f"{c['test_accuracy']:.1%}; {c['confident_share_on_test']:.1%} classified with confidence >= 0.9.",
                   "", *typicality_lines(info), ""]
-    if record and record.takes_sampler and lab == "mnist":   # the sampler benchmark: of the MNIST diffusion model
+    if record and lab == "mnist" and BENCHMARK.parent.name == name:   # the sampler benchmark: of the model it sits by
         parts += markdown_section()
     parts += ["## Files", "", "`config.json` + `model.safetensors` (written by huggingface_hub's "
               "`PyTorchModelHubMixin.save_pretrained`; load with `engines.load_engine` — safetensors only, "
