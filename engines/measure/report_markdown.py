@@ -452,7 +452,10 @@ def asked_lines(report: dict, figure_path: Path) -> list[str]:
             "read by each feature net: the share read as the class asked (binomial SE), beside the real test "
             "images asked for their own labels (the nets misread some of those too), and the ratio of the two "
             "(1 = as recognisable as the data; SE by the delta method). An image the net's typicality gate refuses "
-            "counts as wrong. The matrices: rows the class asked, columns the class read.", "",
+            "counts as wrong. The matrices: rows the class asked, columns the class read. Each family samples as "
+            "trained, its knob at its neutral setting (" + ", ".join(
+                f"{registry.family(name).title}: {registry.family(name).knob.label(registry.family(name).knob.neutral)}"
+                for name in records if registry.family(name).knob) + ").", "",
             *_table(["family", "net", "read as asked", "real images", "relative to real", "weakest class (relative)",
                      "bar"], rows), ""]
 
