@@ -164,6 +164,7 @@ def test_asking_for_a_class_redraws_each_conditional_family_as_that_class(page):
     from PIL import Image
 
     from app.images import grid_image
+    from app.inputs import DEFAULT_UI_STEPS, default_sampler
     from engines import load_engine
     conditional = [f for f in families() if f.conditional]
     assert conditional, "no class-conditional family ships"
@@ -175,7 +176,8 @@ def test_asking_for_a_class_redraws_each_conditional_family_as_that_class(page):
         grid = panel.locator(f"#side-by-side-{family.name}")
         wait_for_new_images(grid, before[family.name])
         shown = Image.open(io.BytesIO(page.request.get(image_sources(grid)[0]).body())).convert("L")
-        expected = grid_image(load_engine(family.name).sample(16, seed=0, labels=7)).convert("L")
+        options = family.sampling_options(default_sampler()[0], DEFAULT_UI_STEPS)   # the page's, where it takes it
+        expected = grid_image(load_engine(family.name).sample(16, seed=0, labels=7, **options)).convert("L")
         assert np.array_equal(np.asarray(shown), np.asarray(expected)), family.name
     assert page.locator(".toast-body.error").count() == 0
     load_every_image(panel)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import gradio as gr
+import numpy as np
 import torch
 
 from app import inputs, theory
@@ -178,7 +179,8 @@ def guided_steps(seed, count, sampler, steps, asked, guidance, dataset=DEFAULT_D
     def trace():
         for guided in model.guided_trace(count, seed=seed, **options):
             gaps.append((f"step {len(gaps) + 1}, t = {timestep_text(float(guided.step.timestep))}",
-                         float((guided.conditional_x0 - guided.unconditional_x0).abs().mean() / 2)))
+                         float((from_signed(guided.conditional_x0) - from_signed(guided.unconditional_x0)).abs()
+                               .mean())))   # as the pictures show them: in [0, 1]
             finished[:] = [guided.step.prev_sample]
             yield guided
 
@@ -295,7 +297,13 @@ def guided_first_visit(dataset=DEFAULT_DATASET) -> tuple:
                 f"{' and '.join(trained) or 'no dataset yet'}): choose that dataset above to see guidance at work.")
     *_, finished, words = guided_steps(FIRST_SEED, FIRST_COUNT, inputs.default_sampler()[0],
                                        inputs.DEFAULT_UI_STEPS, FIRST_ASKED, GUIDED_FIRST_W, dataset)
-    return (*finished[:-1], words[-1])
+    stored = finished[5]
+    # open on the stored step where the two predictions' pictures differ most: where guidance has work to do
+    apart = [np.abs(np.asarray(frame[1], dtype=float) - np.asarray(frame[2], dtype=float)).mean() for frame in stored]
+    shown = int(np.argmax(apart))
+    scrubber = gr.Slider(minimum=0, maximum=len(stored) - 1, value=shown, step=1, interactive=True,
+                         label=f"Scrub the {len(stored)} stored steps (opened where the two predictions differ most)")
+    return (*stored[shown], stored, scrubber, finished[7], words[-1])
 
 
 def guidance_section(dataset: gr.Radio, controls: list, first_visits: list) -> gr.Dropdown:

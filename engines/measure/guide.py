@@ -122,7 +122,7 @@ def denoising(benchmark_rows: list[dict], sampler: str, steps: int, net: str = R
 
 def guided_denoising(asked: list[str], w: float, gaps: list[tuple[str, float]], seen: Recognition | None) -> str:
     """The guided step-by-step view: what its pictures show, how far apart the two predictions were along the run
-    (`gaps`: (the step's label, mean |conditional x0 - unconditional x0| in pixel units of [0, 1]) in order), and
+    (`gaps`: (the step's label, mean |conditional x0 - unconditional x0| as shown, in [0, 1]) in order), and
     what the lab's classifier reads in the finished samples (`asked`: the class each was asked for)."""
     told = f'"{asked[0]}"' if len(set(asked)) == 1 else "each sample's class (" + ", ".join(asked) + ")"
     where = "the unconditional model" if w == 0 else "the conditional model" if w == 1 else (
