@@ -361,7 +361,11 @@ def test_a_playground_lesson_runs_in_the_browser_and_ends_with_its_numbers(page)
         panel.get_by_role("button", name="Run lesson", exact=True).click()
         # While it runs, its live view is where the eye is: inside the viewport, under the button.
         wait_for_new_images(panel, before)
-        live = panel.locator(".family-strip img[src]:visible").first.bounding_box()
+        # The first family's strip (the first in the page's order with a picture), once its picture has a size:
+        # ":visible" alone would skip one still loading and measure the strip under it.
+        first_strip = panel.locator(".family-strip img[src]").first
+        expect(first_strip).to_be_visible(timeout=HANG_GUARD_MS)
+        live = first_strip.bounding_box()
         assert live is not None and 0 <= live["y"] < page.viewport_size["height"], live
         if key == BROWSER_LESSONS[0]:
             page.screenshot(path=str(ARTIFACTS / "playground_midway.png"))
