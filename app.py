@@ -42,6 +42,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     from app import serving
+    serving.limit_malloc_arenas()   # before the server's threads start
     serving.warm_up()   # every model loaded, every tab's first visit computed, before the first visitor
     demo = serving.queue(build_demo())
     on_space = bool(os.environ.get("SPACE_ID"))

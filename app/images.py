@@ -1,12 +1,16 @@
 """Tensors in [0, 1] -> PIL images for the UI (nearest-neighbour upscaling keeps the pixels honest)."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import math
+import os
 import tempfile
 import threading
 import time
+import weakref
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -115,13 +119,27 @@ def captioned_frames(frames: list[tuple[Image.Image, list[str]]], columns: int =
     return sheet
 
 
+_PNG_OF: dict[int, tuple[weakref.ref, Path]] = {}   # id(picture) -> (the picture, weakly; its file)
+
+
 def png_file(image: Image.Image) -> str:
     """The picture as a PNG file named by its content, written once and atomically. Gradio writes a returned PIL
     image to a file named by its content too, but in place: two visitors shown the same picture at once (the
-    same first visit, the same seed) had one of them read a half-written file and get no picture."""
+    same first visit, the same seed) had one of them read a half-written file and get no picture. A picture served
+    again (a kept result: a first visit, a shared grid) is not encoded again while its file is there."""
+    known = _PNG_OF.get(id(image))
+    if known is not None and known[0]() is image:
+        try:
+            os.utime(known[1])   # served again: it stays another SERVED_MAX_AGE_S
+            return str(known[1])
+        except FileNotFoundError:   # swept: write it again
+            pass
     buffer = io.BytesIO()
     image.save(buffer, format="png")
-    return served_file(buffer.getvalue(), ".png")
+    path = served_file(buffer.getvalue(), ".png")
+    key = id(image)
+    _PNG_OF[key] = (weakref.ref(image, lambda _, key=key: _PNG_OF.pop(key, None)), Path(path))
+    return path
 
 
 def served_file(data: bytes, suffix: str) -> str:
@@ -138,8 +156,37 @@ def served_file(data: bytes, suffix: str) -> str:
     return str(path)
 
 
+def pixel_bytes(value) -> int:
+    """The bytes of pixels the PIL pictures in `value` (nested tuples and lists) hold: what keeping it costs."""
+    if isinstance(value, Image.Image):
+        return value.width * value.height * len(value.getbands())
+    return sum(pixel_bytes(item) for item in value) if isinstance(value, (tuple, list)) else 0
+
+
+PINNED: set[Path] = set()   # files a result kept for the process's life refers to (first visits): never swept
+
+
+def pinned(make: Callable[..., object]) -> Callable[..., object]:
+    """`make`, whose results (kept for the process's life, e.g. under lru_cache) keep the SERVED files they name: a
+    first visit computed at start still shows its animation days later."""
+    def files_in(value) -> Iterator[Path]:
+        if isinstance(value, (tuple, list)):
+            for item in value:
+                yield from files_in(item)
+        elif isinstance(value, str) and Path(value).parent == SERVED:
+            yield Path(value)
+
+    @functools.wraps(make)
+    def pinning(*args, **kwargs):
+        result = make(*args, **kwargs)
+        PINNED.update(files_in(result))
+        return result
+    return pinning
+
+
 def sweep_served(now: float | None = None) -> int:
-    """Delete SERVED's files older than SERVED_MAX_AGE_S, at most every SWEEP_EVERY_S; how many went."""
+    """Delete SERVED's files older than SERVED_MAX_AGE_S (those PINNED stay), at most every SWEEP_EVERY_S; how many
+    went."""
     now = time.time() if now is None else now
     if now - _last_sweep[0] < SWEEP_EVERY_S or not SERVED.is_dir():
         return 0
@@ -147,7 +194,7 @@ def sweep_served(now: float | None = None) -> int:
     removed = 0
     for path in SERVED.iterdir():
         try:
-            if now - path.stat().st_mtime > SERVED_MAX_AGE_S:
+            if now - path.stat().st_mtime > SERVED_MAX_AGE_S and path not in PINNED:
                 path.unlink()
                 removed += 1
         except FileNotFoundError:   # another thread swept or replaced it

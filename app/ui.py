@@ -7,6 +7,7 @@ import gradio as gr
 
 from app import inputs, playground, theory
 from app.images import SERVED_MAX_AGE_S, SWEEP_EVERY_S
+from app.serving import SHARED_CONCURRENCY, SHARED_POOL
 from app.tabs import compare, connections, diffusion, gan, side_by_side, vae_latent
 from app.widgets import class_dropdowns
 from engines.registry import families
@@ -49,13 +50,17 @@ def build_demo() -> gr.Blocks:
         # Show before asking: the landing tab opens on the default seed's samples, not on empty frames, and a new
         # dataset shows its samples and its report at once. Every other tab opens on its controls' defaults too
         # (each computed once per process and dataset), loaded after the landing tab's.
-        loaded = demo.load(side_by_side.first_visit, None, first_outputs, api_name="first_visit")
+        # First visits are computed once per process (app.serving.warm_up computes the default dataset's before
+        # anyone comes): they have queue slots of their own, so that a page opening does not wait behind the
+        # drawing others asked for.
+        visits = {"concurrency_id": "first_visit", "concurrency_limit": SHARED_CONCURRENCY}
+        loaded = demo.load(side_by_side.first_visit, None, first_outputs, api_name="first_visit", **visits)
         changed = dataset.change(partial(class_dropdowns, count=len(classes)), dataset, classes,
                                  api_visibility="private").then(
-            side_by_side_event, first_inputs, first_outputs, api_visibility="private").then(
+            side_by_side_event, first_inputs, first_outputs, api_visibility="private", **SHARED_POOL).then(
             compare.compare, dataset, compare_outputs, api_visibility="private")
         for visit, outputs in first_visits:   # one after another, after the landing tab's: it shows first
-            loaded = loaded.then(visit, dataset, outputs, api_visibility="private")
+            loaded = loaded.then(visit, dataset, outputs, api_visibility="private", **visits)
             changed = changed.then(visit, dataset, outputs, api_visibility="private")
         compare_tab.select(compare.compare, dataset, compare_outputs, api_visibility="private")  # opens on its charts
     return demo

@@ -134,6 +134,76 @@ def test_a_request_made_again_is_served_from_the_shared_results_which_stay_bound
         shared.get(key, lambda k=key: draw(k))
     assert list(shared.results) == ["c", "d"]                                 # the oldest dropped
     assert shared.get("a", lambda: draw("a")) == ["a"] and calls == ["a", "b", "c", "d", "a"]
+    # bounded in bytes too: the oldest go until what is kept fits (the newest stays, whatever its size)
+    sized = SharedResults(maxsize=100, max_bytes=10, size_of=len)
+    for key in ("abcd", "efgh", "ijkl"):
+        sized.get(key, lambda k=key: k)
+    assert list(sized.results) == ["efgh", "ijkl"] and sized.held_bytes() == 8
+    sized.get("x" * 20, lambda: "x" * 20)
+    assert list(sized.results) == ["x" * 20]
+
+
+def test_identical_requests_in_flight_are_computed_once_and_a_failure_is_not_kept():
+    import threading
+    import time
+
+    from app.serving import SharedResults
+    shared, calls, release = SharedResults(), [], threading.Event()
+    def draw(key, fail=False):
+        calls.append(key)
+        release.wait(timeout=30)
+        if fail:
+            raise ValueError(f"{key} failed")
+        return [key]
+    answers = {}
+    def ask(name, key, fail=False):
+        try:
+            answers[name] = shared.get(key, lambda: draw(key, fail))
+        except ValueError as error:
+            answers[name] = error
+    first = threading.Thread(target=ask, args=("first", "a"))
+    first.start()
+    while "a" not in shared.in_flight:
+        time.sleep(0.01)
+    second = threading.Thread(target=ask, args=("second", "a"))   # asks while the first is still drawing
+    second.start()
+    time.sleep(0.3)
+    release.set()
+    first.join(), second.join()
+    assert calls == ["a"] and answers["first"] is answers["second"] == ["a"]
+    assert not shared.in_flight
+    # a failed drawing: whoever waited for it gets its error, nothing is kept, and the next request draws again
+    release.clear()
+    threads = [threading.Thread(target=ask, args=(name, "b", True)) for name in ("third", "fourth")]
+    threads[0].start()
+    while "b" not in shared.in_flight:
+        time.sleep(0.01)
+    threads[1].start()
+    time.sleep(0.3)
+    release.set()
+    [thread.join() for thread in threads]
+    assert calls == ["a", "b"] and all(str(answers[n]) == "b failed" for n in ("third", "fourth"))
+    assert "b" not in shared.results and not shared.in_flight
+    assert shared.get("b", lambda: draw("b")) == ["b"] and calls == ["a", "b", "b"]
+
+
+def test_drawing_slots_go_to_the_page_that_asked_first_not_to_the_first_to_wait():
+    import threading
+    import time
+
+    from app.serving import DrawingSlots
+    slots, order, waiting = DrawingSlots(1), [], []
+    def draw(asked):
+        with slots.held(asked):
+            order.append(asked)
+    with slots.held(0.0):                                   # the one slot busy while three pages line up
+        for asked in (3.0, 1.0, 2.0):
+            waiting.append(threading.Thread(target=draw, args=(asked,)))
+            waiting[-1].start()
+            while len(slots.waiting) < len(waiting):
+                time.sleep(0.01)
+    [thread.join() for thread in waiting]
+    assert order == [1.0, 2.0, 3.0] and slots.free == 1 and not slots.waiting
 
 
 def test_side_by_side_labels_each_sample_with_what_the_classifier_sees(client):
@@ -294,6 +364,26 @@ def test_streamed_diffusion_then_scrub_and_gif(client, sampler, steps, frames):
     assert pixels(x_t).shape == pixels(x0).shape
     with pytest.raises(Exception, match=f"Value {frames + 5} is greater than maximum value {frames - 1}"):
         client.predict(frames + 5, api_name="/diffusion_scrub")
+
+
+def test_a_trajectory_asked_again_by_another_visitor_is_replayed_not_drawn_again(client, monkeypatch):
+    from gradio_client import Client
+
+    from app.tabs import diffusion
+    drawn = []
+    streamed = diffusion._stream_trace
+    monkeypatch.setattr(diffusion, "_stream_trace", lambda *a, **k: drawn.append(1) or streamed(*a, **k))
+    first = client.submit(5, 2, "ddim", 10, api_name="/diffusion_steps")
+    first.result()
+    other = Client(client.src, verbose=False)   # another visitor, the same inputs
+    again = other.submit(5, 2, "ddim", 10, api_name="/diffusion_steps")
+    again.result()
+    assert drawn == [1]                          # drawn once
+    assert len(again.outputs()) == len(first.outputs()) >= 10   # and streamed again, frame by frame
+    for mine, theirs in zip(first.outputs()[-1][:2], again.outputs()[-1][:2]):
+        assert np.array_equal(pixels(mine), pixels(theirs))
+    assert again.outputs()[-1][2] == first.outputs()[-1][2] == "step 10/10, t = 0"
+    assert other.predict(3, api_name="/diffusion_scrub")[2].startswith("step 4/10, t = ")   # its own stored run
 
 
 def test_guidance_step_by_step_shows_both_predictions_and_their_mix(client):

@@ -21,7 +21,7 @@ import gradio as gr
 import torch
 
 from app import inputs, plots, theory
-from app.images import grid_image
+from app.images import grid_image, pinned
 from app.inputs import (
     DEFAULT_DATASET,
     DIGIT_CLASSES,
@@ -108,6 +108,7 @@ def _where(band: dict) -> str:
 
 
 @lru_cache(maxsize=None)
+@pinned   # kept for the process's life, and so are the files it names
 def first_visit(dataset=DEFAULT_DATASET) -> tuple:
     """The hierarchy of test image #0 (the controls' defaults), computed once per process and dataset."""
     return hierarchy(0, "any", 0, dataset, progress=lambda *_, **__: None)   # no progress bar to drive

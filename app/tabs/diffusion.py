@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from app import inputs, theory
-from app.images import grid_image, save_gif, side_by_side_frame
+from app.images import SERVED_MAX_AGE_S, grid_image, pinned, pixel_bytes, save_gif, side_by_side_frame
 from app.inputs import (
     DEFAULT_DATASET,
     MAX_PATH_STEPS,
@@ -23,6 +23,7 @@ from app.inputs import (
     user_error,
     validations,
 )
+from app.serving import FIRST_IN_LINE, SHARED_POOL, SharedResults
 from app.widgets import digit_picker, math_panel, model_buttons, picture, sampler_controls, seed_box
 from engines import registry
 from engines.data.datasets import LAB_DATASET_TITLES, from_signed
@@ -68,7 +69,16 @@ def diffusion_steps(seed, count, sampler, steps, dataset=DEFAULT_DATASET):
     seed, count, options, dataset = inputs.sampling_inputs(seed, count, sampler, steps, MAX_TRACE_SAMPLES, dataset)
     diffusion = engine("diffusion", dataset)
     total = timed(diffusion.network_evaluations, **options)[0]
-    yield from _stream_trace(lambda: diffusion.trace(count, seed=seed, **options), total)
+    # the same inputs give the same trajectory: a class asking for the same seeds watches one drawing, replayed
+    request = (dataset, seed, count, tuple(sorted(options.items())))
+    yield from TRAJECTORIES.stream(request, lambda: _stream_trace(lambda: diffusion.trace(count, seed=seed, **options),
+                                                                  total), pace_s=REPLAY_PACE_S, asked=FIRST_IN_LINE)
+
+
+# Trajectories kept to replay; for at most half the time a served file is kept, so that the animation each names
+# is still there when it is replayed (app.images sweeps older files).
+TRAJECTORIES = SharedResults(size_of=pixel_bytes, max_age_s=SERVED_MAX_AGE_S / 2)
+REPLAY_PACE_S = 0.04   # a replayed trajectory still plays its frames (STREAMED_FRAMES of them in about a second)
 
 
 def check_diffusion_gan_steps(seed, count, dataset=DEFAULT_DATASET) -> list[dict]:
@@ -225,6 +235,7 @@ FIRST_SEED, FIRST_COUNT, FIRST_INDEX, FIRST_FRAMES = 0, 4, 0, 11
 
 
 @lru_cache(maxsize=None)
+@pinned   # kept for the process's life, and so are the files it names
 def first_visit(dataset=DEFAULT_DATASET) -> tuple:
     """What the tab shows before any click (the controls' defaults): a finished trajectory, ready to scrub, and
     the forward process of test image #0; computed once per process and dataset."""
@@ -271,8 +282,8 @@ def denoise_section(dataset: gr.Radio) -> list:
     scrubber = gr.Slider(0, 1, 0, step=1, label="Scrub the stored steps (after a run)", interactive=False)
     shown = [x_t, x0, status, stored, scrubber, animation]
     run.click(diffusion_steps, [seed, count, sampler, steps, dataset], shown, api_name="diffusion_steps",
-              **checked_by(check_diffusion_steps)).success(diffusion_guide, [sampler, steps, dataset], what,
-                                                          api_visibility="private")
+              **checked_by(check_diffusion_steps), **SHARED_POOL).success(
+        diffusion_guide, [sampler, steps, dataset], what, api_visibility="private")
     hybrid.click(diffusion_gan_steps, [seed, count, dataset], shown, api_name="diffusion_gan_steps",
                  **checked_by(check_diffusion_gan_steps))
     flow.click(flow_steps, [seed, count, sampler, steps, dataset], shown, api_name="flow_steps",
@@ -287,6 +298,7 @@ FIRST_ASKED = "7"
 
 
 @lru_cache(maxsize=None)
+@pinned
 def guided_first_visit(dataset=DEFAULT_DATASET) -> tuple:
     """What the guidance view shows before any click: the controls' defaults run to the end where the guided model
     ships; elsewhere empty pictures and the reason."""

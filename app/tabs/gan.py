@@ -7,7 +7,7 @@ import gradio as gr
 import torch
 
 from app import inputs, theory
-from app.images import grid_image, save_gif
+from app.images import grid_image, pinned, save_gif
 from app.inputs import DEFAULT_DATASET, MAX_GRID, MAX_PATH_STEPS, checked_by, engine, timed, validations
 from app.tabs import nearest
 from app.widgets import math_panel, picture, seed_box
@@ -69,6 +69,7 @@ def gan_interpolate(seed_a, seed_b, steps, method, truncation, dataset=DEFAULT_D
 
 
 @lru_cache(maxsize=None)
+@pinned   # kept for the process's life, and so are the files it names
 def first_visit(dataset=DEFAULT_DATASET) -> tuple:
     """What the tab shows before any click (the controls' defaults), computed once per process and dataset."""
     return (*gan_sample(FIRST_SEED, FIRST_COUNT, 0, dataset),

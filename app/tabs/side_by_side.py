@@ -5,6 +5,7 @@ knob (its record's `knob`) has it as a slider under its grid; "Ask for a class" 
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -13,9 +14,9 @@ import torch
 from matplotlib.colors import to_hex
 
 from app import inputs, theory
-from app.images import grid_image, labelled_grid
+from app.images import grid_image, labelled_grid, pixel_bytes
 from app.inputs import DEFAULT_DATASET, MAX_GRID, checked_by, engine, report_of, ships, timed
-from app.serving import SHARED_RESULTS, SharedResults
+from app.serving import SHARED_POOL, SHARED_RESULTS, SharedResults
 from app.widgets import math_panel, picture, sampler_controls, seed_box
 from engines.data.datasets import LAB_DATASET_TITLES, from_signed
 from engines.family import Family
@@ -120,21 +121,22 @@ def side_by_side(seed, count, sampler, steps, dataset=DEFAULT_DATASET, labelled=
     seed, count, page, dataset = inputs.sampling_inputs(seed, count, sampler, steps, MAX_GRID, dataset)
     labelled, turned, ask = bool(labelled), knob_settings(knobs), inputs.asked_class(asked)
     outputs, seen = [], {}
-    for family in families():
-        knob = turned.get(family.name)
-        # the same request gives the same pictures: a class asking for the same seeds shares one computation (the
-        # captions keep the times measured when they were drawn), and a knob turned redraws its family's grid only
-        options = {**family.sampling_options(page["sampler"], page["steps"]), **(knob or {})}
-        request = (id(family), seed, count, dataset, labelled, tuple(sorted(options.items())), ask)
-        grid_and_caption, recognition = GRIDS.get(request, lambda family=family, knob=knob: family_grid(
-            family, seed, count, page, dataset, progress, labelled, knob, ask))
+    # the same request gives the same pictures: a class asking for the same seeds shares one computation (the
+    # captions keep the times measured when they were drawn), and a knob turned redraws its family's grid only
+    requests = [(family, (id(family), seed, count, dataset, labelled, ask, tuple(sorted(
+        {**family.sampling_options(page["sampler"], page["steps"]), **turned.get(family.name, {})}.items()))))
+        for family in families()]
+    asked_at = time.monotonic()   # each grid this page draws waits for a drawing slot in the page's place in line
+    for family, request in requests:
+        grid_and_caption, recognition = GRIDS.get(request, lambda family=family: family_grid(
+            family, seed, count, page, dataset, progress, labelled, turned.get(family.name), ask), asked=asked_at)
         outputs += grid_and_caption
         if recognition is not None:
             seen[family.name] = recognition
     return (*outputs, guide.side_by_side(report_of(dataset), seen))
 
 
-GRIDS = SharedResults(maxsize=8 * SHARED_RESULTS)   # one family's grid each, not a page
+GRIDS = SharedResults(maxsize=8 * SHARED_RESULTS, size_of=pixel_bytes)   # one family's grid each, not a page
 
 
 @lru_cache(maxsize=1)
@@ -204,9 +206,12 @@ def build(dataset: gr.Radio) -> tuple[list, list, Callable, gr.Dropdown]:
     outputs.append(gr.Markdown(label="What to look at", elem_id="side-by-side-guide"))
     fields = [seed, count, sampler, steps, dataset, labelled, asked, *sliders]
     event = with_knob_sliders([f.name for f in knobbed()])
-    run.click(event, fields, outputs, api_name="side_by_side", **checked_by(check_side_by_side))
-    new_seed.click(next_seed, seed, seed, api_name="new_seed").then(event, fields, outputs, api_visibility="private")
-    for slider in sliders:   # a knob let go redraws the page at the same seed (the other grids come from PAGES)
-        slider.release(event, fields, outputs, api_visibility="private", **checked_by(check_side_by_side))
-    asked.change(event, fields, outputs, api_visibility="private", **checked_by(check_side_by_side))
+    # its requests are served from the shared grids where they can be, and draw only in a drawing slot (serving)
+    run.click(event, fields, outputs, api_name="side_by_side", **checked_by(check_side_by_side), **SHARED_POOL)
+    new_seed.click(next_seed, seed, seed, api_name="new_seed").then(event, fields, outputs, api_visibility="private",
+                                                                    **SHARED_POOL)
+    for slider in sliders:   # a knob let go redraws the page at the same seed (the other grids come from GRIDS)
+        slider.release(event, fields, outputs, api_visibility="private", **checked_by(check_side_by_side),
+                       **SHARED_POOL)
+    asked.change(event, fields, outputs, api_visibility="private", **checked_by(check_side_by_side), **SHARED_POOL)
     return fields, outputs, event, asked

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from app import inputs, plots, theory
-from app.images import grid_image, save_gif
+from app.images import grid_image, pinned, save_gif
 from app.inputs import (
     DEFAULT_DATASET,
     MAX_PATH_STEPS,
@@ -178,6 +178,7 @@ FIRST_ANALOGY_SEED, FIRST_ANALOGY_ROWS = 0, 4
 
 
 @lru_cache(maxsize=None)
+@pinned   # kept for the process's life, and so are the files it names
 def first_visit(dataset=DEFAULT_DATASET) -> tuple:
     """What the tab shows before any click (the controls' defaults), computed once per process and dataset."""
     return (guide.latent_walk(inputs.report_of(dataset)),
