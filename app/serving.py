@@ -57,6 +57,9 @@ DRAWING = DrawingSlots(CONCURRENCY)
 FIRST_IN_LINE = float("-inf")
 SHARED_CONCURRENCY = 4 * CONCURRENCY   # requests taken from the queue at once where results may be shared
 SHARED_POOL = {"concurrency_id": "shared_results", "concurrency_limit": SHARED_CONCURRENCY}
+# Streamed trajectories come from the queue in a pool of their own: in the pages' pool they waited behind pages that
+# hold its places while they wait for a drawing slot, and short work first never began.
+TRAJECTORY_POOL = {"concurrency_id": "trajectories", "concurrency_limit": SHARED_CONCURRENCY}
 
 
 SHARED_RESULTS = 64            # kept deterministic results

@@ -23,7 +23,7 @@ from app.inputs import (
     user_error,
     validations,
 )
-from app.serving import FIRST_IN_LINE, SHARED_POOL, SharedResults
+from app.serving import FIRST_IN_LINE, TRAJECTORY_POOL, SharedResults
 from app.widgets import digit_picker, math_panel, model_buttons, picture, sampler_controls, seed_box
 from engines import registry
 from engines.data.datasets import LAB_DATASET_TITLES, from_signed
@@ -282,7 +282,7 @@ def denoise_section(dataset: gr.Radio) -> list:
     scrubber = gr.Slider(0, 1, 0, step=1, label="Scrub the stored steps (after a run)", interactive=False)
     shown = [x_t, x0, status, stored, scrubber, animation]
     run.click(diffusion_steps, [seed, count, sampler, steps, dataset], shown, api_name="diffusion_steps",
-              **checked_by(check_diffusion_steps), **SHARED_POOL).success(
+              **checked_by(check_diffusion_steps), **TRAJECTORY_POOL).success(
         diffusion_guide, [sampler, steps, dataset], what, api_visibility="private")
     hybrid.click(diffusion_gan_steps, [seed, count, dataset], shown, api_name="diffusion_gan_steps",
                  **checked_by(check_diffusion_gan_steps))
