@@ -746,3 +746,42 @@ def test_the_time_lapse_shows_each_family_at_the_same_training_compute(monkeypat
     monkeypatch.setattr(compare.compute_curve, "frames_by_compute", lambda dataset: {})
     assert compare.time_lapse_frames("mnist", 50) == (None, [])
     assert compare.time_lapse("mnist", 50)[0] is None and "kept" in compare.time_lapse("mnist", 50)[1]
+
+
+def test_a_visitor_beyond_the_queue_limit_is_told_the_queue_is_full_and_the_others_are_served(monkeypatch):
+    """The queue as app.py sets it (serving.queue), its limit made 2: with every drawing slot busy and two
+    requests waiting, the next visitor is refused with a message that says so, and everyone else is served."""
+    import threading
+    import time
+
+    from gradio_client import Client
+
+    from app import build_demo, serving
+    from app.tabs import gan
+    release, real_engine = threading.Event(), gan.engine
+
+    class Held:   # the shipped GAN, which waits for `release` before it draws: the slots stay busy meanwhile
+        def __init__(self, model):
+            self.model = model
+
+        def sample(self, *args, **kwargs):
+            release.wait(timeout=120)
+            return self.model.sample(*args, **kwargs)
+
+    monkeypatch.setattr(gan, "engine", lambda *args: Held(real_engine(*args)))
+    monkeypatch.setattr(serving, "MAX_QUEUE", 2)
+    demo = serving.queue(build_demo())
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
+    try:
+        visitors = [Client(url, verbose=False) for _ in range(serving.CONCURRENCY + 3)]
+        jobs = []
+        for seed, visitor in enumerate(visitors[:-1]):   # the drawing slots fill, then the queue's two places
+            jobs.append(visitor.submit(seed, 4, 0, "mnist", api_name="/gan_sample"))
+            time.sleep(1.0)
+        with pytest.raises(Exception, match="Queue is full"):
+            visitors[-1].predict(99, 4, 0, "mnist", api_name="/gan_sample")
+        release.set()
+        assert all(pixels(job.result(timeout=120)[0]).shape == (3 * 62, 3 * 62) for job in jobs)
+    finally:
+        release.set()
+        demo.close()
