@@ -2,7 +2,9 @@
 
 A folder (checkpoints/<dataset>/<name>/) holds config.json + model.safetensors (the shipped model),
 training_info.json (command, data, hardware, time), train_log.jsonl and quality_log.jsonl (what training
-recorded) and, while a run can still be resumed, training_state.safetensors.
+recorded) and, while a run can still be resumed, training_state.safetensors. A family that trains networks beyond
+the one it ships (a GAN's discriminator) ships them beside it as <name>.safetensors (weights only), so that a shipped
+checkpoint can be trained on without the run's optimiser state.
 
 Shipped models are `PyTorchModelHubMixin` modules whose `__init__` takes one dataclass `config`, so
 `save_pretrained` / `push_to_hub` write exactly what `load_pretrained` below reads. We load local folders
@@ -129,8 +131,29 @@ def save_pretrained(model: torch.nn.Module, directory: str | Path) -> None:
     tmp.rmdir()
 
 
-# Files a checkpoint folder may hold beside its weights that loading it needs (a feature net's typicality gate).
-SHIPPED_EXTRAS = ("typicality.safetensors",)
+# Files a checkpoint folder may hold beside its weights: what loading it needs (a feature net's typicality gate),
+# and what training on from it needs (a GAN's discriminator: `save_companions`).
+SHIPPED_EXTRAS = ("typicality.safetensors", "discriminator.safetensors")
+
+
+def companion_path(directory: str | Path, name: str) -> Path:
+    return Path(directory) / f"{name}.safetensors"
+
+
+def save_companions(directory: str | Path, modules: dict[str, torch.nn.Module]) -> None:
+    """Each network a family trains beside its shipped model (by name: "discriminator"), weights only, each file
+    replaced atomically like the model's."""
+    for name, module in modules.items():
+        path = companion_path(directory, name)
+        temporary = path.with_name(path.name + ".tmp")
+        safetensors.torch.save_file({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()},
+                                    str(temporary))
+        temporary.replace(path)
+
+
+def load_companion(directory: str | Path, name: str, module: torch.nn.Module) -> None:
+    """Load `save_companions`' file of `name` into `module`, strictly."""
+    module.load_state_dict(safetensors.torch.load_file(str(companion_path(directory, name))))
 
 
 def push_to_hub(model: torch.nn.Module, repo_id: str, card: str, folder: Path | None = None) -> str:

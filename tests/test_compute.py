@@ -158,7 +158,7 @@ def test_the_ledger_follows_a_run_and_says_when_it_is_gone(tmp_path, monkeypatch
     (tmp_path / "checkpoints" / "mnist" / "gan" / WEIGHTS_NAME).write_bytes(b"")
     assert main(tiny_args("gan", 10, "--ledger", "--resume")) == 2
     err = capsys.readouterr().err
-    assert "restarts from scratch" in err and "discriminator does not ship" in err
+    assert "restarts from scratch" in err and "only with discriminator.safetensors beside them" in err
 
 
 def test_a_two_process_run_records_both_ranks_and_stops_together(tmp_path):

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import safetensors.torch
 import torch
 
 from conftest import REPO
@@ -214,11 +215,19 @@ def test_save_load_round_trip_and_exact_resume(tmp_path):
 
 
 @pytest.mark.slow   # trains through the command line
-def test_a_warm_restart_from_shipped_weights_alone_is_refused(tmp_path):
+def test_a_warm_restart_goes_on_from_the_shipped_generator_and_discriminator(tmp_path, capsys):
     run_cli(tmp_path, 2)
     (tmp_path / STATE_NAME).unlink()
+    shipped_d = safetensors.torch.load_file(str(tmp_path / "discriminator.safetensors"))
+    run_cli(tmp_path, 3, "--resume")
+    assert "warm restart of diffusion_gan from the shipped weights at step 2" in capsys.readouterr().err
+    after = safetensors.torch.load_file(str(tmp_path / "discriminator.safetensors"))
+    assert any(not torch.equal(shipped_d[k], after[k]) for k in shipped_d)
+    (tmp_path / STATE_NAME).unlink()
+    (tmp_path / "discriminator.safetensors").unlink()   # as the diffusion GAN shipped before its D did
     args = ["diffusion_gan", "--out", str(tmp_path), "--steps", "4", "--resume"]
     assert main(args + [a for s in TINY for a in ("--set", s)]) == 2
+    assert "discriminator.safetensors" in capsys.readouterr().err
 
 
 def test_the_real_pairs_in_training_are_the_forward_process():

@@ -9,6 +9,7 @@ import time
 
 import pytest
 import safetensors
+import safetensors.torch
 import torch
 
 from conftest import REPO, TINY
@@ -189,12 +190,30 @@ def test_resume_without_training_state_warm_restarts_from_the_shipped_weights(tm
     assert log == [1, 2, 3]
 
 
-def test_a_gan_cannot_warm_restart_without_its_discriminator(tmp_path, capsys):
+def test_a_gan_ships_its_discriminator_and_warm_restarts_with_it(tmp_path, capsys):
+    # The discriminator ships beside G (weights only), so a shipped GAN can be trained on from a fresh clone.
     run_cli("gan", tmp_path, 2)
     (tmp_path / "training_state.safetensors").unlink()
+    shipped_d = safetensors.torch.load_file(str(tmp_path / "discriminator.safetensors"))
+    trainer = TRAINERS["gan"](parse_overrides(TINY["gan"]))
+    fresh_d = trainer.discriminator.state_dict()
+    assert any(not torch.equal(fresh_d[k], v) for k, v in shipped_d.items())   # a new D is not the trained one
+    trainer.warm_start(load_engine("gan", tmp_path).model, 2, tmp_path)
+    assert all(torch.equal(trainer.discriminator.state_dict()[k], v) for k, v in shipped_d.items())
+    run_cli("gan", tmp_path, 3, "--resume")
+    assert "warm restart of gan from the shipped weights at step 2" in capsys.readouterr().err
+    after = safetensors.torch.load_file(str(tmp_path / "discriminator.safetensors"))
+    assert any(not torch.equal(shipped_d[k], after[k]) for k in shipped_d)   # D trained on from there
+
+
+def test_a_gan_shipped_without_its_discriminator_cannot_warm_restart(tmp_path, capsys):
+    run_cli("gan", tmp_path, 2)
+    for name in ("training_state.safetensors", "discriminator.safetensors"):   # as GANs shipped before it did
+        (tmp_path / name).unlink()
     args = ["gan", "--out", str(tmp_path), "--steps", "3", "--resume"]
     assert main(args + [a for s in TINY["gan"] for a in ("--set", s)]) == 2
-    assert "discriminator does not ship" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "only with discriminator.safetensors beside them" in err and "Traceback" not in err
 
 
 def test_eval_every_scores_each_checkpoint_into_the_quality_log(tmp_path):

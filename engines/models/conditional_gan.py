@@ -111,8 +111,8 @@ class ConditionalGANEngine(AsksForClasses, GANEngine):
 DESCRIPTION = ("The GAN told the class: conditional batch norm in the generator (each batch norm's scale and shift "
                "changed per class, zero change at the start) and a projection discriminator D(x, y) = psi(phi(x)) + "
                "<embed(y), phi(x)> (Miyato & Koyama 2018), non-saturating loss. The generator is warm-started from "
-               "the shipped GAN's (the discriminator does not ship, so it starts anew). The shipped generator is the "
-               "EMA of G's weights.")
+               "the shipped GAN's (the discriminator starts anew: the GAN's judges no class). The shipped generator "
+               "is the EMA of G's weights.")
 FAMILY = Family(name="conditional_gan", title="conditional GAN", engine=ConditionalGANEngine,
                 trainer="engines.training.conditional_gan:ConditionalGANTrainer", colour="tab:gray",
                 description=DESCRIPTION, quality_bar=0.90, conditional=True, parent_options={"gan_from": "gan"},

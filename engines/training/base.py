@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from engines.checkpoint import companion_path, load_companion
 from engines.data.datasets import Digits
 from engines.errors import EngineError
 from engines.training.distributed import Local
@@ -168,17 +169,38 @@ class Trainer:
         """On rank 0 after the last step, what a family adds to its finished checkpoint (nothing by default; the
         classifier fits its typicality gate)."""
 
-    def warm_start(self, shipped: nn.Module, step: int) -> None:
-        """Continue from shipped weights alone (no optimiser state): they initialise every module that
-        ships; the optimiser starts fresh and warms up again. Families whose training needs more than
-        what ships (the GAN's discriminator) cannot do this."""
+    def companions(self) -> dict[str, nn.Module]:
+        """The networks this family trains beyond the one it ships, by name, saved beside it at every checkpoint
+        (`save_companions`) so that a shipped checkpoint can be trained on: the GAN's discriminator. None here."""
+        return {}
+
+    def warm_start(self, shipped: nn.Module, step: int, folder: Path) -> None:
+        """Continue from the shipped weights in `folder` alone (no optimiser state): they initialise every module
+        that ships, the companions load from their files beside them; the optimiser starts fresh and warms up
+        again."""
+        refusal = self.warm_start_refusal(folder)
+        if refusal is not None:
+            raise EngineError(refusal)
         for module in self.warm_start_modules():
             module.load_state_dict(shipped.state_dict())
+        for name, module in self.companions().items():
+            load_companion(folder, name, module)
         self.warmup_from = step
 
     def warm_start_modules(self) -> list[nn.Module]:
         # The shipped weights are the EMA where there is one; the online model restarts from them too.
         return [self.model] + ([self.ema.module] if self.ema is not None else [])
+
+    def warm_start_refusal(self, folder: Path) -> str | None:
+        """Why this family cannot continue from the shipped weights in `folder` alone (None: it can): a companion
+        missing (weights shipped before the discriminator shipped beside them)."""
+        missing = [companion_path(folder, name).name for name in self.companions()
+                   if not companion_path(folder, name).is_file()]
+        if not missing:
+            return None
+        return (f"{type(self).__name__.removesuffix('Trainer')} training goes on from shipped weights only with "
+                f"{' and '.join(missing)} beside them, and {folder} has none (shipped before the discriminator "
+                f"shipped). Resume needs the run's training_state.safetensors, or start a new run")
 
     def unconditional_parent(self, model_cls: type, config_cls: type, source: str, shipped: str) -> nn.Module:
         """The unconditional checkpoint a class-conditional model starts from (`source`: its folder; "": MNIST's

@@ -2,8 +2,8 @@
 with G asked for each real image's class and D judging (image, class) pairs by projection.
 
 G starts from a shipped GAN's generator (`gan_from`; "" = MNIST's, and `engines.train` names the run's own
-dataset's) with its class changes at zero; the discriminator does not ship, so it starts anew (as a GAN's D
-that meets a trained G: it learns to tell the classes apart first). "none" trains G from scratch too.
+dataset's) with its class changes at zero; the discriminator starts anew (the GAN's judges no class): like a
+GAN's D meeting a trained G, it learns to tell the classes apart first. "none" trains G from scratch too.
 
     python -m engines.train conditional_gan --dataset mnist5k --out DIR --set g_channels=48 --set d_channels=48
 """

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from engines.checkpoint import CHECKPOINTS, load_pretrained
 from engines.data.datasets import to_signed
@@ -142,6 +143,8 @@ class DiffusionGANTrainer(Trainer):
     def export(self):
         return self.ema.module
 
-    def warm_start_modules(self):
-        raise EngineError("a diffusion GAN cannot continue from shipped weights alone: its discriminator does not "
-                          "ship. Resume needs the training_state.safetensors of the run, or start a new run.")
+    def companions(self) -> dict[str, nn.Module]:
+        return {"discriminator": self.discriminator}
+
+    def warm_start_modules(self) -> list[nn.Module]:
+        return [self.generator, self.ema.module]   # what ships is G's EMA; the online G restarts from it too

@@ -12,7 +12,6 @@ import torch
 from torch import nn
 
 from engines.data.datasets import to_signed
-from engines.errors import EngineError
 from engines.models.gan import Discriminator, GANConfig, Generator, discriminator_loss, generator_loss
 from engines.training.base import Trainer, ema_of
 from engines.training.diff_augment import check_policy, diff_augment
@@ -81,6 +80,8 @@ class GANTrainer(Trainer):
         """D's logits, on DiffAugment's augmented images where the run asks for them."""
         return self.discriminator(diff_augment(images, self.hparams.diff_augment, shard.generator))
 
+    def companions(self) -> dict[str, nn.Module]:
+        return {"discriminator": self.discriminator}
+
     def warm_start_modules(self) -> list[nn.Module]:
-        raise EngineError("a GAN cannot continue from shipped weights alone: its discriminator does not ship. "
-                          "Resume needs the training_state.safetensors of the run, or start a new run.")
+        return [self.generator, self.ema.module]   # what ships is G's EMA; the online G restarts from it too

@@ -46,6 +46,7 @@ from engines.checkpoint import (
     load_training_state,
     push_to_hub,
     read_jsonl,
+    save_companions,
     save_pretrained,
     save_training_state,
 )
@@ -217,7 +218,7 @@ def restore(args: argparse.Namespace, out: Path, trainer: Trainer, command: str,
         step, elapsed = info["step"], info["wall_time_s"]
         shipped = load_pretrained(type(trainer.export()), type(trainer.config), out)
         try:
-            trainer.warm_start(shipped, step)
+            trainer.warm_start(shipped, step, out)
         except RuntimeError as e:
             raise EngineError(f"the weights in {out} do not match this run's settings ({e}); repeat the "
                               f"--set options of the original command") from e
@@ -235,6 +236,7 @@ def write_checkpoint(args: argparse.Namespace, out: Path, trainer: Trainer, runt
                      elapsed: float, commands: list[str], train_images: int, compute: dict) -> None:
     """The shipped model, the resumable state and training_info.json, each replaced atomically."""
     save_pretrained(trainer.export(), out)
+    save_companions(out, trainer.companions())
     runtime_state = runtime.state()
     save_training_state(out, trainer.modules, trainer.optimizers,
                         {"step": step, "elapsed_s": elapsed, "cpu_s": compute["cpu_s"],
@@ -297,15 +299,6 @@ def run_folder(args: argparse.Namespace) -> Path:
     return ledger.default_run(args.dataset, args.family)
 
 
-def warm_start_refusal(trainer: Trainer) -> str | None:
-    """Why this family cannot continue from its shipped weights alone (None: it can)."""
-    try:
-        trainer.warm_start_modules()
-    except EngineError as e:
-        return str(e)
-    return None
-
-
 def out_of_time(args: argparse.Namespace, began: float, runtime: Local) -> bool:
     """Whether --max-minutes have passed since the command began, as every rank agrees (rank clocks differ:
     one all-reduce per step decides, so that all ranks stop at the same step)."""
@@ -349,7 +342,8 @@ def prepare(args: argparse.Namespace, command: str, runtime: Local) -> tuple[Pat
     if args.ledger:
         ledger.read_ledger(args.dataset)   # refuses a dataset with no shipped models, or a broken ledger, now
     if args.ledger and args.resume:
-        ledger.check_run_present(args.dataset, args.family, out, warm_start_refusal(trainer), command)
+        shipped = ledger.shipped_folder(args.dataset, args.family)
+        ledger.check_run_present(args.dataset, args.family, out, trainer.warm_start_refusal(shipped), command)
     if runtime.is_main:
         out.mkdir(parents=True, exist_ok=True)
         if args.out is None:
