@@ -63,12 +63,21 @@ def test_the_sweep_scores_each_value_from_the_same_seed_and_keeps_rows_on_the_sa
     monkeypatch.setattr(knobs, "out_path", lambda dataset: tmp_path / "knobs.json")
     small = Knob("temperature", "tau", (1.0, 0.5), 1.0, "colder is more typical")
     monkeypatch.setattr(knobs, "knobbed", lambda dataset: [replace(family("vae"), knob=small)])
+    monkeypatch.setattr(knobs, "family_of", lambda name: replace(family(name), knob=small))
     sweep = knobs.run("mnist", 60, 0, "test", log=lambda line: None)
     rows = sweep["families"]["vae"]["rows"]
     assert [r["value"] for r in rows] == [1.0, 0.5] and set(rows[0]["nets"]) == {"lenet", "allconv"}
     assert all(r["nets"]["lenet"]["precision_se"] > 0 for r in rows)
     again = knobs.run("mnist", 60, 0, "test", log=lambda line: pytest.fail("re-measured a kept row"))
-    assert again["families"] == sweep["families"]
+    assert again["families"] == sweep["families"] and knobs.sweep_for("mnist")["families"] == sweep["families"]
+    stopped = json.loads((tmp_path / "knobs.json").read_text())   # a sweep stopped after its first value
+    del stopped["families"]["vae"]["rows"][1:]
+    (tmp_path / "knobs.json").write_text(json.dumps(stopped))
+    assert knobs.sweep_for("mnist") is None                 # a sweep stopped part-way is not shown
+    measured_now = []
+    resumed = knobs.run("mnist", 60, 0, "test", log=measured_now.append)
+    assert [line.split(":")[0] for line in measured_now] == ["knob vae tau = 0.5"]   # only the missing value
+    assert resumed["families"]["vae"]["rows"] == rows    # the same seed: the same row as the whole sweep's
     stale = json.loads((tmp_path / "knobs.json").read_text())
     stale["families"]["vae"]["weights"] = "0" * 16
     (tmp_path / "knobs.json").write_text(json.dumps(stale))

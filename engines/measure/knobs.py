@@ -13,8 +13,9 @@ The folklore says each knob trades the one for the other: turned toward typical 
 recall falls. `verdict` checks exactly that for each knob, between its neutral value and its most typical one,
 beyond 2 SE in both nets ("depends on the feature net" where they disagree, a tie where neither moves).
 
-Rows are written to checkpoints/<dataset>/knobs.json, tagged with the weights' hashes, so a rerun keeps what was
-measured on the same weights; the Compare tab draws the chart.
+Rows are written to checkpoints/<dataset>/knobs.json after each value, tagged with the weights' hashes, so a rerun
+keeps what was measured on the same weights (a sweep stopped part-way goes on from the value it reached);
+the Compare tab draws the chart.
 """
 from __future__ import annotations
 
@@ -62,48 +63,71 @@ def knobbed(dataset: str) -> list[Family]:
 
 
 @torch.no_grad()
-def sweep_family(family: Family, dataset: str, n: int, seed: int, nets: dict, reference: dict, log=print) -> list:
-    """One row per knob value: the value and the report's score of n samples drawn with it (and, for a conditional
-    model, the share of them each feature net reads as the class asked)."""
-    from engines.measure.evaluation import sampling_options, score  # (evaluation writes report.md, which reads this)
-    engine = load_engine(family.name, dataset=dataset)
-    options = sampling_options(family, report_diffusion_options(dataset))
+def measure_value(family: Family, engine, options: dict, value, n: int, seed: int, nets: dict, reference: dict,
+                  dataset: str) -> dict:
+    """The row of one knob value: the report's score of n samples drawn with it (and, for a conditional model,
+    the share of them each feature net reads as the class asked)."""
+    from engines.measure.evaluation import score  # (evaluation writes report.md, which reads this module)
+    knob = {} if value is None else {family.knob.option: value}
+    images, _ = generate(engine, n, seed, {**options, **knob})
+    row = {"value": value, "label": family.knob.label(value), **score(nets, reference, images, seed)}
+    asked = engine.asked_classes(n)
+    if asked is not None:   # a conditional model: its fidelity is also being the class asked
+        row["asked_class_share"] = asked_class_shares(images, asked, dataset)
+    return row
+
+
+def kept_rows(kept: dict, weights: str, values: list) -> list[dict]:
+    """The rows of a previous sweep measured on the same weights, as far as its values are this knob's (a sweep
+    stopped part-way keeps the values it finished)."""
     rows = []
-    for value in family.knob.values:
-        knob = {} if value is None else {family.knob.option: value}
-        images, _ = generate(engine, n, seed, {**options, **knob})
-        row = {"value": value, "label": family.knob.label(value), **score(nets, reference, images, seed)}
-        asked = engine.asked_classes(n)
-        if asked is not None:   # a conditional model: its fidelity is also being the class asked
-            row["asked_class_share"] = asked_class_shares(images, asked, dataset)
+    for row, value in zip(kept.get("rows", []) if kept.get("weights") == weights else [], values):
+        if row["value"] != value:
+            break
         rows.append(row)
-        log(f"knob {family.name} {row['label']}: " + ", ".join(
-            f"[{net}] precision {r['precision']:.3f} recall {r['recall']:.3f} FD {r['frechet_distance']:.3g}"
-            for net, r in row["nets"].items()))
     return rows
 
 
+def sweep_family(family: Family, dataset: str, record: dict, measure: dict, save, log=print) -> None:
+    """Measure each of the knob's values missing from `record["rows"]`, appending its row and saving after each
+    (a long sweep stopped part-way goes on from there). `measure`: n, seed, nets, reference."""
+    from engines.measure.evaluation import sampling_options
+    values = list(family.knob.values)[len(record["rows"]):]
+    if not values:
+        return
+    engine = load_engine(family.name, dataset=dataset)
+    options = sampling_options(family, report_diffusion_options(dataset))
+    for value in values:
+        row = measure_value(family, engine, options, value, dataset=dataset, **measure)
+        record["rows"].append(row)
+        save()
+        log(f"knob {family.name} {row['label']}: " + ", ".join(
+            f"[{net}] precision {r['precision']:.3f} recall {r['recall']:.3f} FD {r['frechet_distance']:.3g}"
+            for net, r in row["nets"].items()))
+
+
 def run(dataset: str, n: int, seed: int, command: str, log=print) -> dict:
-    """Sweep every knob not yet measured on the same weights, saving after each family."""
+    """Sweep every knob value not yet measured on the same weights, saving after each."""
     path = out_path(dataset)
     previous = json.loads(path.read_text()) if path.is_file() else {}
     root = checkpoints_dir(dataset)
     same = previous.get("n") == n and previous.get("seed") == seed
     from engines.measure.evaluation import load_feature_nets, reference_set
     nets = load_feature_nets(dataset)
-    reference = reference_set(nets, load_lab_split(dataset, "test").images)
+    measure = {"n": n, "seed": seed, "nets": nets,
+               "reference": reference_set(nets, load_lab_split(dataset, "test").images)}
     out = {"dataset": dataset, "n": n, "seed": seed, "command": command, "hardware": hardware(), "families": {}}
+
+    def save():
+        path.write_text(json.dumps(out, indent=1) + "\n")
     for family in knobbed(dataset):
         kept = previous.get("families", {}).get(family.name, {}) if same else {}
         weights = weights_hash(root / family.name)
-        values = list(family.knob.values)
-        if kept.get("weights") == weights and [r["value"] for r in kept.get("rows", [])] == values:
-            out["families"][family.name] = kept
-        else:
-            out["families"][family.name] = {"option": family.knob.option, "symbol": family.knob.symbol,
-                                             "neutral": family.knob.neutral, "weights": weights,
-                                             "rows": sweep_family(family, dataset, n, seed, nets, reference, log)}
-        path.write_text(json.dumps(out, indent=1) + "\n")
+        record = {"option": family.knob.option, "symbol": family.knob.symbol, "neutral": family.knob.neutral,
+                  "weights": weights, "rows": kept_rows(kept, weights, list(family.knob.values))}
+        out["families"][family.name] = record
+        sweep_family(family, dataset, record, measure, save, log)
+        save()
     return out
 
 
@@ -216,7 +240,8 @@ def sweep_for(dataset: str) -> dict | None:
     root = checkpoints_dir(dataset)
     shipped = available_engines(root)
     sweep["families"] = {name: record for name, record in sweep["families"].items()
-                         if name in shipped and record["weights"] == weights_hash(root / name)}
+                         if name in shipped and record["weights"] == weights_hash(root / name)
+                         and len(record["rows"]) == len(family_of(name).knob.values)}   # not one stopped part-way
     return sweep if sweep["families"] else None
 
 
