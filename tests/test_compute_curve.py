@@ -47,6 +47,19 @@ def test_equal_compute_reads_each_family_at_the_budget_all_reached():
         "every net": "cannot say: no checkpoint scored with SEs in both nets by then for a"}
 
 
+def test_a_model_whose_parent_alone_exceeds_the_budget_is_set_aside_not_missing():
+    by_family = {"a": {"points": [point(10, 50, 5), point(40, 20, 2)], "parent_flops": 0.0},
+                 "b": {"points": [point(20, 90, 9), point(60, 30, 4)], "parent_flops": 0.0},
+                 "after_b": {"points": [point(70, 10, 1)], "parent_flops": 60.0},    # built on b: starts at 60
+                 "late": {"points": [point(50, 10, 1), point(80, 9, 1)], "parent_flops": 0.0}}   # scored too late
+    reading = equal_compute(by_family)
+    assert reading["budget"] == 40 and reading["beyond"] == ["after_b"] and "after_b" not in reading["at"]
+    assert reading["verdicts"] == {"every net": "cannot say: no checkpoint scored with SEs in both nets by then "
+                                                "for late"}   # from scratch, first scored past the budget: missing
+    del by_family["late"]
+    assert equal_compute(by_family)["verdicts"]["lenet"] == "a"   # 20 ± 1 against b's 90 ± 1 at 20
+
+
 @pytest.mark.parametrize("dataset", ["mnist", "fashion"])
 def test_the_committed_report_has_the_chart_and_the_reading(dataset):
     from engines.checkpoint import checkpoints_dir

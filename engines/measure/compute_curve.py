@@ -10,7 +10,8 @@ y: the Frechet distance in each feature net, ± its SE where the run measured on
 net's distance alone, from fewer samples and without an SE: they are drawn, and never read for a verdict.
 
 The equal-compute reading takes the largest budget every family reached and each family's last checkpoint
-scored with SEs in every net at or below it; where a family has none, it cannot say.
+scored with SEs in every net at or below it; where a family has none, it cannot say. A model whose parent's
+training alone reaches that budget has no checkpoint there by construction: it is set aside, and said so.
 """
 from __future__ import annotations
 
@@ -88,20 +89,25 @@ def sample_sizes(by_family: dict[str, dict], with_se: bool) -> list[int]:
 
 def equal_compute(by_family: dict[str, dict]) -> dict:
     """The families read at the largest budget all of them reached: {"budget", "at": {family: point or None},
-    "verdicts": {net: text}}. A family with no checkpoint scored with SEs in every net by then: None, and the
-    reading "cannot say" for every net."""
+    "beyond": [families], "verdicts": {net: text}}. A model built on a parent whose training alone reaches the
+    budget (reflow after the flow) cannot be read there: it is set aside in "beyond", not counted as missing. A
+    family with no checkpoint scored with SEs in every net by then: None, and the reading "cannot say" for every
+    net."""
     if not by_family:
-        return {"budget": None, "at": {}, "verdicts": {}}
+        return {"budget": None, "at": {}, "beyond": [], "verdicts": {}}
     budget = min(c["points"][-1]["flops"] for c in by_family.values())
+    beyond = [name for name, c in by_family.items() if c.get("parent_flops", 0.0) >= budget * (1 - 1e-9)]
     at = {}
     for name, c in by_family.items():
+        if name in beyond:
+            continue
         scored = [p for p in c["points"] if p["flops"] <= budget * (1 + 1e-9)
                   and all(v["frechet_distance_se"] is not None for v in p["nets"].values()) and len(p["nets"]) > 1]
         at[name] = scored[-1] if scored else None
     missing = [name for name, p in at.items() if p is None]
     if missing:
         why = f"cannot say: no checkpoint scored with SEs in both nets by then for {', '.join(map(_title, missing))}"
-        return {"budget": budget, "at": at, "verdicts": {"every net": why}}
+        return {"budget": budget, "at": at, "beyond": beyond, "verdicts": {"every net": why}}
     verdicts = {}
     for net in next(iter(at.values()))["nets"]:
         best = min(at, key=lambda n: at[n]["nets"][net]["frechet_distance"])
@@ -111,7 +117,7 @@ def equal_compute(by_family: dict[str, dict]) -> dict:
             se_of_difference(at[n]["nets"][net]["frechet_distance_se"], b["frechet_distance_se"]), TIE_SE)]
         verdicts[net] = _title(best) + (f", tied within {TIE_SE:g} SE with {', '.join(map(_title, ties))}"
                                         if ties else "")
-    return {"budget": budget, "at": at, "verdicts": verdicts}
+    return {"budget": budget, "at": at, "beyond": beyond, "verdicts": verdicts}
 
 
 def figure(by_family: dict[str, dict], nets=(LAB_NET, "allconv")):

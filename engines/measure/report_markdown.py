@@ -417,6 +417,8 @@ def compute_curve_lines(report: dict, figure_path: Path) -> list[str]:
         rows.append([title(name), f"{last['flops']:.3g}", title(c["parent"]) if c["parent"] else "-",
                      f"{len(c['points'])}", scores])
     verdicts = "; ".join(f"[{net}] {text}" for net, text in reading["verdicts"].items())
+    beyond = (f" Not read there: {', '.join(map(title, reading['beyond']))}, each built on a parent whose training "
+              "alone reaches that budget." if reading["beyond"] else "")
     sizes = lambda with_se: "/".join(map(str, compute_curve.sample_sizes(by_family, with_se)))   # noqa: E731
     return ["## Quality against training compute", "",
             f"![quality against compute]({figure_path.name})", "",
@@ -428,7 +430,7 @@ def compute_curve_lines(report: dict, figure_path: Path) -> list[str]:
             *_table(["family", "training FLOPs at its last score", "built on", "scored checkpoints",
                      "last score (Frechet distance)"], rows), "",
             f"At equal compute (the largest budget every family reached, {reading['budget']:.3g} FLOPs), the lowest "
-            f"Frechet distance: {verdicts}.", ""]
+            f"Frechet distance: {verdicts}.{beyond}", ""]
 
 
 def asked_lines(report: dict, figure_path: Path) -> list[str]:

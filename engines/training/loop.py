@@ -186,6 +186,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-minutes", type=float, default=None, metavar="M",
                    help="stop at a checkpoint (written then) once M minutes have passed; exit 0 and say how to "
                         "continue")
+    p.add_argument("--stop-at", type=int, default=None, metavar="STEP",
+                   help="stop at a checkpoint (written then) after this step, keeping --steps' schedule (a replay "
+                        "of a run's beginning: engines.replay); continue like --max-minutes")
     p.add_argument("--ledger", action="store_true",
                    help="record the run in checkpoints/<dataset>/runs.json at every checkpoint (for the runs "
                         "behind shipped models); with --resume and no --out, continue the run recorded there")
@@ -379,15 +382,15 @@ def run(args: argparse.Namespace, command: str, runtime: Local) -> Path:
                 if runtime.is_main:
                     append_jsonl(out / LOG_NAME, {"step": step, "time_s": round(time.time() - started, 2), **losses})
                     bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()})
-            stop = out_of_time(args, began, runtime) and step < trainer.steps
+            stop = (out_of_time(args, began, runtime) or step == args.stop_at) and step < trainer.steps
             if stop or step % args.checkpoint_every == 0 or step == trainer.steps:
                 started += checkpoint(args, out, trainer, runtime, step, time.time() - started, commands, len(data),
                                       bar, meter)
             if stop:
                 if runtime.is_main:
-                    bar.write(f"stopped after --max-minutes {args.max_minutes:g} at step {step} of {trainer.steps} "
-                              f"(checkpoint written): continue with\n  {continue_command(args, out, command)}",
-                              file=sys.stderr)
+                    why = f"--stop-at {step}" if step == args.stop_at else f"--max-minutes {args.max_minutes:g}"
+                    bar.write(f"stopped after {why} at step {step} of {trainer.steps} (checkpoint written): "
+                              f"continue with\n  {continue_command(args, out, command)}", file=sys.stderr)
                 return out
     if runtime.is_main:
         trainer.finish(out, data, commands[-1])

@@ -1,0 +1,72 @@
+"""Replaying a shipped run (engines/measure/replay.py): its own command again reproduces its logged losses bit for
+bit, and only then are the replay's scores (both nets, with SEs) and frames written into the shipped folder; a
+replay that differs is refused and writes nothing."""
+import json
+
+import pytest
+
+from conftest import TINY
+from engines.errors import EngineError
+from engines.measure import replay
+from engines.training.loop import main as train
+from engines.training.timelapse import frames
+
+
+def shipped_run(root):
+    """A tiny diffusion run trained without scores, as the older shipped runs were, in root/mnist/diffusion."""
+    out = root / "mnist" / "diffusion"
+    args = ["diffusion", "--out", str(out), "--steps", "6", "--checkpoint-every", "2", "--log-every", "1",
+            "--batch-size", "8", "--threads", "1"]
+    assert train(args + [a for s in TINY["diffusion"] for a in ("--set", s)]) == 0
+    return out
+
+
+@pytest.fixture
+def shipped(tmp_path, monkeypatch):
+    monkeypatch.setattr(replay, "checkpoints_dir", lambda dataset: tmp_path / "checkpoints" / dataset)
+    monkeypatch.setenv("LAB_RUNS", str(tmp_path / "runs"))
+    return shipped_run(tmp_path / "checkpoints")
+
+
+def test_a_replay_reproduces_the_run_and_writes_its_scores_and_frames(shipped):
+    assert replay.replay("mnist", "diffusion", until=4, every=2, n=20, log=lambda line: None) == 2
+    rows = [json.loads(line) for line in (shipped / "quality_log.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [2, 4]
+    for row in rows:
+        assert set(row["frechet_by_net"]) == {"lenet", "allconv"} and row["n"] == 20
+        assert all(v["frechet_distance_se"] > 0 for v in row["frechet_by_net"].values())
+        assert "--stop-at 4" in row["replayed"] and "--eval-every 2" in row["replayed"]
+    assert [step for step, _ in frames(shipped)] == [2, 4]
+    info = json.loads((shipped / "training_info.json").read_text())
+    assert info["step"] == 6   # the shipped model itself is untouched
+
+
+def test_a_replay_that_differs_from_the_shipped_log_is_refused_and_writes_nothing(shipped):
+    log = shipped / "train_log.jsonl"
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    rows[2]["loss"] = rows[2]["loss"] * (1 + 1e-7)   # step 3: as another machine's float rounding would differ
+    log.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    with pytest.raises(EngineError, match="differs from the shipped run at step 3"):
+        replay.replay("mnist", "diffusion", until=4, every=2, n=20, log=lambda line: None)
+    assert not (shipped / "quality_log.jsonl").exists() and frames(shipped) == []
+
+
+def test_the_replay_takes_the_runs_own_command_and_sets_only_folder_scoring_and_stop():
+    info = {"step": 12000, "commands": [
+        "python -m engines.train flow --dataset fashion --steps 8000 --checkpoint-every 250 --threads 1 --ledger "
+        "--max-minutes 135 --eval-every 1500 --eval-n 250",
+        "python -m engines.train flow --dataset fashion --steps 12000 --checkpoint-every 250 --threads 1 --ledger "
+        "--max-minutes 20 --eval-every 1500 --eval-n 250 --out /somewhere --resume"]}
+    args = replay.replay_arguments(info, "/tmp/r", until=1500, every=250, n=500)
+    assert args == ["flow", "--dataset", "fashion", "--steps", "12000", "--checkpoint-every", "250", "--threads", "1",
+                    "--out", "/tmp/r", "--stop-at", "1500", "--eval-every", "250", "--eval-n", "500", "--resume"]
+    with pytest.raises(EngineError, match="multiple of the run's checkpoint interval, 250"):
+        replay.replay_arguments(info, "/tmp/r", until=1500, every=300, n=500)
+    with pytest.raises(EngineError, match="past the shipped run's last step"):
+        replay.replay_arguments(info, "/tmp/r", until=12500, every=250, n=500)
+    info["commands"][-1] = info["commands"][-1].replace(" --threads 1", "")   # torch's default: as recorded
+    info["hardware"] = "2 CPU cores (x86_64), 1 torch threads, no GPU"
+    assert replay.shipped_command(info)[-2:] == ["--threads", "1"]
+    info["commands"][-1] += "  # warm restart from the shipped weights: optimiser state was not kept"
+    with pytest.raises(EngineError, match="warm-restarted"):
+        replay.replay_arguments(info, "/tmp/r", until=1500, every=250, n=500)
