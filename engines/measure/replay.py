@@ -1,13 +1,14 @@
-"""Scores for a shipped run's early checkpoints, by replaying the run: its own command again, bit for bit.
+"""Scores for a shipped run's early checkpoints, by replaying the run: its own command again.
 
 Runs trained before `--eval-every N --eval-n 500` scored their checkpoints in the lab net alone, from 250 samples
 and without a standard error, and their weights along the way are gone; so the equal-compute reading
-(`compute_curve.equal_compute`) cannot read them. A CPU run with the same command, seed and torch thread count is
-deterministic: running the shipped run's command again reproduces its checkpoints exactly. This reruns it to
---until with scoring on, checks that every loss it logs equals the shipped log's to the last bit (else it refuses:
-the replay would be another run, and its scores not the shipped model's history), then writes the scores into the
-shipped quality_log.jsonl (replacing rows at the same steps; each marked "replayed" with the command) and the
-time-lapse frames into its timelapse/.
+(`compute_curve.equal_compute`) cannot read them. A CPU run with the same command and seed is deterministic up to
+rounding: on the same machine and thread count bit for bit, on another CPU the same run with some sums rounded
+differently (`DRIFT`). This reruns the shipped run's command to --until with scoring on, checks that every loss it
+logs is the shipped log's within DRIFT (else it refuses: the replay would be another run, and its scores not the
+shipped model's history), then writes the scores into the shipped quality_log.jsonl (replacing rows at the same
+steps; each marked "replayed" with the command and the largest loss difference) and the time-lapse frames into its
+timelapse/.
 
     python -m engines.replay --dataset fashion --family diffusion --until 1500 --every 250 [--n 500]
 
@@ -35,6 +36,12 @@ from engines.training.timelapse import frame_path, frames
 REPLACED = {"--out": 1, "--eval-every": 1, "--eval-n": 1, "--max-minutes": 1, "--stop-at": 1, "--push-to-hub": 1,
             "--ledger": 0, "--resume": 0}
 TRAIN_COMMAND = ["python", "-m", "engines.train"]
+# The largest relative difference of a logged loss from the shipped log's that still reads as the same run. The
+# same command on another CPU rounds some sums differently (1 ulp of float32 at step 100 of the Fashion-MNIST
+# diffusion run, about 1e-6 by step 250): such a replay is the shipped run up to rounding, its weights nearer the
+# shipped ones than any score can tell; a chaotic run (a GAN) that wanders further is refused. A batch's loss varies
+# by ~10% from step to step, so 1e-3 at every logged step leaves no room for another run to pass.
+DRIFT = 1e-3
 
 
 def shipped_command(info: dict) -> list[str]:
@@ -77,38 +84,42 @@ def replay_arguments(info: dict, out: Path, until: int, every: int, n: int) -> l
                                     "--eval-n", str(n), "--resume"]
 
 
-def check_same_losses(shipped: list[dict], replayed: list[dict]) -> int:
-    """How many logged steps the two logs share, each with exactly the same losses; an EngineError at the first
-    that differs (or where they share none)."""
+def loss_drift(shipped: list[dict], replayed: list[dict]) -> float:
+    """The largest relative difference between the two logs' losses at the steps both logged; an EngineError
+    where one exceeds DRIFT (the replay is another run) or where they share no step."""
     by_step = {row["step"]: row for row in shipped}
-    shared = 0
+    drift, shared = 0.0, 0
     for row in replayed:
         original = by_step.get(row["step"])
         if original is None:
             continue
-        losses = {k: v for k, v in row.items() if k not in ("step", "time_s")}
-        if losses != {k: v for k, v in original.items() if k not in ("step", "time_s")}:
-            raise EngineError(f"the replay differs from the shipped run at step {row['step']}: {losses} against "
-                              f"{original} (another torch, thread count or machine): its scores would be another "
-                              "run's, and are not written")
         shared += 1
+        for key, value in row.items():
+            if key in ("step", "time_s"):
+                continue
+            difference = abs(value - original[key]) / max(abs(original[key]), 1e-12)
+            if difference > DRIFT:
+                raise EngineError(f"the replay's {key} at step {row['step']} is {value:.6g} against the shipped run's "
+                                  f"{original[key]:.6g} (relative difference {difference:.1e}, beyond {DRIFT:g}): "
+                                  "the replay is another run, and its scores are not written")
+            drift = max(drift, difference)
     if not shared:
         raise EngineError("the replay and the shipped log share no logged step: nothing shows they are the same run")
-    return shared
+    return drift
 
 
-def merged_scores(shipped: list[dict], replayed: list[dict], command: str) -> list[dict]:
+def merged_scores(shipped: list[dict], replayed: list[dict], command: str, drift: float) -> list[dict]:
     """The shipped quality log with the replay's scores in it, by step (a replayed score replaces the shipped
-    one at its step)."""
+    one at its step), each marked with the replay's command and its loss drift."""
     rows = {row["step"]: row for row in shipped}
-    rows.update({row["step"]: {**row, "replayed": command} for row in replayed})
+    rows.update({row["step"]: {**row, "replayed": command, "replay_loss_drift": drift} for row in replayed})
     return [rows[step] for step in sorted(rows)]
 
 
-def write_into(shipped_dir: Path, run: Path, command: str) -> int:
+def write_into(shipped_dir: Path, run: Path, command: str, drift: float) -> int:
     """The replay's scores and frames into the shipped folder; returns how many scores."""
     replayed = read_jsonl(run / QUALITY_LOG_NAME)
-    rows = merged_scores(read_jsonl(shipped_dir / QUALITY_LOG_NAME), replayed, command)
+    rows = merged_scores(read_jsonl(shipped_dir / QUALITY_LOG_NAME), replayed, command, drift)
     (shipped_dir / QUALITY_LOG_NAME).write_text("".join(json.dumps(row) + "\n" for row in rows))
     for step, frame in frames(run):
         target = frame_path(shipped_dir, step)
@@ -131,10 +142,10 @@ def replay(dataset: str, family: str, until: int, every: int, n: int, log=print)
     log(f"replaying: {command}")
     if train(arguments) != 0:
         raise EngineError(f"the replay's training failed; its folder is {run}")
-    shared = check_same_losses(read_jsonl(shipped_dir / LOG_NAME), read_jsonl(run / LOG_NAME))
-    written = write_into(shipped_dir, run, command)
-    log(f"the replay logged the same losses as the shipped run at all {shared} shared steps: {written} scores "
-        f"written into {shipped_dir / QUALITY_LOG_NAME}")
+    drift = loss_drift(read_jsonl(shipped_dir / LOG_NAME), read_jsonl(run / LOG_NAME))
+    written = write_into(shipped_dir, run, command, drift)
+    log(f"the replay's losses are the shipped run's to a relative {drift:.1e} at every step both logged: "
+        f"{written} score(s) written into {shipped_dir / QUALITY_LOG_NAME}")
     return written
 
 

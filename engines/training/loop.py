@@ -367,6 +367,10 @@ def run(args: argparse.Namespace, command: str, runtime: Local) -> Path:
     runtime.broadcast(trainer.modules)
     mine = range(runtime.rank * args.grad_accum, (runtime.rank + 1) * args.grad_accum)
 
+    if args.stop_at is not None and step >= args.stop_at:
+        if runtime.is_main:
+            print(f"{out} is at step {step}, past --stop-at {args.stop_at}: nothing to train", file=sys.stderr)
+        return out
     started, meter.cpu_started = time.time() - elapsed, time.process_time()
     with tqdm(total=trainer.steps, initial=step, desc=args.family, dynamic_ncols=True,
               disable=not runtime.is_main) as bar:
