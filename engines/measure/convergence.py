@@ -18,12 +18,14 @@ LAST = 3   # scored checkpoints that must tie
 
 def convergence(rows: list[dict]) -> dict:
     """The status of a run from its quality log rows: {"status", "steps" (the checkpoints read), "detail"}."""
-    scored = [r for r in rows if len(r.get("frechet_by_net", {})) >= 2]
+    rows = sorted(rows, key=lambda r: r["step"])
+    last = rows[-LAST:]   # the run's last checkpoints: early ones scored later (engines.replay) say nothing here
+    scored = [r for r in last if len(r.get("frechet_by_net", {})) >= 2]
     if len(scored) < LAST:
         return {"status": CANNOT_SAY, "steps": [r["step"] for r in scored],
-                "detail": f"fewer than {LAST} checkpoints scored with standard errors in both feature nets "
-                          f"({len(scored)} of {len(rows)} scored checkpoints)"}
-    last = scored[-LAST:]
+                "detail": f"its last {LAST} scored checkpoints were not all scored with standard errors in both "
+                          f"feature nets ({len(scored)} of the last {len(last)}; "
+                          f"{sum(len(r.get('frechet_by_net', {})) >= 2 for r in rows)} of {len(rows)} in all)"}
     moved = {}
     for net in last[0]["frechet_by_net"]:
         for a, b in combinations(last, 2):

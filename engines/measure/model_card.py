@@ -333,8 +333,27 @@ def card(name: str, info: dict, report: dict | None) -> str:
         parts += markdown_section()
     parts += ["## Files", "", "`config.json` + `model.safetensors` (written by huggingface_hub's "
               "`PyTorchModelHubMixin.save_pretrained`; load with `engines.load_engine` — safetensors only, "
-              "strict).", ""]
+              "strict).", *companion_lines(name, checkpoints_dir(lab) / name), ""]
     return in_words_of(lab, "\n".join(parts))
+
+
+def companion_lines(name: str, folder: Path) -> list[str]:
+    """What the folder holds for training on beyond the model (the GANs' discriminator), or that this run kept
+    none of it."""
+    from engines.checkpoint import companion_path
+    record = registry.FAMILIES.get(name)
+    try:
+        trainer = record.trainer_class() if record is not None else None
+    except (ImportError, AttributeError):   # a family without a trainer of its own (a test's throwaway one)
+        trainer = None
+    lines = []
+    for companion in getattr(trainer, "companion_names", ()):
+        path = companion_path(folder, companion)
+        lines.append(f"`{path.name}`: the {companion}'s weights, trained with the model and not sampled with, so "
+                     f"that training can go on from this folder (`--resume` warm-restarts both)." if path.is_file()
+                     else f"No `{path.name}`: this run predates shipping the {companion} beside the model, so "
+                          f"training on from this folder starts a new run.")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -55,7 +55,7 @@ class DiffusionGANConfig(UNetConfig):
     beta_end: float = 0.02
     num_steps: int = 4         # denoising steps (= generator evaluations per sample)
     latent_dim: int = 32       # z per step
-    d_channels: int = 48       # the discriminator's width (trained, not shipped)
+    d_channels: int = 48       # the discriminator's width (trained; not sampled with)
 
 
 def step_timesteps(config: DiffusionGANConfig) -> list[int]:
@@ -213,7 +213,7 @@ DESCRIPTION = ("Denoising diffusion GAN (Xiao et al. 2022): four large denoising
                "the diffusion model's linear schedule. The generator G(x_t, z, t) is the diffusion model's UNet, "
                "started from its weights, with a 32-d z added to its time embedding through a zero-initialised MLP; "
                "it predicts x0, and the next x is drawn from the forward posterior q(x_t' | x_t, x0). A "
-               "time-conditioned discriminator on (x_t', x_t, step) (not shipped) is trained with the non-saturating "
+               "time-conditioned discriminator on (x_t', x_t, step) is trained with the non-saturating "
                "loss and an R1 penalty on real pairs; it trains alone for the first steps (`d_warmup_steps`: a "
                "random discriminator is fooled by tiny changes of G's output) and then at a higher learning rate "
                "than G (`d_lr`); Adam(0.5, 0.9); the shipped generator is the EMA of G (decay 0.999). Sampling: its "

@@ -169,10 +169,12 @@ class Trainer:
         """On rank 0 after the last step, what a family adds to its finished checkpoint (nothing by default; the
         classifier fits its typicality gate)."""
 
+    # The networks this family trains beyond the one it ships (attributes of the trainer, by name): saved beside
+    # it at every checkpoint (`save_companions`) so that a shipped checkpoint can be trained on. The GANs' D.
+    companion_names: tuple[str, ...] = ()
+
     def companions(self) -> dict[str, nn.Module]:
-        """The networks this family trains beyond the one it ships, by name, saved beside it at every checkpoint
-        (`save_companions`) so that a shipped checkpoint can be trained on: the GAN's discriminator. None here."""
-        return {}
+        return {name: getattr(self, name) for name in self.companion_names}
 
     def warm_start(self, shipped: nn.Module, step: int, folder: Path) -> None:
         """Continue from the shipped weights in `folder` alone (no optimiser state): they initialise every module

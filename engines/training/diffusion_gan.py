@@ -77,6 +77,7 @@ def diffusion_weights(directory: Path, config: DiffusionGANConfig) -> dict:
 class DiffusionGANTrainer(Trainer):
     hparams_cls, config_cls, model_cls = DiffusionGANHParams, DiffusionGANConfig, DenoisingGenerator
     from_scratch = "warm_start_from=none"
+    companion_names = ("discriminator",)
 
     def build(self) -> None:
         self.generator = DenoisingGenerator(self.config)
@@ -142,9 +143,6 @@ class DiffusionGANTrainer(Trainer):
 
     def export(self):
         return self.ema.module
-
-    def companions(self) -> dict[str, nn.Module]:
-        return {"discriminator": self.discriminator}
 
     def warm_start_modules(self) -> list[nn.Module]:
         return [self.generator, self.ema.module]   # what ships is G's EMA; the online G restarts from it too

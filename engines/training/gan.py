@@ -32,6 +32,7 @@ class GANTrainer(Trainer):
     hparams_cls, config_cls, model_cls = GANHParams, GANConfig, Generator
 
     generator_cls, discriminator_cls = Generator, Discriminator
+    companion_names = ("discriminator",)
 
     def build(self) -> None:
         self.generator = self.generator_cls(self.config)
@@ -79,9 +80,6 @@ class GANTrainer(Trainer):
     def judged(self, images: torch.Tensor, shard) -> torch.Tensor:
         """D's logits, on DiffAugment's augmented images where the run asks for them."""
         return self.discriminator(diff_augment(images, self.hparams.diff_augment, shard.generator))
-
-    def companions(self) -> dict[str, nn.Module]:
-        return {"discriminator": self.discriminator}
 
     def warm_start_modules(self) -> list[nn.Module]:
         return [self.generator, self.ema.module]   # what ships is G's EMA; the online G restarts from it too
