@@ -16,6 +16,7 @@ training alone reaches that budget has no checkpoint there by construction: it i
 from __future__ import annotations
 
 import json
+from itertools import groupby
 from pathlib import Path
 
 from engines.checkpoint import QUALITY_LOG_NAME, checkpoints_dir
@@ -135,12 +136,16 @@ def figure(by_family: dict[str, dict], nets=(LAB_NET, "allconv")):
             if not points:
                 continue
             record = family_record(name)
-            values = [p["nets"][net] for p in points]
-            errors = [v["frechet_distance_se"] or 0.0 for v in values]
             label = record.heading + (f" (after its {family_record(c['parent']).title})" if c["parent"] else "")
-            ax.errorbar([p["flops"] for p in points], [v["frechet_distance"] for v in values], yerr=errors,
-                        color=record.colour, marker="o", markersize=3, capsize=2, label=label,
-                        linestyle="-" if any(errors) else "--")
+            # Scored with an SE (solid, with its bars) or without (dashed): one run's log can hold both, where a
+            # replay (engines.replay) scored its beginning again.
+            for with_se, segment in groupby(points, key=lambda p: p["nets"][net]["frechet_distance_se"] is not None):
+                segment = list(segment)
+                values = [p["nets"][net] for p in segment]
+                ax.errorbar([p["flops"] for p in segment], [v["frechet_distance"] for v in values],
+                            yerr=[v["frechet_distance_se"] or 0.0 for v in values], color=record.colour, marker="o",
+                            markersize=3, capsize=2, label=label, linestyle="-" if with_se else "--")
+                label = None   # one legend entry a family
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("training FLOPs (forward + backward, every network trained)", fontsize=8)
