@@ -4,11 +4,11 @@ Runs trained before `--eval-every N --eval-n 500` scored their checkpoints in th
 and without a standard error, and their weights along the way are gone; so the equal-compute reading
 (`compute_curve.equal_compute`) cannot read them. A CPU run with the same command and seed is deterministic up to
 rounding: on the same machine and thread count bit for bit, on another CPU the same run with some sums rounded
-differently (`DRIFT`). This reruns the shipped run's command to --until with scoring on, checks that every loss it
-logs is the shipped log's within DRIFT (else it refuses: the replay would be another run, and its scores not the
-shipped model's history), then writes the scores into the shipped quality_log.jsonl (replacing rows at the same
-steps; each marked "replayed" with the command and the largest loss difference) and the time-lapse frames into its
-timelapse/.
+differently (`DRIFT`). This reruns the command that trained the run's beginning to --until with scoring on, checks
+that every loss it logs is the shipped log's within DRIFT (else it refuses: the replay would be another run, and its
+scores not the shipped model's history), then writes the scores into the shipped quality_log.jsonl (replacing rows
+at the same steps; each marked "replayed" with the command and the largest loss difference) and the time-lapse
+frames into its timelapse/.
 
     python -m engines.replay --dataset fashion --family diffusion --until 1500 --every 250 [--n 500]
 
@@ -44,25 +44,38 @@ TRAIN_COMMAND = ["python", "-m", "engines.train"]
 DRIFT = 1e-3
 
 
+def command_words(command: str) -> list[str]:
+    """engines.train's arguments in a recorded command, its remarks ("  # warm restart ...") dropped."""
+    words = shlex.split(command.split("  #")[0])
+    if words[:3] != TRAIN_COMMAND:
+        raise EngineError(f"the shipped command is not python -m engines.train: {command}")
+    return words[3:]
+
+
 def shipped_command(info: dict) -> list[str]:
-    """The arguments of the shipped run's last command (its schedule: --steps as it ended), without the options
-    the replay sets, and without its remarks ("  # warm restart ..."): refused where the run was warm-restarted,
-    whose optimiser state a replay cannot have."""
+    """The arguments that trained the run's beginning: its first command (its settings and thread count: a later
+    command that resumed it may have run on more threads), with --steps as its last command set it (the schedule
+    the run ended with), without the options the replay sets. Refused where the run was warm-restarted, whose
+    optimiser state a replay cannot have."""
     commands = info["commands"] if "commands" in info else [info["command"]]
     if any("warm restart" in command for command in commands):
         raise EngineError("this run was warm-restarted from shipped weights with a fresh optimiser: a replay "
                           "cannot reproduce it")
-    words = shlex.split(commands[-1].split("  #")[0])
-    if words[:3] != TRAIN_COMMAND:
-        raise EngineError(f"the shipped command is not python -m engines.train: {commands[-1]}")
     kept, skip = [], 0
-    for word in words[3:]:
+    for word in command_words(commands[0]):
         if skip:
             skip -= 1
         elif word in REPLACED:
             skip = REPLACED[word]
         else:
             kept.append(word)
+    last = command_words(commands[-1])
+    if "--steps" in last:
+        steps = last[last.index("--steps") + 1]
+        if "--steps" in kept:
+            kept[kept.index("--steps") + 1] = steps
+        else:
+            kept += ["--steps", steps]
     threads = re.search(r"(\d+) torch threads", info.get("hardware", ""))
     if "--threads" not in kept and threads:   # run at torch's default: the count it had then (recorded)
         kept += ["--threads", threads.group(1)]
