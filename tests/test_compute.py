@@ -152,6 +152,11 @@ def test_the_ledger_follows_a_run_and_says_when_it_is_gone(tmp_path, monkeypatch
     (shipped / WEIGHTS_NAME).write_bytes(b"")
     assert main(tiny_args("diffusion", 4, "--ledger", "--resume")) == 2
     assert "restarts from the shipped weights" in capsys.readouterr().err
+    assert main(tiny_args("diffusion", 4, "--ledger")) == 0   # restarted from scratch: the lost run stays on record
+    entry = ledger.read_ledger("mnist5k")["diffusion"]
+    assert entry["step"] == 4 and [lost["step"] for lost in entry["lost"]] == [3]
+    assert main(tiny_args("diffusion", 5, "--ledger", "--resume")) == 0
+    assert [lost["step"] for lost in ledger.read_ledger("mnist5k")["diffusion"]["lost"]] == [3]
 
     ledger.record_run("mnist5k", "gan", tmp_path / "gone", "python -m engines.train gan", "", 5, 10)
     (tmp_path / "checkpoints" / "mnist" / "gan").mkdir()

@@ -8,7 +8,8 @@ with --ledger also records itself, at every checkpoint, in checkpoints/<lab data
                    "continue": "python -m engines.train ... --resume", "step": 12000, "total_steps": 16000,
                    "last_score": {...} | null, "updated": "2026-12-03T06:40:00Z"}}
 
-One entry per family: the run behind the model that ships. Writing it is explicit (--ledger), not automatic:
+One entry per family: the run behind the model that ships. A run restarted after its state was lost keeps the lost
+run's entry (where it ended, how it scored) under "lost". Writing it is explicit (--ledger), not automatic:
 tests and experiments train the same families with default settings every day, and none of them should
 rewrite a committed file. `--resume --ledger` without --out continues the recorded run; where its folder is
 gone (another machine, a cleaned cache) it says so, and how the run restarts: from the shipped weights where
@@ -90,14 +91,28 @@ def last_score(out: Path) -> dict | None:
     return rows[-1] if rows else None
 
 
+def superseded(previous: dict | None, step: int) -> list[dict]:
+    """The entry's record of lost runs, with `previous` added where the new run has not reached it (a run restarted
+    after its state was lost): where a lost run ended and how it scored stays on record, to check the new one by."""
+    if not previous:
+        return []
+    lost = previous.get("lost", [])
+    if previous["step"] <= step:
+        return lost
+    return lost + [{key: value for key, value in previous.items() if key not in ("lost", "continue")}]
+
+
 def record_run(dataset: str, family: str, out: Path, command: str, continue_with: str, step: int,
                total_steps: int) -> None:
     """Update the family's entry, replacing the ledger atomically (another family's run may write it too)."""
     path = ledger_path(dataset)
     ledger = read_ledger(dataset)
+    lost = superseded(ledger.get(family), step)
     ledger[family] = {"run": str(out), "command": command, "continue": continue_with, "step": step,
                       "total_steps": total_steps, "last_score": last_score(out),
                       "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if lost:
+        ledger[family]["lost"] = lost
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(ledger, indent=1, sort_keys=True) + "\n")
