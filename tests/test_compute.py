@@ -198,3 +198,30 @@ def test_every_shipped_model_states_its_compute_in_its_card_and_the_report(datas
         assert record["flops"] > 0 and record["flops_source"] in (compute.MEASURED_IN_RUN, compute.MEASURED_NOW)
         assert compute_lines(record)[0] in (root / name / "README.md").read_text()
     assert all(f"| {title(name)} | {info_of(root / name)['compute']['flops']:.3g} |" in section for name in shipped)
+
+
+def test_ship_copies_a_run_without_its_training_state_and_refuses_what_should_not_ship(tmp_path, monkeypatch,
+                                                                                       capsys):
+    from engines.registry import load_engine
+    from engines.training import ship
+
+    monkeypatch.setattr(ledger, "ROOT", tmp_path / "checkpoints")
+    run, shipped = tmp_path / "runs" / "gan", tmp_path / "checkpoints" / "mnist" / "gan"
+    assert main(tiny_args("gan", 4, "--stop-at", "2", "--ledger", out=run)) == 0
+    assert ship.main(["gan"]) == 2   # the ledger's run, short of its --steps
+    assert "stopped at step 2 of 4" in capsys.readouterr().err and not shipped.exists()
+    assert ship.main(["gan", "--stopped-at-budget"]) == 0
+    printed = capsys.readouterr().out
+    assert "engines.knob_sweep --dataset mnist" in printed and "--sections speed --engines gan" in printed
+    names = sorted(path.name for path in shipped.iterdir())
+    assert "discriminator.safetensors" in names and "training_state.safetensors" not in names
+    assert {"config.json", "model.safetensors", "train_log.jsonl", "training_info.json"} <= set(names)
+    assert load_engine("gan", shipped).sample(2, seed=0).shape[0] == 2   # through the users' code path
+
+    assert main(tiny_args("gan", 4, "--resume", out=run)) == 0   # finished now
+    assert ship.main(["gan", "--run", str(run)]) == 2
+    assert "already ships a model: --replace" in capsys.readouterr().err
+    assert ship.main(["gan", "--run", str(run), "--replace"]) == 0
+    assert json.loads((shipped / "training_info.json").read_text())["step"] == 4
+    assert ship.main(["gan", "--run", str(tmp_path / "nowhere")]) == 2
+    assert "holds no finished checkpoint" in capsys.readouterr().err
