@@ -77,7 +77,7 @@ def test_the_targets_say_met_not_met_or_not_measured_with_the_numbers():
     straightness = {"diffusion": {"per_pixel": 0.08, "per_pixel_se": 0.001},
                     "flow": {"per_pixel": 0.07, "per_pixel_se": 0.001},
                     "flow_minus_diffusion": {"mean": -0.01, "se": 0.001}}
-    first, second, third = targets(race, {"straightness": straightness})
+    first, second, third, fourth = targets(race, {"straightness": straightness})
     # flow's best at <= 10 NFE (Euler-10, 12) vs diffusion's best at 10 (DDIM, 10): +2 within 2 SE (2.83): met
     assert first["verdict"] == "met" and "euler-10 (10 NFE) 12.00" in first["detail"]
     race["rows"][0]["frechet_by_net"]["allconv"]["frechet_distance"] = 13.0   # +3 in one net: not met
@@ -86,6 +86,21 @@ def test_the_targets_say_met_not_met_or_not_measured_with_the_numbers():
     assert third["verdict"] == "not measured" and "-0.0100 ± 0.0010 (path by path)" in third["detail"]
     race["rows"] += [row("reflow", 2, 5.0, 1.0)]
     straightness.update(reflow={"per_pixel": 0.069, "per_pixel_se": 0.001})   # 0.001 ± 0.0014 below flow: a tie
-    _, second, third = targets(race, {"straightness": straightness})
+    _, second, third, _ = targets(race, {"straightness": straightness})
     assert second["verdict"] == "met" and third["verdict"] == "not met"
     assert targets(None, {})[0]["verdict"] == "not measured"
+    assert fourth["verdict"] == "not measured" and "no diffusion GAN entry" in fourth["detail"]
+
+
+def test_the_diffusion_gan_is_on_the_frontier_only_below_every_diffusion_sampler_as_fast_in_every_net():
+    race = {"rows": [row("diffusion_gan", 4, 20.0, 1.0, line=None), row("diffusion", 4, 30.0, 1.0, "ddim"),
+                     row("diffusion", 2, 50.0, 1.0, "dpm"), row("diffusion", 8, 5.0, 1.0, "dpm"),
+                     row("reflow", 2, 5.0, 1.0)]}   # faster diffusion samplers only; reflow is not one
+    fourth = targets(race, {})[3]
+    assert fourth["verdict"] == "met" and "below all 2 diffusion entries as fast" in fourth["detail"]
+    race["rows"][2]["frechet_by_net"]["allconv"]["frechet_distance"] = 22.0   # 2 below it within 2 SE (2.83)
+    fourth = targets(race, {})[3]
+    assert fourth["verdict"] == "not met" and "[lenet] diffusion GAN (4 NFE) 20.00 ± 1.00 is below all" in \
+        fourth["detail"]
+    assert "does not beat diffusion dpm-2 (2 NFE) 22.00 ± 1.00 (difference -2.00, 2 SE 2.83: a tie)" in \
+        fourth["detail"]

@@ -192,8 +192,24 @@ def prior_against_parent(family: Family, report: dict, benchmark_path: Path) -> 
 
 
 # What `Family.card_targets` names.
+def speed_frontier(family: Family, report: dict, benchmark_path: Path) -> list[str]:
+    """The speed race's frontier target (`race_targets.frontier`: below every diffusion sampler as fast or faster,
+    in every net), by how much it misses where it does, and the training compute that took."""
+    from engines.measure.compute_curve import total_flops
+    from engines.measure.race_targets import frontier
+    from engines.measure.speed_race import race_for
+    race, why = race_for(report)
+    target, root = frontier(race), checkpoints_dir(report.get("dataset", "mnist"))
+    own, parent = total_flops(root / family.name), parent_of(family)
+    compute = (f" After {own:.3g} training FLOPs of its own, on top of its {title(parent)}'s "
+               f"{total_flops(root / parent) or 0:.3g}." if own else "")
+    return [f"- On the speed race's frontier ({target['target']}): {target['verdict']}"
+            + (f" ({why})." if race is None else f". {target['detail']}.") + compute]
+
+
 TARGETS = {"fd_against_ddpm": fd_against_ddpm, "speed_against_ddpm": speed_against_ddpm,
-           "stability_against_parent": stability_against_parent, "prior_against_parent": prior_against_parent}
+           "speed_frontier": speed_frontier, "stability_against_parent": stability_against_parent,
+           "prior_against_parent": prior_against_parent}
 
 
 def adversarial_shortfall(directory: Path) -> str:

@@ -6,6 +6,8 @@
 2. Reflow at 2 evaluations beats DDIM at 10: lower beyond 2 SE in every net.
 3. Straightness orders diffusion's probability-flow ODE > flow > reflow, each difference beyond 2 SE (path by
    path where the report paired them).
+4. The diffusion GAN sits on the speed-quality frontier: at its network evaluations its Frechet distance is below
+   every diffusion sampler's that is as fast or faster (as few evaluations), beyond 2 SE in every net.
 
 Each says "met", "not met" or "not measured" (a family that does not ship, or an entry the race lacks), with the
 numbers. The families are named here as data, as the seed's claims are in `verdicts`.
@@ -20,6 +22,8 @@ NO_WORSE = {"target": f"flow matching at {BUDGET} evaluations no worse than the 
                       "diffusion solver", "a": "flow", "b": "diffusion", "nfe": BUDGET}
 BEATS = {"target": f"reflow at 2 evaluations beats DDIM at {BUDGET}", "a": ("reflow", 2),
          "b": ("diffusion", "ddim", BUDGET)}
+FRONTIER = {"target": "the diffusion GAN on the speed-quality frontier: below every diffusion sampler as fast or "
+                      "faster", "a": "diffusion_gan", "a_title": "diffusion GAN", "b": "diffusion"}
 STRAIGHTER = {"target": "straightness: diffusion's PF-ODE > flow matching > reflow",
               "order": ("diffusion", "flow", "reflow")}
 
@@ -81,6 +85,34 @@ def beats(race: dict | None) -> dict:
     return {**_head(t), "verdict": MET if met else NOT_MET, "detail": "; ".join(parts)}
 
 
+def frontier(race: dict | None) -> dict:
+    """Target 4: the entry of `a` against each of `b`'s entries at as many evaluations or fewer, in every net;
+    where it is not met, the entries it does not beat, with the differences (by how much it misses)."""
+    t = FRONTIER
+    rows = race["rows"] if race else []
+    a = next((r for r in rows if r["engine"] == t["a"]), None)
+    rivals = [r for r in rows if a is not None and r["engine"] == t["b"] and r.get("line") and r["nfe"] <= a["nfe"]]
+    if a is None or not rivals:
+        return {**_head(t), "verdict": NOT_MEASURED, "detail": f"the race has no {t['a_title']} entry, or no "
+                                                               f"{t['b']} entry as fast"}
+    parts, met = [], True
+    for net in a["frechet_by_net"]:
+        fa, sa = fd(a, net)
+        unbeaten = [(r, fa - fd(r, net)[0], TIE_SE * se_of_difference(sa, fd(r, net)[1])) for r in rivals]
+        unbeaten = [(r, difference, margin) for r, difference, margin in unbeaten if -difference <= margin]
+        met &= not unbeaten
+        head = f"[{net}] {t['a_title']} ({a['nfe']} NFE) {fa:.2f} ± {sa:.2f}"
+        if unbeaten:
+            parts.append(head + " does not beat " + ", ".join(
+                f"{t['b']} {described(r, net)} (difference {difference:+.2f}, 2 SE {margin:.2f}: "
+                f"{'a tie' if difference <= margin else 'higher'})" for r, difference, margin in unbeaten))
+        else:
+            best = min(rivals, key=lambda r: fd(r, net)[0])
+            parts.append(head + f" is below all {len(rivals)} {t['b']} entries as fast, the best of them "
+                                f"{described(best, net)}")
+    return {**_head(t), "verdict": MET if met else NOT_MET, "detail": "; ".join(parts)}
+
+
 def straighter(report: dict) -> dict:
     t = STRAIGHTER
     section = report.get("straightness") or {}
@@ -111,8 +143,8 @@ def _head(target: dict) -> dict:
 
 
 def targets(race: dict | None, report: dict) -> list[dict]:
-    """The three targets, each {"target", "verdict", "detail"}."""
-    return [no_worse(race), beats(race), straighter(report)]
+    """The four targets, each {"target", "verdict", "detail"}."""
+    return [no_worse(race), beats(race), straighter(report), frontier(race)]
 
 
 def targets_text(race: dict | None, report: dict) -> str:

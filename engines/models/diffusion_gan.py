@@ -222,5 +222,5 @@ FAMILY = Family(name="diffusion_gan", title="diffusion GAN", engine=DiffusionGAN
                 trainer="engines.training.diffusion_gan:DiffusionGANTrainer", colour="tab:red",
                 description=DESCRIPTION, parents=("gan", "diffusion"), no_likelihood=NO_LIKELIHOOD,
                 quality_bar=0.90, parent_options={"warm_start_from": "diffusion"},
-                card_targets=("fd_against_ddpm", "speed_against_ddpm", "stability_against_parent"),
+                card_targets=("fd_against_ddpm", "speed_against_ddpm", "speed_frontier", "stability_against_parent"),
                 caption=" (its own few steps, one generator call each, whatever the sampler)")
