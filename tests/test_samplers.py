@@ -363,3 +363,22 @@ def test_benchmark_leaves_autograd_on_for_the_rest_of_the_process(tmp_path):
     from engines.measure import sampler_benchmark
     sampler_benchmark.main(["--samplers", "ddim", "--steps", "1", "--n", "70", "--out", str(tmp_path / "b.json")])
     assert torch.is_grad_enabled()
+
+
+def test_the_unet_runs_a_large_batch_in_chunks_without_a_gradient_giving_the_same_numbers(monkeypatch):
+    import engines.models.unet as unet_module
+    from engines.models.unet import UNet, UNetConfig
+
+    torch.manual_seed(0)
+    net = UNet(UNetConfig(base_channels=8)).eval()
+    x, t, extra = torch.randn(10, 1, 28, 28), torch.arange(10) * 97, torch.randn(10, 32)
+    calls = []
+    monkeypatch.setattr(net, "predict", lambda *a, inner=net.predict: calls.append(len(a[0])) or inner(*a))
+    with torch.no_grad():
+        whole = net(x, t, extra)
+        monkeypatch.setattr(unet_module, "INFERENCE_CHUNK", 4)
+        chunked = net(x, t, extra)
+    assert calls == [10, 4, 4, 2] and torch.allclose(whole, chunked, rtol=1e-4, atol=1e-5)   # up to rounding
+    calls.clear()
+    net(x, t, extra).sum().backward()   # training: one pass, whatever the batch
+    assert calls == [10]

@@ -12,6 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# Images per pass when no gradient is taken. Every image's computation is its own (group norm, attention within
+# an image), so a sampler's batch of 250 in chunks of 64 gives the same numbers up to float rounding (a CPU's
+# convolution kernels may be chosen by batch size; the shipped UNets' came out bit for bit on the lab's CPU) and
+# runs ~2x faster per image there (a chunk's activations stay in cache).
+INFERENCE_CHUNK = 64
+
 
 @dataclass
 class UNetConfig:
@@ -105,6 +111,14 @@ class UNet(nn.Module):
         [B, 4 * base_channels], when given, is added to the time embedding that every residual block reads
         (how the diffusion GAN's generator receives its latent z)."""
         t = torch.as_tensor(t, device=x.device).reshape(-1).expand(x.shape[0])
+        if torch.is_grad_enabled() or x.shape[0] <= INFERENCE_CHUNK:
+            return self.predict(x, t, extra_embedding)
+        return torch.cat([self.predict(x[i:i + INFERENCE_CHUNK], t[i:i + INFERENCE_CHUNK],
+                                       None if extra_embedding is None else extra_embedding[i:i + INFERENCE_CHUNK])
+                          for i in range(0, x.shape[0], INFERENCE_CHUNK)])
+
+    def predict(self, x: torch.Tensor, t: torch.Tensor, extra_embedding: torch.Tensor | None) -> torch.Tensor:
+        """forward's work on one batch, t already [B]."""
         emb = self.time_mlp(timestep_embedding(t, self.config.base_channels))
         if extra_embedding is not None:
             emb = emb + extra_embedding
