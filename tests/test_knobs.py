@@ -53,9 +53,26 @@ def measured(*rows_by_value, neutral=1.0):
 def test_the_verdict_reads_precision_up_and_recall_down_beyond_2_se_in_every_net(typical, expected):
     neutral = {"lenet": (0.80, 0.70), "allconv": (0.75, 0.80)}
     sweep = measured((1.2, neutral), (1.0, neutral), (0.4, typical))
-    verdict = knobs.verdict(family("vae"), sweep)
+    verdict = knobs.verdict(family("vae"), sweep, 1000)
     assert verdict["verdict"] == expected
     assert verdict["detail"].startswith("VAE, tau = 1 -> tau = 0.4: [lenet] precision 0.80 -> ")
+
+
+@pytest.mark.parametrize("typical_asked, expected", [
+    (0.99, "agrees"),      # precision a tie, the class asked up beyond 2 SE (0.90 -> 0.99, SE ~0.01): fidelity up
+    (0.91, "disagrees"),   # both a tie: diversity lost for nothing
+    (0.80, "disagrees"),   # the class asked down: fidelity did not rise
+])
+def test_a_conditional_models_fidelity_is_also_being_the_class_asked(typical_asked, expected):
+    neutral = {"lenet": (0.80, 0.70), "allconv": (0.75, 0.80)}
+    typical = {"lenet": (0.81, 0.40), "allconv": (0.76, 0.50)}   # precision ties, recall falls
+    sweep = measured((1.0, neutral), (3.0, typical))
+    sweep["rows"][0]["asked_class_share"] = {"lenet": 0.90, "allconv": 0.90}
+    sweep["rows"][1]["asked_class_share"] = {"lenet": typical_asked, "allconv": typical_asked}
+    verdict = knobs.verdict(family("conditional_diffusion"), sweep, 1000)
+    assert verdict["verdict"] == expected
+    assert f"class asked 0.90 -> {typical_asked:.2f}" in verdict["detail"] and "precision 0.80 -> 0.81 (a tie)" in \
+        verdict["detail"]
 
 
 @pytest.mark.slow   # samples and scores

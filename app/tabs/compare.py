@@ -16,7 +16,7 @@ from app.widgets import picture
 from engines.checkpoint import LOG_NAME, QUALITY_LOG_NAME, checkpoints_dir, read_jsonl
 from engines.data.datasets import LAB_CLASS_NAMES, LAB_DATASET_TITLES
 from engines.measure import compute_curve, conditional, guide
-from engines.measure.knobs import sweep_for
+from engines.measure.knobs import RULE, sweep_for
 from engines.measure.knobs import verdicts_text as knob_verdicts
 from engines.measure.model_card import quality_table
 from engines.measure.plain_words import summary_in_words
@@ -32,9 +32,8 @@ from engines.registry import families, family
 KNOBS_TEXT = ("Each family's knob is said to trade variety for typical samples ({knobs}). `python -m "
               "engines.knob_sweep` samples the report's number of images at each setting from the same seed and "
               "scores them as the report does: precision (fidelity: how many samples fall among real images) against "
-              "recall (diversity: how many real images the samples reach), in both feature nets. The folklore holds "
-              "for a knob when, from the model as trained to the knob's far end, precision rises and recall falls "
-              "beyond 2 SE in both nets.")
+              "recall (diversity: how many real images the samples reach), in both feature nets, and for a "
+              "class-conditional model the share of its samples read as the class asked. " + RULE)
 
 
 def knobs_text() -> str:

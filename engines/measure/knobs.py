@@ -131,23 +131,47 @@ def run(dataset: str, n: int, seed: int, command: str, log=print) -> dict:
     return out
 
 
-def moved(a: dict, b: dict, key: str, net: str) -> int:
+ASKED = "asked_class_share"   # a conditional model's rows: the share of its samples each net reads as the class asked
+RULE = ("The folklore holds for a knob when, from the model as trained to the knob's far end, fidelity rises "
+        "(precision; for a class-conditional model also the share read as the class asked: one of them up beyond "
+        "2 SE, neither down) and diversity (recall) falls beyond 2 SE, in both feature nets.")
+
+
+def value_and_se(row: dict, key: str, net: str, n: int) -> tuple[float, float]:
+    """A row's measure in `net` with its SE: the scored ones carry theirs; the asked-class share is binomial."""
+    if key == ASKED:
+        share = row[ASKED][net]
+        return share, math.sqrt(share * (1 - share) / n)
+    return row["nets"][net][key], row["nets"][net][f"{key}_se"]
+
+
+def moved(a: dict, b: dict, key: str, net: str, n: int) -> int:
     """+1 where b's `key` is above a's beyond 2 SE in `net`, -1 below, 0 a tie."""
-    x, y = a["nets"][net], b["nets"][net]
-    return compare(y[key], x[key], se_of_difference(x[f"{key}_se"], y[f"{key}_se"]))
+    (x, x_se), (y, y_se) = value_and_se(a, key, net, n), value_and_se(b, key, net, n)
+    return compare(y, x, se_of_difference(x_se, y_se))
+
+
+def fidelity_keys(rows: list[dict]) -> tuple[str, ...]:
+    return (FIDELITY, ASKED) if ASKED in rows[0] else (FIDELITY,)
+
+
+def fidelity_move(a: dict, b: dict, net: str, n: int, keys: tuple[str, ...]) -> int:
+    """+1 where one fidelity measure rises beyond 2 SE and none falls, -1 the reverse, else 0."""
+    moves = {moved(a, b, key, net, n) for key in keys}
+    return 1 if 1 in moves and -1 not in moves else -1 if -1 in moves and 1 not in moves else 0
 
 
 MOVES = {1: "up", -1: "down", 0: "a tie"}
 
 
-def verdict(family: Family, measured: dict) -> dict:
-    """The folklore for one knob: from its neutral value to its most typical one (the end of its sweep),
-    precision rises and recall falls, beyond 2 SE, in every feature net (the two sets share their latents; their
+def verdict(family: Family, measured: dict, n: int) -> dict:
+    """The folklore for one knob (`RULE`): from its neutral value to its most typical one (the end of its sweep),
+    fidelity rises and recall falls, beyond 2 SE, in every feature net (the two sets share their latents; their
     SEs taken as independent make the test conservative)."""
     rows = {r["value"]: r for r in measured["rows"]}
     neutral, typical = rows[family.knob.neutral], measured["rows"][-1]
-    nets = list(neutral["nets"])
-    directions = {net: (moved(neutral, typical, FIDELITY, net), moved(neutral, typical, DIVERSITY, net))
+    nets, keys = list(neutral["nets"]), fidelity_keys(measured["rows"])
+    directions = {net: (fidelity_move(neutral, typical, net, n, keys), moved(neutral, typical, DIVERSITY, net, n))
                   for net in nets}
     traded = [d == (1, -1) for d in directions.values()]
     if all(traded):
@@ -158,29 +182,38 @@ def verdict(family: Family, measured: dict) -> dict:
         word = TIE
     else:
         word = DISAGREES
+
+    def change(key: str, net: str) -> str:
+        before, after = value_and_se(neutral, key, net, n)[0], value_and_se(typical, key, net, n)[0]
+        return f"{NAMES[key]} {before:.2f} -> {after:.2f}"
+
     detail = "; ".join(f"[{net}] " + ", ".join(
-        f"{key} {neutral['nets'][net][key]:.2f} -> {typical['nets'][net][key]:.2f} ({MOVES[move]})"
-        for key, move in zip((FIDELITY, DIVERSITY), directions[net])) for net in nets)
-    detail += "; " + turns_text(family, measured["rows"], nets)
+        f"{change(key, net)} ({MOVES[moved(neutral, typical, key, net, n)]})" for key in (*keys, DIVERSITY))
+        for net in nets)
+    detail += "; " + turns_text(family, measured["rows"], nets, n)
     first = nets[0]
-    cell = (f"{family.knob.label(family.knob.neutral)} -> {typical['label']}: [{first}] " + ", ".join(
-        f"{key} {neutral['nets'][first][key]:.2f} -> {typical['nets'][first][key]:.2f}"
-        for key in (FIDELITY, DIVERSITY)))
+    cell = (f"{family.knob.label(family.knob.neutral)} -> {typical['label']}: [{first}] "
+            + ", ".join(change(key, first) for key in (*keys, DIVERSITY)))
     return {"family": family.name, "claim": family.knob.folklore, "verdict": word, "cell": cell,
             "detail": f"{family.title}, {family.knob.label(family.knob.neutral)} -> {typical['label']}: {detail}"}
 
 
-def turns_text(family: Family, rows: list[dict], nets: list[str]) -> str:
-    """Is the sweep monotone in fidelity? Along the sweep's order (towards the knob's typical end), where
-    precision first falls beyond 2 SE from one setting to the next, per net; else that it never does."""
-    turns = []
+NAMES = {FIDELITY: FIDELITY, DIVERSITY: DIVERSITY, ASKED: "class asked"}
+
+
+def turns_text(family: Family, rows: list[dict], nets: list[str], n: int) -> str:
+    """Is the sweep monotone in fidelity? Along the sweep's order (towards the knob's typical end), where a
+    fidelity measure first falls beyond 2 SE from one setting to the next, per net; else that none ever does."""
+    turns, keys = [], fidelity_keys(rows)
     for net in nets:
-        at = next(((a, b) for a, b in zip(rows, rows[1:]) if moved(a, b, FIDELITY, net) == -1), None)
-        if at is not None:
-            a, b = (r["nets"][net][FIDELITY] for r in at)
-            turns.append(f"[{net}] precision turns down at {at[1]['label']} ({a:.2f} -> {b:.2f})")
+        for key in keys:
+            at = next(((a, b) for a, b in zip(rows, rows[1:]) if moved(a, b, key, net, n) == -1), None)
+            if at is not None:
+                a, b = (value_and_se(r, key, net, n)[0] for r in at)
+                turns.append(f"[{net}] {NAMES[key]} turns down at {at[1]['label']} ({a:.2f} -> {b:.2f})")
     if not turns:
-        return f"precision falls at no step of the sweep ({family.knob.symbol} in the order above) in any net"
+        return (f"{' and '.join(NAMES[key] for key in keys)} {'fall' if len(keys) > 1 else 'falls'} at no step of "
+                f"the sweep ({family.knob.symbol} in the order above) in any net")
     return "not monotone in fidelity: " + ", ".join(turns)
 
 
@@ -283,7 +316,8 @@ def table_lines(sweep: dict) -> list[str]:
 
 
 def verdicts(sweep: dict) -> list[dict]:
-    return [verdict(f, sweep["families"][f.name]) for f in families() if f.name in sweep.get("families", {})]
+    return [verdict(f, sweep["families"][f.name], sweep["n"]) for f in families()
+            if f.name in sweep.get("families", {})]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,7 @@ from engines.data.datasets import LAB_CLASS_NAMES
 from engines.measure import compute_curve, conditional
 from engines.measure.convergence import convergence
 from engines.measure.hierarchy import group_by_decade
-from engines.measure.knobs import serves_both, serves_both_text, sweep_for, table_lines
+from engines.measure.knobs import RULE, serves_both, serves_both_text, sweep_for, table_lines
 from engines.measure.knobs import verdicts_text as knob_verdicts
 from engines.measure.memorisation import copying_verdict
 from engines.measure.race_targets import targets_text
@@ -470,9 +470,8 @@ def knob_lines(report: dict) -> list[str]:
         return []
     return ["## Fidelity against diversity", "",
             f"Each family's knob swept by `{sweep['command']}`: {sweep['n']} samples per setting from seed "
-            f"{sweep['seed']} (the same latents or noise at every setting), scored as the rows above. The folklore "
-            "holds for a knob when, from the model as trained to the knob's far end, precision (fidelity) rises and "
-            "recall (diversity) falls beyond 2 SE in both feature nets.", "", knob_verdicts(sweep), "",
+            f"{sweep['seed']} (the same latents or noise at every setting), scored as the rows above. {RULE}", "",
+            knob_verdicts(sweep), "",
             *table_lines(sweep), *([serves_both_text(report, sweep), ""] if serves_both(report, sweep) else [])]
 
 
