@@ -77,5 +77,8 @@ def test_the_replay_takes_the_runs_own_command_and_sets_only_folder_scoring_and_
     info["hardware"] = "2 CPU cores (x86_64), 1 torch threads, no GPU"
     assert replay.shipped_command(info)[-2:] == ["--threads", "1"]
     info["commands"][-1] += "  # warm restart from the shipped weights: optimiser state was not kept"
-    with pytest.raises(EngineError, match="warm-restarted"):
+    args = replay.replay_arguments(info, "/tmp/r", until=1500, every=250, n=500)   # the run before its restart
+    assert args[args.index("--steps") + 1] == "8000"
+    info["commands"] = info["commands"][1:]
+    with pytest.raises(EngineError, match="began with a warm restart"):
         replay.replay_arguments(info, "/tmp/r", until=1500, every=250, n=500)

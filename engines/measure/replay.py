@@ -55,12 +55,13 @@ def command_words(command: str) -> list[str]:
 def shipped_command(info: dict) -> list[str]:
     """The arguments that trained the run's beginning: its first command (its settings and thread count: a later
     command that resumed it may have run on more threads), with --steps as its last command set it (the schedule
-    the run ended with), without the options the replay sets. Refused where the run was warm-restarted, whose
-    optimiser state a replay cannot have."""
+    the run ended with), without the options the replay sets. A run warm-restarted from shipped weights (a fresh
+    optimiser, a new schedule) is replayed up to that restart: its commands before it (a --until past the restart
+    fails the loss check like any other replay that is not the shipped run)."""
     commands = info["commands"] if "commands" in info else [info["command"]]
-    if any("warm restart" in command for command in commands):
-        raise EngineError("this run was warm-restarted from shipped weights with a fresh optimiser: a replay "
-                          "cannot reproduce it")
+    commands = commands[:next((i for i, c in enumerate(commands) if "warm restart" in c), len(commands))]
+    if not commands:
+        raise EngineError("this run began with a warm restart from shipped weights: a replay cannot reproduce it")
     kept, skip = [], 0
     for word in command_words(commands[0]):
         if skip:
