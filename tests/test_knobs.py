@@ -87,6 +87,17 @@ def test_the_sweep_scores_each_value_from_the_same_seed_and_keeps_rows_on_the_sa
     assert all(r["nets"]["lenet"]["precision_se"] > 0 for r in rows)
     again = knobs.run("mnist", 60, 0, "test", log=lambda line: pytest.fail("re-measured a kept row"))
     assert again["families"] == sweep["families"] and knobs.sweep_for("mnist")["families"] == sweep["families"]
+    committed = (tmp_path / "knobs.json").read_text()
+    assert knobs.check("mnist", log=lambda line: None) == []        # --check: re-measured, the same rows
+    tampered = json.loads(committed)
+    tampered["families"]["vae"]["rows"][1]["nets"]["allconv"]["recall"] += 0.2
+    (tmp_path / "knobs.json").write_text(json.dumps(tampered))
+    assert knobs.check("mnist", ["vae"], log=lambda line: None) == [
+        f"vae tau = 0.5: recall (allconv) {rows[1]['nets']['allconv']['recall'] + 0.2:.4g} committed, "
+        f"{rows[1]['nets']['allconv']['recall']:.4g} now (tolerance "
+        f"{0.5 * rows[1]['nets']['allconv']['recall_se']:.2g})"]
+    assert json.loads((tmp_path / "knobs.json").read_text()) == tampered   # a check writes nothing
+    (tmp_path / "knobs.json").write_text(committed)
     stopped = json.loads((tmp_path / "knobs.json").read_text())   # a sweep stopped after its first value
     del stopped["families"]["vae"]["rows"][1:]
     (tmp_path / "knobs.json").write_text(json.dumps(stopped))

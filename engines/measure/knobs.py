@@ -131,6 +131,46 @@ def run(dataset: str, n: int, seed: int, command: str, log=print) -> dict:
     return out
 
 
+CHECKED = ("precision", "recall", "density", "coverage", "frechet_distance")
+
+
+def row_differences(name: str, committed: list[dict], fresh: list[dict], n: int) -> list[str]:
+    """Where a re-measured row is not the committed one: each number within half its SE (another CPU rounds some
+    sums differently; on the same CPU and thread count the rows are equal)."""
+    problems = []
+    for old, new in zip(committed, fresh):
+        pairs = [("sharpness", old["sharpness"], new["sharpness"], old["sharpness_se"])]
+        for net in old["nets"]:
+            pairs += [(f"{key} ({net})", old["nets"][net][key], new["nets"][net][key], old["nets"][net][f"{key}_se"])
+                      for key in CHECKED]
+            if ASKED in old:
+                pairs.append((f"class asked ({net})", *(row[ASKED][net] for row in (old, new)),
+                              value_and_se(old, ASKED, net, n)[1]))
+        problems += [f"{name} {old['label']}: {what} {a:.4g} committed, {b:.4g} now (tolerance {0.5 * se:.2g})"
+                     for what, a, b, se in pairs if abs(a - b) > max(0.5 * se, 1e-6 * abs(a))]
+    return problems
+
+
+def check(dataset: str, names: list[str] | None = None, log=print) -> list[str]:
+    """Re-measure the committed sweep's families (`names`, default all) with its settings, writing nothing; the
+    differences from the committed rows (none: reproduced)."""
+    committed = json.loads(out_path(dataset).read_text())
+    from engines.measure.evaluation import load_feature_nets, reference_set
+    nets = load_feature_nets(dataset)
+    measure = {"n": committed["n"], "seed": committed["seed"], "nets": nets,
+               "reference": reference_set(nets, load_lab_split(dataset, "test").images)}
+    problems = []
+    for name in names or list(committed["families"]):
+        record = committed["families"].get(name)
+        if record is None or record["weights"] != weights_hash(checkpoints_dir(dataset) / name):
+            problems.append(f"{name}: the committed sweep has no rows measured on the weights that ship")
+            continue
+        fresh = {**record, "rows": []}
+        sweep_family(family_of(name), dataset, fresh, measure, save=lambda: None, log=log)
+        problems += row_differences(name, record["rows"], fresh["rows"], committed["n"])
+    return problems
+
+
 ASKED = "asked_class_share"   # a conditional model's rows: the share of its samples each net reads as the class asked
 RULE = ("The folklore holds for a knob when, from the model as trained to the knob's far end, fidelity rises "
         "(precision; for a class-conditional model also the share read as the class asked: one of them up beyond "
@@ -327,8 +367,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=1000, help="samples per knob value (the report's n)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--check", nargs="*", metavar="FAMILY", default=None,
+                   help="re-measure the committed sweep (these families; none named: all) with its settings and "
+                        "compare, writing nothing; exit 1 where a number moved beyond half its SE")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.check is not None:
+        return report_check(args.dataset, args.check)
     try:
         sweep = run(args.dataset, args.n, args.seed, shlex.join(["python", "-m", "engines.knob_sweep", *argv]))
     except EngineError as e:
@@ -337,3 +382,13 @@ def main(argv: list[str] | None = None) -> int:
     for v in verdicts(sweep):
         print(f"- {v['claim']}: {v['verdict']}. {v['detail']}")
     return 0
+
+
+def report_check(dataset: str, names: list[str]) -> int:
+    try:
+        problems = check(dataset, names, log=lambda line: print(line, file=sys.stderr))
+    except (EngineError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print("\n".join(problems) or f"reproduced: every re-measured row of {out_path(dataset)} within half its SE")
+    return 1 if problems else 0
