@@ -12,7 +12,8 @@ matplotlib.use("Agg")  # no display on a server
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from engines.measure.knobs import ASKED, sweep_for, value_and_se  # noqa: E402
+from engines.measure import knobs  # noqa: E402
+from engines.measure.knobs import sweep_for  # noqa: E402
 from engines.measure.sampler_benchmark import BENCHMARK_NET  # noqa: E402  (the net the benchmark's FDs are in)
 from engines.measure.uncertainty import count_of, exact_interval  # noqa: E402
 from engines.registry import families as _families  # noqa: E402
@@ -432,37 +433,5 @@ def speed_race(rows: list[dict]) -> Figure:
 
 
 def knob_sweep(sweep: dict) -> Figure:
-    """Fidelity against diversity, one panel per feature net: precision (± SE) against recall (± SE), a line per
-    family through its knob's values, each point labelled, the neutral value (the model as trained) ringed; where
-    a class-conditional family was swept, a second row: the share read as the class asked (± binomial SE) against
-    recall. Up and to the left is the folklore's trade. `sweep`: `engines.measure.knobs.run`'s record."""
-    measured = sweep["families"]
-    nets = list(next(iter(measured.values()))["rows"][0]["nets"])
-    asked = {name: record for name, record in measured.items() if ASKED in record["rows"][0]}
-    figure = Figure(figsize=(10, 4.2 * (1 + bool(asked))), layout="constrained")
-    grid = figure.subplots(1 + bool(asked), len(nets), squeeze=False)
-    for key, panels, records in (("precision", grid[0], measured), (ASKED, grid[-1], asked)):
-        for name, record in records.items():
-            for ax, net in zip(panels, nets):
-                _knob_line(ax, _family(name), record, net,
-                           lambda row, net, key=key: value_and_se(row, key, net, sweep["n"]))
-    for row, ylabel in zip(grid, ("precision (fidelity)", "read as the class asked (fidelity)")):
-        for ax, net in zip(row, nets):
-            ax.set_xlabel("recall (diversity: share of real images the samples reach)", fontsize=8)
-            _title(ax, f"Fidelity against diversity in the {net} net" if ylabel.startswith("precision") else
-                   f"Class-conditional models: the class asked against diversity in the {net} net", ylabel)
-        row[0].legend(fontsize=7, loc="lower left")
-    return figure
-
-
-def _knob_line(ax, family, record: dict, net: str, fidelity) -> None:
-    """One family's sweep in one net: `fidelity(row, net)` -> (value, SE) against recall, values labelled."""
-    points = [(r["nets"][net]["recall"], r["nets"][net]["recall_se"], *fidelity(r, net)) for r in record["rows"]]
-    ax.errorbar([p[0] for p in points], [p[2] for p in points], xerr=[p[1] for p in points],
-                yerr=[p[3] for p in points], color=family.colour, marker="o", markersize=4, capsize=2,
-                label=f"{family.heading}: {record['symbol']}")
-    for row, (x, _, y, _) in zip(record["rows"], points):
-        ax.annotate(row["label"].split(" = ")[1], (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points",
-                    color=family.colour)
-        if row["value"] == record["neutral"]:
-            ax.scatter([x], [y], s=120, facecolors="none", edgecolors=family.colour)
+    """The knob chart (`engines.measure.knobs.figure`, also beside report.md)."""
+    return knobs.figure(sweep)

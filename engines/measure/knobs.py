@@ -24,6 +24,7 @@ import json
 import math
 import shlex
 import sys
+import textwrap
 from pathlib import Path
 
 import torch
@@ -392,3 +393,46 @@ def report_check(dataset: str, names: list[str]) -> int:
         return 2
     print("\n".join(problems) or f"reproduced: every re-measured row of {out_path(dataset)} within half its SE")
     return 1 if problems else 0
+
+
+def figure(sweep: dict):
+    """Fidelity against diversity, one panel per feature net: precision (± SE) against recall (± SE), a line per
+    family through its knob's values, each point labelled, the neutral value (the model as trained) ringed; where
+    a class-conditional family was swept, a second row: the share read as the class asked (± binomial SE) against
+    recall. Up and to the left is the folklore's trade. `sweep`: `engines.measure.knobs.run`'s record."""
+    from matplotlib.figure import Figure
+    measured = sweep["families"]
+    nets = list(next(iter(measured.values()))["rows"][0]["nets"])
+    asked = {name: record for name, record in measured.items() if ASKED in record["rows"][0]}
+    figure = Figure(figsize=(10, 4.2 * (1 + bool(asked))), layout="constrained")
+    grid = figure.subplots(1 + bool(asked), len(nets), squeeze=False)
+    for key, panels, records in (("precision", grid[0], measured), (ASKED, grid[-1], asked)):
+        for name, record in records.items():
+            for ax, net in zip(panels, nets):
+                knob_line(ax, family_of(name), record, net,
+                          lambda row, net, key=key: value_and_se(row, key, net, sweep["n"]))
+    for row, ylabel in zip(grid, ("precision (fidelity)", "read as the class asked (fidelity)")):
+        for ax, net in zip(row, nets):
+            ax.set_xlabel("recall (diversity: share of real images the samples reach)", fontsize=8)
+            title_axes(ax, f"Fidelity against diversity in the {net} net" if ylabel.startswith("precision") else
+                       f"Class-conditional models: the class asked against diversity in the {net} net", ylabel)
+        row[0].legend(fontsize=7, loc="lower left")
+    return figure
+
+
+def knob_line(ax, family, record: dict, net: str, fidelity) -> None:
+    """One family's sweep in one net: `fidelity(row, net)` -> (value, SE) against recall, values labelled."""
+    points = [(r["nets"][net]["recall"], r["nets"][net]["recall_se"], *fidelity(r, net)) for r in record["rows"]]
+    ax.errorbar([p[0] for p in points], [p[2] for p in points], xerr=[p[1] for p in points],
+                yerr=[p[3] for p in points], color=family.colour, marker="o", markersize=4, capsize=2,
+                label=f"{family.heading}: {record['symbol']}")
+    for row, (x, _, y, _) in zip(record["rows"], points):
+        ax.annotate(row["label"].split(" = ")[1], (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points",
+                    color=family.colour)
+        if row["value"] == record["neutral"]:
+            ax.scatter([x], [y], s=120, facecolors="none", edgecolors=family.colour)
+
+
+def title_axes(ax, title: str, ylabel: str) -> None:
+    ax.set_title("\n".join(textwrap.wrap(title, 52)), fontsize=11)
+    ax.set_ylabel(ylabel, fontsize=9)

@@ -12,6 +12,7 @@ from engines.measure import compute_curve, conditional
 from engines.measure.convergence import convergence
 from engines.measure.hierarchy import group_by_decade
 from engines.measure.knobs import RULE, serves_both, serves_both_text, sweep_for, table_lines
+from engines.measure.knobs import figure as knob_figure
 from engines.measure.knobs import verdicts_text as knob_verdicts
 from engines.measure.memorisation import copying_verdict
 from engines.measure.race_targets import targets_text
@@ -462,13 +463,14 @@ def asked_lines(report: dict, figure_path: Path) -> list[str]:
                      "bar"], rows), ""]
 
 
-def knob_lines(report: dict) -> list[str]:
+def knob_lines(report: dict, figure_path: Path) -> list[str]:
     """Fidelity against diversity: each family's knob swept (`python -m engines.knob_sweep`), where measured on
-    the weights that ship."""
+    the weights that ship, and its chart beside report.md."""
     sweep = sweep_for(report.get("dataset", "mnist"))
     if sweep is None:
         return []
-    return ["## Fidelity against diversity", "",
+    knob_figure(sweep).savefig(figure_path, dpi=80)
+    return ["## Fidelity against diversity", "", f"![fidelity against diversity]({figure_path.name})", "",
             f"Each family's knob swept by `{sweep['command']}`: {sweep['n']} samples per setting from seed "
             f"{sweep['seed']} (the same latents or noise at every setting), scored as the rows above. {RULE}", "",
             knob_verdicts(sweep), "",
@@ -541,7 +543,7 @@ def write_markdown(report: dict, path: Path, others: dict[str, dict] | None = No
             lines += hierarchy_lines(report)
     if "quality" in report:
         lines += asked_lines(report, path.with_name(path.stem + "_conditional.png"))
-    lines += knob_lines(report)
+    lines += knob_lines(report, path.with_name(path.stem + "_knobs.png"))
     if "stability" in report:
         lines += stability_lines(report, figure)
     if "quality" in report:
