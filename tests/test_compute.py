@@ -77,6 +77,9 @@ def test_the_vae_is_counted_by_its_encoder_and_decoder():
     counts = compute.parameter_counts(trainers()["vae"](parse_overrides(TINY["vae"])).modules)
     assert set(counts) == {"model", "model.encoder", "model.decoder"}
     assert counts["model.encoder"] + counts["model.decoder"] == counts["model"]
+    # The card names the parts inside their network's count, not beside it as if they were more networks.
+    assert compute.parameter_text(counts) == (f"model {counts['model']:,} (encoder {counts['model.encoder']:,}, "
+                                              f"decoder {counts['model.decoder']:,})")
 
 
 def test_a_checkpoint_without_a_record_is_measured_now(diffusion_run):

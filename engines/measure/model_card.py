@@ -16,11 +16,12 @@ from engines.checkpoint import QUALITY_LOG_NAME, TRAINING_INFO_NAME, checkpoints
 from engines.data.datasets import LAB_CLASS_NAMES, LAB_DATASETS, lab_dataset_of
 from engines.family import Family
 from engines.measure import conditional
-from engines.measure.convergence import convergence_line
+from engines.measure.convergence import CONVERGED, convergence, convergence_line
 from engines.measure.sampler_benchmark import OUT as BENCHMARK
 from engines.measure.sampler_benchmark import markdown_section
 from engines.measure.uncertainty import TIE_SE, compare
 from engines.measure.verdicts import HYBRID_CLAIMS, HYBRID_SPEED_FACTOR, in_words_of, likelihood_text, pm, title
+from engines.training.compute import parameter_text
 
 # The cards that are not of a family: the feature nets (a family's card opens with its record's description).
 FEATURE_NET_DESCRIPTIONS = {
@@ -78,6 +79,26 @@ def bar_lines(name: str, report: dict) -> list[str]:
         lines.append(f"- `{net}`: {r['confident_share']:.1%} recognisable, {pm(100 * ratio, 100 * ratio_se, 1)}% "
                      f"of the real test digits' {real:.1%}: {verdict}")
     return lines
+
+
+def bar_outcome_lines(name: str, report: dict, rows: list[dict]) -> list[str]:
+    """Where the family is short of its bar: whether its run converged there (the family, at this size and with
+    this recipe, settles short of it) or stopped at budget (its curve does not show where it would settle)."""
+    bar, short = getattr(registry.FAMILIES.get(name), "quality_bar", None), {}
+    for net, r in report["quality"][name]["nets"].items():
+        real = report["feature_nets"][net]["confident_share_on_test"]
+        if bar is not None and r["confident_share"] / real < bar:   # within noise: bar - ratio <= 2 SE
+            short[net] = bar - r["confident_share"] / real <= TIE_SE * r["confident_share_se"] / real
+    if not short:
+        return []
+    where = " and ".join(f"`{net}`" + (" (within noise)" if noise else "") for net, noise in short.items())
+    if convergence(rows)["status"] == CONVERGED:
+        return [f"Short of the bar in {where}, and converged (Training, above): at this size and with this recipe "
+                "the family settles short of it; the evidence is its curve in the report's quality-against-compute "
+                f"chart (`{report_path(report)}`).", ""]
+    return [f"Short of the bar in {where}, and stopped at budget (Training, above): its curve in the report's "
+            f"quality-against-compute chart (`{report_path(report)}`) does not show where it would settle; more "
+            "training may close the gap.", ""]
 
 
 def asked_lines(name: str, report: dict) -> list[str]:
@@ -259,7 +280,7 @@ def compute_lines(compute: dict | None) -> list[str]:
     run trained before it was recorded."""
     if not compute:
         return []
-    networks = ", ".join(f"{name} {n:,}" for name, n in compute["parameters"].items())
+    networks = parameter_text(compute["parameters"])
     flops = (f"{compute['flops']:.3g} training FLOPs ({compute['flops_per_step']:.3g} per step x {compute['steps']} "
              f"steps; {compute['flops_source']})" if compute.get("flops") else "training FLOPs not measured")
     cpu = f", {compute['cpu_s']:.0f} CPU s" if compute.get("cpu_s") is not None else ""
@@ -327,7 +348,8 @@ def card(name: str, info: dict, report: dict | None) -> str:
                   f"`{report_path(report)}` explains).", "",
                   quality_table(report, [name, "real (train)"]), "",
                   f"Sharpness (1 = as sharp as real digits): {pm(r['sharpness'], r['sharpness_se'])}.", "",
-                  *(["Quality bar, in each feature net:", "", *bar_lines(name, report), ""]
+                  *(["Quality bar, in each feature net:", "", *bar_lines(name, report), "",
+                     *bar_outcome_lines(name, report, read_jsonl(checkpoints_dir(lab) / name / QUALITY_LOG_NAME))]
                     if getattr(record, "quality_bar", None) is not None else []), *asked_lines(name, report),
                   *serves_both_lines(name, report, lab), *target_lines(name, report)]
         if r.get("sampler"):

@@ -397,8 +397,9 @@ def convergence_lines(report: dict) -> list[str]:
     return ["## Converged or stopped at budget", "",
             "From each shipped model's own training scores (`quality_log.jsonl`, written by `--eval-every`): "
             "converged when the Frechet distances of its last three scored checkpoints tie within 2 SE in both "
-            "feature nets, otherwise stopped at budget; a log scored without standard errors in both nets cannot "
-            "say.", "", *_table(["family", "status", "what its log says"], rows)]
+            "feature nets, otherwise stopped at budget (a log scored without standard errors in both nets shows no "
+            "convergence: stopped at budget, not shown converged).", "",
+            *_table(["family", "status", "what its log says"], rows)]
 
 
 def compute_curve_lines(report: dict, figure_path: Path) -> list[str]:

@@ -134,6 +134,18 @@ def parameter_counts(modules: dict[str, nn.Module]) -> dict[str, int]:
     return counts
 
 
+def parameter_text(counts: dict[str, int]) -> str:
+    """The card's words for parameter_counts: "generator 990,289, discriminator 243,793", or one network with its
+    parts in brackets, "model 1,698,610 (encoder 840,560, decoder 858,050)", so parts do not read as networks."""
+    words = []
+    for name, n in counts.items():
+        if "." in name:
+            continue
+        own = [f"{part.split('.', 1)[1]} {m:,}" for part, m in counts.items() if part.startswith(f"{name}.")]
+        words.append(f"{name} {n:,}" + (f" ({', '.join(own)})" if own else ""))
+    return ", ".join(words)
+
+
 def cpu_model() -> str:
     """The CPU's model name (/proc/cpuinfo on Linux; platform's answer elsewhere, often only the architecture)."""
     try:
