@@ -421,6 +421,11 @@ def compute_curve_lines(report: dict, figure_path: Path) -> list[str]:
     verdicts = "; ".join(f"[{net}] {text}" for net, text in reading["verdicts"].items())
     beyond = (f" Not read there: {', '.join(map(title, reading['beyond']))}, each built on a parent whose training "
               "alone reaches that budget." if reading["beyond"] else "")
+    read = [f"{title(name)} step {p['step']:,} ({p['flops']:.3g})" for name, p in reading["at"].items() if p]
+    read_at = (" Each family is read at its last checkpoint scored with SEs in both nets at or below that budget "
+               "(its scored checkpoints fall where they fall: a family read below the budget is read with less compute "
+               "than it): "
+               + ", ".join(read) + "." if read else "")
     sizes = lambda with_se: "/".join(map(str, compute_curve.sample_sizes(by_family, with_se)))   # noqa: E731
     return ["## Quality against training compute", "",
             f"![quality against compute]({figure_path.name})", "",
@@ -432,7 +437,7 @@ def compute_curve_lines(report: dict, figure_path: Path) -> list[str]:
             *_table(["family", "training FLOPs at its last score", "built on", "scored checkpoints",
                      "last score (Frechet distance)"], rows), "",
             f"At equal compute (the largest budget every family reached, {reading['budget']:.3g} FLOPs), the lowest "
-            f"Frechet distance: {verdicts}.{beyond}", ""]
+            f"Frechet distance: {verdicts}.{read_at}{beyond}", ""]
 
 
 def asked_lines(report: dict, figure_path: Path) -> list[str]:
