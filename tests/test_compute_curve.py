@@ -60,6 +60,16 @@ def test_a_model_whose_parent_alone_exceeds_the_budget_is_set_aside_not_missing(
     assert equal_compute(by_family)["verdicts"]["lenet"] == "a"   # 20 ± 1 against b's 90 ± 1 at 20
 
 
+def test_a_class_conditional_family_is_not_read_against_the_others():
+    # Told each sample's class, it does another task: its low distance must not set the budget or win the reading.
+    by_family = {"vae": {"points": [point(10, 50, 5), point(40, 20, 2)]},
+                 "gan": {"points": [point(20, 90, 9), point(60, 30, 4)]},
+                 "conditional_vae": {"points": [point(5, 1, 0.1), point(30, 1, 0.1)]}}
+    reading = equal_compute(by_family)
+    assert reading["budget"] == 40 and set(reading["at"]) == {"vae", "gan"}
+    assert reading["verdicts"]["lenet"] == "VAE"
+
+
 @pytest.mark.parametrize("dataset", ["mnist", "fashion"])
 def test_the_committed_report_has_the_chart_and_the_reading(dataset):
     from engines.checkpoint import checkpoints_dir

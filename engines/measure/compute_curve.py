@@ -11,7 +11,9 @@ net's distance alone, from fewer samples and without an SE: they are drawn, and 
 
 The equal-compute reading takes the largest budget every family reached and each family's last checkpoint
 scored with SEs in every net at or below it; where a family has none, it cannot say. A model whose parent's
-training alone reaches that budget has no checkpoint there by construction: it is set aside, and said so.
+training alone reaches that budget has no checkpoint there by construction: it is set aside, and said so. The
+class-conditional families are read apart from the others: told which class each sample is of, they do another
+task (their samples are class-balanced by construction), so a lower distance there says nothing about a family.
 """
 from __future__ import annotations
 
@@ -89,11 +91,14 @@ def sample_sizes(by_family: dict[str, dict], with_se: bool) -> list[int]:
 
 
 def equal_compute(by_family: dict[str, dict]) -> dict:
-    """The families read at the largest budget all of them reached: {"budget", "at": {family: point or None},
-    "beyond": [families], "verdicts": {net: text}}. A model built on a parent whose training alone reaches the
+    """The unconditional families read at the largest budget all of them reached: {"budget", "at": {family: point
+    or None}, "beyond": [families], "verdicts": {net: text}}. A model built on a parent whose training alone reaches the
     budget (reflow after the flow) cannot be read there: it is set aside in "beyond", not counted as missing. A
     family with no checkpoint scored with SEs in every net by then: None, and the reading "cannot say" for every
     net."""
+    if not by_family:
+        return {"budget": None, "at": {}, "beyond": [], "verdicts": {}}
+    by_family = {name: c for name, c in by_family.items() if not (name in FAMILIES and FAMILIES[name].conditional)}
     if not by_family:
         return {"budget": None, "at": {}, "beyond": [], "verdicts": {}}
     budget = min(c["points"][-1]["flops"] for c in by_family.values())

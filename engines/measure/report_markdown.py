@@ -436,8 +436,10 @@ def compute_curve_lines(report: dict, figure_path: Path) -> list[str]:
             "distance from fewer samples is biased upward), and are never read for a verdict.", "",
             *_table(["family", "training FLOPs at its last score", "built on", "scored checkpoints",
                      "last score (Frechet distance)"], rows), "",
-            f"At equal compute (the largest budget every family reached, {reading['budget']:.3g} FLOPs), the lowest "
-            f"Frechet distance: {verdicts}.{read_at}{beyond}", ""]
+            f"At equal compute (the largest budget every family not told the class reached, "
+            f"{reading['budget']:.3g} FLOPs), the lowest Frechet distance: {verdicts}.{read_at}{beyond} The "
+            "class-conditional families are not read against the others: told each sample's class, they do another "
+            "task.", ""]
 
 
 def asked_lines(report: dict, figure_path: Path) -> list[str]:
