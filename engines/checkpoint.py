@@ -21,6 +21,7 @@ is the metadata each model class declares (`hub_metadata`) and whose text is our
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -228,3 +229,8 @@ def load_training_state(directory: Path, modules: dict, optimizers: dict) -> dic
     for name, optimizer in optimizers.items():
         restore_optimizer(name, optimizer, tensors, meta["optimizers"][name])
     return meta
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file (a weights file's identity: which parent a model was built on)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -48,6 +48,19 @@ def total_flops(directory: Path) -> float | None:
     return compute["flops"] if compute else None
 
 
+def parent_flops(root: Path, family) -> float:
+    """The training FLOPs of the parent `family`'s shipped model was built on: the parent as the run recorded it
+    (`engines.training.lineage`; a parent shipped anew since has other compute), else the parent shipped now."""
+    parent = next(iter(family.parent_options.values()), None)
+    if parent is None:
+        return 0.0
+    info = root / family.name / "training_info.json"
+    recorded = (json.loads(info.read_text()) if info.is_file() else {}).get("parent") or {}
+    if recorded.get("flops") is not None:
+        return recorded["flops"]
+    return total_flops(root / parent) or 0.0
+
+
 def curve(directory: Path, offset: float = 0.0) -> list[dict]:
     """[{"step", "flops", "n" (samples scored), "nets": {net: {"frechet_distance", "frechet_distance_se" (None: not
     measured)}}}] of one
@@ -73,10 +86,10 @@ def curves(dataset: str) -> dict[str, dict]:
     out = {}
     for family in (f for f in families() if f.name in shipped):
         parent = next(iter(family.parent_options.values()), None)
-        parent_flops = (total_flops(root / parent) or 0.0) if parent else 0.0
-        points = curve(root / family.name, parent_flops)
+        offset = parent_flops(root, family)
+        points = curve(root / family.name, offset)
         if points:
-            out[family.name] = {"points": points, "parent": parent, "parent_flops": parent_flops}
+            out[family.name] = {"points": points, "parent": parent, "parent_flops": offset}
     return out
 
 
@@ -173,8 +186,7 @@ def frames_by_compute(dataset: str) -> dict[str, list[tuple[float, int, Path]]]:
         compute = json.loads(info.read_text()).get("compute") if info.is_file() else None
         kept = frames(root / family.name)
         if compute and kept:
-            parent = next(iter(family.parent_options.values()), None)
-            offset = (total_flops(root / parent) or 0.0) if parent else 0.0
+            offset = parent_flops(root, family)
             out[family.name] = [(offset + flops_at(compute, step), step, path) for step, path in kept]
     return out
 

@@ -216,14 +216,14 @@ def prior_against_parent(family: Family, report: dict, benchmark_path: Path) -> 
 def speed_frontier(family: Family, report: dict, benchmark_path: Path) -> list[str]:
     """The speed race's frontier target (`race_targets.frontier`: below every diffusion sampler as fast or faster,
     in every net), by how much it misses where it does, and the training compute that took."""
-    from engines.measure.compute_curve import total_flops
+    from engines.measure.compute_curve import parent_flops, total_flops
     from engines.measure.race_targets import frontier
     from engines.measure.speed_race import race_for
     race, why = race_for(report)
     target, root = frontier(race), checkpoints_dir(report.get("dataset", "mnist"))
     own, parent = total_flops(root / family.name), parent_of(family)
     compute = (f" After {own:.3g} training FLOPs of its own, on top of its {title(parent)}'s "
-               f"{total_flops(root / parent) or 0:.3g}." if own else "")
+               f"{parent_flops(root, family):.3g}." if own else "")
     return [f"- On the speed race's frontier ({target['target']}): {target['verdict']}"
             + (f" ({why})." if race is None else f". {target['detail']}.") + compute]
 
@@ -287,6 +287,23 @@ def compute_lines(compute: dict | None) -> list[str]:
     return [f"- Compute: {flops}; {compute['images_seen']:,} images seen; parameters: {networks}{cpu}"]
 
 
+def built_on_lines(parent: dict | None) -> list[str]:
+    """The parent the run started from, as the run recorded it (`engines.training.lineage`), and whether the
+    folder it names still ships those weights."""
+    if not parent:
+        return []
+    from engines.training.lineage import parent_now
+    flops = f", {parent['flops']:.3g} training FLOPs" if parent.get("flops") is not None else ""
+    now = {"same": "the model shipped there now",
+           "replaced": "since replaced there by a newer model (this one was built on the earlier weights, whose "
+                       "compute is the one counted here)",
+           "gone": "no longer shipped there"}[parent_now(parent)]
+    when = (" (recorded after this run's training, from the parent shipped then)"
+            if parent.get("recorded_after_training") else "")
+    return [f"- Built on: its {title(parent['family'])} in `{parent['directory']}` at step {parent['step']}{flops}, "
+            f"weights SHA-256 {str(parent['weights_sha256'])[:12]}...: {now}{when}"]
+
+
 def couplings_lines(couplings: dict | None) -> list[str]:
     """What a model trained on another model's (noise, image) couplings trained on, and what they cost
     (`engines.training.couplings`' record, kept in training_info.json by its trainer)."""
@@ -335,6 +352,7 @@ def card(name: str, info: dict, report: dict | None) -> str:
         f"- Hardware: {info['hardware']}",
         f"- Wall time: {info['wall_time_s']:.0f} s ({hours:.2f} h), torch {info['torch']}. {CONTENTION}",
         *compute_lines(info.get("compute")),
+        *built_on_lines(info.get("parent")),
         "- Logs: `train_log.jsonl` (losses, one JSON object per logged step) and, where the run scored its "
         "checkpoints (`--eval-every`), `quality_log.jsonl` (share recognised and Frechet distance per checkpoint)",
         *([f"- {convergence_line(read_jsonl(checkpoints_dir(lab) / name / QUALITY_LOG_NAME))}"] if record else []),

@@ -18,7 +18,6 @@ refuses one.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import torch
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
-from engines.checkpoint import CHECKPOINTS, WEIGHTS_NAME, hub_metadata, load_pretrained
+from engines.checkpoint import CHECKPOINTS, WEIGHTS_NAME, file_sha256, hub_metadata, load_pretrained
 from engines.data.datasets import from_signed
 from engines.engine import Engine, check_count, make_generator
 from engines.errors import EngineError
@@ -55,10 +54,6 @@ class LatentDiffusionConfig:
     latent_mean: tuple[float, ...] = ()
     latent_std: tuple[float, ...] = ()
     vae_sha256: str = ""                # SHA-256 of the VAE's model.safetensors these latents come from
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 class ResidualBlock(nn.Module):

@@ -99,6 +99,7 @@ class Trainer:
         self.batch_size = batch_size if batch_size is not None else self.hparams.batch_size
         self.steps = steps if steps is not None else self.hparams.steps
         self.warmup_from = 0  # a warm restart warms its fresh optimiser up again from here
+        self.parent_info: dict | None = None   # the parent it is built on, as it was (engines/training/lineage.py)
         # What a checkpoint saves and a resume restores, by name (the names are the keys in the state file).
         self.modules: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import torch
 
-from engines.checkpoint import TRAINING_INFO_NAME, WEIGHTS_NAME
+from engines.checkpoint import TRAINING_INFO_NAME, WEIGHTS_NAME, file_sha256
 from engines.data.datasets import load_dataset
 from engines.errors import EngineError
 from engines.models.diffusion import diffusion_loss
-from engines.models.latent_diffusion import DEFAULT_VAE, LatentDiffusionConfig, LatentDiffusionModel, file_sha256
+from engines.models.latent_diffusion import DEFAULT_VAE, LatentDiffusionConfig, LatentDiffusionModel
 from engines.models.vae import VAEEngine
 from engines.training.base import Trainer
 

@@ -58,7 +58,7 @@ from engines.measure.quality import score_samples
 from engines.models.classifier import feature_nets
 from engines.registry import FAMILIES, STAGED, load_engine
 from engines.runtime import hardware
-from engines.training import ledger, trainers
+from engines.training import ledger, lineage, trainers
 from engines.training.base import Shard, Trainer, parse_overrides
 from engines.training.compute import Meter
 from engines.training.distributed import MIXED_PRECISION, Local, make_runtime
@@ -211,6 +211,7 @@ def restore(args: argparse.Namespace, out: Path, trainer: Trainer, command: str,
     if info is not None:
         commands = info.get("commands", [info["command"]]) + commands
         meter.resume_from(info.get("compute"))
+        trainer.parent_info = info.get("parent", trainer.parent_info)   # the parent it was built on, not today's
     if args.resume and (out / STATE_NAME).exists():
         meta = load_training_state(out, trainer.modules, trainer.optimizers)
         runtime.load_state(meta.get("runtime", {}))
@@ -250,7 +251,7 @@ def write_checkpoint(args: argparse.Namespace, out: Path, trainer: Trainer, runt
         "processes": runtime.world_size, "grad_accum": args.grad_accum, "mixed_precision": runtime.mixed_precision,
         "wall_time_s": round(elapsed, 1), "hardware": hardware(), "torch": torch.__version__,
         "command": commands[0], "commands": commands, "train_images": train_images, "compute": compute,
-        **trainer.extra_info(),
+        **({"parent": trainer.parent_info} if trainer.parent_info else {}), **trainer.extra_info(),
     }
     temporary = out / (TRAINING_INFO_NAME + ".tmp")   # a kill mid-write leaves the previous record whole
     temporary.write_text(json.dumps(info, indent=1) + "\n")
@@ -342,6 +343,9 @@ def prepare(args: argparse.Namespace, command: str, runtime: Local) -> tuple[Pat
                           f"another --out")
     torch.manual_seed(args.seed)  # initial weights
     trainer = trainers()[args.family](overrides, lr=args.lr, batch_size=args.batch_size, steps=args.steps)
+    record = FAMILIES.get(args.family) or STAGED.get(args.family)
+    parent = lineage.parent_directory(trainer.hparams, record.parent_options) if record else None
+    trainer.parent_info = lineage.parent_record(*parent) if parent else None   # a resume keeps the run's own
     if args.ledger:
         ledger.read_ledger(args.dataset)   # refuses a dataset with no shipped models, or a broken ledger, now
     if args.ledger and args.resume:
