@@ -508,6 +508,10 @@ def test_compare_shows_the_measured_table_and_plots(client):
     assert text.count("<details>") == text.count("</details>") >= 8 and "\n## " not in text
     assert "### Fidelity against diversity: each family's knob" in verdicts and "the VAE's temperature tau" in verdicts
     assert "| Ask for a class |" in verdicts   # the class-conditional families' accuracy, and their matrices
+    from engines.measure import compute_curve
+    reading = compute_curve.reading_text(compute_curve.equal_compute(compute_curve.curves("mnist")))
+    assert "### Quality at equal training compute" in verdicts and reading in verdicts   # as report.md says it
+    assert reading in (CHECKPOINTS / "report.md").read_text()
     # the runs trained with --eval-every kept time-lapse frames: one picture, each frame whole and captioned
     assert lapse_words.count("FLOPs") >= 3 and "Conditional GAN: step" in lapse_words
     for plot in (losses, quality, steps, levels, race, knobs, asked, lapse):     # plots come back as image files

@@ -74,7 +74,7 @@ def compare(dataset=DEFAULT_DATASET):
                           summary_in_words(report), "", datasets_table(), "",
                           "### The speed race's targets", "", targets_text(race, report), "",
                           "### Fidelity against diversity: each family's knob", "", knobs_text(), "",
-                          knob_verdicts(sweep)])
+                          knob_verdicts(sweep), "", *equal_compute_lines(dataset)])
     race_figure = plots.png(plots.speed_race(with_times(race, report))) if race else None
     return (plots.png(plots.summary_charts(report)), verdicts, in_sections(text),
             *(plots.png(figure) if figure is not None else None for figure in figures), report_elbo_by_level(report),
@@ -121,6 +121,18 @@ def _asked_figure(report: dict) -> str | None:
     if not conditional.measured(report):
         return None
     return plots.png(conditional.figure(report, LAB_CLASS_NAMES[report.get("dataset", "mnist")]))
+
+
+def equal_compute_lines(dataset: str) -> list[str]:
+    """Which family is best at equal training compute (`compute_curve.reading_text`, as report.md says it), under
+    its heading; nothing where no shipped model has a compute record."""
+    by_family = compute_curve.curves(dataset)
+    if not by_family:
+        return []
+    return ["### Quality at equal training compute", "",
+            "Which family learns most per unit of compute (the chart is under \"How the models trained\"); the "
+            "report's \"Converged or stopped at budget\" says which ended where they would settle.", "",
+            compute_curve.reading_text(compute_curve.equal_compute(by_family))]
 
 
 def _compute_figure(dataset: str) -> str | None:

@@ -139,6 +139,22 @@ def equal_compute(by_family: dict[str, dict]) -> dict:
     return {"budget": budget, "at": at, "beyond": beyond, "verdicts": verdicts}
 
 
+def reading_text(reading: dict) -> str:
+    """The equal-compute reading in words (report.md's and Compare's): the budget, the lowest Frechet distance per
+    net, where each family is read, and what is left out."""
+    verdicts = "; ".join(f"[{net}] {text}" for net, text in reading["verdicts"].items())
+    read = [f"{_title(name)} step {p['step']:,} ({p['flops']:.3g})" for name, p in reading["at"].items() if p]
+    read_at = (" Each family is read at its last checkpoint scored with SEs in both nets at or below that budget "
+               "(its scored checkpoints fall where they fall: a family read below the budget is read with less "
+               "compute than it): " + ", ".join(read) + "." if read else "")
+    beyond = (f" Not read there: {', '.join(map(_title, reading['beyond']))}, each built on a parent whose "
+              "training alone reaches that budget." if reading["beyond"] else "")
+    return (f"At equal compute (the largest budget every family not told the class reached, "
+            f"{reading['budget']:.3g} FLOPs), the lowest Frechet distance: {verdicts}.{read_at}{beyond} The "
+            "class-conditional families are not read against the others: told each sample's class, they do another "
+            "task.")
+
+
 def figure(by_family: dict[str, dict], nets=(LAB_NET, "allconv")):
     """One panel per feature net: Frechet distance (± SE where measured) against training FLOPs, log-log, a line
     per family in its colour; a run's own training starts where its parent's ended (marked by its first point),

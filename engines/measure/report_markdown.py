@@ -418,14 +418,6 @@ def compute_curve_lines(report: dict, figure_path: Path) -> list[str]:
                            for net, v in last["nets"].items())
         rows.append([title(name), f"{last['flops']:.3g}", title(c["parent"]) if c["parent"] else "-",
                      f"{len(c['points'])}", scores])
-    verdicts = "; ".join(f"[{net}] {text}" for net, text in reading["verdicts"].items())
-    beyond = (f" Not read there: {', '.join(map(title, reading['beyond']))}, each built on a parent whose training "
-              "alone reaches that budget." if reading["beyond"] else "")
-    read = [f"{title(name)} step {p['step']:,} ({p['flops']:.3g})" for name, p in reading["at"].items() if p]
-    read_at = (" Each family is read at its last checkpoint scored with SEs in both nets at or below that budget "
-               "(its scored checkpoints fall where they fall: a family read below the budget is read with less compute "
-               "than it): "
-               + ", ".join(read) + "." if read else "")
     sizes = lambda with_se: "/".join(map(str, compute_curve.sample_sizes(by_family, with_se)))   # noqa: E731
     return ["## Quality against training compute", "",
             f"![quality against compute]({figure_path.name})", "",
@@ -436,10 +428,7 @@ def compute_curve_lines(report: dict, figure_path: Path) -> list[str]:
             "distance from fewer samples is biased upward), and are never read for a verdict.", "",
             *_table(["family", "training FLOPs at its last score", "built on", "scored checkpoints",
                      "last score (Frechet distance)"], rows), "",
-            f"At equal compute (the largest budget every family not told the class reached, "
-            f"{reading['budget']:.3g} FLOPs), the lowest Frechet distance: {verdicts}.{read_at}{beyond} The "
-            "class-conditional families are not read against the others: told each sample's class, they do another "
-            "task.", ""]
+            compute_curve.reading_text(reading), ""]
 
 
 def asked_lines(report: dict, figure_path: Path) -> list[str]:
