@@ -61,6 +61,9 @@ def test_a_card_short_of_its_bar_says_whether_the_run_settled_there():
     falling = [row(200, 120, 2.0), row(300, 100, 1.5), row(400, 80, 1.0)]
     settled, = [line for line in bar_outcome_lines("gan", report, flat) if line]
     assert settled.startswith("Short of the bar in `allconv`, and converged") and "settles short of it" in settled
+    slow = [row(200, 90, 1.2), row(300, 85, 1.1), row(400, 80, 1.0)]   # ties, each below the one before
+    descending, = [line for line in bar_outcome_lines("gan", report, slow) if line]
+    assert "converged by the rule" in descending and "may not have settled" in descending
     budget, = [line for line in bar_outcome_lines("gan", report, falling) if line]
     assert "stopped at budget" in budget and "more training may close the gap" in budget
     report["quality"]["gan"]["nets"]["allconv"]["confident_share"] = 0.71   # 78.9% of real against 80%: 1.2 SE short

@@ -43,7 +43,7 @@ def convergence(rows: list[dict]) -> dict:
     if not moved:
         falling = all(all(a["frechet_by_net"][net]["frechet_distance"] > b["frechet_by_net"][net]["frechet_distance"]
                           for a, b in zip(last, last[1:])) for net in last[0]["frechet_by_net"])
-        return {"status": CONVERGED, "steps": steps, "shown": True,
+        return {"status": CONVERGED, "steps": steps, "shown": True, "still_falling": falling,
                 "detail": f"the Frechet distances of its last {LAST} scored checkpoints (steps "
                           f"{', '.join(map(str, steps))}) tie within {TIE_SE:g} SE in every feature net: {trail}"
                           + ("; though each is below the one before in every net: a slow descent inside the noise, "

@@ -92,7 +92,13 @@ def bar_outcome_lines(name: str, report: dict, rows: list[dict]) -> list[str]:
     if not short:
         return []
     where = " and ".join(f"`{net}`" + (" (within noise)" if noise else "") for net, noise in short.items())
-    if convergence(rows)["status"] == CONVERGED:
+    settled = convergence(rows)
+    if settled["status"] == CONVERGED and settled["still_falling"]:
+        return [f"Short of the bar in {where}, and converged by the rule (Training, above), though its distance "
+                "still fell at every scored checkpoint inside the noise: it may not have settled, and more training "
+                f"may close the gap; its curve is in the report's quality-against-compute chart "
+                f"(`{report_path(report)}`).", ""]
+    if settled["status"] == CONVERGED:
         return [f"Short of the bar in {where}, and converged (Training, above): at this size and with this recipe "
                 "the family settles short of it; the evidence is its curve in the report's quality-against-compute "
                 f"chart (`{report_path(report)}`).", ""]
