@@ -12,10 +12,10 @@ import torch
 
 from conftest import REPO
 from engines import EngineError, available_engines, load_engine
-from engines.checkpoint import CHECKPOINTS, STATE_NAME, WEIGHTS_NAME
+from engines.checkpoint import CHECKPOINTS, STATE_NAME, WEIGHTS_NAME, file_sha256
 from engines.data.datasets import load_mnist5k
 from engines.engine import step_generator
-from engines.models.latent_diffusion import LatentDiffusionEngine, file_sha256
+from engines.models.latent_diffusion import LatentDiffusionEngine
 from engines.training import TRAINERS
 from engines.training.base import parse_overrides
 from engines.training.loop import main
@@ -130,6 +130,21 @@ def test_refuses_a_vae_with_other_weights(tmp_path):
     message = str(error.value)
     assert expected in message and file_sha256(vae / WEIGHTS_NAME) in message
     assert "retrain" in message and "vae_directory" in message
+
+
+def test_finds_its_own_vae_beside_it_else_the_one_holding_its_weights(tmp_path):
+    # A dataset's folder holds its VAE beside its latent diffusion model (checkpoints/fashion/...): that one is
+    # loaded, not MNIST's; where the VAE beside it holds other weights, the one that holds its own is found.
+    model = tmp_path / "latent_diffusion"
+    model.mkdir()
+    for name in ("config.json", WEIGHTS_NAME):
+        shutil.copyfile(CHECKPOINTS / "latent_diffusion" / name, model / name)
+    shutil.copytree(CHECKPOINTS / "vae", tmp_path / "vae")
+    assert LatentDiffusionEngine.load(model).vae.directory == tmp_path / "vae"
+    tensors = safetensors.torch.load_file(tmp_path / "vae" / WEIGHTS_NAME)
+    name = sorted(tensors)[0]
+    safetensors.torch.save_file({**tensors, name: tensors[name] + 1e-3}, tmp_path / "vae" / WEIGHTS_NAME)
+    assert LatentDiffusionEngine.load(model).vae.directory == CHECKPOINTS / "vae"
 
 
 # --- training ---------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ refuses one.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,15 @@ import torch
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
-from engines.checkpoint import CHECKPOINTS, WEIGHTS_NAME, file_sha256, hub_metadata, load_pretrained
+from engines.checkpoint import (
+    CHECKPOINTS,
+    REPO_ROOT,
+    TRAINING_INFO_NAME,
+    WEIGHTS_NAME,
+    file_sha256,
+    hub_metadata,
+    load_pretrained,
+)
 from engines.data.datasets import from_signed
 from engines.engine import Engine, check_count, make_generator
 from engines.errors import EngineError
@@ -54,6 +63,23 @@ class LatentDiffusionConfig:
     latent_mean: tuple[float, ...] = ()
     latent_std: tuple[float, ...] = ()
     vae_sha256: str = ""                # SHA-256 of the VAE's model.safetensors these latents come from
+
+
+def own_vae(directory: Path, config: LatentDiffusionConfig) -> Path:
+    """The VAE folder whose weights are the ones `config` was trained on (its SHA-256), among the VAE beside
+    `directory`, the one its run recorded, and MNIST's; the first of them where none is (load then says why)."""
+    info = directory / TRAINING_INFO_NAME
+    recorded = (json.loads(info.read_text()) if info.is_file() else {}).get("parent") or {}
+    candidates = [directory.parent / "vae"]
+    if recorded.get("directory"):
+        path = Path(recorded["directory"])
+        candidates.append(path if path.is_absolute() else REPO_ROOT / path)
+    candidates.append(DEFAULT_VAE)
+    for candidate in candidates:
+        weights = candidate / WEIGHTS_NAME
+        if weights.is_file() and file_sha256(weights) == config.vae_sha256:
+            return candidate
+    return next((c for c in candidates if (c / WEIGHTS_NAME).is_file()), DEFAULT_VAE)
 
 
 class ResidualBlock(nn.Module):
@@ -136,10 +162,11 @@ class LatentDiffusionEngine(Engine):
 
     @classmethod
     def load(cls, directory: Path, vae_directory: str | Path | None = None) -> "LatentDiffusionEngine":
-        """The latent diffusion model in `directory` and the VAE it belongs to (default: the shipped one),
-        refused unless the VAE's weights are exactly those it was trained on."""
+        """The latent diffusion model in `directory` and the VAE it belongs to, refused unless the VAE's weights
+        are exactly those it was trained on. Default: the first of the VAE beside it (a shipped dataset's folder),
+        the VAE its run recorded (training_info.json's "parent") and MNIST's shipped one that holds those weights."""
         model = load_pretrained(LatentDiffusionModel, LatentDiffusionConfig, directory)
-        vae_directory = Path(vae_directory) if vae_directory is not None else DEFAULT_VAE
+        vae_directory = Path(vae_directory) if vae_directory is not None else own_vae(Path(directory), model.config)
         vae = VAEEngine.load(vae_directory)
         actual, expected = file_sha256(vae_directory / WEIGHTS_NAME), model.config.vae_sha256
         if actual != expected:
