@@ -646,13 +646,15 @@ def test_every_tab_switches_to_fashion_mnist_through_the_dataset_argument(client
     fashion = client.predict(3, 4, "ddim", 10, "fashion", api_name="/side_by_side")
     for i in (0, 2, 4):   # VAE, GAN, diffusion: grids of other models
         assert not np.array_equal(pixels(mnist[i]), pixels(fashion[i]))
-    assert fashion[grid_at("latent_diffusion")] is None
-    assert fashion[caption_at("latent_diffusion")] == "Latent diffusion: not trained for Fashion-MNIST (70,000 " \
-                                                   "images) (it ships for MNIST)"
+    assert not np.array_equal(pixels(mnist[grid_at("latent_diffusion")]),                 # on Fashion-MNIST's VAE
+                              pixels(fashion[grid_at("latent_diffusion")]))
+    assert fashion[grid_at("diffusion_gan")] is None
+    assert fashion[caption_at("diffusion_gan")] == "Diffusion GAN: not trained for Fashion-MNIST (70,000 " \
+                                                 "images) (it ships for MNIST)"
     *_, notes = client.predict(0, 0, 6, "lerp", "any", "7", None, None, "fashion", api_name="/vae_interpolate")
     assert notes == "Digit A: test image #0 (a T-shirt/top). Digit B: test Sneaker no. 0 (test image #700)."
     _, _, caption = client.predict(5, "fashion", api_name="/vae_latent_map")
-    assert "Black paths" not in caption   # no latent diffusion for Fashion-MNIST
+    assert "Black paths" in caption   # Fashion-MNIST's latent diffusion walks its own VAE's latent space
     grid, _ = client.predict(0, 4, 0, "fashion", api_name="/gan_sample")
     assert not np.array_equal(pixels(grid), pixels(client.predict(0, 4, 0, api_name="/gan_sample")[0]))
     _, caption = client.predict(0, "2", 0, 3, "fashion", api_name="/diffusion_forward")
