@@ -65,12 +65,18 @@ def pick_brush(elem_id: str) -> str:
             " else if (tries++ < 30) setTimeout(pick, 100); }; setTimeout(pick, 100); }")
 
 
+def button_states(buttons: list[tuple[object, str, str]], chosen: str) -> list[gr.Button]:
+    """Each model button's state on dataset `chosen`: enabled with its label where the family ships, disabled
+    with "<label>: not trained for <dataset>" where it does not."""
+    title = LAB_DATASET_TITLES.get(chosen, str(chosen)).split(" (")[0]
+    return [gr.Button(value=label if inputs.ships(name, chosen) else f"{label}: not trained for {title}",
+                      interactive=inputs.ships(name, chosen)) for _, label, name in buttons]
+
+
 def model_buttons(dataset: gr.Radio, buttons: list[tuple[gr.Button, str, str]]) -> None:
     """Buttons that run one family's model (button, its label, the family's name): on a dataset where that model
     does not ship, each is disabled and its label says so; enabled again where it does."""
     def states(chosen):
-        title = LAB_DATASET_TITLES.get(chosen, str(chosen)).split(" (")[0]
-        updates = [gr.Button(value=label if inputs.ships(name, chosen) else f"{label}: not trained for {title}",
-                             interactive=inputs.ships(name, chosen)) for _, label, name in buttons]
+        updates = button_states(buttons, chosen)
         return updates[0] if len(updates) == 1 else updates   # one output takes the value itself, not a list
     dataset.change(states, dataset, [button for button, _, _ in buttons], api_visibility="private")

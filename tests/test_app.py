@@ -641,6 +641,8 @@ def test_the_summary_charts_draw_every_measured_row_and_name_the_missing_ones():
 def test_every_tab_switches_to_fashion_mnist_through_the_dataset_argument(client):
     """The dataset is the last argument of every endpoint (MNIST where it is left out): Fashion-MNIST's own
     models, test images and report come back, and what does not ship for it says so."""
+    from app.images import grid_image
+    from engines import load_engine
     fashion_or_skip()   # its test images come from Debian's package
     mnist = client.predict(3, 4, "ddim", 10, api_name="/side_by_side")
     fashion = client.predict(3, 4, "ddim", 10, "fashion", api_name="/side_by_side")
@@ -648,9 +650,7 @@ def test_every_tab_switches_to_fashion_mnist_through_the_dataset_argument(client
         assert not np.array_equal(pixels(mnist[i]), pixels(fashion[i]))
     assert not np.array_equal(pixels(mnist[grid_at("latent_diffusion")]),                 # on Fashion-MNIST's VAE
                               pixels(fashion[grid_at("latent_diffusion")]))
-    assert fashion[grid_at("diffusion_gan")] is None
-    assert fashion[caption_at("diffusion_gan")] == "Diffusion GAN: not trained for Fashion-MNIST (70,000 " \
-                                                 "images) (it ships for MNIST)"
+    assert all(fashion[grid_at(name)] is not None for name in shown())   # every family ships for both
     *_, notes = client.predict(0, 0, 6, "lerp", "any", "7", None, None, "fashion", api_name="/vae_interpolate")
     assert notes == "Digit A: test image #0 (a T-shirt/top). Digit B: test Sneaker no. 0 (test image #700)."
     _, _, caption = client.predict(5, "fashion", api_name="/vae_latent_map")
@@ -668,10 +668,36 @@ def test_every_tab_switches_to_fashion_mnist_through_the_dataset_argument(client
     assert Image.open(steps).format == "PNG"     # the benchmark measured MNIST only: the panel says so, not empty
     assert report.startswith("# The generative lab: the comparison table, measured on Fashion-MNIST")
     assert "### The verdicts on each dataset" in verdicts and "| MNIST (5,000 digits) | Fashion-MNIST" in verdicts
-    with pytest.raises(Exception, match="no diffusion gan model ships for Fashion-MNIST"):
-        client.predict(0, 2, "fashion", api_name="/diffusion_gan_steps")
+    job = client.submit(0, 2, "fashion", api_name="/diffusion_gan_steps")   # Fashion-MNIST's own diffusion GAN
+    job.result()
+    assert np.array_equal(pixels(job.outputs()[-1][0]),
+                          np.asarray(grid_image(load_engine("diffusion_gan", dataset="fashion").sample(2, seed=0))))
     with pytest.raises(Exception, match="unknown dataset 'cifar': choose one of mnist, fashion"):
         client.predict(0, 4, 0, "cifar", api_name="/gan_sample")
+
+
+def test_a_family_not_trained_for_a_dataset_says_so_in_every_view(monkeypatch):
+    """Every family ships for both datasets today; a family that does not (a new one, on its first dataset) gets
+    no grid and a caption, a disabled button that says why, and a refusal in words."""
+    import gradio as gr
+
+    from app import inputs, widgets
+    from app.tabs import nearest, side_by_side
+    from engines.registry import family
+    missing = lambda name, dataset: not (name == "diffusion_gan" and dataset == "fashion")   # noqa: E731
+    for module in (inputs, nearest, side_by_side):
+        monkeypatch.setattr(module, "ships", missing)
+    grid, caption = side_by_side.family_grid(family("diffusion_gan"), 0, 4, {}, "fashion", None)[0]
+    assert grid is None and caption == "Diffusion GAN: not trained for Fashion-MNIST (70,000 images) (it ships " \
+                                       "for MNIST)"
+    button, = widgets.button_states([(None, "Denoise with the diffusion GAN (its 4 steps)", "diffusion_gan")],
+                                    "fashion")
+    assert button.value == "Denoise with the diffusion GAN (its 4 steps): not trained for Fashion-MNIST"
+    assert button.interactive is False
+    assert widgets.button_states([(None, "Denoise", "diffusion_gan")], "mnist")[0].interactive is True
+    refusal = "diffusion GAN is not trained for Fashion-MNIST (70,000 images): choose another family"
+    with pytest.raises(gr.Error, match=re.escape(refusal)):
+        nearest.nearest_training_images("diffusion_gan", 0, 3, "fashion")
 
 
 def test_a_refused_input_is_named_by_the_validator_and_the_first_refusal_only():

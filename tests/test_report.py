@@ -584,8 +584,9 @@ def test_the_fashion_report_and_cards_are_what_the_code_makes_of_their_json(tmp_
     assert text == (root / "report.md").read_text()
     assert "## Against MNIST" in text and "--check checkpoints/fashion/report.json" in text
     shipped = [name for name in card_names() if (root / name / "training_info.json").is_file()]
-    assert shipped == ["vae", "gan", "diffusion", "flow", "reflow", "latent_diffusion", "conditional_vae",
-                       "conditional_gan", "conditional_diffusion", "classifier", "classifier_allconv"]
+    assert shipped == ["vae", "gan", "diffusion", "flow", "reflow", "latent_diffusion", "diffusion_gan",
+                       "conditional_vae", "conditional_gan", "conditional_diffusion", "classifier",
+                       "classifier_allconv"]
     for name in shipped:
         info = json.loads((root / name / "training_info.json").read_text())
         assert info["dataset"] == "fashion"
