@@ -53,3 +53,18 @@ def test_a_model_trained_from_scratch_records_no_parent(tmp_path):
     trainer = ConditionalGANTrainer({"gan_from": "none", "latent_dim": 8, "g_channels": 8, "d_channels": 8})
     assert parent_directory(trainer.hparams, FAMILIES["conditional_gan"].parent_options) is None
     assert built_on_lines(None) == []
+
+
+def test_a_record_written_after_training_is_marked_so_and_never_replaces_the_runs_own(tmp_path):
+    from engines.training.lineage import backfill
+    parent, child = tmp_path / "gan", tmp_path / "conditional_gan"
+    for folder, record in ((parent, {"step": 7, "compute": {"flops": 5.0}}), (child, {"step": 3})):
+        folder.mkdir()
+        (folder / TRAINING_INFO_NAME).write_text(json.dumps(record))
+    (parent / WEIGHTS_NAME).write_bytes(b"weights")
+    record = backfill(child, "gan", parent)
+    assert record["recorded_after_training"] and record["step"] == 7 and record["flops"] == 5.0
+    assert record["weights_sha256"] == file_sha256(parent / WEIGHTS_NAME) and info(child)["parent"] == record
+    assert "recorded after this run's training" in built_on_lines(record)[0]
+    (parent / WEIGHTS_NAME).write_bytes(b"other weights")
+    assert backfill(child, "gan", parent) == record and parent_now(record) == "replaced"
