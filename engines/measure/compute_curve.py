@@ -109,8 +109,6 @@ def equal_compute(by_family: dict[str, dict]) -> dict:
     budget (reflow after the flow) cannot be read there: it is set aside in "beyond", not counted as missing. A
     family with no checkpoint scored with SEs in every net by then: None, and the reading "cannot say" for every
     net."""
-    if not by_family:
-        return {"budget": None, "at": {}, "beyond": [], "verdicts": {}}
     by_family = {name: c for name, c in by_family.items() if not (name in FAMILIES and FAMILIES[name].conditional)}
     if not by_family:
         return {"budget": None, "at": {}, "beyond": [], "verdicts": {}}
