@@ -169,6 +169,24 @@ def test_the_ledger_follows_a_run_and_says_when_it_is_gone(tmp_path, monkeypatch
     assert "restarts from scratch" in err and "only with discriminator.safetensors beside them" in err
 
 
+def test_a_resume_keeps_the_runs_settings_and_refuses_another_network(tmp_path, capsys):
+    # The run's --set options, --steps, --batch-size and --seed come from its training_info.json: the short
+    # command continues it exactly (it had loaded a default-width network into the 8-channel state: a traceback).
+    run = tmp_path / "run"
+    assert main(tiny_args("gan", 4, "--seed", "3", "--stop-at", "2", out=run)) == 0
+    short = ["gan", "--out", str(run), "--resume", "--threads", "1", "--checkpoint-every", "2", "--log-every", "1"]
+    assert main(short) == 0
+    assert main(tiny_args("gan", 4, "--seed", "3", out=tmp_path / "straight")) == 0
+    assert (run / WEIGHTS_NAME).read_bytes() == (tmp_path / "straight" / WEIGHTS_NAME).read_bytes()
+    assert info_of(run)["step"] == 4 and info_of(run)["seed"] == 3
+    assert compute.recorded_args(info_of(run)).overrides == [f"{s}" for s in TINY["gan"]]
+
+    assert main(short + ["--steps", "6", "--set", "g_channels=16"]) == 2
+    err = capsys.readouterr().err
+    assert "does not fit this command's settings" in err and "Traceback" not in err
+    assert main(short + ["--steps", "6"]) == 0 and info_of(run)["step"] == 6   # --steps given now wins
+
+
 def test_a_two_process_run_records_both_ranks_and_stops_together(tmp_path):
     # Under torchrun each rank counts its own half of the batch: summed, the step of one process with
     # --grad-accum 2 (the same global batch). --max-minutes stops both ranks at the same step.

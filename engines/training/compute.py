@@ -219,13 +219,18 @@ class Meter:
 
 
 def recorded_args(info: dict):
-    """The parsed arguments of the last command of a run (its --set options, batch, data), from
-    training_info.json: resumed commands repeat the first one's settings, and a '  # ...' remark is dropped."""
+    """The settings a run was trained with, from training_info.json: the parsed arguments of its last command
+    (batch, data), its --set options gathered over every command of the run, a later command's value for a key
+    winning (a resume need not repeat them, and may change a schedule's); a '  # ...' remark is dropped."""
     from engines.training.loop import parse_args
 
-    command = info.get("commands", [info["command"]])[-1].split("  #")[0]
-    words = shlex.split(command)
-    return parse_args(words[words.index("engines.train") + 1:])
+    settings, args = {}, None
+    for command in info.get("commands", [info["command"]]):
+        words = shlex.split(command.split("  #")[0])
+        args = parse_args(words[words.index("engines.train") + 1:])
+        settings.update({pair.partition("=")[0]: pair for pair in args.overrides})
+    args.overrides = list(settings.values())
+    return args
 
 
 def measure_checkpoint(folder: str | Path) -> dict:
@@ -252,7 +257,7 @@ def measure_checkpoint(folder: str | Path) -> dict:
     by_phase = {}
     for start, n in phase_lengths(trainer.phase_starts(), steps).items():
         if n:
-            shards = step_shards(data, trainer.batch_size, step_generator(args.seed, start), 1, range(1),
+            shards = step_shards(data, trainer.batch_size, step_generator(info.get("seed", 0), start), 1, range(1),
                                  torch.device("cpu"))
             by_phase[start] = step_flops(trainer, shards, start)
     flops = total_flops(by_phase, trainer.phase_starts(), steps)

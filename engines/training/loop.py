@@ -58,7 +58,7 @@ from engines.measure.quality import score_samples
 from engines.models.classifier import feature_nets
 from engines.registry import FAMILIES, STAGED, load_engine
 from engines.runtime import hardware
-from engines.training import ledger, lineage, trainers
+from engines.training import compute, ledger, lineage, trainers
 from engines.training.base import Shard, Trainer, parse_overrides
 from engines.training.compute import Meter
 from engines.training.distributed import MIXED_PRECISION, Local, make_runtime
@@ -165,7 +165,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=None, help="total optimisation steps (default per family)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None, help="seed of the initial weights and of every step's batch "
+                   "and noise (default 0; a resume keeps its run's)")
     p.add_argument("--checkpoint-every", type=int, default=500)
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--eval-every", type=int, default=0,
@@ -213,7 +214,12 @@ def restore(args: argparse.Namespace, out: Path, trainer: Trainer, command: str,
         meter.resume_from(info.get("compute"))
         trainer.parent_info = info.get("parent", trainer.parent_info)   # the parent it was built on, not today's
     if args.resume and (out / STATE_NAME).exists():
-        meta = load_training_state(out, trainer.modules, trainer.optimizers)
+        try:
+            meta = load_training_state(out, trainer.modules, trainer.optimizers)
+        except RuntimeError as e:   # a --set option given now that changes the network's shapes
+            raise EngineError(f"the training state in {out} does not fit this command's settings "
+                              f"({str(e).splitlines()[0]}): a resume keeps the run's network, so drop the --set "
+                              f"options that change it, or start a new run in another --out") from e
         runtime.load_state(meta.get("runtime", {}))
         step, elapsed = meta["step"], meta["elapsed_s"]
         meter.cpu_before = meta.get("cpu_s", meter.cpu_before)  # the state is written first: it is the exact one
@@ -294,6 +300,22 @@ def continue_command(args: argparse.Namespace, out: Path, command: str) -> str:
     return command if args.resume else command + " --resume"
 
 
+def inherit_settings(args: argparse.Namespace, out: Path) -> None:
+    """A resume continues the run as it was set up: the --set options, --steps, --batch-size, --lr and --seed
+    recorded in its training_info.json fill in whatever this command leaves out (an option given now wins:
+    --steps to train longer, --set for a schedule; one that changes the network is refused in `restore`)."""
+    previous = out / TRAINING_INFO_NAME
+    if not previous.is_file():
+        return
+    info = json.loads(previous.read_text())
+    given = {pair.partition("=")[0] for pair in args.overrides}
+    recorded = compute.recorded_args(info).overrides
+    args.overrides = [pair for pair in recorded if pair.partition("=")[0] not in given] + args.overrides
+    for name, key in (("steps", "total_steps"), ("batch_size", "batch_size"), ("lr", "lr"), ("seed", "seed")):
+        if getattr(args, name) is None:
+            setattr(args, name, info.get(key))
+
+
 def run_folder(args: argparse.Namespace) -> Path:
     """--out; else, for --resume --ledger, the run the ledger records; else $LAB_RUNS/<dataset>/<family>."""
     if args.out is not None:
@@ -336,6 +358,9 @@ def prepare(args: argparse.Namespace, command: str, runtime: Local) -> tuple[Pat
     if args.threads:
         torch.set_num_threads(args.threads)
     out = run_folder(args)
+    if args.resume:
+        inherit_settings(args, out)
+    args.seed = 0 if args.seed is None else args.seed
     check_scoring(args)
     overrides = with_parent(args.family, args.dataset, parse_overrides(args.overrides))
     if (out / STATE_NAME).exists() and not args.resume:
