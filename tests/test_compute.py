@@ -234,6 +234,7 @@ def test_ship_copies_a_run_without_its_training_state_and_refuses_what_should_no
     assert ship.main(["gan", "--stopped-at-budget"]) == 0
     printed = capsys.readouterr().out
     assert "engines.knob_sweep --dataset mnist" in printed and "--sections speed --engines gan" in printed
+    assert "engines.speed_race --dataset mnist" in printed and "sampler_benchmark" not in printed
     names = sorted(path.name for path in shipped.iterdir())
     assert "discriminator.safetensors" in names and "training_state.safetensors" not in names
     assert {"config.json", "model.safetensors", "train_log.jsonl", "training_info.json"} <= set(names)

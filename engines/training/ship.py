@@ -79,13 +79,19 @@ def copy_run(run: Path, target: Path) -> list[str]:
 
 
 def next_commands(lab_dataset: str, family: str) -> list[str]:
-    """What measures the shipped weights: the report's rows, the knob sweep where the family has a knob, cards."""
+    """What measures the shipped weights: the report's rows, the knob sweep where the family has a knob, the speed
+    race, MNIST's sampler benchmark for its diffusion model, the cards."""
     report = f"checkpoints/{lab_dataset}/report.json"
     commands = [f"python -m engines.evaluate --into {report} --sections quality likelihood stability "
                 f"--engines {family}",
                 f"python -m engines.evaluate --into {report} --sections speed --engines {family}   # an idle machine"]
     if family_record(family).knob is not None:
         commands.append(f"python -m engines.knob_sweep --dataset {lab_dataset}")
+    commands.append(f"python -m engines.speed_race --dataset {lab_dataset}   # after the speed rows: it re-measures "
+                    f"the entries whose weights changed")
+    if lab_dataset == "mnist" and family == "diffusion":
+        commands.append("python -m engines.sampler_benchmark --n 1000 --seed 0 --threads 1   # its rows are of "
+                        "the shipped weights: DDPM-1000 on 1,000 samples takes hours on a CPU")
     return commands + [f"python -m engines.model_card --dataset {lab_dataset}",
                        f"python -m engines.evaluate --summarise {report}"]
 
