@@ -153,6 +153,22 @@ def test_the_hybrids_row_checks_each_hybrid_against_its_parents():
     report["quality"]["diffusion_gan"].update(sharpness=0.9, sharpness_se=0.1)   # 0.9 ± 0.1 vs 0.95: neither
     row = {r["row"]: r for r in summarise(report, RACE)}["Hybrids"]
     assert [c["verdict"] for c in row["checks"][:2]] == ["cannot say", "cannot say"]
+    # No raced solver reaches it: a lower bound only. DDIM-4 clearly worse too now: every raced NFE (up to 10) is
+    # worse beyond 2 SE, so matched quality costs at least 11 x 4 / 2 = 22x: agrees; at 30 ms, 11 x 4 / 30: cannot say
+    unreached = ({**RACE[0], "rows": [race_entry("diffusion", 2, 50.0), race_entry("diffusion", 4, 9.0),
+                                      race_entry("diffusion", 10, 8.0), RACE[0]["rows"][3]]}, "")
+    check_ = {r["row"]: r for r in summarise(report, unreached)}["Hybrids"]["checks"][1]
+    assert check_["verdict"] == "agrees" and "at least 11 evaluations, 44.0 ms/sample" in check_["detail"]
+    assert "at least 22.0x" in check_["detail"] and "a lower bound only" in check_["detail"]
+    report["speed"]["rows"][2]["ms_per_sample"] = 30.0
+    check_ = {r["row"]: r for r in summarise(report, unreached)}["Hybrids"]["checks"][1]
+    assert check_["verdict"] == "cannot say" and "at least 1.5x" in check_["detail"]
+    unreached[0]["rows"][1] = race_entry("diffusion", 4, 6.1)    # DDIM-4 within the noise: bound at 2 NFE
+    assert "at least 3 evaluations" in {r["row"]: r for r in summarise(report, unreached)}["Hybrids"]["checks"][1][
+        "detail"]
+    unreached[0]["rows"][0] = race_entry("diffusion", 2, 6.1)    # not one clearly worse: no bound at all
+    assert {r["row"]: r for r in summarise(report, unreached)}["Hybrids"]["checks"][1]["verdict"] == \
+        "cannot say: no quality-matched measurement"
     row = {r["row"]: r for r in summarise(report, (None, "no speed race"))}["Hybrids"]
     assert row["checks"][1]["verdict"] == "cannot say: no quality-matched measurement"
     assert "Hybrids" not in {r["row"] for r in summarise(fake_report({"vae": 3.0, "gan": 9.8, "diffusion": 4.1}))}
