@@ -72,8 +72,9 @@ def bar_lines(name: str, report: dict) -> list[str]:
     for net, r in report["quality"][name]["nets"].items():
         real = report["feature_nets"][net]["confident_share_on_test"]
         ratio, ratio_se = r["confident_share"] / real, r["confident_share_se"] / real
+        short = f"{100 * (bar - ratio):.1f}" if bar - ratio >= 0.0005 else "under 0.1"   # never "by 0.0"
         verdict = f"meets the bar of {bar:.0%}" if ratio >= bar else \
-            f"does not meet the bar of {bar:.0%} (short by {100 * (bar - ratio):.1f} points" + (
+            f"does not meet the bar of {bar:.0%} (short by {short} points" + (
                 f", within {TIE_SE:g} standard errors: at this n the shortfall is not told from noise)"
                 if bar - ratio <= TIE_SE * ratio_se else ")")
         lines.append(f"- `{net}`: {r['confident_share']:.1%} recognisable, {pm(100 * ratio, 100 * ratio_se, 1)}% "
