@@ -21,9 +21,18 @@ import shutil
 import sys
 from pathlib import Path
 
-from engines.checkpoint import CONFIG_NAME, LOG_NAME, QUALITY_LOG_NAME, SHIPPED_EXTRAS, TRAINING_INFO_NAME, WEIGHTS_NAME
+from engines.checkpoint import (
+    CONFIG_NAME,
+    LOG_NAME,
+    QUALITY_LOG_NAME,
+    SHIPPED_EXTRAS,
+    TRAINING_INFO_NAME,
+    WEIGHTS_NAME,
+    checkpoints_dir,
+)
 from engines.data.datasets import LAB_DATASETS
 from engines.errors import EngineError
+from engines.measure import sampler_benchmark as benchmark
 from engines.registry import families
 from engines.registry import family as family_record
 from engines.training import ledger
@@ -89,7 +98,7 @@ def next_commands(lab_dataset: str, family: str) -> list[str]:
         commands.append(f"python -m engines.knob_sweep --dataset {lab_dataset}")
     commands.append(f"python -m engines.speed_race --dataset {lab_dataset}   # after the speed rows: it re-measures "
                     f"the entries whose weights changed")
-    if lab_dataset == "mnist" and family == "diffusion":
+    if checkpoints_dir(lab_dataset) / family == benchmark.OUT.parent:   # the model the sampler benchmark measures
         commands.append("python -m engines.sampler_benchmark --n 1000 --seed 0 --threads 1   # its rows are of "
                         "the shipped weights: DDPM-1000 on 1,000 samples takes hours on a CPU")
     return commands + [f"python -m engines.model_card --dataset {lab_dataset}",
