@@ -93,7 +93,8 @@ def next_commands(lab_dataset: str, family: str) -> list[str]:
     report = f"checkpoints/{lab_dataset}/report.json"
     commands = [f"python -m engines.evaluate --into {report} --sections quality likelihood stability "
                 f"--engines {family}",
-                f"python -m engines.evaluate --into {report} --sections speed --engines {family}   # an idle machine"]
+                f"python -m engines.evaluate --into {report} --sections speed   # every row, in one sitting on an "
+                f"idle machine: verdicts divide one row by another"]
     if family_record(family).knob is not None:
         commands.append(f"python -m engines.knob_sweep --dataset {lab_dataset}")
     commands.append(f"python -m engines.speed_race --dataset {lab_dataset}   # after the speed rows: it re-measures "
