@@ -235,6 +235,7 @@ def test_ship_copies_a_run_without_its_training_state_and_refuses_what_should_no
     printed = capsys.readouterr().out
     assert "engines.knob_sweep --dataset mnist" in printed and "--sections speed   # every row" in printed
     assert "engines.speed_race --dataset mnist" in printed and "sampler_benchmark" not in printed
+    assert "--summarise checkpoints/fashion/report.json" in printed   # its table between datasets quotes MNIST's
     names = sorted(path.name for path in shipped.iterdir())
     assert "discriminator.safetensors" in names and "training_state.safetensors" not in names
     assert {"config.json", "model.safetensors", "train_log.jsonl", "training_info.json"} <= set(names)

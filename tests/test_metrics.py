@@ -176,7 +176,9 @@ def test_share_of_real_is_one_for_the_real_test_digits_and_zero_for_blank_images
     # itself is at 0, and the lab net's entry is the log's headline distance
     assert set(scores["frechet_by_net"]) == {"lenet", "allconv"}
     assert all(abs(d["frechet_distance"]) < 1e-3 for d in scores["frechet_by_net"].values())
-    assert score_samples(torch.zeros_like(real[:50]))["share_of_real"]["lenet"] == 0.0
+    assert scores["refused_share"] < 0.05      # the gate lets real digits through...
+    blank = score_samples(torch.zeros_like(real[:50]))
+    assert blank["share_of_real"]["lenet"] == 0.0 and blank["refused_share"] == 1.0   # ...and refuses a blank page
     noise = score_samples(torch.rand(200, *real.shape[1:], generator=torch.Generator().manual_seed(0)))
     for net in noise["frechet_by_net"].values():
         assert net["frechet_distance"] > 10 * net["frechet_distance_se"] > 0

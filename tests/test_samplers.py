@@ -284,7 +284,12 @@ def test_sampler_benchmark_measures_each_row_once_and_keeps_them_across_runs(tmp
     for row in bench["rows"]:
         assert row["seconds_for_64"] > 0 and row["frechet_distance"] > 0 and 0 <= row["confident_share"] <= 1
     assert bench["verdict"] is None  # no 1000-step DDPM reference measured
-    assert "| diffusers:HeunDiscreteScheduler | 2 | 3 |" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "| diffusers:HeunDiscreteScheduler | 2 | 3 |" in printed
+    # each row records how many pages the gate refused, so no share is marked as of unknown provenance
+    assert all("refused_share" in r for r in bench["rows"]) and "no refused share recorded" not in printed
+    del bench["rows"][0]["refused_share"]
+    assert sampler_benchmark.table(bench).count(" *") == 1   # a row without it (an old one) is marked
     # A rerun on the same weights measures nothing again; new step counts are added.
     monkeypatch.setattr(sampler_benchmark, "measure", lambda *a: pytest.fail("re-measured a kept row"))
     assert sampler_benchmark.main(args) == 0

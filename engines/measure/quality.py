@@ -253,14 +253,16 @@ def generate(engine, n: int, seed: int, options: dict) -> tuple[torch.Tensor, fl
 def score_samples(images: torch.Tensor, dataset: str = "mnist") -> dict:
     """Confident share, class entropy (1 = all ten classes equally, 0 = one: collapse) and Frechet distance of
     images against the lab dataset's test split, in its lab net's features: the checkpoint score that training
-    logs (short, so it fits in a JSON line). `share_of_real` is what the model cards' quality bars check, in
-    every feature net shipped for the dataset: the share recognised with confidence >= 0.9 over the real test
+    logs (short, so it fits in a JSON line), with the share the net's typicality gate refused as no image at all
+    (a refused page never counts as recognisable). `share_of_real` is what the model cards' quality bars check,
+    in every feature net shipped for the dataset: the share recognised with confidence >= 0.9 over the real test
     digits' share (one net's score alone can mislead: the bars must hold in both)."""
     classifier = load_classifier(feature_nets(dataset)["lenet"])
     result = judge(classifier, images)
     reference = load_lab_split(dataset, "test").images
     distance = frechet_distance(classifier_features(classifier), reference, images)
     return {"confident_share": result["confident_share"], "class_entropy": result["class_entropy"],
+            "refused_share": result["refused_share"],
             "frechet_distance": round(distance, 3), "share_of_real": shares_of_real(images, reference, dataset),
             "frechet_by_net": frechet_in_every_net(images, reference, dataset)}
 

@@ -152,8 +152,9 @@ def matched_to(report: dict, row: dict | None, out: Path = OUT) -> tuple[dict | 
 
 
 def table(benchmark: dict) -> str:
-    """The rows as markdown. A row scored before the feature nets had their typicality gate (no `refused_share`)
-    has its recognisable share marked: that net also counted pages with no digit on them."""
+    """The rows as markdown. A row with no `refused_share` (scored before the lab's checkpoint score recorded it)
+    has its recognisable share marked: the table cannot say how many pages its feature net's gate refused, and a
+    row scored before the gate existed also counted pages with no digit on them."""
     lines = ["| sampler | steps | NFE | s for 64 samples | Frechet distance | recognisable |",
              "|---|---|---|---|---|---|"]
     ungated = False
@@ -164,10 +165,10 @@ def table(benchmark: dict) -> str:
         lines.append(f"| {r['sampler']} | {r['steps']} | {r['nfe']} | {r['seconds_for_64']:.1f} | "
                      f"{r['frechet_distance']:.1f} | {r['confident_share']:.1%}{mark} |")
     if ungated:
-        lines += ["", "\\* scored before the feature net had its typicality gate: this share also counts images "
-                  "the gate would refuse as no digit at all, so it may read high (the report's quality table has "
-                  "each family's refused share, scored with the gate). The Frechet distances do not depend on the "
-                  "gate."]
+        lines += ["", "\\* no refused share recorded with this row: the table cannot say how many pages the feature "
+                  "net's typicality gate refused (a refused page never counts as recognisable; a row scored before "
+                  "the gate existed also counted pages with no digit, and may read high). The report's quality table "
+                  "has each family's refused share. The Frechet distances do not depend on the gate."]
     return "\n".join(lines)
 
 

@@ -89,7 +89,8 @@ def copy_run(run: Path, target: Path) -> list[str]:
 
 def next_commands(lab_dataset: str, family: str) -> list[str]:
     """What measures the shipped weights: the report's rows, the knob sweep where the family has a knob, the speed
-    race, MNIST's sampler benchmark for its diffusion model, the cards."""
+    race, MNIST's sampler benchmark for its diffusion model, the cards, and every report's verdicts (each report's
+    table between datasets quotes the others')."""
     report = f"checkpoints/{lab_dataset}/report.json"
     commands = [f"python -m engines.evaluate --into {report} --sections quality likelihood stability "
                 f"--engines {family}",
@@ -102,8 +103,11 @@ def next_commands(lab_dataset: str, family: str) -> list[str]:
     if checkpoints_dir(lab_dataset) / family == benchmark.OUT.parent:   # the model the sampler benchmark measures
         commands.append("python -m engines.sampler_benchmark --n 1000 --seed 0 --threads 1   # its rows are of "
                         "the shipped weights: DDPM-1000 on 1,000 samples takes hours on a CPU")
+    others = [f"python -m engines.evaluate --summarise checkpoints/{name}/report.json   # its table between datasets "
+              f"quotes this one's verdicts" for name in LAB_DATASETS
+              if name != lab_dataset and (checkpoints_dir(name) / "report.json").is_file()]
     return commands + [f"python -m engines.model_card --dataset {lab_dataset}",
-                       f"python -m engines.evaluate --summarise {report}"]
+                       f"python -m engines.evaluate --summarise {report}", *others]
 
 
 def main(argv: list[str] | None = None) -> int:
