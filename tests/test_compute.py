@@ -90,6 +90,21 @@ def test_a_checkpoint_without_a_record_is_measured_now(diffusion_run):
     assert now["steps"] == 3 and now["parameters"] == in_run["parameters"]
 
 
+def test_cpu_seconds_say_which_steps_they_cover_when_a_run_began_before_the_record():
+    """A run resumed from a record measured afterwards (no CPU time) counts CPU time from its step on, and says so;
+    an older record with neither field but FLOPs measured afterwards is read as covering only part of the run."""
+    meter = compute.Meter()
+    meter.resume_from({"steps": 10500, "cpu_s": None, "flops_per_step": 5.0, "flops_source": compute.MEASURED_NOW})
+    assert meter.cpu_before == 0.0 and meter.cpu_since_step == 10500
+    card = {"parameters": {"model": 10}, "images_seen": 64, "flops": None, "cpu_s": 2500.0}
+    assert compute_lines({**card, "cpu_s_since_step": 10500})[0].endswith(
+        "2500 CPU s (steps 10,500 on; its earlier commands predate the record)")
+    assert "only its commands that recorded it" in compute_lines({**card, "flops_source": compute.MEASURED_NOW})[0]
+    assert compute_lines(card)[0].endswith("parameters: model 10, 2500 CPU s")
+    meter.resume_from({"steps": 12000, "cpu_s": 90.0, "cpu_s_since_step": 10500})   # a later command keeps it
+    assert meter.cpu_before == 90.0 and meter.cpu_since_step == 10500
+
+
 def test_a_family_whose_steps_change_is_counted_phase_by_phase():
     """The diffusion GAN trains D alone for its first d_warmup_steps: those steps cost less, and G's optimiser has
     not stepped yet. Three steps, phases from step 2: two D-only steps and one D and G step."""

@@ -21,7 +21,7 @@ from engines.measure.sampler_benchmark import OUT as BENCHMARK
 from engines.measure.sampler_benchmark import markdown_section
 from engines.measure.uncertainty import TIE_SE, compare
 from engines.measure.verdicts import HYBRID_CLAIMS, HYBRID_SPEED_FACTOR, in_words_of, likelihood_text, pm, title
-from engines.training.compute import parameter_text
+from engines.training.compute import MEASURED_NOW, parameter_text
 
 # The cards that are not of a family: the feature nets (a family's card opens with its record's description).
 FEATURE_NET_DESCRIPTIONS = {
@@ -295,8 +295,21 @@ def compute_lines(compute: dict | None) -> list[str]:
     networks = parameter_text(compute["parameters"])
     flops = (f"{compute['flops']:.3g} training FLOPs ({compute['flops_per_step']:.3g} per step x {compute['steps']} "
              f"steps; {compute['flops_source']})" if compute.get("flops") else "training FLOPs not measured")
-    cpu = f", {compute['cpu_s']:.0f} CPU s" if compute.get("cpu_s") is not None else ""
-    return [f"- Compute: {flops}; {compute['images_seen']:,} images seen; parameters: {networks}{cpu}"]
+    return [f"- Compute: {flops}; {compute['images_seen']:,} images seen; parameters: {networks}{cpu_text(compute)}"]
+
+
+def cpu_text(compute: dict) -> str:
+    """The run's CPU seconds, and which of its steps they cover where its first commands predate the record (a
+    run whose FLOPs were measured afterwards began before the lab recorded compute)."""
+    if compute.get("cpu_s") is None:
+        return ""
+    if compute.get("cpu_s_since_step"):
+        return f", {compute['cpu_s']:.0f} CPU s (steps {compute['cpu_s_since_step']:,} on; its earlier commands " \
+               f"predate the record)"
+    if compute.get("flops_source") == MEASURED_NOW:
+        return f", {compute['cpu_s']:.0f} CPU s (only its commands that recorded it: the run began before the " \
+               f"lab recorded compute)"
+    return f", {compute['cpu_s']:.0f} CPU s"
 
 
 def built_on_lines(parent: dict | None) -> list[str]:

@@ -6,7 +6,9 @@ their steps.
                        family's named parts, e.g. the VAE's encoder and decoder); EMA copies are not counted
     steps, optimizer_steps, images_seen
     wall_s, cpu_s      training seconds (checkpoint scoring left out); cpu_s is process time summed over ranks
-                       and over every command of the run; cpu_s_per_rank is the last command's, per rank
+                       and over every command of the run; cpu_s_per_rank is the last command's, per rank;
+                       cpu_s_since_step, where present: the step from which on cpu_s counts (the run's earlier
+                       commands predate the record)
     flops_by_phase     counted by torch's FlopCounterMode over one real training step of each phase (a family's
                        `phase_starts`: the diffusion GAN trains D alone first): the forward and backward passes
                        of every network the family trains (the GAN's D step and G step), summed over ranks
@@ -168,6 +170,7 @@ class Meter:
     """The compute of one training command, kept by the loop: it counts the FLOPs of the first step the
     command runs and the process time it spends training, on top of what earlier commands of the run spent."""
     cpu_before: float = 0.0              # CPU seconds of the run's earlier commands, all ranks
+    cpu_since_step: int = 0              # > 0: the run's earlier steps were trained before CPU time was recorded
     flops_by_phase: dict[int, float] = field(default_factory=dict)   # per step, summed over ranks
     flops_source: str = ""
     cpu_started: float = field(default_factory=time.process_time)
@@ -178,6 +181,8 @@ class Meter:
         per step stand for a command that trains no further (a --push-to-hub retry)."""
         if previous:
             self.cpu_before = previous.get("cpu_s") or 0.0
+            unrecorded = previous.get("cpu_s") is None and previous.get("steps")
+            self.cpu_since_step = previous["steps"] if unrecorded else previous.get("cpu_s_since_step", 0)
             by_phase = previous.get("flops_by_phase")
             if by_phase is None and previous.get("flops_per_step") is not None:   # a record from before phases
                 by_phase = {0: previous["flops_per_step"]}
@@ -211,6 +216,7 @@ class Meter:
             "batch_size": trainer.batch_size, "images_seen": step * trainer.batch_size,
             "wall_s": round(wall_s, 1),
             "cpu_s": round(self.cpu_before + sum(cpu_per_rank), 1), "cpu_s_per_rank": cpu_per_rank,
+            **({"cpu_s_since_step": self.cpu_since_step} if self.cpu_since_step else {}),
             "flops_by_phase": {str(start): f for start, f in sorted(self.flops_by_phase.items())},
             "flops_per_step": flops / step if flops is not None and step else None, "flops": flops,
             "flops_source": self.flops_source,
