@@ -306,7 +306,7 @@ def cpu_text(compute: dict) -> str:
     if compute.get("cpu_s_since_step"):
         return f", {compute['cpu_s']:.0f} CPU s (steps {compute['cpu_s_since_step']:,} on; its earlier commands " \
                f"predate the record)"
-    if compute.get("flops_source") == MEASURED_NOW:
+    if (compute.get("flops_source") or "").startswith(MEASURED_NOW.split(" from ")[0]):   # from either record
         return f", {compute['cpu_s']:.0f} CPU s (only its commands that recorded it: the run began before the " \
                f"lab recorded compute)"
     return f", {compute['cpu_s']:.0f} CPU s"
